@@ -1,0 +1,253 @@
+"""The small interface every strategy searches over, the events strategies yield, and compute counters.
+
+A strategy sees only ``SearchSpace`` and ``Node``: it never touches a model library. A domain
+(reasoning text, diffusion latents) implements ``SearchSpace`` once in ``backends/``.
+"""
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Iterator, Protocol
+
+
+class Cancelled(Exception):
+    """Raised inside model loops when the run's cancel flag is set."""
+
+
+class CancelToken:
+    """A cooperative stop flag shared by the UI, the strategy and the backend loops."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def check(self) -> None:
+        if self._event.is_set():
+            raise Cancelled()
+
+
+@dataclass
+class Compute:
+    """Compute spent, counted by the backend that spends it."""
+
+    prompt_tokens: int = 0
+    generated_tokens: int = 0
+    verifier_tokens: int = 0
+    model_calls: int = 0
+    verifier_calls: int = 0
+    nfe: int = 0
+    flops: float = 0.0
+    kv_bytes_peak: int = 0
+    wall_s: float = 0.0
+
+    def add(self, other: "Compute") -> None:
+        for f in fields(self):
+            if f.name == "kv_bytes_peak":
+                self.kv_bytes_peak = max(self.kv_bytes_peak, other.kv_bytes_peak)
+            else:
+                setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+    def minus(self, earlier: "Compute") -> "Compute":
+        """The counters spent since ``earlier`` (peaks are kept as they are)."""
+        out = Compute(**{f.name: getattr(self, f.name) - getattr(earlier, f.name) for f in fields(self)})
+        out.kv_bytes_peak = self.kv_bytes_peak
+        return out
+
+    def copy(self) -> "Compute":
+        return Compute(**asdict(self))
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.generated_tokens + self.verifier_tokens
+
+    def to_dict(self) -> dict[str, float]:
+        d = asdict(self)
+        d["tokens"] = self.tokens
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "Compute":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in (d or {}).items() if k in names})
+
+
+@dataclass
+class Node:
+    """One partial or final state of a generator, as a strategy sees it.
+
+    ``payload`` belongs to the domain (token text, a latent); strategies pass it through untouched.
+    """
+
+    id: str
+    parent: str | None
+    depth: int
+    preview: str
+    finished: bool = False
+    answer: str | None = None
+    payload: Any = None
+    cost: Compute = field(default_factory=Compute)
+    seed: int | None = None
+
+
+@dataclass
+class Score:
+    """A verifier's judgement: the aggregated value and the raw per-step scores it came from."""
+
+    value: float
+    per_step: list[float] = field(default_factory=list)
+
+
+AGGREGATIONS = ("last", "min", "prod", "mean", "model")
+
+
+def aggregate(per_step: list[float], how: str) -> float:
+    """Reduce per-step scores to one value. ``model`` expects a single whole-answer score."""
+    if not per_step:
+        return 0.0
+    if how in ("last", "model"):
+        return per_step[-1]
+    if how == "min":
+        return min(per_step)
+    if how == "prod":
+        return math.prod(per_step)
+    if how == "mean":
+        return sum(per_step) / len(per_step)
+    raise ValueError(f"unknown aggregation {how!r}; choose one of {', '.join(AGGREGATIONS)}")
+
+
+class SearchSpace(Protocol):
+    """What a domain offers a strategy. All methods are batched over nodes."""
+
+    max_steps: int
+
+    def initial(self, n: int) -> list[Node]:
+        """``n`` roots: the prompt (or an initial noise) with its own sampling seed."""
+
+    def extend(self, nodes: list[Node], k: int) -> list[list[Node]]:
+        """One more step from each node, ``k`` children each."""
+
+    def complete(self, nodes: list[Node]) -> list[Node]:
+        """Each node rolled out to a final state."""
+
+    def score(self, nodes: list[Node]) -> list[Score]:
+        """The verifier on partial or final nodes, paired with the nodes in order."""
+
+    def extract(self, node: Node) -> str | None:
+        """The canonical answer of a final node, for voting (None where the domain has none)."""
+
+
+# ---- events -------------------------------------------------------------------------------------
+
+@dataclass
+class Event:
+    """Base of all events; ``cost`` is the compute spent since the previous event (set by the runner)."""
+
+    def to_dict(self) -> dict:
+        d = {"type": type(self).__name__}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            d[f.name] = v.to_dict() if isinstance(v, Compute) else v
+        return d
+
+
+@dataclass
+class RunStarted(Event):
+    strategy: str
+    params: dict
+
+
+@dataclass
+class NodeAdded(Event):
+    id: str
+    parent: str | None
+    step: int
+    preview: str
+    finished: bool
+    answer: str | None
+    node_cost: dict
+    seed: int | None = None
+
+
+@dataclass
+class NodeScored(Event):
+    id: str
+    score: float
+    per_step: list[float]
+
+
+@dataclass
+class NodePruned(Event):
+    id: str
+    reason: str
+
+
+@dataclass
+class Resampled(Event):
+    step: int
+    particles: list[str]
+    ancestors: list[int]
+    weights: list[float]
+    ess: float
+
+
+@dataclass
+class NodeFinished(Event):
+    id: str
+    answer: str | None
+
+
+@dataclass
+class Selected(Event):
+    id: str
+    answer: str | None
+    score: float | None
+
+
+@dataclass
+class StepDone(Event):
+    """A strategy finished one step of its outer loop (drives the step slider and live updates)."""
+
+    step: int
+
+
+@dataclass
+class RunFinished(Event):
+    answer: str | None
+    node_id: str | None
+    score: float | None
+    candidates: list[dict]
+
+
+EVENT_TYPES: dict[str, type[Event]] = {c.__name__: c for c in (
+    RunStarted, NodeAdded, NodeScored, NodePruned, Resampled, NodeFinished, Selected, StepDone, RunFinished)}
+
+
+def event_from_dict(d: dict) -> Event:
+    cls = EVENT_TYPES[d["type"]]
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def added(node: Node) -> NodeAdded:
+    return NodeAdded(id=node.id, parent=node.parent, step=node.depth, preview=node.preview,
+                     finished=node.finished, answer=node.answer, node_cost=node.cost.to_dict(), seed=node.seed)
+
+
+def candidates_table(finished: list[Node], scores: dict[str, float], answers: dict[str, str | None]) -> list[dict]:
+    """Rows for every finished candidate: answer, score, and how many candidates share the answer."""
+    votes: dict[str | None, int] = {}
+    for n in finished:
+        votes[answers[n.id]] = votes.get(answers[n.id], 0) + 1
+    rows = [{"id": n.id, "answer": answers[n.id], "score": scores.get(n.id), "votes": votes[answers[n.id]]}
+            for n in finished]
+    return sorted(rows, key=lambda r: -(r["score"] if r["score"] is not None else -1.0))
+
+
+Strategy = Iterator[Event]
