@@ -1,0 +1,214 @@
+"""Causal language models through transformers: batched next-step generation with exact compute counts.
+
+One loop serves the embedded tiny policies and any hub causal LM (by id or local path). It decodes
+token by token with a KV cache, stops each sequence at the step delimiter or EOS on its own, and
+prefills each distinct prefix once: the cache is repeated for the ``k`` samples drawn from it, so a
+prompt shared by 16 samples is processed once, not 16 times.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, DynamicCache
+
+from strategies.core import CancelToken, Compute
+
+log = logging.getLogger(__name__)
+
+
+def pick_device(device: str | None = None) -> tuple[torch.device, torch.dtype]:
+    """CUDA with bf16 when present, else CPU with float32."""
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(device)
+    return dev, (torch.bfloat16 if dev.type == "cuda" else torch.float32)
+
+
+@dataclass
+class StepSample:
+    """One generated step for one sequence."""
+
+    text: str
+    finished: bool
+    generated_tokens: int
+    prompt_tokens: int
+    cost: Compute = field(default_factory=Compute)
+
+
+def model_shape(config) -> tuple[int, int, int]:
+    """(layers, kv heads x head dim, hidden) read from a transformers config, for FLOP and KV estimates."""
+    text_cfg = getattr(config, "text_config", None) or config
+    layers = getattr(text_cfg, "num_hidden_layers", 0) or 0
+    hidden = getattr(text_cfg, "hidden_size", 0) or 0
+    heads = getattr(text_cfg, "num_attention_heads", 1) or 1
+    kv_heads = getattr(text_cfg, "num_key_value_heads", None) or heads
+    head_dim = getattr(text_cfg, "head_dim", None) or (hidden // heads if heads else 0)
+    return layers, kv_heads * head_dim, hidden
+
+
+def flops_for(params: int, layers: int, hidden: int, new_tokens: int, context: int) -> float:
+    """About 2 x params per token plus attention: 2 x layers x context x hidden x 2 (scores and values)."""
+    return 2.0 * params * new_tokens + 4.0 * layers * hidden * context * new_tokens
+
+
+class CausalLMPolicy:
+    """A causal LM that proposes reasoning steps. ``delimiter`` ends a step."""
+
+    def __init__(self, path_or_id: str, device: str | None = None, trust_remote_code: bool = False,
+                 delimiter: str = "\n", chat_template: bool = False) -> None:
+        self.device, self.dtype = pick_device(device)
+        self.tokenizer = AutoTokenizer.from_pretrained(path_or_id, trust_remote_code=trust_remote_code)
+        self.model = AutoModelForCausalLM.from_pretrained(
+            path_or_id, dtype=self.dtype, trust_remote_code=trust_remote_code).to(self.device).eval()
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.tokenizer.padding_side = "left"
+        self.delimiter = delimiter
+        self.use_chat_template = chat_template and getattr(self.tokenizer, "chat_template", None) is not None
+        self.eos_ids = self._eos_ids()
+        self.n_params = sum(p.numel() for p in self.model.parameters())
+        self.layers, self.kv_width, self.hidden = model_shape(self.model.config)
+        self.bytes_per_value = torch.finfo(self.dtype).bits // 8
+
+    def _eos_ids(self) -> set[int]:
+        ids = set()
+        gen_eos = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
+        for v in (self.tokenizer.eos_token_id, gen_eos):
+            if isinstance(v, int):
+                ids.add(v)
+            elif isinstance(v, (list, tuple)):
+                ids.update(v)
+        return ids
+
+    def format_prompt(self, question: str, system: str | None = None) -> str:
+        """The exact text the policy is given: its chat template when asked and available, else the bare question."""
+        if not self.use_chat_template:
+            return question
+        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": question}]
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    @torch.inference_mode()
+    def generate_steps(self, prefixes: list[str], k: int = 1, temperature: float = 0.8, top_p: float = 1.0,
+                       seed: int = 0, max_new_tokens: int = 48, cancel: CancelToken | None = None,
+                       stop_at_delimiter: bool = True) -> list[list[StepSample]]:
+        """``k`` continuations of each prefix, each stopped at the delimiter (not included) or EOS.
+
+        Temperature 0 is greedy. Sampling draws from one generator seeded with ``seed`` so a call is
+        reproducible. Returns samples grouped by prefix, in the order of ``prefixes``.
+        """
+        if not prefixes:
+            return []
+        started = time.perf_counter()
+        enc = self.tokenizer(prefixes, return_tensors="pt", padding=True, add_special_tokens=False)
+        ids, mask = enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device)
+        prompt_lens = mask.sum(1).tolist()
+        gen = torch.Generator(device=self.device).manual_seed(seed)
+
+        # Prefill every distinct prefix once, then repeat its cache for the k samples.
+        cache = DynamicCache()
+        positions = (mask.cumsum(1) - 1).clamp(min=0)
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                         past_key_values=cache, use_cache=True)
+        logits = out.logits[:, -1, :].float()
+        calls = 1
+        if k > 1:
+            cache.batch_repeat_interleave(k)
+            logits = logits.repeat_interleave(k, 0)
+            mask = mask.repeat_interleave(k, 0)
+            positions = positions.repeat_interleave(k, 0)
+        batch = logits.shape[0]
+        next_pos = positions[:, -1:] + 1
+        tokens: list[list[int]] = [[] for _ in range(batch)]
+        done = torch.zeros(batch, dtype=torch.bool, device=self.device)
+        hit_eos = [False] * batch
+        texts = [""] * batch
+        for _ in range(max_new_tokens):
+            if cancel is not None:
+                cancel.check()
+            nxt = self._sample(logits, temperature, top_p, gen)
+            for i in (~done).nonzero().flatten().tolist():
+                t = int(nxt[i])
+                if t in self.eos_ids:
+                    hit_eos[i] = True
+                    done[i] = True
+                    continue
+                tokens[i].append(t)
+                if stop_at_delimiter:
+                    texts[i] = self.tokenizer.decode(tokens[i], skip_special_tokens=True)
+                    if self.delimiter in texts[i]:
+                        done[i] = True
+            if bool(done.all()):
+                break
+            mask = torch.cat([mask, torch.ones(batch, 1, dtype=mask.dtype, device=self.device)], 1)
+            out = self.model(input_ids=nxt.view(-1, 1), attention_mask=mask, position_ids=next_pos,
+                             past_key_values=cache, use_cache=True)
+            calls += 1
+            next_pos = next_pos + 1
+            logits = out.logits[:, -1, :].float()
+
+        samples: list[list[StepSample]] = []
+        context_max = 0
+        for j, plen in enumerate(prompt_lens):
+            group = []
+            for s in range(k):
+                i = j * k + s
+                text = texts[i] if stop_at_delimiter else self.tokenizer.decode(tokens[i], skip_special_tokens=True)
+                if stop_at_delimiter and self.delimiter in text:
+                    text = text.split(self.delimiter, 1)[0]
+                n_new = len(tokens[i]) + int(hit_eos[i])
+                shared_prompt = plen if s == 0 else 0
+                context_max = max(context_max, plen + n_new)
+                cost = Compute(prompt_tokens=shared_prompt, generated_tokens=n_new,
+                               flops=flops_for(self.n_params, self.layers, self.hidden, shared_prompt, plen)
+                               + flops_for(self.n_params, self.layers, self.hidden, n_new, plen + n_new // 2))
+                group.append(StepSample(text=text, finished=hit_eos[i], generated_tokens=n_new,
+                                        prompt_tokens=shared_prompt, cost=cost))
+            samples.append(group)
+        kv = 2 * self.layers * self.kv_width * self.bytes_per_value * batch * (ids.shape[1] + max_new_tokens)
+        wall = time.perf_counter() - started
+        for group in samples:
+            for s in group:
+                s.cost.kv_bytes_peak = kv
+                s.cost.wall_s = wall / batch
+        # Model calls are forward passes of the whole batch; charge them to the first sample.
+        samples[0][0].cost.model_calls = calls
+        return samples
+
+    def complete(self, prefixes: list[str], temperature: float = 0.8, top_p: float = 1.0, seed: int = 0,
+                 max_new_tokens: int = 256, cancel: CancelToken | None = None) -> list[StepSample]:
+        """Each prefix continued to EOS (or the token limit) in one call."""
+        return [g[0] for g in self.generate_steps(prefixes, 1, temperature, top_p, seed, max_new_tokens,
+                                                  cancel, stop_at_delimiter=False)]
+
+    @staticmethod
+    def _sample(logits: torch.Tensor, temperature: float, top_p: float, gen: torch.Generator) -> torch.Tensor:
+        if temperature <= 0:
+            return logits.argmax(-1)
+        probs = torch.softmax(logits / temperature, -1)
+        if top_p < 1.0:
+            sorted_p, order = probs.sort(-1, descending=True)
+            keep = sorted_p.cumsum(-1) - sorted_p < top_p
+            sorted_p = sorted_p * keep
+            probs = torch.zeros_like(probs).scatter(-1, order, sorted_p)
+        return torch.multinomial(probs, 1, generator=gen).flatten()
+
+
+def memory_estimate_bytes(path_or_id: str, trust_remote_code: bool = False) -> int | None:
+    """Weights' size for a model's config, before loading (bf16 on CUDA, float32 on CPU); None if unknown."""
+    try:
+        config = AutoConfig.from_pretrained(path_or_id, trust_remote_code=trust_remote_code)
+    except Exception:  # noqa: BLE001 - unknown models are reported, not raised
+        return None
+    layers, kv_width, hidden = model_shape(config)
+    text_cfg = getattr(config, "text_config", None) or config
+    vocab = getattr(text_cfg, "vocab_size", 0) or 0
+    inter = getattr(text_cfg, "intermediate_size", 4 * hidden) or 4 * hidden
+    params = layers * (2 * hidden * hidden + 2 * hidden * kv_width + 3 * hidden * inter) + 2 * vocab * hidden
+    _, dtype = pick_device()
+    return params * (torch.finfo(dtype).bits // 8)
