@@ -126,14 +126,15 @@ class SearchSpace(Protocol):
     """What a domain offers a strategy. All methods are batched over nodes."""
 
     max_steps: int
+    seed: int  # seeds the strategy's own randomness (resampling, tie-breaks), so a run is reproducible
 
     def initial(self, n: int) -> list[Node]:
         """``n`` roots: the prompt (or an initial noise) with its own sampling seed."""
 
-    def extend(self, nodes: list[Node], k: int) -> list[list[Node]]:
-        """One more step from each node, ``k`` children each."""
+    def extend(self, nodes: list[Node], k: int, temperature: float | None = None) -> list[list[Node]]:
+        """One more step from each node, ``k`` children each (``temperature`` overrides the space's)."""
 
-    def complete(self, nodes: list[Node]) -> list[Node]:
+    def complete(self, nodes: list[Node], temperature: float | None = None) -> list[Node]:
         """Each node rolled out to a final state."""
 
     def score(self, nodes: list[Node]) -> list[Score]:
@@ -211,6 +212,15 @@ class Selected(Event):
 
 
 @dataclass
+class NodeStats(Event):
+    """Tree-search statistics of a node after a backup (MCTS visit count and mean value)."""
+
+    id: str
+    visits: int
+    value: float
+
+
+@dataclass
 class StepDone(Event):
     """A strategy finished one step of its outer loop (drives the step slider and live updates)."""
 
@@ -226,7 +236,8 @@ class RunFinished(Event):
 
 
 EVENT_TYPES: dict[str, type[Event]] = {c.__name__: c for c in (
-    RunStarted, NodeAdded, NodeScored, NodePruned, Resampled, NodeFinished, Selected, StepDone, RunFinished)}
+    RunStarted, NodeAdded, NodeScored, NodePruned, Resampled, NodeFinished, NodeStats, Selected, StepDone,
+    RunFinished)}
 
 
 def event_from_dict(d: dict) -> Event:

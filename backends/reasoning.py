@@ -1,0 +1,127 @@
+"""The reasoning domain on the search-space interface: one step = one delimited line of text.
+
+A node's payload is the tuple of steps after the prompt. Generation goes through a policy
+(``CausalLMPolicy``), scores through a step verifier; both report the compute they spend, which this
+space adds to its meter and to each node.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+from backends.embedded import arith
+from strategies.core import AGGREGATIONS, CancelToken, Compute, Node, Score, aggregate
+
+
+@dataclass
+class ReasoningTask:
+    """What the space needs of a problem: the text shown to the policy, and how to read and grade answers."""
+
+    problem: arith.Problem
+    prompt: str
+
+    def extract(self, text: str) -> str | None:
+        return arith.extract_answer(text)
+
+    def is_final_step(self, step: str) -> bool:
+        return arith.extract_answer(step) is not None
+
+    def split(self, text: str) -> list[str]:
+        return arith.split_steps(text)
+
+
+@dataclass
+class ReasoningSpace:
+    policy: object
+    verifier: object | None
+    task: ReasoningTask
+    aggregation: str = "last"
+    temperature: float = 0.8
+    top_p: float = 1.0
+    max_steps: int = 10
+    max_step_tokens: int = 48
+    seed: int = 0
+    cancel: CancelToken | None = None
+    meter: Compute = field(default_factory=Compute)
+
+    def __post_init__(self) -> None:
+        if self.aggregation not in AGGREGATIONS:
+            raise ValueError(f"unknown aggregation {self.aggregation!r}; choose one of {', '.join(AGGREGATIONS)}")
+        self._ids = itertools.count()
+        self._calls = itertools.count()
+
+    def _node(self, parent: Node | None, steps: tuple[str, ...], finished: bool, cost: Compute, seed: int) -> Node:
+        answer = self.task.extract(steps[-1]) if steps and finished else None
+        preview = steps[-1] if steps else self.task.prompt
+        return Node(id=f"n{next(self._ids)}", parent=parent.id if parent else None, depth=len(steps),
+                    preview=preview, finished=finished, answer=answer, payload=steps, cost=cost, seed=seed)
+
+    def _prefix(self, node: Node) -> str:
+        return self.task.prompt + "".join(s + self.policy.delimiter for s in node.payload)
+
+    def _call_seed(self) -> int:
+        return self.seed * 1_000_003 + next(self._calls)
+
+    def initial(self, n: int) -> list[Node]:
+        return [self._node(None, (), False, Compute(), self.seed) for _ in range(n)]
+
+    def _grouped(self, nodes: list[Node], k: int) -> tuple[list[Node], int]:
+        """Identical nodes (a root asked N times) are prefilled once and sampled k x count times."""
+        if len(nodes) > 1 and all(n is nodes[0] for n in nodes):
+            return [nodes[0]], k * len(nodes)
+        return nodes, k
+
+    def extend(self, nodes: list[Node], k: int, temperature: float | None = None) -> list[list[Node]]:
+        unique, kk = self._grouped(nodes, k)
+        seed = self._call_seed()
+        groups = self.policy.generate_steps([self._prefix(n) for n in unique], kk,
+                                            self.temperature if temperature is None else temperature,
+                                            self.top_p, seed, self.max_step_tokens, self.cancel)
+        out = []
+        for node, samples in zip(unique, groups):
+            children = []
+            for s in samples:
+                self.meter.add(s.cost)
+                steps = node.payload + (s.text.strip(),)
+                finished = s.finished or self.task.is_final_step(s.text) or len(steps) >= self.max_steps
+                children.append(self._node(node, steps, finished, s.cost, seed))
+            out.append(children)
+        if len(unique) == 1 and len(nodes) > 1:
+            flat = out[0]
+            return [flat[i * k:(i + 1) * k] for i in range(len(nodes))]
+        return out
+
+    def complete(self, nodes: list[Node], temperature: float | None = None) -> list[Node]:
+        unique, kk = self._grouped(nodes, 1)
+        seed = self._call_seed()
+        prefixes = [self._prefix(n) for n in unique]
+        groups = self.policy.generate_steps(prefixes, kk, self.temperature if temperature is None else temperature,
+                                            self.top_p, seed, self.max_step_tokens * self.max_steps, self.cancel,
+                                            stop_at_delimiter=False)
+        out = []
+        for node, samples in zip(unique, groups):
+            for s in samples:
+                self.meter.add(s.cost)
+                steps = node.payload + tuple(self.task.split(s.text))
+                # A rollout is final: it ended (EOS or the token limit); answerless ones stay answerless.
+                leaf = self._node(node, steps, True, s.cost, seed)
+                leaf.answer = self.task.extract(steps[-1]) if steps else None
+                out.append(leaf)
+        return out
+
+    def score(self, nodes: list[Node]) -> list[Score]:
+        if not nodes:
+            return []
+        if self.verifier is None:
+            raise ValueError("this strategy needs a verifier, and none was chosen")
+        steps = [list(n.payload) for n in nodes]
+        per_step, cost = self.verifier.score_steps(self.task.problem, self.task.prompt, steps, self.cancel)
+        self.meter.add(cost)
+        if self.aggregation != "model":
+            return [Score(aggregate(p, self.aggregation), p) for p in per_step]
+        whole, cost = self.verifier.score_whole(self.task.problem, self.task.prompt, steps, self.cancel)
+        self.meter.add(cost)
+        return [Score(w, p) for w, p in zip(whole, per_step)]
+
+    def extract(self, node: Node) -> str | None:
+        return node.answer

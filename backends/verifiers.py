@@ -1,0 +1,144 @@
+"""Step verifiers for the reasoning domain: a token-classification PRM read at step delimiters, and the oracle.
+
+A verifier returns raw per-step scores; aggregation is the space's recorded setting, so the UI can
+re-aggregate stored scores without regenerating anything.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from typing import Protocol
+
+import torch
+from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+from backends.embedded import arith
+from backends.transformers_lm import flops_for, model_shape, pick_device
+from strategies.core import CancelToken, Compute
+
+log = logging.getLogger(__name__)
+
+
+class StepVerifier(Protocol):
+    name: str
+    is_oracle: bool
+
+    def score_steps(self, problem: object, prompt: str, step_lists: list[list[str]],
+                    cancel: CancelToken | None = None) -> tuple[list[list[float]], Compute]:
+        """Per-step scores for each list of steps, and the compute spent."""
+
+    def score_whole(self, problem: object, prompt: str, step_lists: list[list[str]],
+                    cancel: CancelToken | None = None) -> tuple[list[float], Compute]:
+        """One score per whole answer (the ``model`` aggregation)."""
+
+
+class TokenClassificationPRM:
+    """A PRM with a two-class token head: P(class 1) at the delimiter that ends each step.
+
+    Input is the prompt followed by every step, each ending with the delimiter, the last one included.
+    The model is causal, so the score at step i depends only on steps 1..i: one forward over a full
+    solution fills the cache for all its prefixes, and a prefix is never scored twice.
+    """
+
+    is_oracle = False
+
+    def __init__(self, path_or_id: str, name: str, delimiter: str = "\n", device: str | None = None,
+                 trust_remote_code: bool = False, batch_size: int = 64, cache_size: int = 200_000) -> None:
+        self.name = name
+        self.delimiter = delimiter
+        self.device, dtype = pick_device(device)
+        self.tokenizer = AutoTokenizer.from_pretrained(path_or_id, trust_remote_code=trust_remote_code)
+        self.model = AutoModelForTokenClassification.from_pretrained(
+            path_or_id, dtype=dtype, trust_remote_code=trust_remote_code).to(self.device).eval()
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.tokenizer.padding_side = "right"
+        self.batch_size = batch_size
+        self.n_params = sum(p.numel() for p in self.model.parameters())
+        self.layers, _, self.hidden = model_shape(self.model.config)
+        self._cache: OrderedDict[tuple[str, tuple[str, ...]], float] = OrderedDict()
+        self._cache_size = cache_size
+
+    def _text_and_ends(self, prompt: str, steps: list[str]) -> tuple[str, list[int]]:
+        text, ends = prompt, []
+        for s in steps:
+            text += s
+            ends.append(len(text))  # character index of this step's delimiter
+            text += self.delimiter
+        return text, ends
+
+    @torch.inference_mode()
+    def _forward(self, prompt: str, step_lists: list[list[str]], cancel: CancelToken | None) -> tuple[list[list[float]], Compute]:
+        cost = Compute()
+        out: list[list[float]] = []
+        started = time.perf_counter()
+        for b in range(0, len(step_lists), self.batch_size):
+            if cancel is not None:
+                cancel.check()
+            chunk = step_lists[b:b + self.batch_size]
+            built = [self._text_and_ends(prompt, steps) for steps in chunk]
+            enc = self.tokenizer([t for t, _ in built], return_tensors="pt", padding=True,
+                                 add_special_tokens=False, return_offsets_mapping=True)
+            offsets = enc.pop("offset_mapping")
+            logits = self.model(**{k: v.to(self.device) for k, v in enc.items()}).logits.float()
+            probs = torch.softmax(logits, -1)[..., 1].cpu()
+            n_tokens = int(enc["attention_mask"].sum())
+            cost.verifier_tokens += n_tokens
+            cost.verifier_calls += 1
+            cost.flops += flops_for(self.n_params, self.layers, self.hidden, n_tokens, enc["input_ids"].shape[1] // 2)
+            for row, (_, ends) in enumerate(built):
+                out.append([float(probs[row, _token_at(offsets[row], e)]) for e in ends])
+        cost.wall_s = time.perf_counter() - started
+        return out, cost
+
+    def score_steps(self, problem: object, prompt: str, step_lists: list[list[str]],
+                    cancel: CancelToken | None = None) -> tuple[list[list[float]], Compute]:
+        keys = [(prompt, tuple(steps)) for steps in step_lists]
+        todo = sorted({k for k in keys if k not in self._cache}, key=lambda k: -len(k[1]))
+        # A longer solution's forward pass also scores its prefixes: score only the maximal new ones.
+        covered: set[tuple[str, tuple[str, ...]]] = set()
+        maximal = []
+        for k in todo:
+            if k not in covered:
+                maximal.append(k)
+                covered.update((k[0], k[1][:i]) for i in range(1, len(k[1]) + 1))
+        cost = Compute()
+        if maximal:
+            scores, cost = self._forward(prompt, [list(k[1]) for k in maximal], cancel)
+            for k, per_step in zip(maximal, scores):
+                for i, s in enumerate(per_step, 1):
+                    self._cache[(k[0], k[1][:i])] = s
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return [[self._cache[(p, steps[:i])] for i in range(1, len(steps) + 1)] for p, steps in keys], cost
+
+    def score_whole(self, problem: object, prompt: str, step_lists: list[list[str]],
+                    cancel: CancelToken | None = None) -> tuple[list[float], Compute]:
+        # The whole answer as one step: steps joined by spaces, one delimiter at the end.
+        scores, cost = self._forward(prompt, [[" ".join(steps)] if steps else [""] for steps in step_lists], cancel)
+        return [s[-1] for s in scores], cost
+
+
+def _token_at(offsets: torch.Tensor, char_index: int) -> int:
+    """Index of the token whose span contains ``char_index`` (the delimiter's first character)."""
+    starts, ends = offsets[:, 0], offsets[:, 1]
+    hit = ((starts <= char_index) & (ends > char_index)).nonzero()
+    if len(hit):
+        return int(hit[0])
+    return int((starts <= char_index).nonzero()[-1])
+
+
+class ArithOracle:
+    """Grades each step against the ground truth (first-error semantics). An ORACLE: it knows the answer."""
+
+    name = "oracle"
+    is_oracle = True
+
+    def score_steps(self, problem: arith.Problem, prompt: str, step_lists: list[list[str]],
+                    cancel: CancelToken | None = None) -> tuple[list[list[float]], Compute]:
+        return [[float(x) for x in arith.step_labels(problem, steps)] for steps in step_lists], Compute()
+
+    def score_whole(self, problem: arith.Problem, prompt: str, step_lists: list[list[str]],
+                    cancel: CancelToken | None = None) -> tuple[list[float], Compute]:
+        return [float(arith.is_correct(problem, arith.extract_answer("\n".join(s)))) for s in step_lists], Compute()

@@ -1,0 +1,62 @@
+"""Small pieces several strategies share: scoring with events, picking the final answer."""
+from __future__ import annotations
+
+from typing import Iterator
+
+from strategies.core import (CancelToken, Event, Node, NodeFinished, NodeScored, RunFinished, SearchSpace,
+                             Selected, added, candidates_table)
+
+
+def add_nodes(nodes: list[Node]) -> Iterator[Event]:
+    for n in nodes:
+        yield added(n)
+        if n.finished:
+            yield NodeFinished(id=n.id, answer=n.answer)
+
+
+def score_nodes(space: SearchSpace, nodes: list[Node], scores: dict[str, float]) -> Iterator[Event]:
+    """Score ``nodes`` in one batch, record the values in ``scores`` and emit one NodeScored each."""
+    if not nodes:
+        return
+    for node, s in zip(nodes, space.score(nodes), strict=True):
+        scores[node.id] = s.value
+        yield NodeScored(id=node.id, score=s.value, per_step=list(s.per_step))
+
+
+def finish(space: SearchSpace, finished: list[Node], scores: dict[str, float], chosen: Node | None) -> Iterator[Event]:
+    """Emit Selected and RunFinished with the whole population of finished candidates."""
+    answers = {n.id: space.extract(n) for n in finished}
+    if chosen is not None:
+        yield Selected(id=chosen.id, answer=space.extract(chosen), score=scores.get(chosen.id))
+    yield RunFinished(answer=space.extract(chosen) if chosen else None, node_id=chosen.id if chosen else None,
+                      score=scores.get(chosen.id) if chosen else None,
+                      candidates=candidates_table(finished, scores, answers))
+
+
+def best_scored(nodes: list[Node], scores: dict[str, float]) -> Node | None:
+    """The highest-scoring node; ties go to the earliest, so results do not depend on dict order."""
+    best = None
+    for n in nodes:
+        if best is None or scores.get(n.id, float("-inf")) > scores.get(best.id, float("-inf")):
+            best = n
+    return best
+
+
+def weighted_vote(space: SearchSpace, nodes: list[Node], scores: dict[str, float] | None) -> Node | None:
+    """Sum scores (or count votes, without scores) per canonical answer; return the best node of the top answer."""
+    totals: dict[str | None, float] = {}
+    for n in nodes:
+        a = space.extract(n)
+        if a is None:
+            continue
+        totals[a] = totals.get(a, 0.0) + (scores[n.id] if scores is not None else 1.0)
+    if not totals:
+        return best_scored(nodes, scores or {}) if nodes else None
+    top = max(totals, key=lambda a: totals[a])  # max keeps the first answer on ties
+    group = [n for n in nodes if space.extract(n) == top]
+    return best_scored(group, scores) if scores is not None else group[0]
+
+
+def check(cancel: CancelToken | None) -> None:
+    if cancel is not None:
+        cancel.check()

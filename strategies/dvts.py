@@ -1,0 +1,72 @@
+"""Diverse verifier tree search (DVTS): N/M independent subtrees, each greedy over M candidates per step.
+
+Follows DVTS as used in "Can 1B LLM Surpass 405B LLM? Rethinking Compute-Optimal Test-Time Scaling"
+(search-and-learn). Each subtree starts from its own first step and never exchanges candidates with
+another, which keeps the N/M final answers diverse where beam search collapses onto one prefix. Each
+step every open subtree expands its current node into M children and keeps the best-scored one; a
+subtree ends when that child is final. At the step limit open subtrees are rolled out to the end. The
+answer is the best-scored subtree result (``select=best``) or their weighted vote.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+from strategies.common import add_nodes, best_scored, check, finish, score_nodes, weighted_vote
+from strategies.core import CancelToken, Event, Node, NodePruned, SearchSpace, StepDone
+from strategies.params import param
+
+
+@dataclass(frozen=True)
+class Params:
+    n: int = param(16, "N: total candidates per step across all subtrees.", lo=1, hi=1024)
+    beam_width: int = param(4, "M: candidates per subtree per step; there are N/M subtrees.", lo=1, hi=64)
+    select: str = param("best", "Final pick among subtree results.", choices=("best", "weighted"))
+
+    def check(self) -> None:
+        if self.beam_width > self.n:
+            raise ValueError(f"beam_width M={self.beam_width} cannot exceed N={self.n}")
+
+
+def search(space: SearchSpace, params: Params, cancel: CancelToken | None = None) -> Iterator[Event]:
+    n_trees = max(1, params.n // params.beam_width)
+    scores: dict[str, float] = {}
+    root = space.initial(1)[0]
+    yield from add_nodes([root])
+    # The first step gives each subtree its own first step, so the subtrees differ from the start.
+    check(cancel)
+    firsts = space.extend([root], n_trees)[0]
+    yield from add_nodes(firsts)
+    yield from score_nodes(space, firsts, scores)
+    yield StepDone(step=1)
+    heads: list[Node] = list(firsts)  # one current node per subtree
+    for step in range(2, space.max_steps + 1):
+        open_idx = [i for i, h in enumerate(heads) if not h.finished]
+        if not open_idx:
+            break
+        check(cancel)
+        groups = space.extend([heads[i] for i in open_idx], params.beam_width)
+        flat = [c for g in groups for c in g]
+        yield from add_nodes(flat)
+        yield from score_nodes(space, flat, scores)
+        for i, group in zip(open_idx, groups):
+            best = best_scored(group, scores)
+            for c in group:
+                if c is not best:
+                    yield NodePruned(id=c.id, reason=f"subtree {i}: not the best of {len(group)}")
+            heads[i] = best
+        yield StepDone(step=step)
+    open_heads = [h for h in heads if not h.finished]
+    if open_heads:
+        check(cancel)
+        rolled = iter(space.complete(open_heads))
+        new = []
+        for i, h in enumerate(heads):
+            if not h.finished:
+                heads[i] = next(rolled)
+                new.append(heads[i])
+        yield from add_nodes(new)
+        yield from score_nodes(space, new, scores)
+    finished = [h for h in heads if h.finished]
+    chosen = weighted_vote(space, finished, scores) if params.select == "weighted" else best_scored(finished, scores)
+    yield from finish(space, finished, scores, chosen)

@@ -1,0 +1,28 @@
+"""Weighted best-of-N: sum verifier scores per canonical answer and return the answer with the largest sum.
+
+Follows the weighted majority of "Can 1B LLM Surpass 405B LLM? Rethinking Compute-Optimal Test-Time
+Scaling". Answers are compared after the domain's canonicalisation (``space.extract``), so "044" and
+"44" pool their scores; candidates without an answer cast no vote. The representative node of the winning
+answer is its best-scored candidate.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+from strategies.best_of_n import sample_and_score
+from strategies.common import finish, weighted_vote
+from strategies.core import CancelToken, Event, SearchSpace
+from strategies.params import param
+
+
+@dataclass(frozen=True)
+class Params:
+    n: int = param(16, "N: number of complete samples drawn.", lo=1, hi=1024)
+
+
+def search(space: SearchSpace, params: Params, cancel: CancelToken | None = None) -> Iterator[Event]:
+    scores: dict[str, float] = {}
+    leaves = yield from sample_and_score(space, params.n, cancel, scores)
+    finished = [n for n in leaves if n.finished]
+    yield from finish(space, finished, scores, weighted_vote(space, finished, scores))
