@@ -1,0 +1,238 @@
+"""TTS Explorer: watch test-time scaling search happen.
+
+    python app.py                     serve the web app (127.0.0.1:7860 by default)
+    python app.py run ...             run one search and store it
+    python app.py sweep ...           run strategies x budgets over a problem set
+    python app.py models [--json]     list every model and verifier id the catalog knows
+
+Bad arguments exit with status 2 and one line on stderr.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+log = logging.getLogger("tts_explorer")
+
+
+class CliError(Exception):
+    """A user error: printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, no usage dump
+        raise CliError(message)
+
+
+def _params(items: list[str]) -> dict:
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise CliError(f"--param must look like name=value, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _int_list(text: str, what: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise CliError(f"{what} must be comma-separated whole numbers, got {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="app.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--host", default=None, help="bind address (default 127.0.0.1 or GRADIO_SERVER_NAME)")
+    p.add_argument("--port", type=int, default=None, help="port (default 7860 or GRADIO_SERVER_PORT)")
+    p.add_argument("--db", default=None, help="SQLite file (default TTS_EXPLORER_DB, then the user data dir)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser)
+
+    sub.add_parser("serve", help="serve the web app (the default)")
+
+    m = sub.add_parser("models", help="list the models and verifiers the catalog knows")
+    m.add_argument("--json", action="store_true", help="print JSON")
+
+    r = sub.add_parser("run", help="run one search, store it, print a summary")
+    r.add_argument("--domain", default="reasoning")
+    r.add_argument("--model", default="tiny-arith-s")
+    r.add_argument("--verifier", default="tiny-prm")
+    r.add_argument("--judge", default=None, help="held-out judge (image domain)")
+    r.add_argument("--strategy", default="beam_search")
+    r.add_argument("--budget", type=int, default=16)
+    r.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="strategy parameter")
+    r.add_argument("--problem", default=None, help="problem text")
+    r.add_argument("--problem-id", default=None, help="split:index, e.g. test:17")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--aggregation", default="last", help="PRM aggregation: last, min, prod, mean, model")
+    r.add_argument("--temperature", type=float, default=0.8)
+    r.add_argument("--trust-remote-code", action="store_true", help="allow a hub model's own code to run")
+    r.add_argument("--db", dest="sub_db", default=None)
+    r.add_argument("--json", action="store_true", help="print one JSON object")
+
+    s = sub.add_parser("sweep", help="strategies x budgets over a problem set")
+    s.add_argument("--domain", default="reasoning")
+    s.add_argument("--model", default="tiny-arith-s")
+    s.add_argument("--verifier", default="tiny-prm")
+    s.add_argument("--judge", default=None)
+    s.add_argument("--strategies", default="greedy,best_of_n,weighted_bon,majority_vote,beam_search,dvts,"
+                                           "particle_filtering,mcts")
+    s.add_argument("--budgets", default="1,4,16")
+    s.add_argument("--split", default="test")
+    s.add_argument("--problems", type=int, default=100)
+    s.add_argument("--seeds", default="0")
+    s.add_argument("--aggregation", default="last")
+    s.add_argument("--temperature", type=float, default=0.8)
+    s.add_argument("--param", action="append", default=[], metavar="STRATEGY.NAME=VALUE",
+                   help="strategy parameter, e.g. beam_search.beam_width=4")
+    s.add_argument("--resume", action="store_true", help="skip runs already stored in this database")
+    s.add_argument("--db", dest="sub_db", default=None)
+    s.add_argument("--out", default=None, help="write the JSON result here")
+    return p
+
+
+def cmd_models(args) -> int:
+    from backends import catalog
+    rows = [e.to_dict() for e in catalog.models()]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for r in rows:
+            mark = "yes" if r["available"] else "no "
+            print(f"{r['id']:<36} {r['kind']:<10} {r['domain']:<10} available={mark} {r['reason']}")
+    return 0
+
+
+def _store(args):
+    from storage import RunStore, StoreError, default_db_path
+    try:
+        return RunStore(default_db_path(getattr(args, "sub_db", None) or args.db))
+    except StoreError as exc:
+        raise CliError(str(exc)) from None
+
+
+def cmd_run(args) -> int:
+    from engine.run import ConfigError, RunConfig, execute, summary
+    from tqdm import tqdm
+
+    config = RunConfig(domain=args.domain, model=args.model, verifier=args.verifier or None,
+                       strategy=args.strategy, budget=args.budget, params=_params(args.param),
+                       problem_text=args.problem, problem_id=args.problem_id, seed=args.seed,
+                       aggregation=args.aggregation, temperature=args.temperature, judge=args.judge,
+                       trust_remote_code=args.trust_remote_code)
+    store = _store(args)
+    events = []
+    try:
+        with tqdm(desc=f"{args.strategy}", unit="step", file=sys.stderr, disable=args.json or None) as bar:
+            for ev in execute(config, store):
+                events.append(ev)
+                if ev["type"] == "StepDone":
+                    bar.update(1)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+    out = summary(events)
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        p = out["problem"]
+        print(f"run {out['run_id']} ({out['status']}): {p['text']}")
+        print(f"answer {out['answer']} (truth {p['answer']}, {'correct' if out['correct'] else 'wrong'}), "
+              f"score {out['score']}")
+        c = out["compute"]
+        print(f"compute: {c['prompt_tokens']} prompt + {c['generated_tokens']} generated + "
+              f"{c['verifier_tokens']} verifier tokens, {c['model_calls']} model calls, "
+              f"{c['verifier_calls']} verifier calls, {c['flops']:.3g} FLOPs, {c['wall_s']:.2f} s")
+    if out["status"] == "failed":
+        raise CliError(f"run {out['run_id']} failed: {out['error']}")
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from engine.run import ConfigError
+    from engine.sweep import SweepConfig, run_sweep
+    from tqdm import tqdm
+
+    params: dict[str, dict] = {}
+    for key, value in _params(args.param).items():
+        strategy, dot, name = key.partition(".")
+        if not dot:
+            raise CliError(f"sweep --param must look like strategy.name=value, got {key!r}")
+        params.setdefault(strategy, {})[name] = value
+    config = SweepConfig(domain=args.domain, model=args.model, verifier=args.verifier or None,
+                         strategies=[s.strip() for s in args.strategies.split(",") if s.strip()],
+                         budgets=_int_list(args.budgets, "--budgets"), split=args.split, problems=args.problems,
+                         seeds=_int_list(args.seeds, "--seeds"), aggregation=args.aggregation,
+                         temperature=args.temperature, params=params, resume=args.resume)
+    store = _store(args)
+    bar = tqdm(total=1, desc="sweep", unit="run", file=sys.stderr)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        result = run_sweep(config, store, progress=progress)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        bar.close()
+    text = json.dumps(result, indent=2)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text)
+    print(format_table(result))
+    return 0
+
+
+def format_table(result: dict) -> str:
+    """The sweep as a plain table: accuracy overall and by difficulty, mean tokens per problem."""
+    levels = sorted({k for r in result["results"] for k in r["by_difficulty"]})
+    head = f"{'strategy':<20}{'N':>4}{'acc':>7}" + "".join(f"{'L' + k:>7}" for k in levels) + f"{'tokens':>10}"
+    lines = [head]
+    for r in result["results"]:
+        lines.append(f"{r['strategy']:<20}{r['budget']:>4}{r['accuracy']:>7.2f}"
+                     + "".join(f"{r['by_difficulty'].get(k, float('nan')):>7.2f}" for k in levels)
+                     + f"{r['compute'].get('tokens', 0):>10.0f}")
+    oracle = result["oracle"]["pass@k"]
+    lines.append("oracle pass@k: " + ", ".join(f"k={k}: {v:.2f}" for k, v in oracle.items() if v is not None))
+    return "\n".join(lines)
+
+
+def cmd_serve(args) -> int:
+    from engine.limits import Limits
+    from storage import StoreError
+    from ui.app import build_app, launch
+
+    store = _store(args)
+    try:
+        limits = Limits.from_env()
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    launch(build_app(store, limits), host=args.host, port=args.port)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        args = build_parser().parse_args(argv)
+        if args.verbose:
+            logging.getLogger().setLevel(logging.INFO)
+        command = args.command or "serve"
+        return {"serve": cmd_serve, "models": cmd_models, "run": cmd_run, "sweep": cmd_sweep}[command](args)
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    sys.exit(main())

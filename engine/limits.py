@@ -1,0 +1,39 @@
+"""Budget caps, so that a public Space (or a careless sweep) cannot exhaust the machine."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+def on_space() -> bool:
+    return bool(os.environ.get("SPACE_ID")) or os.environ.get("SYSTEM") == "spaces"
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_budget: int = 64
+    max_problems: int = 500
+    max_seeds: int = 5
+    max_sweep_runs: int = 20_000
+
+    @classmethod
+    def from_env(cls) -> "Limits":
+        """Caps from TTS_MAX_BUDGET / TTS_MAX_PROBLEMS / TTS_MAX_SEEDS; tighter defaults on a public Space."""
+        base = cls(max_budget=16, max_problems=20, max_seeds=2, max_sweep_runs=400) if on_space() else cls()
+
+        def read(name: str, default: int) -> int:
+            raw = os.environ.get(name)
+            if raw is None:
+                return default
+            try:
+                value = int(raw)
+            except ValueError:
+                raise ValueError(f"{name} must be a whole number, got {raw!r}") from None
+            if value < 1:
+                raise ValueError(f"{name} must be at least 1, got {value}")
+            return value
+
+        return cls(max_budget=read("TTS_MAX_BUDGET", base.max_budget),
+                   max_problems=read("TTS_MAX_PROBLEMS", base.max_problems),
+                   max_seeds=read("TTS_MAX_SEEDS", base.max_seeds),
+                   max_sweep_runs=read("TTS_MAX_SWEEP_RUNS", base.max_sweep_runs))

@@ -1,0 +1,216 @@
+"""One search, end to end: validate the request, build the space, run the strategy, store every event.
+
+``execute`` is what the UI, the CLI and the sweep all call. It yields event dicts as they happen, each
+with the compute spent since the previous event (``cost``) and the running totals (``totals``), and
+writes them to the store step by step, so a stopped or crashed run keeps what it did.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Iterator
+
+from backends import catalog
+from backends.embedded import arith
+from backends.reasoning import ReasoningSpace, ReasoningTask
+from engine.limits import Limits
+from strategies import params as params_mod
+from strategies.core import AGGREGATIONS, CancelToken, Cancelled, Compute, RunFinished, StepDone
+from strategies.registry import STRATEGIES, StrategyInfo
+
+log = logging.getLogger(__name__)
+DOMAINS = ("reasoning",)
+
+
+class ConfigError(ValueError):
+    """A request the app refuses, with a one-line message for the user."""
+
+
+@dataclass
+class RunConfig:
+    domain: str = "reasoning"
+    model: str = "tiny-arith-s"
+    verifier: str | None = "tiny-prm"
+    strategy: str = "beam_search"
+    budget: int = 16
+    params: dict = field(default_factory=dict)
+    problem_text: str | None = None
+    problem_id: str | None = None
+    difficulty: int | None = None
+    seed: int = 0
+    aggregation: str = "last"
+    temperature: float = 0.8
+    judge: str | None = None
+    trust_remote_code: bool = False
+    sweep_id: str | None = None
+
+
+@dataclass
+class Prepared:
+    config: RunConfig
+    info: StrategyInfo
+    params: object
+    problem: arith.Problem
+    policy: object
+    verifier: object | None
+    prompt: str
+
+    def record(self) -> dict:
+        """The row the store keeps for this run."""
+        c = self.config
+        return {"domain": c.domain, "model": c.model, "verifier": c.verifier if self.info.uses_verifier else None,
+                "strategy": c.strategy, "budget": c.budget, "seed": c.seed, "problem_uid": self.problem.uid,
+                "problem_text": self.problem.text, "difficulty": self.problem.difficulty, "sweep_id": c.sweep_id,
+                "params": asdict(self.params), "aggregation": c.aggregation, "temperature": c.temperature,
+                "prompt": self.prompt, "answer_truth": str(self.problem.answer)}
+
+
+def resolve_problem(config: RunConfig) -> arith.Problem:
+    try:
+        if config.problem_text and config.problem_text.strip():
+            if len(config.problem_text) > 2000:
+                raise ConfigError("the problem text is too long (2000 characters at most)")
+            return arith.parse_problem(config.problem_text)
+        if config.problem_id:
+            split, _, index = config.problem_id.partition(":")
+            if not index.isdigit():
+                raise ConfigError(f"problem id must look like test:17, got {config.problem_id!r}")
+            return arith.problem_at(split, int(index))
+        if config.difficulty is not None:
+            if config.difficulty not in arith.LEVELS:
+                raise ConfigError(f"difficulty must be 1 to 5, got {config.difficulty}")
+            return arith.random_problem(config.difficulty, random.Random())
+        return arith.problem_at("test", 0)
+    except (arith.ProblemFormatError, ValueError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(str(exc)) from None
+
+
+def prepare(config: RunConfig, limits: Limits | None = None) -> Prepared:
+    """Validate everything and load the models; raises ConfigError before anything is stored."""
+    limits = limits or Limits.from_env()
+    if config.domain not in DOMAINS:
+        raise ConfigError(f"unknown domain {config.domain!r}; available: {', '.join(DOMAINS)}")
+    info = STRATEGIES.get(config.strategy)
+    if info is None or config.domain not in info.domains:
+        names = ", ".join(n for n, s in STRATEGIES.items() if config.domain in s.domains)
+        raise ConfigError(f"unknown strategy {config.strategy!r} for {config.domain}; choose one of {names}")
+    if not isinstance(config.budget, int) or not 1 <= config.budget <= limits.max_budget:
+        raise ConfigError(f"budget must be a whole number from 1 to {limits.max_budget}, got {config.budget!r}")
+    if config.aggregation not in AGGREGATIONS:
+        raise ConfigError(f"aggregation must be one of {', '.join(AGGREGATIONS)}")
+    if not 0.0 <= float(config.temperature) <= 2.0:
+        raise ConfigError(f"temperature must be between 0 and 2, got {config.temperature}")
+    values = dict(config.params)
+    spec_names = {s.name for s in params_mod.specs(info.params_cls)}
+    if config.strategy != "greedy":
+        if info.budget_param in values and int(values[info.budget_param]) != config.budget:
+            raise ConfigError(f"give the budget once: --budget {config.budget} and {info.budget_param}="
+                              f"{values[info.budget_param]} disagree")
+        values[info.budget_param] = config.budget
+    try:
+        built = params_mod.build(info.params_cls, {k: v for k, v in values.items() if k in spec_names or k not in spec_names})
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    for s in params_mod.specs(info.params_cls):
+        v = getattr(built, s.name)
+        if s.type is int and s.name in ("n", "iterations") and v > limits.max_budget:
+            raise ConfigError(f"{s.name} must be at most {limits.max_budget} here")
+    problem = resolve_problem(config)
+    try:
+        policy = catalog.load_policy(config.model, config.trust_remote_code)
+        verifier = None
+        if info.uses_verifier:
+            if not config.verifier:
+                raise ConfigError(f"{info.title} needs a verifier; choose one (for example tiny-prm)")
+            verifier = catalog.load_verifier(config.verifier, config.trust_remote_code)
+    except catalog.ModelLoadError as exc:
+        raise ConfigError(str(exc)) from None
+    prompt = (policy.format_prompt(problem.text) if policy.use_chat_template
+              else problem.text + policy.delimiter)
+    return Prepared(config, info, built, problem, policy, verifier, prompt)
+
+
+def _totals(meter: Compute, started: float) -> dict:
+    d = meter.to_dict()
+    d["model_s"] = d["wall_s"]
+    d["wall_s"] = time.perf_counter() - started
+    return d
+
+
+def execute(config: RunConfig, store, cancel: CancelToken | None = None, limits: Limits | None = None) -> Iterator[dict]:
+    """Run one search and yield its events; see the module docstring. Raises ConfigError on bad input."""
+    prep = prepare(config, limits)
+    cancel = cancel or CancelToken()
+    run_id = store.create_run(prep.record())
+    started = time.perf_counter()
+    space = ReasoningSpace(prep.policy, prep.verifier, ReasoningTask(prep.problem, prep.prompt),
+                           aggregation=config.aggregation, temperature=float(config.temperature),
+                           seed=config.seed, cancel=cancel)
+    first = {"type": "RunStarted", "run_id": run_id, "strategy": config.strategy, "params": asdict(prep.params),
+             "problem": prep.problem.to_dict(), "prompt": prep.prompt, "config": prep.record(),
+             "cost": Compute().to_dict(), "totals": _totals(space.meter, started)}
+    pending = [first]
+    store.append_events(run_id, pending)
+    pending = []
+    yield first
+    status, error, result = "running", None, None
+    last = Compute()
+    try:
+        for event in prep.info.search(space, prep.params, cancel):
+            d = event.to_dict()
+            d["cost"] = space.meter.minus(last).to_dict()
+            last = space.meter.copy()
+            d["totals"] = _totals(space.meter, started)
+            pending.append(d)
+            if isinstance(event, (StepDone, RunFinished)):
+                store.append_events(run_id, pending)
+                pending = []
+            if isinstance(event, RunFinished):
+                result = event
+            yield d
+        status = "finished"
+    except Cancelled:
+        status = "cancelled"
+    except GeneratorExit:
+        # The consumer went away (a closed browser tab, a Stop button): keep what was done.
+        status = "cancelled"
+        _close(store, run_id, pending, status, None, None, prep, space, started)
+        raise
+    except Exception as exc:  # noqa: BLE001 - a failed run is stored with its reason, never lost
+        log.exception("run %s failed", run_id)
+        status, error = "failed", f"{type(exc).__name__}: {exc}"
+    final = _close(store, run_id, pending, status, error, result, prep, space, started)
+    yield final
+
+
+def _close(store, run_id: str, pending: list[dict], status: str, error: str | None, result: RunFinished | None,
+           prep: Prepared, space: ReasoningSpace, started: float) -> dict:
+    if pending:
+        store.append_events(run_id, pending)
+    answer = result.answer if result else None
+    correct = arith.is_correct(prep.problem, answer) if result else None
+    totals = _totals(space.meter, started)
+    store.finish_run(run_id, status, result=result.to_dict() if result else None, totals=totals, answer=answer,
+                     correct=correct, score=result.score if result else None, error=error)
+    return {"type": "RunEnded", "run_id": run_id, "status": status, "answer": answer, "correct": correct,
+            "score": result.score if result else None, "compute": totals, "error": error,
+            "candidates": result.candidates if result else []}
+
+
+def summary(events: list[dict]) -> dict:
+    """The CLI's JSON for a run: its id, the problem, the exact prompt, the answer and the compute."""
+    first, last = events[0], events[-1]
+    return {"run_id": first["run_id"], "status": last["status"], "strategy": first["strategy"],
+            "params": first["params"], "problem": first["problem"], "prompt": first["prompt"],
+            "answer": last["answer"], "correct": last["correct"], "score": last["score"],
+            "compute": last["compute"], "error": last["error"],
+            "candidates": last["candidates"]}
+
+
+def to_json(obj: dict) -> str:
+    return json.dumps(obj, indent=2, sort_keys=False)

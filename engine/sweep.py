@@ -1,0 +1,182 @@
+"""Sweeps: every strategy at every budget on the same problems and seeds, stored run by run.
+
+Accuracy is the mean over (problem, seed) pairs; the oracle ceiling is the unbiased pass@k estimate
+(Chen et al. 2021) from the largest best-of-N family run of each problem, or from a majority-vote run at
+the largest budget made for that purpose. ``resume`` reuses every finished run with the same
+configuration already in the store, so a killed sweep continues where it stopped with the same results.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+from backends.embedded import arith
+from engine.limits import Limits
+from engine.run import ConfigError, RunConfig, execute, prepare
+from strategies.core import CancelToken, Cancelled
+from strategies.registry import STRATEGIES
+
+log = logging.getLogger(__name__)
+SAMPLING = ("best_of_n", "weighted_bon", "majority_vote")
+
+
+@dataclass
+class SweepConfig:
+    domain: str = "reasoning"
+    model: str = "tiny-arith-s"
+    verifier: str | None = "tiny-prm"
+    strategies: list[str] = field(default_factory=lambda: ["greedy", "best_of_n", "beam_search"])
+    budgets: list[int] = field(default_factory=lambda: [1, 4, 16])
+    split: str = "test"
+    problems: int = 20
+    seeds: list[int] = field(default_factory=lambda: [0])
+    aggregation: str = "last"
+    temperature: float = 0.8
+    params: dict = field(default_factory=dict)  # per strategy: {"beam_search": {"beam_width": 4}}
+    resume: bool = False
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k from n samples of which c are correct."""
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
+
+
+def effective_budget(strategy: str, budget: int, beam_width: int) -> int | None:
+    """The budget a strategy really runs at, or None when it cannot run at it (beam width above N)."""
+    if strategy == "greedy":
+        return 1
+    if strategy in ("beam_search", "dvts") and budget < beam_width:
+        return None
+    return budget
+
+
+def validate(config: SweepConfig, limits: Limits) -> None:
+    if not config.strategies:
+        raise ConfigError("choose at least one strategy")
+    for s in config.strategies:
+        if s not in STRATEGIES:
+            raise ConfigError(f"unknown strategy {s!r}; choose from {', '.join(STRATEGIES)}")
+    if not config.budgets or any(not 1 <= b <= limits.max_budget for b in config.budgets):
+        raise ConfigError(f"budgets must be whole numbers from 1 to {limits.max_budget}")
+    if not 1 <= config.problems <= limits.max_problems:
+        raise ConfigError(f"problems must be from 1 to {limits.max_problems}")
+    if not config.seeds or len(config.seeds) > limits.max_seeds:
+        raise ConfigError(f"give 1 to {limits.max_seeds} seeds")
+    if config.split not in arith.SPLITS:
+        raise ConfigError(f"unknown split {config.split!r}; choose one of {', '.join(arith.SPLITS)}")
+    runs = len(config.strategies) * len(config.budgets) * config.problems * len(config.seeds)
+    if runs > limits.max_sweep_runs:
+        raise ConfigError(f"this sweep needs {runs} runs; the cap here is {limits.max_sweep_runs}")
+
+
+def _run_one(rc: RunConfig, store, cancel: CancelToken, resume: bool, limits: Limits) -> dict:
+    """The stored outcome of one run: reused from the store under ``resume``, else executed now."""
+    if resume:
+        prep = prepare(rc, limits)
+        rec = prep.record()
+        found = store.find_finished_run(rec["domain"], rec["model"], rec["verifier"], rec["strategy"], rec["budget"],
+                                        rec["seed"], rec["problem_uid"], rec["params"])
+        if found is not None:
+            result = found.get("result") or {}
+            return {"correct": bool(found["correct"]), "compute": found["totals"] or {},
+                    "candidates": result.get("candidates", []), "run_id": found["id"], "reused": True}
+    last = None
+    for event in execute(rc, store, cancel, limits):
+        last = event
+    if last["status"] == "cancelled":
+        raise Cancelled()
+    if last["status"] != "finished":
+        raise RuntimeError(f"run {last['run_id']} failed: {last['error']}")
+    return {"correct": bool(last["correct"]), "compute": last["compute"], "candidates": last["candidates"],
+            "run_id": last["run_id"], "reused": False}
+
+
+def run_sweep(config: SweepConfig, store, cancel: CancelToken | None = None,
+              progress: Callable[[int, int], None] | None = None, limits: Limits | None = None) -> dict:
+    limits = limits or Limits.from_env()
+    cancel = cancel or CancelToken()
+    validate(config, limits)
+    sweep_id = store.create_sweep(asdict(config))
+    problems = [arith.problem_at(config.split, i) for i in range(config.problems)]
+    cells: dict[tuple[str, int], list[tuple[arith.Problem, dict, float]]] = {}
+    plan = []
+    for s in config.strategies:
+        width = int(config.params.get(s, {}).get("beam_width", 4))
+        for b in config.budgets:
+            eb = effective_budget(s, b, width)
+            if eb is not None and (s, eb) not in [(p[0], p[1]) for p in plan]:
+                plan.append((s, eb))
+    oracle_source = next((s for s in SAMPLING if s in config.strategies), None)
+    max_b = max(config.budgets)
+    need_oracle_runs = oracle_source is None or (oracle_source, max_b) not in plan
+    total = len(plan) * len(problems) * len(config.seeds) + (len(problems) * len(config.seeds) if need_oracle_runs else 0)
+    done = 0
+    oracle_counts: list[tuple[int, int]] = []
+    status = "finished"
+    try:
+        for seed in config.seeds:
+            for problem in problems:
+                for s, b in plan:
+                    cancel.check()
+                    rc = RunConfig(domain=config.domain, model=config.model, verifier=config.verifier, strategy=s,
+                                   budget=b, params=dict(config.params.get(s, {})), problem_id=problem.uid,
+                                   seed=seed, aggregation=config.aggregation, temperature=config.temperature,
+                                   sweep_id=sweep_id)
+                    started = time.perf_counter()
+                    out = _run_one(rc, store, cancel, config.resume, limits)
+                    cells.setdefault((s, b), []).append((problem, out, time.perf_counter() - started))
+                    if not need_oracle_runs and s == oracle_source and b == max_b:
+                        oracle_counts.append(_counts(problem, out, b))
+                    done += 1
+                    if progress:
+                        progress(done, total)
+                if need_oracle_runs:
+                    rc = RunConfig(domain=config.domain, model=config.model, verifier=None, strategy="majority_vote",
+                                   budget=max_b, problem_id=problem.uid, seed=seed,
+                                   temperature=config.temperature, sweep_id=sweep_id)
+                    oracle_counts.append(_counts(problem, _run_one(rc, store, cancel, config.resume, limits), max_b))
+                    done += 1
+                    if progress:
+                        progress(done, total)
+    except Cancelled:
+        status = "cancelled"
+    result = {"config": {**asdict(config), "sweep_id": sweep_id}, "results": [_cell(s, b, cells.get((s, b), []))
+                                                                         for s, b in plan if cells.get((s, b))],
+              "oracle": {"pass@k": {str(k): _mean([pass_at_k(n, c, k) for n, c in oracle_counts if k <= n])
+                                    for k in sorted(set(config.budgets))},
+                         "source": oracle_source if not need_oracle_runs else "majority_vote (oracle runs)",
+                         "n_problems": len(oracle_counts)},
+              "status": status}
+    store.finish_sweep(sweep_id, status, result)
+    return result
+
+
+def _counts(problem: arith.Problem, out: dict, n: int) -> tuple[int, int]:
+    """(samples drawn, correct samples) from a sampling run: one candidate row per finished sample."""
+    correct = sum(1 for row in out["candidates"] if arith.is_correct(problem, row["answer"]))
+    return n, correct
+
+
+def _mean(xs: list[float]) -> float | None:
+    return sum(xs) / len(xs) if xs else None
+
+
+def _cell(strategy: str, budget: int, rows: list[tuple[arith.Problem, dict, float]]) -> dict:
+    by_level: dict[str, list[bool]] = {}
+    compute: dict[str, float] = {}
+    for problem, out, _ in rows:
+        by_level.setdefault(str(problem.difficulty), []).append(out["correct"])
+        for k, v in out["compute"].items():
+            if isinstance(v, (int, float)):
+                compute[k] = compute.get(k, 0) + v
+    n = len(rows)
+    mean_compute = {k: v / n for k, v in compute.items()}
+    return {"strategy": strategy, "budget": budget, "accuracy": sum(o["correct"] for _, o, _ in rows) / n,
+            "n_problems": n, "by_difficulty": {k: sum(v) / len(v) for k, v in sorted(by_level.items())},
+            "compute": mean_compute, "compute_total": compute, "wall_s": sum(w for _, _, w in rows),
+            "reused_runs": sum(1 for _, o, _ in rows if o["reused"])}

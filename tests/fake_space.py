@@ -1,0 +1,73 @@
+"""A small deterministic search space for testing strategies as algorithms, without any model.
+
+A node's payload is the tuple of digits chosen so far. A child appends one digit drawn from a seeded
+generator; a node is final after ``length`` steps and its answer is the sum of its digits. The score of a
+node is a fixed function of its digits, so tests know which children a strategy must keep.
+"""
+from __future__ import annotations
+
+import itertools
+import random
+from dataclasses import dataclass, field
+
+from strategies.core import CancelToken, Compute, Node, Score
+
+
+@dataclass
+class FakeSpace:
+    length: int = 3
+    max_steps: int = 6
+    seed: int = 0
+    cancel: CancelToken | None = None
+    scorer: object = None
+    calls: list = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._ids = itertools.count()
+        self._rng = random.Random(self.seed)
+
+    def _node(self, parent: Node | None, digits: tuple[int, ...]) -> Node:
+        finished = len(digits) >= self.length
+        return Node(id=f"n{next(self._ids)}", parent=parent.id if parent else None, depth=len(digits),
+                    preview=",".join(map(str, digits)), finished=finished,
+                    answer=str(sum(digits)) if finished else None, payload=digits,
+                    cost=Compute(generated_tokens=1, model_calls=1))
+
+    def initial(self, n: int) -> list[Node]:
+        return [self._node(None, ()) for _ in range(n)]
+
+    def extend(self, nodes: list[Node], k: int, temperature: float | None = None) -> list[list[Node]]:
+        self.calls.append(("extend", len(nodes), k))
+        if self.cancel is not None:
+            self.cancel.check()
+        out = []
+        for n in nodes:
+            if temperature == 0:
+                out.append([self._node(n, n.payload + (9,)) for _ in range(k)])
+            else:
+                out.append([self._node(n, n.payload + (self._rng.randint(0, 9),)) for _ in range(k)])
+        return out
+
+    def complete(self, nodes: list[Node], temperature: float | None = None) -> list[Node]:
+        self.calls.append(("complete", len(nodes)))
+        out = []
+        for n in nodes:
+            digits = n.payload
+            while len(digits) < self.length:
+                digits = digits + (self._rng.randint(0, 9),)
+            leaf = self._node(n, digits)
+            out.append(leaf)
+        return out
+
+    def score(self, nodes: list[Node]) -> list[Score]:
+        self.calls.append(("score", len(nodes)))
+        out = []
+        for n in nodes:
+            per_step = [(d + 1) / 11 for d in n.payload] or [0.5]
+            if self.scorer:
+                per_step = self.scorer(n)
+            out.append(Score(per_step[-1], per_step))
+        return out
+
+    def extract(self, node: Node) -> str | None:
+        return node.answer

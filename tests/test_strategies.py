@@ -1,0 +1,194 @@
+"""Each strategy's defining behaviour on a deterministic fake space."""
+from __future__ import annotations
+
+import pytest
+
+from strategies import beam_search, best_of_n, dvts, first_finish, greedy, majority_vote, mcts, particle_filtering, weighted_bon
+from strategies.core import CancelToken, Cancelled
+from strategies.params import build
+from strategies.registry import STRATEGIES
+from tests.fake_space import FakeSpace
+
+
+def run(module, space, **values):
+    return [e.to_dict() for e in module.search(space, build(module.Params, values))]
+
+
+def of(events, kind):
+    return [e for e in events if e["type"] == kind]
+
+
+def test_greedy_takes_one_temperature_zero_chain():
+    events = run(greedy, FakeSpace(length=3))
+    added = of(events, "NodeAdded")
+    assert [a["preview"] for a in added] == ["", "9", "9,9", "9,9,9"]
+    assert events[-1]["answer"] == "27"
+
+
+def test_best_of_n_picks_highest_score():
+    space = FakeSpace(length=2, seed=3)
+    events = run(best_of_n, space, n=8)
+    scored = of(events, "NodeScored")
+    assert len(scored) == 8
+    best = max(scored, key=lambda s: s["score"])
+    assert of(events, "Selected")[0]["id"] == best["id"]
+    assert ("complete", 8) in space.calls
+
+
+def test_weighted_bon_sums_scores_per_answer():
+    # Two answers: "1" three times with score 0.3 each (sum 0.9), "2" once with score 0.8.
+    from strategies.core import Node
+    from strategies.common import weighted_vote
+
+    class S:
+        def extract(self, n):
+            return n.answer
+    nodes = [Node(id=f"a{i}", parent=None, depth=1, preview="", finished=True, answer="1") for i in range(3)]
+    nodes.append(Node(id="b", parent=None, depth=1, preview="", finished=True, answer="2"))
+    scores = {"a0": 0.3, "a1": 0.3, "a2": 0.3, "b": 0.8}
+    assert weighted_vote(S(), nodes, scores).answer == "1"
+    assert weighted_vote(S(), nodes, {k: 1.0 for k in scores}).answer == "1"
+    events = run(weighted_bon, FakeSpace(length=2), n=6)
+    assert of(events, "RunFinished")[0]["answer"] is not None
+
+
+def test_majority_vote_calls_no_verifier():
+    space = FakeSpace(length=1, seed=1)
+    events = run(majority_vote, space, n=20)
+    assert not of(events, "NodeScored")
+    assert not any(c[0] == "score" for c in space.calls)
+    cands = of(events, "RunFinished")[0]["candidates"]
+    top = max(cands, key=lambda r: r["votes"])
+    assert events[-1]["answer"] == top["answer"]
+
+
+def test_beam_search_keeps_n_over_m_and_expands_m():
+    space = FakeSpace(length=4, seed=2)
+    events = run(beam_search, space, n=8, beam_width=2)
+    extends = [c for c in space.calls if c[0] == "extend"]
+    assert extends[0] == ("extend", 1, 8)            # the first step draws N from the root
+    assert all(c == ("extend", 4, 2) for c in extends[1:])  # then N/M survivors expand M each
+    # At every step exactly N - N/M open candidates are pruned, and the kept ones are the best scored.
+    scores = {e["id"]: e["score"] for e in of(events, "NodeScored")}
+    pruned = {e["id"] for e in of(events, "NodePruned")}
+    parents = {e["id"]: e["parent"] for e in of(events, "NodeAdded")}
+    steps = {e["id"]: e["step"] for e in of(events, "NodeAdded")}
+    for step in (1, 2, 3):
+        layer = [i for i, s in steps.items() if s == step]
+        kept = [i for i in layer if i not in pruned]
+        assert len(kept) == 4
+        assert min(scores[i] for i in kept) >= max(scores[i] for i in layer if i in pruned)
+        nxt = [i for i, s in steps.items() if s == step + 1]
+        assert {parents[i] for i in nxt} <= set(kept)
+
+
+def test_beam_width_above_n_is_rejected():
+    with pytest.raises(ValueError):
+        build(beam_search.Params, {"n": 2, "beam_width": 4})
+
+
+def test_dvts_keeps_subtrees_apart():
+    space = FakeSpace(length=4, seed=5)
+    events = run(dvts, space, n=8, beam_width=2)
+    parents = {e["id"]: e["parent"] for e in of(events, "NodeAdded")}
+    firsts = [e["id"] for e in of(events, "NodeAdded") if e["step"] == 1]
+    assert len(firsts) == 4  # N/M subtrees
+
+    def subtree(i):
+        while parents[i] not in (None,) and parents[parents[i]] is not None:
+            i = parents[i]
+        return i
+    finals = [e["id"] for e in of(events, "NodeFinished")]
+    survivors = [f for f in finals if f not in {p["id"] for p in of(events, "NodePruned")}]
+    assert sorted(subtree(f) for f in survivors) == sorted(firsts)  # one result per subtree
+    # after the first step every open head expands M children
+    assert [c for c in space.calls if c[0] == "extend"][1] == ("extend", 4, 2)
+
+
+def test_particle_weights_are_softmax_of_logit():
+    ws = particle_filtering.weights([0.5, 0.9], temperature=1.0)
+    # logit(0.5)=0, logit(0.9)=ln 9: weights 1/10 and 9/10
+    assert ws == pytest.approx([0.1, 0.9])
+    assert particle_filtering.ess([0.5, 0.5]) == pytest.approx(2.0)
+    sharp = particle_filtering.weights([0.5, 0.9], temperature=0.5)
+    assert sharp[1] > ws[1]
+
+
+def test_particle_resampling_records_ancestry():
+    space = FakeSpace(length=3, seed=4)
+    events = run(particle_filtering, space, n=6)
+    res = of(events, "Resampled")
+    assert res, "particle filtering resamples every step"
+    added = {e["id"]: e for e in of(events, "NodeAdded")}
+    for r in res:
+        assert len(r["particles"]) == len(r["ancestors"]) == 6
+        assert sum(r["weights"]) == pytest.approx(1.0)
+        assert 1.0 <= r["ess"] <= 6.0
+    # after resampling, each next-step particle's parent is one of the resampled particles
+    first = res[0]
+    step2 = [e for e in added.values() if e["step"] == 2]
+    assert {e["parent"] for e in step2} <= set(first["particles"])
+
+
+def test_particle_filtering_freeze_sets_finished_aside():
+    space = FakeSpace(length=2, seed=4)
+    events = run(particle_filtering, space, n=4, finished="freeze")
+    assert len(of(events, "RunFinished")[0]["candidates"]) >= 1
+
+
+def test_mcts_visit_counts_add_up():
+    space = FakeSpace(length=3, seed=6)
+    events = run(mcts, space, iterations=10, width=2, rollout=False)
+    stats = of(events, "NodeStats")
+    root = of(events, "NodeAdded")[0]["id"]
+    root_visits = [s["visits"] for s in stats if s["id"] == root]
+    assert root_visits == list(range(1, 11))  # the root is on every iteration's path
+    last = {}
+    for s in stats:
+        last[s["id"]] = s["visits"]
+    children = [e["id"] for e in of(events, "NodeAdded") if e["parent"] == root]
+    assert sum(last.get(c, 0) for c in children) == 10
+
+
+def test_mcts_rollouts_add_candidates():
+    space = FakeSpace(length=4, seed=6)
+    events = run(mcts, space, iterations=3, width=2, rollout=True)
+    assert sum(1 for c in space.calls if c[0] == "complete") >= 1
+    assert of(events, "RunFinished")[0]["candidates"]
+
+
+def test_first_finish_stops_the_others():
+    space = FakeSpace(length=2, seed=0)
+    events = run(first_finish, space, n=5)
+    pruned = of(events, "NodePruned")
+    assert len(pruned) == 4
+    assert len(of(events, "RunFinished")[0]["candidates"]) == 1
+    assert len([c for c in space.calls if c[0] == "extend"]) == 2
+
+
+@pytest.mark.parametrize("name", list(STRATEGIES))
+def test_cancel_mid_run_stops_at_next_step(name):
+    token = CancelToken()
+    space = FakeSpace(length=5, max_steps=8, cancel=token)
+    info = STRATEGIES[name]
+    calls_at_cancel = None
+    try:
+        for e in info.search(space, build(info.params_cls, {}), token):
+            if e.to_dict()["type"] == "StepDone" and calls_at_cancel is None:
+                token.cancel()
+                calls_at_cancel = len(space.calls)
+    except Cancelled:
+        pass
+    else:
+        # Only a one-step method may finish normally after Stop: it had nothing left to generate.
+        assert name in ("best_of_n", "weighted_bon", "majority_vote")
+    generated_after = [c for c in space.calls[calls_at_cancel:] if c[0] in ("extend", "complete")]
+    assert generated_after == []
+
+
+@pytest.mark.parametrize("name", list(STRATEGIES))
+def test_every_strategy_finishes_with_a_selection(name):
+    info = STRATEGIES[name]
+    events = [e.to_dict() for e in info.search(FakeSpace(length=3, seed=1), build(info.params_cls, {}), None)]
+    assert events[-1]["type"] == "RunFinished"
+    assert events[-1]["answer"] is not None
