@@ -1,0 +1,361 @@
+"""The pure view functions: events in, figures / rows / HTML out (no gradio, no models).
+
+Event streams come from the real strategies run over a small deterministic fake search space, so the
+views are tested against the events the engine really emits, plus hand-made streams for edge cases.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+import time
+
+import pytest
+
+from strategies.core import Compute, Node, Score
+from strategies.registry import STRATEGIES
+from strategies import params as params_mod
+from ui import views
+
+TRUTH = "42"
+
+
+class FakeSpace:
+    """Deterministic arithmetic-free search space: answers are 42 or a wrong number, scores from a hash."""
+
+    max_steps = 4
+
+    def __init__(self, seed: int = 0, preview: str | None = None) -> None:
+        self.seed = seed
+        self._ids = itertools.count()
+        self.preview = preview
+
+    def _h(self, *parts: object) -> float:
+        d = hashlib.sha256(repr(parts).encode()).digest()
+        return int.from_bytes(d[:4], "big") / 2**32
+
+    def _node(self, parent: Node | None, steps: tuple, finished: bool) -> Node:
+        nid = f"n{next(self._ids)}"
+        answer = None
+        if finished:
+            answer = TRUTH if self._h(nid, "ans") < 0.5 else str(int(self._h(nid, "w") * 100))
+        preview = self.preview if self.preview is not None else (steps[-1] if steps else "prompt")
+        return Node(id=nid, parent=parent.id if parent else None, depth=len(steps), preview=preview,
+                    finished=finished, answer=answer, payload=steps,
+                    cost=Compute(generated_tokens=5, prompt_tokens=10, model_calls=1))
+
+    def initial(self, n: int) -> list[Node]:
+        return [self._node(None, (), False) for _ in range(n)]
+
+    def extend(self, nodes: list[Node], k: int, temperature: float | None = None) -> list[list[Node]]:
+        out = []
+        for n in nodes:
+            kids = []
+            for _ in range(k):
+                steps = n.payload + (f"step {len(n.payload) + 1} of {n.id}",)
+                fin = len(steps) >= self.max_steps or self._h(n.id, len(kids), "f") < 0.15
+                kids.append(self._node(n, steps, fin))
+            out.append(kids)
+        return out
+
+    def complete(self, nodes: list[Node]) -> list[Node]:
+        out = []
+        for n in nodes:
+            steps = n.payload + tuple(f"rollout {i}" for i in range(self.max_steps - len(n.payload)))
+            out.append(self._node(n, steps or ("done",), True))
+        return out
+
+    def score(self, nodes: list[Node]) -> list[Score]:
+        return [Score(self._h(n.id, "s"), [self._h(n.id, i) for i in range(max(1, n.depth))]) for n in nodes]
+
+    def extract(self, node: Node) -> str | None:
+        return node.answer
+
+
+def run_events(strategy: str, n: int = 8, problem_text: str = "Start with 40. Add 2.", preview: str | None = None,
+               **extra) -> list[dict]:
+    """The event dicts a strategy emits on the fake space, shaped like the engine's (RunStarted ... RunEnded)."""
+    info = STRATEGIES[strategy]
+    values = {info.budget_param: n} if strategy != "greedy" else {}
+    values.update(extra)
+    p = params_mod.build(info.params_cls, values)
+    space = FakeSpace(preview=preview)
+    events = [{"type": "RunStarted", "run_id": "rtest", "strategy": strategy, "params": dict(p.__dict__),
+               "problem": {"uid": "t:0", "text": problem_text, "answer": TRUTH, "difficulty": 2}, "prompt": "x"}]
+    tokens = 0
+    for ev in info.search(space, p, None):
+        d = ev.to_dict()
+        tokens += 15
+        d["cost"] = {"generated_tokens": 5}
+        d["totals"] = {"prompt_tokens": tokens // 3 * 2, "generated_tokens": tokens // 3, "verifier_tokens": 0,
+                       "model_calls": tokens // 15, "verifier_calls": 0, "nfe": 0, "flops": tokens * 1e6,
+                       "kv_bytes_peak": 2**20, "wall_s": 0.01 * tokens, "tokens": tokens}
+        events.append(d)
+    fin = next((e for e in events if e["type"] == "RunFinished"), None)
+    events.append({"type": "RunEnded", "run_id": "rtest", "status": "finished", "answer": fin and fin["answer"],
+                   "correct": (fin["answer"] == TRUTH) if fin else None, "score": fin and fin["score"],
+                   "compute": events[-1]["totals"], "error": None})
+    return events
+
+
+def trace(fig, name):
+    return [t for t in fig.data if t.name == name]
+
+
+@pytest.mark.parametrize("strategy", list(STRATEGIES))
+def test_every_strategy_folds_and_draws(strategy):
+    events = run_events(strategy, n=4 if strategy != "mcts" else 6)
+    st = views.fold(events)
+    assert st.status == "finished" and st.run_id == "rtest" and st.nodes
+    fig = views.tree_figure(st)
+    json.loads(fig.to_json())  # serialisable, as gradio sends it
+    assert fig.layout.uirevision == "tree-rtest"
+    views.particle_figure(st).to_json()
+    views.candidates_rows(st)
+    views.compute_meter_html(st.totals)
+    views.status_html(st)
+
+
+def test_one_edge_trace_float32_and_chosen_path():
+    events = run_events("beam_search", n=8, beam_width=2)
+    st = views.fold(events)
+    fig = views.tree_figure(st)
+    edges = trace(fig, "edges")
+    assert len(edges) == 1
+    n_edges = sum(1 for n in st.nodes.values() if n.parent is not None)
+    assert len(edges[0].x) == 3 * n_edges
+    assert edges[0].x.dtype.name == "float32"
+    assert '"dtype":"f4"' in fig.to_json()  # typed arrays travel as base64, not as JSON number lists
+    path = st.chosen_path()
+    assert path and path[-1] == st.selected and st.nodes[path[0]].parent is None
+    chosen = trace(fig, "chosen path")
+    assert len(chosen) == 1 and len(chosen[0].x) == len(path)
+    # every node of the chosen path sits at its step depth
+    assert list(chosen[0].x) == [float(st.nodes[p].step) for p in path]
+
+
+def test_pruned_nodes_are_grey_and_scored_nodes_have_a_colour_bar():
+    st = views.fold(run_events("beam_search", n=8, beam_width=2))
+    pruned = [n for n in st.nodes.values() if n.pruned]
+    assert pruned
+    fig = views.tree_figure(st)
+    (pt,) = trace(fig, "pruned")
+    assert pt.marker.color == views.PRUNED and len(pt.x) == len(pruned)
+    (scored,) = trace(fig, "scored")
+    assert scored.marker.colorbar.title.text.startswith("verifier")
+    assert scored.marker.cmin == 0 and scored.marker.cmax == 1
+
+
+def test_finished_marked_correct_and_wrong_from_the_problem_answer():
+    st = views.fold(run_events("best_of_n", n=16))
+    fin = [n for n in st.nodes.values() if n.finished]
+    good = [n for n in fin if n.answer == TRUTH]
+    bad = [n for n in fin if n.answer != TRUTH]
+    assert good and bad
+    assert all(n.correct is True for n in good) and all(n.correct is False for n in bad)
+    fig = views.tree_figure(st)
+    assert len(trace(fig, "correct answer")[0].x) == len(good)
+    assert len(trace(fig, "wrong answer")[0].x) == len(bad)
+    rows = views.candidates_rows(st)
+    assert len(rows) == len(fin)
+    assert {r[4] for r in rows} == {"✓", "✗"}
+    assert sum(1 for r in rows if r[5] == "★") == 1
+    scores = [r[2] for r in rows]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_hover_and_html_escape_model_and_user_text():
+    evil = '<script>window.__pwned=1</script><img src=x onerror="alert(1)">${alert(2)}`'
+    events = run_events("beam_search", n=4, beam_width=2, problem_text=evil, preview=evil)
+    st = views.fold(events)
+    fig = views.tree_figure(st)
+    hover = " ".join(h for t in fig.data if t.hovertext is not None for h in t.hovertext)
+    assert "<script>" not in hover and "<img" not in hover and "${" not in hover
+    assert "&lt;script&gt;" in hover
+    page = views.status_html(st)
+    assert "<script>" not in page and "<img" not in page and "${" not in page and "`" not in page
+    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in page
+    st.error = evil
+    assert "<script>" not in views.status_html(st)
+    meter = views.compute_meter_html({"prompt_tokens": "<b>1</b>"})
+    assert "<b>1</b>" not in meter
+
+
+def test_fold_upto_step_replays_prefixes():
+    events = run_events("beam_search", n=8, beam_width=2)
+    total = views.step_count(events)
+    assert total >= 2
+    sizes = [len(views.fold(events, upto_step=k).nodes) for k in range(total + 1)]
+    assert sizes == sorted(sizes) and sizes[0] == 1 and sizes[-1] == len(views.fold(events).nodes)
+    assert views.fold(events, upto_step=1).selected is None
+    assert views.fold(events, upto_step=total).selected is not None
+    assert views.fold(events, upto_step=total).status == "finished"
+    assert views.fold(events, upto_step=1).status == "running"
+
+
+def test_incremental_fold_matches_full_fold():
+    events = run_events("particle_filtering", n=6)
+    st = views.ViewState()
+    for i in range(0, len(events), 7):
+        views.fold(events[i:i + 7], state=st)
+    full = views.fold(events)
+    assert st.nodes.keys() == full.nodes.keys() and len(st.particle_steps) == len(full.particle_steps)
+
+
+def test_particle_lanes_ancestry_and_extinct_lineages():
+    events = run_events("particle_filtering", n=8, temperature=0.3)
+    st = views.fold(events)
+    steps = st.particle_steps
+    assert steps and all(len(ps.weights) == 8 for ps in steps)
+    fig = views.particle_figure(st)
+    (dots,) = trace(fig, "particle (size = weight)")
+    assert len(dots.x) == 8 * len(steps)
+    (live,) = trace(fig, "surviving lineage")
+    (dead,) = trace(fig, "extinct lineage")
+    # one ancestry line per new particle per resampling, split between surviving and extinct
+    assert (len(live.x) + len(dead.x)) // 3 == 8 * len(steps)
+    resampled_ids = {pid for ps in steps for pid in ps.particles}
+    extinct = [n for n in st.nodes.values() if n.pruned and "not resampled" in n.prune_reason]
+    assert not (resampled_ids & {n.id for n in extinct})
+    grey = [c for c in dots.marker.color if c != "#3b6fd6"]
+    assert len(grey) >= len([i for ps in steps[:-1] for i in range(8) if i not in ps.parent])
+    (ess,) = trace(fig, "ESS")
+    assert list(ess.y) == pytest.approx([ps.ess for ps in steps])
+    (thr,) = trace(fig, "N/2 (adaptive-resampling threshold)")
+    assert set(thr.y) == {4.0}
+
+
+def test_particle_lineage_by_hand():
+    """Three particles, two resamplings: particle 2 of the first population leaves no descendant."""
+    ev = [{"type": "RunStarted", "run_id": "r", "strategy": "particle_filtering", "params": {"n": 3},
+           "problem": {"answer": "1"}},
+          {"type": "NodeAdded", "id": "root", "parent": None, "step": 0, "preview": "", "finished": False}]
+    ev += [{"type": "NodeAdded", "id": f"a{i}", "parent": "root", "step": 1, "preview": "", "finished": False}
+           for i in range(3)]
+    ev += [{"type": "Resampled", "step": 1, "particles": ["a0", "a0", "a1"], "ancestors": [0, 0, 1],
+            "weights": [0.6, 0.3, 0.1], "ess": 2.17}]
+    ev += [{"type": "NodeAdded", "id": f"b{i}", "parent": p, "step": 2, "preview": "", "finished": False}
+           for i, p in enumerate(["a0", "a0", "a1"])]
+    ev += [{"type": "Resampled", "step": 2, "particles": ["b1", "b1", "b1"], "ancestors": [1, 1, 1],
+            "weights": [0.1, 0.8, 0.1], "ess": 1.5}]
+    st = views.fold(ev)
+    fig = views.particle_figure(st)
+    (dots,) = trace(fig, "particle (size = weight)")
+    alive = [c == "#3b6fd6" for c in dots.marker.color]
+    # step 1: particle 0 is the ancestor of b1 (lane 1 at step 2); particles 1 and 2 died out
+    assert alive[:3] == [True, False, False]
+    assert alive[3:] == [False, True, False]
+
+
+def test_500_node_tree_builds_fast(capsys):
+    """A 500-node tree: fold + figure + JSON (what gradio sends). Prints the time; no wall-clock assert."""
+    ev = [{"type": "RunStarted", "run_id": "big", "strategy": "beam_search", "params": {},
+           "problem": {"text": "p", "answer": "7"}}]
+    ev.append({"type": "NodeAdded", "id": "n0", "parent": None, "step": 0, "preview": "root", "finished": False,
+               "node_cost": {"generated_tokens": 0}})
+    frontier = ["n0"]
+    count = 1
+    depth = 0
+    while count < 500:
+        depth += 1
+        new = []
+        for p in frontier:
+            for _ in range(4):
+                if count >= 500:
+                    break
+                nid = f"n{count}"
+                count += 1
+                fin = depth >= 5 and count % 3 == 0
+                ev.append({"type": "NodeAdded", "id": nid, "parent": p, "step": depth,
+                           "preview": f"{count} * 7 = {count * 7} <b>", "finished": fin,
+                           "answer": str(count % 9) if fin else None,
+                           "node_cost": {"generated_tokens": 7, "prompt_tokens": 30}})
+                ev.append({"type": "NodeScored", "id": nid, "score": (count % 97) / 97,
+                           "per_step": [0.5] * depth})
+                new.append(nid)
+        for nid in new[len(new) // 4:]:
+            ev.append({"type": "NodePruned", "id": nid, "reason": "not in top"})
+        frontier = new[: max(1, len(new) // 4)]
+        ev.append({"type": "StepDone", "step": depth})
+    ev.append({"type": "Selected", "id": frontier[0], "answer": "1", "score": 0.9})
+    t0 = time.perf_counter()
+    st = views.fold(ev)
+    t1 = time.perf_counter()
+    fig = views.tree_figure(st)
+    t2 = time.perf_counter()
+    payload = fig.to_json()
+    t3 = time.perf_counter()
+    assert len(st.nodes) == 500
+    with capsys.disabled():
+        print(f"\n[500-node tree] fold {1e3 * (t1 - t0):.1f} ms, figure {1e3 * (t2 - t1):.1f} ms, "
+              f"to_json {1e3 * (t3 - t2):.1f} ms, total {1e3 * (t3 - t0):.1f} ms, JSON {len(payload) / 1024:.0f} KiB")
+
+
+def test_meter_and_candidates_live_votes():
+    events = run_events("majority_vote", n=8)
+    cut = [e for e in events if e["type"] not in ("RunFinished", "Selected", "RunEnded")]
+    st = views.fold(cut)
+    rows = views.candidates_rows(st)
+    assert rows and all(r[3] >= 1 for r in rows)
+    by_answer: dict = {}
+    for r in rows:
+        by_answer[r[1]] = by_answer.get(r[1], 0) + 1
+    assert all(r[3] == by_answer[r[1]] for r in rows)
+    html = views.compute_meter_html({"prompt_tokens": 1234, "generated_tokens": 2_500_000, "flops": 3.2e12,
+                                     "kv_bytes_peak": 3 * 2**20, "wall_s": 1.5, "model_calls": 3})
+    for text in ("1.23 k", "2.50 M", "3.20 T", "3.00 MiB", "1.50 s"):
+        assert text in html
+
+
+SWEEP = {
+    "config": {"strategies": ["greedy", "best_of_n", "beam_search"], "budgets": [1, 4, 16]},
+    "results": [
+        {"strategy": "greedy", "budget": 1, "accuracy": 0.4, "n_problems": 10,
+         "by_difficulty": {"1": 0.8, "2": 0.4, "3": 0.0}, "compute": {"tokens": 100, "flops": 1e8}, "wall_s": 1},
+        {"strategy": "best_of_n", "budget": 4, "accuracy": 0.5, "n_problems": 10,
+         "by_difficulty": {"1": 0.9, "2": 0.5, "3": 0.1}, "compute": {"tokens": 400, "flops": 4e8}, "wall_s": 1},
+        {"strategy": "best_of_n", "budget": 16, "accuracy": 0.6, "n_problems": 10,
+         "by_difficulty": {"1": 1.0, "2": 0.6, "3": 0.2}, "compute": {"tokens": 1600, "flops": 1.6e9}, "wall_s": 1},
+        {"strategy": "beam_search", "budget": 4, "accuracy": 0.55, "n_problems": 10,
+         "by_difficulty": {"1": 0.8, "2": 0.7, "3": 0.1}, "compute": {"tokens": 500, "flops": 5e8}, "wall_s": 1},
+        {"strategy": "beam_search", "budget": 16, "accuracy": 0.7, "n_problems": 10,
+         "by_difficulty": {"1": 0.9, "2": 0.8, "3": 0.4}, "compute": {"tokens": 2000, "flops": 2e9}, "wall_s": 1},
+    ],
+    "oracle": {"pass@k": {"1": 0.4, "4": 0.7, "16": 0.9}},
+}
+
+
+def test_scaling_figure_and_compute_optimal_table():
+    fig = views.scaling_figure(SWEEP)
+    json.loads(fig.to_json())
+    names = {t.name for t in fig.data}
+    assert {"greedy", "best_of_n", "beam_search", "oracle pass@N (ceiling)"} <= names
+    assert fig.layout.xaxis.type == "log"
+    oracle = trace(fig, "oracle pass@N (ceiling)")[0]
+    assert list(oracle.y) == [0.4, 0.7, 0.9]  # pass@1 sits at greedy's compute (no sampling cell at budget 1)
+    table = views.compute_optimal_table(SWEEP)
+    by = {(r[0], r[1]): r[2] for r in table}
+    assert by[("all", 16)] == "beam_search"
+    assert by[("1", 16)] == "best_of_n"
+    assert by[("3", 4)] == "best_of_n"  # tie at 0.1: the cheaper one wins
+    assert views.scaling_figure(None).layout.annotations
+
+
+def test_score_vs_compute_and_metrics():
+    a, b = run_events("best_of_n", n=8), run_events("beam_search", n=8, beam_width=2)
+    fig = views.score_vs_compute_figure([a, b], ["bon", "beam"])
+    assert [t.name for t in fig.data] == ["bon", "beam"]
+    for t in fig.data:
+        assert list(t.y) == sorted(t.y)  # best so far never decreases
+    headers, rows = views.metrics_rows([views.fold(a), views.fold(b)], ["bon", "beam"])
+    assert headers == ["metric", "bon", "beam"]
+    assert any(r[0] == "tokens" for r in rows)
+
+
+def test_empty_states():
+    st = views.fold([])
+    assert views.tree_figure(st).layout.annotations
+    assert views.particle_figure(st).layout.annotations
+    assert views.candidates_rows(st) == []
+    assert math.isfinite(len(views.status_html(st)))
