@@ -13,12 +13,14 @@ import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from backends.errors import InputError
+
 log = logging.getLogger(__name__)
 
 EMBEDDED_DIR = Path(__file__).resolve().parent / "embedded" / "models"
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(InputError):
     """A model that cannot be used here, with the reason in one line."""
 
 

@@ -7,9 +7,12 @@ space adds to its meter and to each node.
 from __future__ import annotations
 
 import itertools
+import random
 from dataclasses import dataclass, field
 
+from backends import catalog
 from backends.embedded import arith
+from backends.errors import InputError
 from strategies.core import AGGREGATIONS, CancelToken, Compute, Node, Score, aggregate
 
 
@@ -125,3 +128,63 @@ class ReasoningSpace:
 
     def extract(self, node: Node) -> str | None:
         return node.answer
+
+
+def resolve_problem(problem_text: str | None, problem_id: str | None, difficulty: int | None) -> arith.Problem:
+    """The problem a request names: typed text, a split:index id, a random one of a level, or test:0."""
+    try:
+        if problem_text and problem_text.strip():
+            if len(problem_text) > 2000:
+                raise InputError("the problem text is too long (2000 characters at most)")
+            return arith.parse_problem(problem_text)
+        if problem_id:
+            split, _, index = problem_id.partition(":")
+            if not index.isdigit():
+                raise InputError(f"problem id must look like test:17, got {problem_id!r}")
+            return arith.problem_at(split, int(index))
+        if difficulty is not None:
+            if difficulty not in arith.LEVELS:
+                raise InputError(f"difficulty must be 1 to 5, got {difficulty}")
+            return arith.random_problem(difficulty, random.Random())
+        return arith.problem_at("test", 0)
+    except InputError:
+        raise
+    except ValueError as exc:  # ProblemFormatError and unknown splits carry their own message
+        raise InputError(str(exc)) from None
+
+
+@dataclass
+class ReasoningRun:
+    """A reasoning request with its models loaded: builds the space and grades answers."""
+
+    problem: arith.Problem
+    prompt: str
+    policy: object
+    verifier: object | None
+
+    def problem_record(self) -> dict:
+        return self.problem.to_dict()
+
+    def space(self, config, cancel: CancelToken) -> ReasoningSpace:
+        return ReasoningSpace(self.policy, self.verifier, ReasoningTask(self.problem, self.prompt),
+                              aggregation=config.aggregation, temperature=float(config.temperature),
+                              seed=config.seed, cancel=cancel)
+
+    def grade(self, answer: str | None) -> bool:
+        return arith.is_correct(self.problem, answer)
+
+    def result_extras(self, space: ReasoningSpace, result) -> dict:
+        return {}
+
+
+def prepare(config, uses_verifier: bool) -> ReasoningRun:
+    """Resolve the problem and load the policy (and verifier); InputError on anything unusable."""
+    problem = resolve_problem(config.problem_text, config.problem_id, config.difficulty)
+    policy = catalog.load_policy(config.model, config.trust_remote_code)
+    verifier = None
+    if uses_verifier:
+        if not config.verifier:
+            raise InputError(f"{config.strategy} needs a verifier; choose one (for example tiny-prm)")
+        verifier = catalog.load_verifier(config.verifier, config.trust_remote_code)
+    prompt = policy.format_prompt(problem.text) if policy.use_chat_template else problem.text + policy.delimiter
+    return ReasoningRun(problem, prompt, policy, verifier)

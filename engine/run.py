@@ -8,24 +8,21 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Iterator
 
-from backends import catalog
-from backends.embedded import arith
-from backends.reasoning import ReasoningSpace, ReasoningTask
+from backends.domains import DOMAINS
+from backends.errors import InputError
 from engine.limits import Limits
 from strategies import params as params_mod
 from strategies.core import AGGREGATIONS, CancelToken, Cancelled, Compute, RunFinished, StepDone
 from strategies.registry import STRATEGIES, StrategyInfo
 
 log = logging.getLogger(__name__)
-DOMAINS = ("reasoning",)
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """A request the app refuses, with a one-line message for the user."""
 
 
@@ -53,41 +50,22 @@ class Prepared:
     config: RunConfig
     info: StrategyInfo
     params: object
-    problem: arith.Problem
-    policy: object
-    verifier: object | None
-    prompt: str
+    domain_run: object
+
+    @property
+    def prompt(self) -> str:
+        return self.domain_run.prompt
 
     def record(self) -> dict:
         """The row the store keeps for this run."""
         c = self.config
+        problem = self.domain_run.problem_record()
         return {"domain": c.domain, "model": c.model, "verifier": c.verifier if self.info.uses_verifier else None,
-                "strategy": c.strategy, "budget": c.budget, "seed": c.seed, "problem_uid": self.problem.uid,
-                "problem_text": self.problem.text, "difficulty": self.problem.difficulty, "sweep_id": c.sweep_id,
-                "params": asdict(self.params), "aggregation": c.aggregation, "temperature": c.temperature,
-                "prompt": self.prompt, "answer_truth": str(self.problem.answer)}
-
-
-def resolve_problem(config: RunConfig) -> arith.Problem:
-    try:
-        if config.problem_text and config.problem_text.strip():
-            if len(config.problem_text) > 2000:
-                raise ConfigError("the problem text is too long (2000 characters at most)")
-            return arith.parse_problem(config.problem_text)
-        if config.problem_id:
-            split, _, index = config.problem_id.partition(":")
-            if not index.isdigit():
-                raise ConfigError(f"problem id must look like test:17, got {config.problem_id!r}")
-            return arith.problem_at(split, int(index))
-        if config.difficulty is not None:
-            if config.difficulty not in arith.LEVELS:
-                raise ConfigError(f"difficulty must be 1 to 5, got {config.difficulty}")
-            return arith.random_problem(config.difficulty, random.Random())
-        return arith.problem_at("test", 0)
-    except (arith.ProblemFormatError, ValueError) as exc:
-        if isinstance(exc, ConfigError):
-            raise
-        raise ConfigError(str(exc)) from None
+                "strategy": c.strategy, "budget": c.budget, "seed": c.seed, "problem_uid": problem.get("uid"),
+                "problem_text": problem.get("text"), "difficulty": problem.get("difficulty"),
+                "sweep_id": c.sweep_id, "params": asdict(self.params), "aggregation": c.aggregation,
+                "temperature": c.temperature, "judge": c.judge, "prompt": self.prompt,
+                "answer_truth": problem.get("answer")}
 
 
 def prepare(config: RunConfig, limits: Limits | None = None) -> Prepared:
@@ -99,40 +77,26 @@ def prepare(config: RunConfig, limits: Limits | None = None) -> Prepared:
     if info is None or config.domain not in info.domains:
         names = ", ".join(n for n, s in STRATEGIES.items() if config.domain in s.domains)
         raise ConfigError(f"unknown strategy {config.strategy!r} for {config.domain}; choose one of {names}")
-    if not isinstance(config.budget, int) or not 1 <= config.budget <= limits.max_budget:
+    if isinstance(config.budget, bool) or not isinstance(config.budget, int) \
+            or not 1 <= config.budget <= limits.max_budget:
         raise ConfigError(f"budget must be a whole number from 1 to {limits.max_budget}, got {config.budget!r}")
     if config.aggregation not in AGGREGATIONS:
         raise ConfigError(f"aggregation must be one of {', '.join(AGGREGATIONS)}")
     if not 0.0 <= float(config.temperature) <= 2.0:
         raise ConfigError(f"temperature must be between 0 and 2, got {config.temperature}")
     values = dict(config.params)
-    spec_names = {s.name for s in params_mod.specs(info.params_cls)}
-    if config.strategy != "greedy":
-        if info.budget_param in values and int(values[info.budget_param]) != config.budget:
-            raise ConfigError(f"give the budget once: --budget {config.budget} and {info.budget_param}="
+    budget_spec = next(s for s in params_mod.specs(info.params_cls) if s.name == info.budget_param)
+    if budget_spec.hi is None or budget_spec.hi > 1:  # greedy has no budget to set
+        if info.budget_param in values and str(values[info.budget_param]) != str(config.budget):
+            raise ConfigError(f"give the budget once: budget {config.budget} and {info.budget_param}="
                               f"{values[info.budget_param]} disagree")
         values[info.budget_param] = config.budget
     try:
-        built = params_mod.build(info.params_cls, {k: v for k, v in values.items() if k in spec_names or k not in spec_names})
-    except ValueError as exc:
+        built = params_mod.build(info.params_cls, values)
+        domain_run = DOMAINS[config.domain](config, info.uses_verifier)
+    except ValueError as exc:  # InputError, ModelLoadError and parameter errors carry their message
         raise ConfigError(str(exc)) from None
-    for s in params_mod.specs(info.params_cls):
-        v = getattr(built, s.name)
-        if s.type is int and s.name in ("n", "iterations") and v > limits.max_budget:
-            raise ConfigError(f"{s.name} must be at most {limits.max_budget} here")
-    problem = resolve_problem(config)
-    try:
-        policy = catalog.load_policy(config.model, config.trust_remote_code)
-        verifier = None
-        if info.uses_verifier:
-            if not config.verifier:
-                raise ConfigError(f"{info.title} needs a verifier; choose one (for example tiny-prm)")
-            verifier = catalog.load_verifier(config.verifier, config.trust_remote_code)
-    except catalog.ModelLoadError as exc:
-        raise ConfigError(str(exc)) from None
-    prompt = (policy.format_prompt(problem.text) if policy.use_chat_template
-              else problem.text + policy.delimiter)
-    return Prepared(config, info, built, problem, policy, verifier, prompt)
+    return Prepared(config, info, built, domain_run)
 
 
 def _totals(meter: Compute, started: float) -> dict:
@@ -148,11 +112,9 @@ def execute(config: RunConfig, store, cancel: CancelToken | None = None, limits:
     cancel = cancel or CancelToken()
     run_id = store.create_run(prep.record())
     started = time.perf_counter()
-    space = ReasoningSpace(prep.policy, prep.verifier, ReasoningTask(prep.problem, prep.prompt),
-                           aggregation=config.aggregation, temperature=float(config.temperature),
-                           seed=config.seed, cancel=cancel)
+    space = prep.domain_run.space(config, cancel)
     first = {"type": "RunStarted", "run_id": run_id, "strategy": config.strategy, "params": asdict(prep.params),
-             "problem": prep.problem.to_dict(), "prompt": prep.prompt, "config": prep.record(),
+             "problem": prep.domain_run.problem_record(), "prompt": prep.prompt, "config": prep.record(),
              "cost": Compute().to_dict(), "totals": _totals(space.meter, started)}
     pending = [first]
     store.append_events(run_id, pending)
@@ -189,13 +151,14 @@ def execute(config: RunConfig, store, cancel: CancelToken | None = None, limits:
 
 
 def _close(store, run_id: str, pending: list[dict], status: str, error: str | None, result: RunFinished | None,
-           prep: Prepared, space: ReasoningSpace, started: float) -> dict:
+           prep: Prepared, space, started: float) -> dict:
     if pending:
         store.append_events(run_id, pending)
     answer = result.answer if result else None
-    correct = arith.is_correct(prep.problem, answer) if result else None
+    correct = prep.domain_run.grade(answer) if result else None
     totals = _totals(space.meter, started)
-    store.finish_run(run_id, status, result=result.to_dict() if result else None, totals=totals, answer=answer,
+    stored = {**result.to_dict(), **prep.domain_run.result_extras(space, result)} if result else None
+    store.finish_run(run_id, status, result=stored, totals=totals, answer=answer,
                      correct=correct, score=result.score if result else None, error=error)
     return {"type": "RunEnded", "run_id": run_id, "status": status, "answer": answer, "correct": correct,
             "score": result.score if result else None, "compute": totals, "error": error,
