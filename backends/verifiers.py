@@ -6,6 +6,7 @@ re-aggregate stored scores without regenerating anything.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import OrderedDict
 from typing import Protocol
@@ -59,6 +60,7 @@ class TokenClassificationPRM:
         self.layers, _, self.hidden = model_shape(self.model.config)
         self._cache: OrderedDict[tuple[str, tuple[str, ...]], float] = OrderedDict()
         self._cache_size = cache_size
+        self._lock = threading.Lock()  # several UI sessions share one loaded verifier and its cache
 
     def _text_and_ends(self, prompt: str, steps: list[str]) -> tuple[str, list[int]]:
         text, ends = prompt, []
@@ -94,6 +96,11 @@ class TokenClassificationPRM:
 
     def score_steps(self, problem: object, prompt: str, step_lists: list[list[str]],
                     cancel: CancelToken | None = None) -> tuple[list[list[float]], Compute]:
+        with self._lock:
+            return self._score_cached(prompt, step_lists, cancel)
+
+    def _score_cached(self, prompt: str, step_lists: list[list[str]],
+                      cancel: CancelToken | None) -> tuple[list[list[float]], Compute]:
         keys = [(prompt, tuple(steps)) for steps in step_lists]
         todo = sorted({k for k in keys if k not in self._cache}, key=lambda k: -len(k[1]))
         # A longer solution's forward pass also scores its prefixes: score only the maximal new ones.
