@@ -78,11 +78,12 @@ class Compute:
         return cls(**{k: v for k, v in (d or {}).items() if k in names})
 
 
-@dataclass
+@dataclass(eq=False)
 class Node:
     """One partial or final state of a generator, as a strategy sees it.
 
     ``payload`` belongs to the domain (token text, a latent); strategies pass it through untouched.
+    Nodes compare by identity: payloads such as tensors have no useful equality.
     """
 
     id: str

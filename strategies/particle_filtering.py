@@ -62,7 +62,7 @@ def search(space: SearchSpace, params: Params, cancel: CancelToken | None = None
     for step in range(1, space.max_steps + 1):
         yield from score_nodes(space, [p for p in population if p.id not in scores], scores)
         if params.finished == "freeze":
-            aside += [p for p in population if p.finished and p not in aside]
+            aside += [p for p in population if p.finished and all(p is not a for a in aside)]
             population = [p for p in population if not p.finished]
         if not population:
             yield StepDone(step=step)
