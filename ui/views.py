@@ -372,7 +372,7 @@ def _f32(values: list[float]) -> np.ndarray:
 def empty_figure(message: str, height: int = 420) -> go.Figure:
     fig = go.Figure(layout={"template": _TEMPLATE, "height": height, "margin": dict(l=20, r=20, t=30, b=20),
                             "xaxis": {"visible": False}, "yaxis": {"visible": False}})
-    fig.add_annotation(text=esc(message), showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
+    fig.add_annotation(text="<br>".join(esc(line) for line in textwrap.wrap(message, 56)), showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
                        font={"size": 14, "color": "#666"})
     return fig
 
@@ -447,8 +447,8 @@ def tree_figure(state: ViewState, height: int = 460, title: str | None = None) -
         ns = [n for n in state.nodes.values() if n.finished and n.correct is verdict and n.id in pos]
         if ns:
             traces.append(go.Scatter(x=xs(ns), y=ys(ns), mode="markers", name=label, hoverinfo="skip",
-                                     marker={"symbol": symbol, "size": size + 9, "color": colour,
-                                             "line": {"color": colour, "width": 2.5}}))
+                                     marker={"symbol": symbol, "size": size + 7, "color": colour,
+                                             "line": {"color": colour, "width": 2}}))
     ring = [state.nodes[p] for p in path]
     if ring:
         traces.append(go.Scatter(x=xs(ring), y=ys(ring), mode="markers", hoverinfo="skip", showlegend=False,
@@ -457,12 +457,12 @@ def tree_figure(state: ViewState, height: int = 460, title: str | None = None) -
     max_step = max((n.step for n in state.nodes.values()), default=1)
     fig = go.Figure(data=traces, layout={
         "template": _TEMPLATE, "height": height, "uirevision": f"tree-{state.run_id}",
-        "margin": dict(l=40, r=10, t=36 if title else 24, b=36), "hovermode": "closest",
-        "title": {"text": esc(title), "font": {"size": 13}} if title else None,
+        "margin": dict(l=20, r=10, t=64 if title else 40, b=36), "hovermode": "closest",
+        "title": {"text": esc(title), "font": {"size": 13}, "y": 0.99, "yanchor": "top"} if title else None,
         "xaxis": {"title": {"text": "reasoning step"}, "dtick": 1, "range": [-0.5, max(max_step, 1) + 0.5],
                   "zeroline": False},
         "yaxis": {"visible": False},
-        "legend": {"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0, "font": {"size": 11}},
+        "legend": {"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 0, "font": {"size": 11}},
     })
     return fig
 
@@ -632,6 +632,11 @@ def compute_meter_html(totals: dict | None) -> str:
 
 def status_html(state: ViewState) -> str:
     """The problem (escaped), the truth, the run's status and its answer."""
+    if state.status == "idle" and not state.run_id:
+        return METER_CSS + '<div class="tts-status" data-testid="run-status">Ready: press <b>Run</b>.</div>'
+    if state.status == "starting" and not state.run_id:
+        return (METER_CSS + f'<div class="tts-status" data-testid="run-status"><b>{esc(state.strategy or "")}</b>'
+                " · starting (loading the models the first time)…</div>")
     p = state.problem or {}
     parts = []
     if p.get("text"):

@@ -1,0 +1,229 @@
+"""What the tabs share: the app context, input validation, and the replay viewer (views + step transport).
+
+Every handler here is also an HTTP API endpoint, so every input is validated on the server, whatever
+the page's widgets would allow.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import gradio as gr
+
+from ui import views
+
+log = logging.getLogger(__name__)
+
+RUN_ID_RE = re.compile(r"^[A-Za-z0-9_:.-]{1,64}$")
+PLAY_INTERVAL_S = 0.6
+MAX_TEXT = 2000
+
+
+class UserError(Exception):
+    """Bad input from a visitor; shown with gr.Error, message already user-facing."""
+
+
+@dataclass
+class AppContext:
+    """What every tab needs: the run store, the caps, the shipped example runs, per-session cancel flags."""
+
+    store: Any
+    limits: Any
+    examples: dict[str, list[dict]] = field(default_factory=dict)  # strategy name -> events of its example run
+    cancels: dict[str, Any] = field(default_factory=dict)          # session hash -> CancelToken of its job
+    allow_delete: bool = True
+    run_concurrency: int = 2
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def register_cancel(self, key: str, token: Any) -> None:
+        with self.lock:
+            self.cancels[key] = token
+
+    def release_cancel(self, key: str, token: Any) -> None:
+        with self.lock:
+            if self.cancels.get(key) is token:
+                del self.cancels[key]
+
+    def cancel(self, key: str) -> bool:
+        with self.lock:
+            token = self.cancels.get(key)
+        if token is None:
+            return False
+        token.cancel()
+        return True
+
+
+def session_key(request: gr.Request | None, what: str) -> str:
+    """A per-browser-session key; the API client has its own session hash too."""
+    sh = getattr(request, "session_hash", None) if request is not None else None
+    return f"{what}:{sh or 'anonymous'}"
+
+
+def check_run_id(run_id: Any) -> str:
+    if not isinstance(run_id, str) or not RUN_ID_RE.match(run_id.strip()):
+        raise gr.Error("Choose a run first.", print_exception=False)
+    return run_id.strip()
+
+
+def parse_int(value: Any, name: str, lo: int, hi: int) -> int:
+    """A whole number in [lo, hi] from a widget or an API caller, or a user-facing gr.Error."""
+    try:
+        f = float(value)
+        if f != int(f):
+            raise ValueError
+        v = int(f)
+    except (TypeError, ValueError, OverflowError):
+        raise gr.Error(f"{name} must be a whole number from {lo} to {hi}, got {str(value)[:40]!r}",
+                       print_exception=False) from None
+    if not lo <= v <= hi:
+        raise gr.Error(f"{name} must be a whole number from {lo} to {hi}, got {v}", print_exception=False)
+    return v
+
+
+def parse_choice(value: Any, name: str, choices: list[str] | tuple[str, ...]) -> str:
+    if value not in choices:
+        raise gr.Error(f"{name} must be one of {', '.join(map(str, choices))}", print_exception=False)
+    return value
+
+
+# ---- the replay viewer --------------------------------------------------------------------------
+
+@dataclass
+class Viewer:
+    """Status, tree, particles, candidates and compute meter, driven by one step slider and a play button.
+
+    ``events`` is a per-session gr.State holding the event dicts of the run on show.
+    """
+
+    status: gr.HTML
+    tree: gr.Plot
+    particles: gr.Plot
+    candidates: gr.Dataframe
+    meter: gr.HTML
+    slider: gr.Slider
+    play: gr.Button
+    timer: gr.Timer
+    events: gr.State
+
+    @property
+    def view_outputs(self) -> list:
+        return [self.status, self.tree, self.particles, self.candidates, self.meter]
+
+    @property
+    def load_outputs(self) -> list:
+        """Outputs of a handler that puts a new run in the viewer: views, slider, events state."""
+        return self.view_outputs + [self.slider, self.events]
+
+
+def build_viewer(prefix: str, with_transport: bool = True, idle: str = "Ready: press <b>Run</b>.") -> Viewer:
+    """Lay out a viewer in the current Blocks context and wire its transport. ``idle`` is trusted HTML."""
+    status = gr.HTML(f'{views.METER_CSS}<div class="tts-status" data-testid="run-status">{idle}</div>',
+                     elem_id=f"{prefix}-status", padding=False)
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3, min_width=360):
+            tree = gr.Plot(views.tree_figure(views.ViewState()), label="Search tree", elem_id=f"{prefix}-tree",
+                           show_label=False)
+        with gr.Column(scale=2, min_width=300):
+            meter = gr.HTML(views.compute_meter_html({}), elem_id=f"{prefix}-meter", padding=False)
+            candidates = gr.Dataframe(value=[], headers=views.CANDIDATE_HEADERS, label="Finished candidates",
+                                      interactive=False, max_height=330, elem_id=f"{prefix}-candidates",
+                                      datatype=["str", "str", "number", "number", "str", "str"])
+    # only runs that resample (particle filtering) show the genealogy lanes
+    particles = gr.Plot(views.particle_figure(views.ViewState()), label="Particles: lanes and ESS",
+                        elem_id=f"{prefix}-particles", visible=False, show_label=False)
+    with gr.Row(visible=with_transport):
+        slider = gr.Slider(0, 1, value=1, step=1, label="Step (replay)", elem_id=f"{prefix}-slider",
+                           interactive=True, scale=5)
+        play = gr.Button("▶ Play", elem_id=f"{prefix}-play", scale=1, min_width=90)
+    timer = gr.Timer(PLAY_INTERVAL_S, active=False)
+    events = gr.State([])
+    v = Viewer(status, tree, particles, candidates, meter, slider, play, timer, events)
+    _wire_transport(v, prefix)
+    return v
+
+
+def frame(events: list[dict], k: int | None, title: str | None = None) -> tuple:
+    """The five view values at step ``k`` of a run (None: the whole run)."""
+    st = views.fold(events, upto_step=k)
+    return (views.status_html(st), views.tree_figure(st, title=title), particles_update(st),
+            views.candidates_rows(st), views.compute_meter_html(st.totals))
+
+
+def particles_update(st: views.ViewState) -> Any:
+    """The particle view, shown only for runs that resample."""
+    if not st.particle_steps:
+        return gr.update(visible=False)
+    return gr.update(value=views.particle_figure(st), visible=True)
+
+
+def show_run(events: list[dict]) -> tuple:
+    """Viewer outputs for a freshly opened run: the finished state, the slider at its end."""
+    n = views.step_count(events)
+    return (*frame(events, None), gr.update(minimum=0, maximum=max(n, 1), value=max(n, 1), step=1), events)
+
+
+def _clamp_step(value: Any, events: list[dict]) -> int:
+    n = views.step_count(events or [])
+    try:
+        k = int(float(value))
+    except (TypeError, ValueError):
+        k = n
+    return max(0, min(k, n))
+
+
+def _wire_transport(v: Viewer, prefix: str) -> None:
+    def on_slide(value: Any, events: list[dict]):
+        if not events:
+            return (gr.skip(),) * 5
+        return frame(events, _clamp_step(value, events))
+
+    def on_play(value: Any, events: list[dict]):
+        """Start (from 0 when at the end) or pause playback."""
+        if not events:
+            raise gr.Error("Open a run first.", print_exception=False)
+        n = views.step_count(events)
+        k = _clamp_step(value, events)
+        start = 0 if k >= n else k
+        return (*frame(events, start), start, gr.Timer(active=True), gr.update(value="⏸ Pause"))
+
+    def on_tick(value: Any, events: list[dict]):
+        if not events:
+            return (*(gr.skip(),) * 5, gr.skip(), gr.Timer(active=False), gr.update(value="▶ Play"))
+        n = views.step_count(events)
+        k = _clamp_step(value, events) + 1
+        done = k >= n
+        k = min(k, n)
+        return (*frame(events, k), k, gr.Timer(active=not done),
+                gr.update(value="▶ Play") if done else gr.skip())
+
+    def on_pause_or_play(value: Any, events: list[dict], label: str):
+        if str(label).startswith("⏸"):
+            return (*(gr.skip(),) * 5, gr.skip(), gr.Timer(active=False), gr.update(value="▶ Play"))
+        return on_play(value, events)
+
+    v.slider.input(on_slide, [v.slider, v.events], v.view_outputs, trigger_mode="always_last",
+                   show_progress="hidden", api_name=f"{prefix}_step", concurrency_limit=4,
+                   concurrency_id="replay")
+    v.play.click(on_pause_or_play, [v.slider, v.events, v.play],
+                 v.view_outputs + [v.slider, v.timer, v.play], show_progress="hidden",
+                 api_visibility="private", concurrency_id="replay")
+    v.timer.tick(on_tick, [v.slider, v.events], v.view_outputs + [v.slider, v.timer, v.play],
+                 show_progress="hidden", api_visibility="private", concurrency_id="replay")
+
+
+def guarded(fn: Callable) -> Callable:
+    """Turn domain errors (ValueError subclasses with user-facing text) into gr.Error for the page."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except UserError as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+    return wrapper

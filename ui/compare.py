@@ -1,0 +1,97 @@
+"""Compare: two to four stored runs side by side under one step slider, with a metrics table and score vs compute."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from ui import views
+from ui.common import AppContext, check_run_id
+
+log = logging.getLogger(__name__)
+
+MAX_RUNS = 4
+
+
+@dataclass
+class CompareTab:
+    picker: gr.Dropdown
+    refresh: Any
+    refresh_outputs: list
+
+
+def _label(events: list[dict], rid: str) -> str:
+    first = next((e for e in events if e.get("type") == "RunStarted"), {})
+    n = (first.get("config") or {}).get("budget")
+    return f"{rid} · {first.get('strategy', '?')}" + (f" N={n}" if n is not None else "")
+
+
+def build(ctx: AppContext) -> CompareTab:
+    from ui.runs import run_label
+
+    gr.Markdown("Choose two to four runs (ideally on the same problem) and compare them step by step: "
+                "the slider drives every tree at once.")
+    with gr.Row():
+        picker = gr.Dropdown([], value=[], multiselect=True, max_choices=MAX_RUNS, allow_custom_value=True,
+                             label="Runs to compare (2 to 4)", elem_id="compare-pick", scale=5)
+        refresh_btn = gr.Button("↻ Refresh list", scale=1)
+        go_btn = gr.Button("Compare", variant="primary", scale=1, elem_id="compare-btn")
+    slider = gr.Slider(0, 1, value=1, step=1, label="Step (all runs)", elem_id="compare-slider")
+    metrics = gr.Dataframe(value=[], headers=["metric"], interactive=False, label="Metrics",
+                           elem_id="compare-metrics", max_height=420)
+    plots: list[gr.Plot] = []
+    with gr.Row():
+        for i in range(MAX_RUNS):
+            with gr.Column(min_width=260):
+                plots.append(gr.Plot(visible=i < 2, label=f"Run {i + 1}", elem_id=f"compare-tree-{i}"))
+    score_plot = gr.Plot(views.score_vs_compute_figure([]), label="Best verifier score vs compute",
+                         elem_id="compare-score")
+    runs_state = gr.State([])  # [(label, events)] per session
+
+    def refresh():
+        runs = ctx.store.list_runs(limit=200)
+        return gr.update(choices=[(run_label(r), r["id"]) for r in runs])
+
+    refresh_btn.click(refresh, None, [picker], api_visibility="private", show_progress="hidden")
+
+    def frames(loaded: list, k: int | None):
+        states = [views.fold(ev, upto_step=k) for _, ev in loaded]
+        labels = [lab for lab, _ in loaded]
+        headers, rows = views.metrics_rows(states, labels)
+        figs = [gr.update(value=views.tree_figure(st, height=380, title=lab), visible=True)
+                for st, lab in zip(states, labels)]
+        figs += [gr.update(value=None, visible=False)] * (MAX_RUNS - len(figs))
+        return gr.update(value=rows, headers=headers), *figs
+
+    def compare(ids):
+        ids = [check_run_id(i) for i in (ids or [])]
+        ids = list(dict.fromkeys(ids))
+        if not 2 <= len(ids) <= MAX_RUNS:
+            raise gr.Error(f"Choose 2 to {MAX_RUNS} different runs to compare.", print_exception=False)
+        loaded = []
+        for rid in ids:
+            if ctx.store.get_run(rid) is None:
+                raise gr.Error(f"No run {rid} in the store.", print_exception=False)
+            ev = ctx.store.events(rid)
+            loaded.append((_label(ev, rid), ev))
+        n = max(views.step_count(ev) for _, ev in loaded)
+        score = views.score_vs_compute_figure([ev for _, ev in loaded], [lab for lab, _ in loaded])
+        return (*frames(loaded, None), score, gr.update(minimum=0, maximum=max(n, 1), value=max(n, 1)), loaded)
+
+    go_btn.click(compare, [picker], [metrics, *plots, score_plot, slider, runs_state], api_name="compare",
+                 concurrency_id="replay")
+
+    def slide(value, loaded):
+        if not loaded:
+            return (gr.skip(),) * (1 + MAX_RUNS)
+        try:
+            k = max(0, int(float(value)))
+        except (TypeError, ValueError):
+            k = None
+        return frames(loaded, k)
+
+    slider.input(slide, [slider, runs_state], [metrics, *plots], trigger_mode="always_last",
+                 api_visibility="private", show_progress="hidden", concurrency_id="replay")
+    return CompareTab(picker, refresh, [picker])

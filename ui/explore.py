@@ -1,0 +1,245 @@
+"""Explore: choose a strategy and its budget, press Run, watch the search live; Stop keeps what was done.
+
+The engine runs in a worker thread and pushes its events into a queue; the handler folds them and
+sends the views at most ``MAX_UPDATES_PER_S`` times a second (each yield re-sends whole figures), but
+always at once for the first node, so the first visible update is not held back by the throttle.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import gradio as gr
+
+from ui import views
+from ui.common import AppContext, Viewer, build_viewer, parse_choice, parse_int, particles_update, session_key
+from ui.registry import (PROBLEM_TEXT_MAX, ParamField, budget_choices, domain_choices, model_choices,
+                         param_fields, strategy_choices, strategy_markdown, verifier_choices)
+
+log = logging.getLogger(__name__)
+
+MAX_UPDATES_PER_S = 3.0
+DEFAULT_STRATEGY = "beam_search"
+DEFAULT_BUDGET = 16
+DEFAULT_DIFFICULTY = 3
+_DONE = object()
+
+
+@dataclass
+class ExploreTab:
+    run_btn: gr.Button
+    stop_btn: gr.Button
+    viewer: Viewer
+    run_event: Any
+
+
+def build(ctx: AppContext) -> ExploreTab:
+    from engine.run import ConfigError, RunConfig, execute  # noqa: F401 - fail at build time if missing
+    from strategies.core import AGGREGATIONS
+    from strategies.registry import STRATEGIES
+
+    fields = param_fields()
+    budgets = budget_choices(ctx.limits.max_budget)
+    default_budget = DEFAULT_BUDGET if DEFAULT_BUDGET in budgets else budgets[-1]
+
+    gr.Markdown("Pick a strategy and a budget, then **Run**: the embedded tiny model solves an arithmetic "
+                "chain while the verifier guides the search. Hover over a node to read its step and scores.")
+    with gr.Row():
+        domain = gr.Dropdown(domain_choices(), value=domain_choices()[0], label="Domain", elem_id="explore-domain",
+                             scale=1, min_width=120)
+        model = gr.Dropdown(model_choices("reasoning"), value="tiny-arith-s", label="Policy model",
+                            allow_custom_value=True, elem_id="explore-model", scale=2)
+        verifier = gr.Dropdown(verifier_choices("reasoning"), value="tiny-prm", label="Verifier",
+                               allow_custom_value=True, elem_id="explore-verifier", scale=2)
+        strategy = gr.Dropdown(strategy_choices("reasoning"), value=DEFAULT_STRATEGY, label="Strategy",
+                               elem_id="explore-strategy", scale=2)
+        budget = gr.Dropdown(budgets, value=default_budget, label="Budget (N)", allow_custom_value=True,
+                             elem_id="explore-budget", scale=1, min_width=110,
+                             info=f"at most {ctx.limits.max_budget} here")
+    strategy_info = gr.Markdown(strategy_markdown(DEFAULT_STRATEGY), elem_id="explore-strategy-info")
+    param_boxes: list[gr.Component] = []
+    groups: dict[str, gr.Row] = {}
+    with gr.Accordion("Strategy parameters", open=True):
+        for name in STRATEGIES:
+            mine = [f for f in fields if f.strategy == name]
+            with gr.Row(visible=name == DEFAULT_STRATEGY) as row:
+                if not mine:
+                    gr.Markdown("This strategy has no parameters besides the budget.")
+                for f in mine:
+                    param_boxes.append(f.component(elem_id=f"param-{name}-{f.spec.name}"))
+            groups[name] = row
+    with gr.Row():
+        difficulty = gr.Radio([1, 2, 3, 4, 5], value=DEFAULT_DIFFICULTY, label="Random problem of difficulty",
+                              elem_id="explore-difficulty", scale=2)
+        problem = gr.Textbox(label="…or type a problem (leave empty for a random one)", lines=1,
+                             max_length=PROBLEM_TEXT_MAX, elem_id="explore-problem", scale=4,
+                             placeholder="Start with 37. Add 48. Multiply by 6. Subtract 125.")
+    with gr.Accordion("Advanced", open=False):
+        with gr.Row():
+            seed = gr.Number(0, precision=0, label="Seed", elem_id="explore-seed")
+            aggregation = gr.Dropdown(list(AGGREGATIONS), value="last", label="PRM score aggregation",
+                                      info="how per-step scores become one score", elem_id="explore-aggregation")
+            temperature = gr.Slider(0.0, 2.0, value=0.8, step=0.05, label="Sampling temperature",
+                                    elem_id="explore-temperature")
+    with gr.Row():
+        run_btn = gr.Button("Run", variant="primary", elem_id="run-btn", scale=3)
+        stop_btn = gr.Button("Stop", variant="stop", elem_id="stop-btn", scale=1)
+    viewer = build_viewer("explore")
+
+    def on_strategy(name: str):
+        name = name if name in STRATEGIES else DEFAULT_STRATEGY
+        info = STRATEGIES[name]
+        return (strategy_markdown(name), *[gr.update(visible=s == name) for s in groups],
+                gr.update(interactive=info.uses_verifier))
+
+    strategy.change(on_strategy, [strategy], [strategy_info, *groups.values(), verifier],
+                    api_visibility="private", show_progress="hidden", queue=False)
+
+    # gr.Request first: gradio injects it only into positional parameters, and the strategy parameters
+    # arrive as *param_values
+    def run(request: gr.Request, domain_v, model_v, verifier_v, strategy_v, budget_v, difficulty_v, problem_v,
+            seed_v, aggregation_v, temperature_v, *param_values) -> Iterator[tuple]:
+        config = make_config(ctx, fields, domain_v, model_v, verifier_v, strategy_v, budget_v, difficulty_v,
+                             problem_v, seed_v, aggregation_v, temperature_v, param_values)
+        yield from stream_run(ctx, config, session_key(request, "run"), viewer)
+
+    run_event = run_btn.click(
+        run, [domain, model, verifier, strategy, budget, difficulty, problem, seed, aggregation, temperature,
+              *param_boxes],
+        viewer.load_outputs, api_name="run", concurrency_limit=ctx.run_concurrency, concurrency_id="run",
+        show_progress="minimal", show_progress_on=[viewer.status])
+
+    def stop(request: gr.Request) -> None:
+        if not ctx.cancel(session_key(request, "run")):
+            gr.Info("Nothing is running in this session.")
+
+    stop_btn.click(stop, None, None, api_name="stop", concurrency_limit=None, concurrency_id="stop",
+                   show_progress="hidden")
+    return ExploreTab(run_btn, stop_btn, viewer, run_event)
+
+
+def make_config(ctx: AppContext, fields: list[ParamField], domain_v, model_v, verifier_v, strategy_v, budget_v,
+                difficulty_v, problem_v, seed_v, aggregation_v, temperature_v, param_values):
+    """A RunConfig from raw widget / API values; gr.Error with a clear message on anything bad."""
+    from engine.run import RunConfig
+    from strategies.core import AGGREGATIONS
+    from strategies.registry import STRATEGIES
+
+    domain_v = parse_choice(domain_v, "domain", domain_choices())
+    strategy_v = parse_choice(strategy_v, "strategy", list(STRATEGIES))
+    info = STRATEGIES[strategy_v]
+    budget_n = parse_int(budget_v, "budget", 1, ctx.limits.max_budget)
+    difficulty_n = parse_int(difficulty_v if difficulty_v not in (None, "") else DEFAULT_DIFFICULTY,
+                             "difficulty", 1, 5)
+    seed_n = parse_int(seed_v if seed_v not in (None, "") else 0, "seed", 0, 2**31 - 1)
+    aggregation_v = parse_choice(aggregation_v or "last", "aggregation", list(AGGREGATIONS))
+    try:
+        temp = float(temperature_v if temperature_v not in (None, "") else 0.8)
+    except (TypeError, ValueError):
+        raise gr.Error("temperature must be a number from 0 to 2", print_exception=False) from None
+    if not 0.0 <= temp <= 2.0:
+        raise gr.Error("temperature must be a number from 0 to 2", print_exception=False)
+    for name, value in (("model", model_v), ("verifier", verifier_v)):
+        if value is not None and (not isinstance(value, str) or len(value) > 300):
+            raise gr.Error(f"{name} must be a model id", print_exception=False)
+    text = problem_v if isinstance(problem_v, str) else ""
+    if len(text) > PROBLEM_TEXT_MAX:
+        raise gr.Error(f"the problem text is too long ({PROBLEM_TEXT_MAX} characters at most)",
+                       print_exception=False)
+    params: dict[str, Any] = {}
+    for f, value in zip(fields, param_values):
+        if f.strategy == strategy_v and value is not None:
+            params[f.spec.name] = f.coerce(value)
+    return RunConfig(domain=domain_v, model=(model_v or "tiny-arith-s").strip(),
+                     verifier=(verifier_v or "").strip() or None if info.uses_verifier else None,
+                     strategy=strategy_v, budget=budget_n, params=params,
+                     problem_text=text.strip() or None, difficulty=None if text.strip() else difficulty_n,
+                     seed=seed_n, aggregation=aggregation_v, temperature=temp)
+
+
+def stream_run(ctx: AppContext, config, key: str, viewer: Viewer) -> Iterator[tuple]:
+    """Run ``config`` in a worker thread and yield viewer outputs as events arrive (throttled)."""
+    from engine.run import ConfigError, execute
+    from strategies.core import CancelToken
+
+    with ctx.lock:
+        if key in ctx.cancels:
+            raise gr.Error("A run is already going in this session: stop it or wait for it to end.",
+                           print_exception=False)
+    token = CancelToken()
+    ctx.register_cancel(key, token)
+    q: queue.Queue = queue.Queue()
+
+    def work() -> None:
+        try:
+            for ev in execute(config, ctx.store, token, ctx.limits):
+                q.put(ev)
+        except ConfigError as exc:
+            q.put(("error", str(exc)))
+        except Exception as exc:  # noqa: BLE001 - reported to the page, logged in full here
+            log.exception("run failed before it was stored")
+            q.put(("error", f"the run could not start: {type(exc).__name__}: {exc}"))
+        finally:
+            q.put(_DONE)
+
+    worker = threading.Thread(target=work, name=f"run-{key[-8:]}", daemon=True)
+    worker.start()
+    skip = gr.skip()
+    st = views.ViewState(strategy=config.strategy, status="starting")
+    events: list[dict] = []
+    finished = False
+    try:
+        # Immediate acknowledgement: the old run's views are replaced while models load.
+        yield (views.status_html(st), views.empty_figure("Starting the search…"), gr.update(visible=False), [],
+               views.compute_meter_html({}), skip, skip)
+        interval = 1.0 / MAX_UPDATES_PER_S
+        last_sent = 0.0
+        dirty = False
+        shown_nodes = False
+        sent_particles = -1
+        sent_candidates = -1
+        while not finished:
+            timeout = max(0.0, last_sent + interval - time.monotonic()) if dirty else 1.0
+            try:
+                item = q.get(timeout=timeout)
+            except queue.Empty:
+                item = None
+            while item is not None:  # drain whatever else is already there
+                if item is _DONE:
+                    finished = True
+                    break
+                if isinstance(item, tuple):
+                    raise gr.Error(item[1], print_exception=False)
+                events.append(item)
+                views.fold([item], state=st)
+                dirty = True
+                try:
+                    item = q.get_nowait()
+                except queue.Empty:
+                    item = None
+            now = time.monotonic()
+            first_nodes = not shown_nodes and bool(st.nodes)
+            if finished or (dirty and (first_nodes or now - last_sent >= interval)):
+                n_fin = sum(1 for n in st.nodes.values() if n.finished) + (0 if st.candidates is None else 10**6)
+                particles = particles_update(st) if len(st.particle_steps) != sent_particles or finished \
+                    else skip
+                cands = views.candidates_rows(st) if n_fin != sent_candidates or finished else skip
+                sent_particles, sent_candidates = len(st.particle_steps), n_fin
+                if finished:
+                    n = views.step_count(events)
+                    slider = gr.update(minimum=0, maximum=max(n, 1), value=max(n, 1))
+                    yield (views.status_html(st), views.tree_figure(st), particles, cands,
+                           views.compute_meter_html(st.totals), slider, events)
+                else:
+                    yield (views.status_html(st), views.tree_figure(st), particles, cands,
+                           views.compute_meter_html(st.totals), skip, skip)
+                last_sent, dirty, shown_nodes = time.monotonic(), False, shown_nodes or bool(st.nodes)
+    finally:
+        # A closed tab or a cancelled job ends here too: stop the worker at its next step.
+        if not finished:
+            token.cancel()
+        ctx.release_cancel(key, token)

@@ -1,0 +1,47 @@
+"""Learn: one card per strategy (idea, pseudocode, paper, when it wins, parameters) and a button that plays
+a stored example run at once in the viewer beside the cards."""
+from __future__ import annotations
+
+import logging
+
+import gradio as gr
+
+from ui import views
+from ui.common import AppContext, build_viewer, frame, parse_choice
+from ui.learn_content import card_markdown
+
+log = logging.getLogger(__name__)
+
+
+def build(ctx: AppContext) -> None:
+    from strategies.registry import STRATEGIES
+
+    gr.Markdown("Each method below is a different way to spend more compute at test time. Press a card's "
+                "button to replay a stored run of it on the same problem.")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=2, min_width=340):
+            buttons: dict[str, gr.Button] = {}
+            for i, (name, info) in enumerate(STRATEGIES.items()):
+                with gr.Accordion(info.title, open=i == 0, elem_id=f"learn-card-{name}"):
+                    gr.Markdown(card_markdown(name))
+                    buttons[name] = gr.Button(f"▶ Play the example {info.title} run", size="sm",
+                                              elem_id=f"learn-play-{name}",
+                                              interactive=name in ctx.examples)
+        with gr.Column(scale=3, min_width=420):
+            viewer = build_viewer("learn", idle="Press a card's <b>▶ Play</b> button to replay its example run.")
+
+    def make_play(strategy: str):
+        def play():
+            events = ctx.examples.get(parse_choice(strategy, "strategy", list(STRATEGIES)))
+            if not events:
+                raise gr.Error("No example run of this strategy is shipped (python -m ui.examples makes them).",
+                               print_exception=False)
+            n = views.step_count(events)
+            # start at step 0 and let the viewer's timer play it forward
+            return (*frame(events, 0), gr.update(minimum=0, maximum=max(n, 1), value=0), events,
+                    gr.Timer(active=True), gr.update(value="⏸ Pause"))
+        return play
+
+    for name, btn in buttons.items():
+        btn.click(make_play(name), None, viewer.load_outputs + [viewer.timer, viewer.play], api_visibility="private",
+                  concurrency_id="replay")

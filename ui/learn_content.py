@@ -1,0 +1,151 @@
+"""The Learn tab's cards: one per strategy, in plain words. Paper titles come from the strategy registry
+(which quotes ../shared/papers.md); a test checks they match that file exactly."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Card:
+    idea: str
+    pseudocode: str
+    wins: str
+    loses: str
+
+
+CARDS: dict[str, Card] = {
+    "greedy": Card(
+        idea="Decode one chain at temperature 0, always taking the most likely next token. No search, no "
+             "verifier: this is the point every test-time method is measured against (budget 1).",
+        pseudocode="""state = prompt
+while not finished(state):
+    state += most_likely_next_step(state)
+return answer(state)""",
+        wins="Easy problems the model already solves reliably; the cheapest answer you can get.",
+        loses="Any problem where the model's first guess is wrong: it never reconsiders a step.",
+    ),
+    "best_of_n": Card(
+        idea="Sample N complete solutions independently at a temperature above 0, score each with a verifier, "
+             "return the one it likes best. On the image side the same algorithm is random search over noises.",
+        pseudocode="""samples = [sample_solution(prompt) for _ in range(N)]
+scores  = [verifier(s) for s in samples]          # PRM aggregated: last / min / prod / mean
+return samples[argmax(scores)]""",
+        wins="Easy and medium problems with a reasonable verifier; embarrassingly parallel; often as good as "
+             "tree search at equal compute (the compute-optimal paper's finding for small budgets).",
+        loses="Hard problems where almost no full sample is right, and when the verifier can be fooled: "
+              "more samples give it more chances to pick a confident wrong answer.",
+    ),
+    "weighted_bon": Card(
+        idea="Best-of-N, but the verifier's scores are summed per final answer: an answer reached by many "
+             "good-looking samples beats one lucky high score. Needs real answer extraction and equivalence.",
+        pseudocode="""samples = [sample_solution(prompt) for _ in range(N)]
+total = defaultdict(float)
+for s in samples:
+    total[canonical_answer(s)] += verifier(s)
+return argmax(total)""",
+        wins="Medium problems where the right answer recurs; more robust to a noisy verifier than plain "
+             "best-of-N.",
+        loses="Free-form answers that are hard to compare, and hard problems where the right answer is a "
+              "minority.",
+    ),
+    "majority_vote": Card(
+        idea="Self-consistency: sample N solutions and return the most frequent final answer. No verifier at "
+             "all, so it is the honest baseline for what a verifier adds.",
+        pseudocode="""answers = [canonical_answer(sample_solution(prompt)) for _ in range(N)]
+return most_common(answers)""",
+        wins="When the model is right more often than it is consistently wrong; no verifier to train or fool.",
+        loses="Problems where errors agree (a systematic mistake) or where the right answer is rare.",
+    ),
+    "beam_search": Card(
+        idea="Search step by step with a process reward model (PRM). Each step N candidates are scored; the best "
+             "N/M survive and each expands M children. Finished candidates leave the beam and compete at the "
+             "end; at the step limit open beams are rolled out to the end.",
+        pseudocode="""beams = [prompt]
+for step in range(max_steps):
+    cands = [b + next_step(b) for b in beams for _ in range(M)]   # N = len(beams) * M
+    done += [c for c in cands if finished(c)]
+    beams = top_k(open(cands), key=PRM, k=N // M)                 # the rest are pruned
+return best(done, key=PRM)""",
+        wins="Hard problems at small and medium budgets: the PRM corrects course at every step instead of "
+             "judging only complete answers (the compute-optimal paper's winner on hard questions).",
+        loses="Easy problems and large budgets: the beams collapse onto one prefix (low diversity) and PRM "
+              "errors early in the chain prune the right path for good.",
+    ),
+    "dvts": Card(
+        idea="Diverse verifier tree search: split the budget into N/M independent subtrees; each is a greedy "
+             "search that keeps the best of its M children per step. Subtrees never exchange candidates, so the "
+             "final answers stay diverse where beam search collapses.",
+        pseudocode="""subtrees = [prompt] * (N // M)
+for step in range(max_steps):
+    for i, node in enumerate(subtrees):
+        kids = [node + next_step(node) for _ in range(M)]
+        subtrees[i] = max(kids, key=PRM)            # the other M-1 are pruned
+return best(subtrees, key=PRM)""",
+        wins="Large budgets and easy-to-medium problems, where beam search's lack of diversity hurts.",
+        loses="Small budgets (few subtrees, each shallow in choice) and very hard problems.",
+    ),
+    "particle_filtering": Card(
+        idea="Treat the PRM as a likelihood and run sequential Monte Carlo: N particles (partial solutions) each "
+             "take one step, get a weight softmax(logit(r)/T) from the PRM score r, and the population is "
+             "resampled in proportion to the weights. Good particles multiply, poor ones die out, but a "
+             "low-scoring particle can survive by chance, which keeps the search from over-trusting the PRM.",
+        pseudocode="""particles = [prompt + next_step(prompt) for _ in range(N)]
+for step in range(max_steps):
+    r = [PRM(p) for p in particles]
+    w = softmax(logit(r) / T)                     # not softmax(r): nearly flat for r in [0, 1]
+    parents = multinomial(w, N)                   # the genealogy view draws these
+    particles = [extend(particles[a]) for a in parents]
+return best(finished(particles), key=PRM)""",
+        wins="Medium and hard problems where the PRM is informative but imperfect: the paper reports better "
+             "scaling than deterministic search with the same reward model.",
+        loses="A badly calibrated PRM (weights become flat or degenerate: watch the ESS drop), and tiny budgets.",
+    ),
+    "mcts": Card(
+        idea="Monte Carlo tree search: repeatedly select a path by PUCT (value plus an exploration bonus), "
+             "expand a leaf into a few children, evaluate them with the PRM (and optionally a rollout to the "
+             "end), and back the value up the path. The budget is the number of iterations.",
+        pseudocode="""for it in range(iterations):
+    path = select(root, by=PUCT)               # Q + c * P * sqrt(N_parent) / (1 + N_child)
+    kids = expand(path[-1], width)
+    v = PRM(best(kids)) or PRM(rollout(best(kids)))
+    backup(path, v)
+return best(finished_nodes, key=PRM)""",
+        wins="Problems where revisiting an earlier branch pays off and rollouts are cheap.",
+        loses="Often does not beat best-of-N at equal compute on math (rollouts are expensive, values noisy): "
+              "the app shows that honestly.",
+    ),
+    "first_finish": Card(
+        idea="Launch N samples in parallel and return the first one to finish; stop the rest. Shorter traces "
+             "are more often correct, and the unfinished samples' remaining tokens are saved.",
+        pseudocode="""live = [prompt] * N
+while True:
+    live = [s + next_step(s) for s in live]
+    done = [s for s in live if finished(s)]
+    if done:
+        return min(done, key=generated_tokens)""",
+        wins="Reasoning models that ramble when wrong; latency-bound serving (it stops early).",
+        loses="Tasks where the quick answer is the careless one; it ignores any verifier.",
+    ),
+}
+
+
+def card_markdown(name: str) -> str:
+    """The card's text (markdown; gr.Markdown sanitizes it)."""
+    from strategies.params import specs
+    from strategies.registry import STRATEGIES
+
+    info = STRATEGIES[name]
+    card = CARDS.get(name)
+    lines = [f"### {info.title}", "", card.idea if card else info.summary, ""]
+    if card:
+        lines += ["```python", card.pseudocode, "```", "",
+                  f"**Paper:** *{info.paper}*", "",
+                  f"**When it wins:** {card.wins}", "", f"**When it does not:** {card.loses}", ""]
+    else:
+        lines += [f"**Paper:** *{info.paper}*", ""]
+    params = [f"- `{s.name}` (default `{s.default}`{' — set by the budget' if s.name == info.budget_param else ''})"
+              f": {s.help}" for s in specs(info.params_cls)]
+    lines += ["**Parameters:**", *params]
+    if not info.uses_verifier:
+        lines += ["", "_Uses no verifier._"]
+    return "\n".join(lines)

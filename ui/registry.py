@@ -1,0 +1,124 @@
+"""What the widgets offer, read from the strategy registry and the model catalog (never hard-coded twice)."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from ui.views import esc
+
+log = logging.getLogger(__name__)
+
+PROBLEM_TEXT_MAX = 2000
+BUDGETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+VERIFIER_KINDS = ("prm", "orm", "oracle", "judge")
+
+
+@dataclass(frozen=True)
+class ParamField:
+    """One strategy parameter shown as a widget (the budget parameter is set by the budget control)."""
+
+    strategy: str
+    spec: Any  # strategies.params.ParamSpec
+
+    def component(self, elem_id: str) -> gr.Component:
+        s = self.spec
+        label = s.name.replace("_", " ")
+        if s.choices:
+            return gr.Dropdown(list(s.choices), value=s.default, label=label, info=s.help, elem_id=elem_id)
+        if s.type is bool:
+            return gr.Checkbox(value=bool(s.default), label=label, info=s.help, elem_id=elem_id)
+        if s.type is int:
+            # no minimum/maximum on the widget: bounds are checked by the strategy's own validation so
+            # the message names the parameter and its range
+            return gr.Number(value=s.default, precision=0, label=label, info=_bounds(s) + s.help, elem_id=elem_id)
+        if s.type is float:
+            return gr.Number(value=s.default, label=label, info=_bounds(s) + s.help, elem_id=elem_id)
+        return gr.Textbox(value=str(s.default), label=label, info=s.help, elem_id=elem_id, max_length=200)
+
+    def coerce(self, value: Any) -> Any:
+        """Pass raw values on; the strategy's parameter builder validates and names the problem."""
+        if isinstance(value, str):
+            return value[:200]
+        return value
+
+
+def _bounds(s: Any) -> str:
+    if s.lo is not None and s.hi is not None:
+        return f"[{s.lo:g}–{s.hi:g}] "
+    return ""
+
+
+def param_fields() -> list[ParamField]:
+    from strategies.params import specs
+    from strategies.registry import STRATEGIES
+
+    out = []
+    for name, info in STRATEGIES.items():
+        for s in specs(info.params_cls):
+            if s.name != info.budget_param:
+                out.append(ParamField(name, s))
+    return out
+
+
+def budget_choices(max_budget: int) -> list[int]:
+    out = [b for b in BUDGETS if b <= max_budget]
+    if max_budget not in out:
+        out.append(max_budget)
+    return out
+
+
+def domain_choices() -> list[str]:
+    try:
+        from backends.domains import DOMAINS
+        return list(DOMAINS)
+    except ImportError:  # an older engine layout
+        return ["reasoning"]
+
+
+def _entries(domain: str | None) -> list[Any]:
+    try:
+        from backends import catalog
+        return list(catalog.models(domain))
+    except Exception:  # noqa: BLE001 - the page still opens; the run reports the real problem
+        log.exception("model catalog unavailable")
+        return []
+
+
+def _label(e: Any) -> str:
+    try:
+        ok, reason = e.availability()
+    except Exception:  # noqa: BLE001
+        ok, reason = False, "unknown"
+    tag = "" if ok else " (not available here)"
+    if e.kind == "oracle":
+        tag += " — ORACLE, a ceiling"
+    return f"{e.id}{tag}"
+
+
+def model_choices(domain: str | None) -> list[tuple[str, str]]:
+    return [(_label(e), e.id) for e in _entries(domain) if e.kind == "policy"] or [("tiny-arith-s", "tiny-arith-s")]
+
+
+def verifier_choices(domain: str | None) -> list[tuple[str, str]]:
+    return [(_label(e), e.id) for e in _entries(domain) if e.kind in VERIFIER_KINDS] or [("tiny-prm", "tiny-prm")]
+
+
+def strategy_choices(domain: str | None) -> list[tuple[str, str]]:
+    from strategies.registry import STRATEGIES
+
+    return [(f"{info.title}", name) for name, info in STRATEGIES.items()
+            if domain is None or domain in info.domains]
+
+
+def strategy_markdown(name: str) -> str:
+    from strategies.registry import STRATEGIES
+
+    info = STRATEGIES.get(name)
+    if info is None:
+        return ""
+    verifier = "uses the verifier" if info.uses_verifier else "no verifier"
+    return (f"**{esc(info.title)}** — {esc(info.summary)} _({verifier}; the budget sets "
+            f"`{esc(info.budget_param)}`; paper: {esc(info.paper)})_")

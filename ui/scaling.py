@@ -1,0 +1,189 @@
+"""Scaling: sweep strategies x budgets x problems from the page (progress, stop) or open a stored sweep;
+accuracy against compute per strategy with the oracle ceiling, per difficulty, and the compute-optimal table."""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from ui import views
+from ui.common import AppContext, check_run_id, parse_choice, parse_int, session_key
+from ui.views import esc
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STRATEGIES = ["greedy", "best_of_n", "beam_search"]
+DEFAULT_BUDGETS = [1, 4, 16]
+_DONE = object()
+
+
+@dataclass
+class ScalingTab:
+    sweeps: gr.Dropdown
+    refresh: Any
+
+
+def progress_html(done: int, total: int, started: float, note: str = "") -> str:
+    pct = 100.0 * done / total if total else 0.0
+    eta = ""
+    if done and total and done < total:
+        eta = f" · about {(time.monotonic() - started) / done * (total - done):.0f} s left"
+    return (f'<div data-testid="sweep-progress" style="font-family:system-ui,sans-serif">'
+            f'<div style="background:#eee;border-radius:6px;height:12px;overflow:hidden">'
+            f'<div style="background:#3b6fd6;height:12px;width:{pct:.1f}%"></div></div>'
+            f'<div style="font-size:13px;margin-top:4px">{done} / {total} runs{esc(eta)} {esc(note)}</div></div>')
+
+
+def sweep_label(s: dict) -> str:
+    cfg = s.get("config") or {}
+    return (f"{s['id']} · {s.get('status')} · {','.join(cfg.get('strategies') or [])} · budgets "
+            f"{','.join(map(str, cfg.get('budgets') or []))} · {cfg.get('problems')} problems")
+
+
+def build(ctx: AppContext) -> ScalingTab:
+    from strategies.registry import STRATEGIES
+    from ui.registry import budget_choices, model_choices, verifier_choices
+
+    budgets_all = budget_choices(ctx.limits.max_budget)
+    gr.Markdown("Sweep strategies and budgets over the same test problems, then read accuracy against compute. "
+                "The dotted line is the oracle pass@N: how often *some* sample is right — the ceiling a "
+                "perfect verifier would reach.")
+    with gr.Row():
+        model = gr.Dropdown(model_choices("reasoning"), value="tiny-arith-s", label="Policy model",
+                            allow_custom_value=True)
+        verifier = gr.Dropdown(verifier_choices("reasoning"), value="tiny-prm", label="Verifier",
+                               allow_custom_value=True)
+        problems = gr.Number(min(10, ctx.limits.max_problems), precision=0, label="Problems (test split)",
+                             info=f"1 to {ctx.limits.max_problems}")
+        seeds = gr.Number(1, precision=0, label="Seeds", info=f"1 to {ctx.limits.max_seeds}")
+    strategies = gr.CheckboxGroup([(i.title, n) for n, i in STRATEGIES.items()], value=DEFAULT_STRATEGIES,
+                                  label="Strategies", elem_id="sweep-strategies")
+    budgets = gr.CheckboxGroup(budgets_all, value=[b for b in DEFAULT_BUDGETS if b in budgets_all],
+                               label="Budgets N", elem_id="sweep-budgets")
+    with gr.Row():
+        run_btn = gr.Button("Run sweep", variant="primary", elem_id="sweep-run")
+        stop_btn = gr.Button("Stop sweep", variant="stop", elem_id="sweep-stop")
+    progress = gr.HTML(progress_html(0, 0, time.monotonic(), "not started"), elem_id="sweep-progress")
+    with gr.Row():
+        sweeps = gr.Dropdown([], value=None, allow_custom_value=True, label="…or open a stored sweep", scale=5,
+                             elem_id="sweep-pick")
+        refresh_btn = gr.Button("↻ Refresh", scale=1)
+    x_axis = gr.Radio([("tokens", "tokens"), ("FLOPs", "flops")], value="tokens", label="Compute axis")
+    figure = gr.Plot(views.scaling_figure(None), label="Accuracy vs compute", elem_id="sweep-figure")
+    table = gr.Dataframe(value=[], headers=views.OPTIMAL_HEADERS, interactive=False,
+                         label="Compute-optimal strategy per difficulty and budget", elem_id="sweep-table")
+    result_state = gr.State(None)
+
+    def refresh():
+        return gr.update(choices=[(sweep_label(s), s["id"]) for s in ctx.store.list_sweeps(limit=100)])
+
+    refresh_btn.click(refresh, None, [sweeps], api_visibility="private", show_progress="hidden")
+
+    def open_sweep(sid, x):
+        if sid in (None, ""):
+            return gr.skip(), gr.skip(), gr.skip()
+        sid = check_run_id(sid)
+        s = ctx.store.get_sweep(sid)
+        if s is None:
+            raise gr.Error(f"No sweep {sid} in the store.", print_exception=False)
+        if not s.get("result"):
+            raise gr.Error(f"Sweep {sid} has no result ({s.get('status')}).", print_exception=False)
+        x = parse_choice(x, "compute axis", ["tokens", "flops"])
+        return views.scaling_figure(s["result"], x=x), views.compute_optimal_table(s["result"]), s["result"]
+
+    sweeps.change(open_sweep, [sweeps, x_axis], [figure, table, result_state], api_name="open_sweep")
+
+    def redraw(x, result):
+        x = parse_choice(x, "compute axis", ["tokens", "flops"])
+        return views.scaling_figure(result, x=x) if result else gr.skip()
+
+    x_axis.change(redraw, [x_axis, result_state], [figure], api_visibility="private", show_progress="hidden")
+
+    def run_sweep(model_v, verifier_v, problems_v, seeds_v, strategies_v, budgets_v, x, request: gr.Request):
+        from engine.run import ConfigError
+        from engine.sweep import SweepConfig, run_sweep as engine_sweep
+        from strategies.core import CancelToken
+
+        n_problems = parse_int(problems_v, "problems", 1, ctx.limits.max_problems)
+        n_seeds = parse_int(seeds_v, "seeds", 1, ctx.limits.max_seeds)
+        chosen = [parse_choice(s, "strategy", list(STRATEGIES)) for s in (strategies_v or [])]
+        bs = sorted({parse_int(b, "budget", 1, ctx.limits.max_budget) for b in (budgets_v or [])})
+        if not chosen or not bs:
+            raise gr.Error("Choose at least one strategy and one budget.", print_exception=False)
+        x = parse_choice(x, "compute axis", ["tokens", "flops"])
+        for v in (model_v, verifier_v):
+            if not isinstance(v, str) or len(v) > 300:
+                raise gr.Error("choose a model and a verifier", print_exception=False)
+        config = SweepConfig(model=model_v, verifier=verifier_v, strategies=chosen, budgets=bs, split="test",
+                             problems=n_problems, seeds=list(range(n_seeds)))
+        key = session_key(request, "sweep")
+        with ctx.lock:
+            if key in ctx.cancels:
+                raise gr.Error("A sweep is already running in this session.", print_exception=False)
+        token = CancelToken()
+        ctx.register_cancel(key, token)
+        q: queue.Queue = queue.Queue()
+
+        def work():
+            try:
+                q.put(("result", engine_sweep(config, ctx.store, token, lambda d, t: q.put(("progress", d, t)),
+                                              ctx.limits)))
+            except ConfigError as exc:
+                q.put(("error", str(exc)))
+            except Exception as exc:  # noqa: BLE001
+                log.exception("sweep failed")
+                q.put(("error", f"the sweep failed: {type(exc).__name__}: {exc}"))
+            finally:
+                q.put(_DONE)
+
+        started = time.monotonic()
+        threading.Thread(target=work, daemon=True, name="sweep").start()
+        finished = False
+        try:
+            yield progress_html(0, 1, started, "starting…"), gr.skip(), gr.skip(), gr.skip()
+            done = total = 0
+            result = None
+            while True:
+                item = q.get()
+                if item is _DONE:
+                    finished = True
+                    break
+                if item[0] == "error":
+                    raise gr.Error(item[1], print_exception=False)
+                if item[0] == "progress":
+                    done, total = item[1], item[2]
+                    while True:  # collapse a burst of progress into one update
+                        try:
+                            nxt = q.get_nowait()
+                        except queue.Empty:
+                            break
+                        if nxt is _DONE or nxt[0] != "progress":
+                            q.queue.appendleft(nxt)
+                            break
+                        done, total = nxt[1], nxt[2]
+                    yield progress_html(done, total, started), gr.skip(), gr.skip(), gr.skip()
+                elif item[0] == "result":
+                    result = item[1]
+            note = "stopped" if (result or {}).get("status") == "cancelled" else "done"
+            yield (progress_html(done, total or done, started, note), views.scaling_figure(result, x=x),
+                   views.compute_optimal_table(result), result)
+        finally:
+            if not finished:
+                token.cancel()
+            ctx.release_cancel(key, token)
+
+    run_btn.click(run_sweep, [model, verifier, problems, seeds, strategies, budgets, x_axis],
+                  [progress, figure, table, result_state], api_name="sweep", concurrency_limit=1,
+                  concurrency_id="sweep")
+
+    def stop(request: gr.Request):
+        if not ctx.cancel(session_key(request, "sweep")):
+            gr.Info("No sweep is running in this session.")
+
+    stop_btn.click(stop, None, None, api_name="stop_sweep", concurrency_limit=None, concurrency_id="stop")
+    return ScalingTab(sweeps, refresh)
