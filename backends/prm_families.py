@@ -1,0 +1,553 @@
+"""The published process reward model families, each called exactly as it was trained (DESIGN.md section 4).
+
+Every family here implements the ``StepVerifier`` protocol of ``backends.verifiers``: ``score_steps`` returns
+one score in [0, 1] per given step, ``score_whole`` one score per whole answer. The models are causal, so the
+score read at the end of step i depends only on the question and steps 1..i: one forward pass over a
+solution scores all its prefixes, and each distinct prefix is scored once (a per-verifier cache guarded by a
+lock, since UI sessions share a loaded verifier). Compute is counted per call: verifier tokens (real tokens,
+padding excluded), forward passes (``verifier_calls``) and FLOPs (about 2 x params x tokens plus attention).
+
+Families (``FAMILIES``; input formats from the model cards and the reference inference code):
+
+- ``qwen-prm``: Qwen/Qwen2.5-Math-PRM-7B (and -72B, Qwen2.5-Math-7B-PRM800K). Chat template with the system
+  prompt "Please reason step by step, and put your final answer within \\boxed{}.", the question as the user
+  turn, the assistant turn = steps joined by ``<extra_0>`` with one after the last step. The checkpoint's
+  architecture ``Qwen2ForProcessRewardModel`` is remote code on the hub; it is a known head, so it is built
+  here without remote code: the Qwen2 backbone through ``AutoModel`` (weights ``model.*``) and the two-layer MLP
+  ``score`` (Linear(h, h) -> ReLU -> Linear(h, 2), weights ``score.0.*`` and ``score.2.*``) read from the
+  checkpoint's safetensors by ``_read_tensors``. ``AutoModelForTokenClassification`` does not fit: its head
+  is one Linear. Score = softmax over the 2 classes, class 1, at each ``<extra_0>`` position.
+- ``math-shepherd``: peiyi9979/math-shepherd-mistral-7b-prm, a causal LM. Input ``f"{question} {step_1} ки\\n
+  {step_2} ки..."`` (with BOS, as ``tokenizer.encode`` does in the model card); at each ``ки`` tag take the
+  logits of the two candidate tokens ``tokenizer.encode("+ -")`` (ids 648 and 387 for that tokenizer),
+  softmax over the pair, P("+").
+- ``rlhflow``: RLHFlow/Llama3.1-8B-PRM-Deepseek-Data and -Mistral-Data, causal LMs trained on a dialogue with
+  one user turn per step (the first is ``question + " " + step_1``) and an assistant reply "+" per turn,
+  rendered by the tokenizer's chat template. The logits at the position just before each assistant "+"
+  predict it: softmax over ("+", "-"), P("+").
+- ``skywork-prm``: Skywork/Skywork-o1-Open-PRM-Qwen-2.5-1.5B and -7B: a Qwen2 causal LM with a value head
+  (``v_head.summary``: Linear(h, 1) on the last hidden state), built here without remote code (backbone
+  through ``AutoModel``, head from safetensors). Input ids = encode(BOS + question + "\\n") then, per
+  "\\n"-split piece, encode(piece) + the id of "\\n"; score = sigmoid(value) at each piece's "\\n". A step of
+  ours that itself contains "\\n" is split the same way, and its score is the value at its last piece.
+- ``orm``: an outcome reward model through ``AutoModelForSequenceClassification`` (the question and the
+  answer as a chat through the tokenizer's template when it has one); score = sigmoid of the single logit,
+  or P(class 1) for two labels. ``score_whole`` scores each whole answer once; ``score_steps`` scores each
+  prefix as if it were the whole answer (cached per prefix, one forward each: the end-of-turn tokens after
+  the answer make prefixes unshareable).
+
+For the step-level families ``score_whole`` treats the whole answer as one step (steps joined by the
+family's step joiner) and returns that step's score. Steps are given as lists; ``split_steps`` turns a text
+into steps without an empty trailing step, and ``score_text`` scores a text through it.
+
+Questions: a verifier is called with the domain's problem object and the policy's formatted prompt; the
+families want the bare question, so they read ``problem.text`` and fall back to the prompt.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import OrderedDict
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from backends.transformers_lm import flops_for, model_shape, pick_device
+from strategies.core import CancelToken, Compute
+
+log = logging.getLogger(__name__)
+
+QWEN_PRM_SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
+QWEN_STEP_TOKEN = "<extra_0>"
+SHEPHERD_TAG = "ки"
+
+
+def split_steps(text: str, delimiter: str) -> list[str]:
+    """Steps of a text: split at the delimiter, surrounding whitespace stripped, no empty trailing step.
+
+    Empty pieces in the middle (two delimiters in a row) are dropped too: a PRM never scores an empty step.
+    """
+    return [p.strip() for p in text.split(delimiter) if p.strip()]
+
+
+def question_of(problem: object, prompt: str) -> str:
+    text = getattr(problem, "text", None) if problem is not None else None
+    return text if isinstance(text, str) and text else prompt
+
+
+def _read_tensors(path_or_id: str, prefixes: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    """Tensors whose names start with one of ``prefixes``, read from a checkpoint's safetensors (sharded or not)."""
+    from safetensors import safe_open
+    from transformers.utils import cached_file
+
+    index = cached_file(path_or_id, "model.safetensors.index.json", _raise_exceptions_for_missing_entries=False)
+    if index:
+        weight_map = json.loads(Path(index).read_text())["weight_map"]
+        files = sorted({f for k, f in weight_map.items() if k.startswith(prefixes)})
+    else:
+        files = ["model.safetensors"]
+    out: dict[str, torch.Tensor] = {}
+    for name in files:
+        local = cached_file(path_or_id, name)
+        with safe_open(local, framework="pt") as f:
+            for key in f.keys():
+                if key.startswith(prefixes):
+                    out[key] = f.get_tensor(key)
+    return out
+
+
+def _tokenizer(path_or_id: str, trust_remote_code: bool):
+    from transformers import AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(path_or_id, trust_remote_code=trust_remote_code)
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def _backbone(path_or_id: str, dtype: torch.dtype, trust_remote_code: bool):
+    """The transformer without any head (``model.*`` weights); heads are loaded by the family."""
+    from transformers import AutoModel
+    return AutoModel.from_pretrained(path_or_id, dtype=dtype, trust_remote_code=trust_remote_code)
+
+
+class _PrefixCachedPRM:
+    """Shared machinery: batched right-padded forwards, per-prefix cache, compute counting.
+
+    A family provides ``_encode(question, steps) -> (input_ids, read_positions)`` (one position per step)
+    and ``_scores(input_ids, attention_mask) -> tensor[batch, seq]`` (the family's score at every position).
+    """
+
+    is_oracle = False
+    joiner = "\n\n"      # how score_whole joins steps into one
+    delimiter = "\n\n"   # how score_text splits a text into steps
+
+    def __init__(self, name: str, tokenizer, model: nn.Module, device: torch.device, batch_size: int = 16,
+                 cache_size: int = 200_000) -> None:
+        self.name = name
+        self.tokenizer = tokenizer
+        self.model = model
+        self.device = device
+        self.batch_size = batch_size
+        self.n_params = sum(p.numel() for p in model.parameters())
+        self.layers, _, self.hidden = model_shape(getattr(model, "config", None) or object())
+        self._cache: OrderedDict[tuple[str, tuple[str, ...]], float] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+
+    # -- family hooks -------------------------------------------------------------------------------
+    def _encode(self, question: str, steps: list[str]) -> tuple[list[int], list[int]]:
+        raise NotImplementedError
+
+    def _scores(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    # -- shared ---------------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def _forward(self, question: str, step_lists: list[list[str]],
+                 cancel: CancelToken | None) -> tuple[list[list[float]], Compute]:
+        cost = Compute()
+        started = time.perf_counter()
+        out: list[list[float]] = []
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        for b in range(0, len(step_lists), self.batch_size):
+            if cancel is not None:
+                cancel.check()
+            built = [self._encode(question, steps) for steps in step_lists[b:b + self.batch_size]]
+            width = max(len(ids) for ids, _ in built)
+            ids = torch.full((len(built), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(built), width), dtype=torch.long)
+            for row, (seq, _) in enumerate(built):
+                ids[row, :len(seq)] = torch.tensor(seq, dtype=torch.long)
+                mask[row, :len(seq)] = 1
+            scores = self._scores(ids.to(self.device), mask.to(self.device)).float().cpu()
+            n_tokens = int(mask.sum())
+            cost.verifier_tokens += n_tokens
+            cost.verifier_calls += 1
+            cost.flops += flops_for(self.n_params, self.layers, self.hidden, n_tokens, width // 2)
+            for row, (_, positions) in enumerate(built):
+                out.append([float(scores[row, p]) for p in positions])
+        cost.wall_s = time.perf_counter() - started
+        return out, cost
+
+    def score_steps(self, problem: object, prompt: str, step_lists: list[list[str]],
+                    cancel: CancelToken | None = None) -> tuple[list[list[float]], Compute]:
+        question = question_of(problem, prompt)
+        with self._lock:
+            keys = [(question, tuple(steps)) for steps in step_lists]
+            todo = sorted({k for k in keys if k not in self._cache and k[1]}, key=lambda k: -len(k[1]))
+            covered: set[tuple[str, tuple[str, ...]]] = set()
+            maximal = []
+            for k in todo:  # a longer solution's forward pass also scores its prefixes
+                if k not in covered:
+                    maximal.append(k)
+                    covered.update((k[0], k[1][:i]) for i in range(1, len(k[1]) + 1))
+            cost = Compute()
+            if maximal:
+                scores, cost = self._forward(question, [list(k[1]) for k in maximal], cancel)
+                for k, per_step in zip(maximal, scores):
+                    for i, s in enumerate(per_step, 1):
+                        self._cache[(k[0], k[1][:i])] = s
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+            return [[self._cache[(q, steps[:i])] for i in range(1, len(steps) + 1)] for q, steps in keys], cost
+
+    def score_whole(self, problem: object, prompt: str, step_lists: list[list[str]],
+                    cancel: CancelToken | None = None) -> tuple[list[float], Compute]:
+        whole = [[self.joiner.join(steps)] for steps in step_lists]
+        scores, cost = self._forward(question_of(problem, prompt), whole, cancel)
+        return [s[-1] for s in scores], cost
+
+    def score_text(self, problem: object, prompt: str, text: str,
+                   cancel: CancelToken | None = None) -> tuple[list[float], Compute]:
+        """Scores of a solution given as text, split at the family's delimiter (no empty trailing step)."""
+        (scores,), cost = self.score_steps(problem, prompt, [split_steps(text, self.delimiter)], cancel)
+        return scores, cost
+
+
+def _token_starting_at(offsets: list[tuple[int, int]], char_index: int) -> int:
+    for i, (s, e) in enumerate(offsets):
+        if s <= char_index < e:
+            return i
+    raise ValueError(f"no token covers character {char_index}")
+
+
+# ----------------------------------------------------------------------------------------------------
+# Qwen2.5-Math-PRM
+# ----------------------------------------------------------------------------------------------------
+class QwenPRMHead(nn.Module):
+    """``Qwen2ForProcessRewardModel`` without remote code: backbone + MLP score head (Linear, ReLU, Linear)."""
+
+    def __init__(self, backbone: nn.Module, num_labels: int = 2) -> None:
+        super().__init__()
+        hidden = backbone.config.hidden_size
+        self.model = backbone
+        self.config = backbone.config
+        self.score = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, num_labels))
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        hidden = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return self.score(hidden.to(self.score[0].weight.dtype))
+
+
+def load_qwen_prm_head(path_or_id: str, dtype: torch.dtype, trust_remote_code: bool = False,
+                       num_labels: int | None = None) -> QwenPRMHead:
+    backbone = _backbone(path_or_id, dtype, trust_remote_code)
+    tensors = _read_tensors(path_or_id, ("score.",))
+    if not tensors:
+        raise ValueError(f"{path_or_id} has no score.* weights: not a Qwen2 process/outcome reward model")
+    labels = num_labels or int(tensors["score.2.weight"].shape[0])
+    model = QwenPRMHead(backbone, labels)
+    model.score.load_state_dict({k[len("score."):]: v for k, v in tensors.items()})
+    return model.to(dtype)
+
+
+class QwenMathPRM(_PrefixCachedPRM):
+    """Qwen2.5-Math-PRM: class-1 probability at each ``<extra_0>`` after a step (see the module docstring)."""
+
+    family = "qwen-prm"
+    delimiter = "\n\n"
+
+    def __init__(self, path_or_id: str, name: str | None = None, device: str | None = None,
+                 trust_remote_code: bool = False, system: str = QWEN_PRM_SYSTEM, **kw) -> None:
+        dev, dtype = pick_device(device)
+        tok = _tokenizer(path_or_id, trust_remote_code)
+        model = load_qwen_prm_head(path_or_id, dtype, trust_remote_code).to(dev).eval()
+        super().__init__(name or path_or_id, tok, model, dev, **kw)
+        ids = tok.convert_tokens_to_ids(QWEN_STEP_TOKEN)
+        if ids is None or ids == tok.unk_token_id:
+            raise ValueError(f"{path_or_id}: the tokenizer has no {QWEN_STEP_TOKEN} token")
+        self.step_id = ids
+        self.system = system
+
+    def _encode(self, question: str, steps: list[str]) -> tuple[list[int], list[int]]:
+        clean = [s.replace(QWEN_STEP_TOKEN, "") for s in steps]
+        messages = [{"role": "system", "content": self.system}, {"role": "user", "content": question},
+                    {"role": "assistant", "content": QWEN_STEP_TOKEN.join(clean) + QWEN_STEP_TOKEN}]
+        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=False)
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        positions = [i for i, t in enumerate(ids) if t == self.step_id]
+        if len(positions) != len(steps):
+            raise ValueError(f"expected {len(steps)} {QWEN_STEP_TOKEN} tokens, found {len(positions)}")
+        return ids, positions
+
+    def _scores(self, input_ids, attention_mask):
+        return torch.softmax(self.model(input_ids, attention_mask).float(), -1)[..., 1]
+
+
+# ----------------------------------------------------------------------------------------------------
+# Math-Shepherd
+# ----------------------------------------------------------------------------------------------------
+def _plus_minus_ids(tok, spaced: bool) -> tuple[int, int]:
+    """Ids of the "+" and "-" labels. Math-Shepherd's card uses ``encode("+ -")[1:]`` (the BOS dropped)."""
+    if spaced:
+        pair = tok("+ -", add_special_tokens=False)["input_ids"]
+        if len(pair) == 2:
+            return pair[0], pair[1]
+    plus = tok("+", add_special_tokens=False)["input_ids"][-1]
+    minus = tok("-", add_special_tokens=False)["input_ids"][-1]
+    return plus, minus
+
+
+class MathShepherdPRM(_PrefixCachedPRM):
+    """Math-Shepherd: P("+") over the ("+", "-") logits of a causal LM at each " ки" step tag."""
+
+    family = "math-shepherd"
+    delimiter = "\n"
+    joiner = " "
+
+    def __init__(self, path_or_id: str, name: str | None = None, device: str | None = None,
+                 trust_remote_code: bool = False, step_join: str = "\n", **kw) -> None:
+        from transformers import AutoModelForCausalLM
+        dev, dtype = pick_device(device)
+        tok = _tokenizer(path_or_id, trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(path_or_id, dtype=dtype,
+                                                     trust_remote_code=trust_remote_code).to(dev).eval()
+        super().__init__(name or path_or_id, tok, model, dev, **kw)
+        self.candidates = list(_plus_minus_ids(tok, spaced=True))
+        self.step_join = step_join
+
+    def build_text(self, question: str, steps: list[str]) -> tuple[str, list[int]]:
+        """The model card's input and the character index of each step's tag."""
+        text, tags = f"{question} ", []
+        for i, s in enumerate(steps):
+            text += s.replace(SHEPHERD_TAG, "") + " "
+            tags.append(len(text))
+            text += SHEPHERD_TAG
+            if i < len(steps) - 1:
+                text += self.step_join
+        return text, tags
+
+    def _encode(self, question, steps):
+        text, tags = self.build_text(question, steps)
+        enc = self.tokenizer(text, add_special_tokens=True, return_offsets_mapping=True)
+        offsets = [tuple(o) for o in enc["offset_mapping"]]
+        # the token holding the tag's last character (the tag token itself in the real tokenizer)
+        return enc["input_ids"], [_token_starting_at(offsets, t + len(SHEPHERD_TAG) - 1) for t in tags]
+
+    def _scores(self, input_ids, attention_mask):
+        logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits[..., self.candidates]
+        return torch.softmax(logits.float(), -1)[..., 0]
+
+
+# ----------------------------------------------------------------------------------------------------
+# RLHFlow
+# ----------------------------------------------------------------------------------------------------
+_SLOT = "\u0000\u0001SLOT\u0001\u0000"
+
+
+class RLHFlowPRM(_PrefixCachedPRM):
+    """RLHFlow PRMs: one user turn per step, assistant "+"; P("+") vs P("-") just before each assistant "+"."""
+
+    family = "rlhflow"
+    delimiter = "\n\n"
+
+    def __init__(self, path_or_id: str, name: str | None = None, device: str | None = None,
+                 trust_remote_code: bool = False, **kw) -> None:
+        from transformers import AutoModelForCausalLM
+        dev, dtype = pick_device(device)
+        tok = _tokenizer(path_or_id, trust_remote_code)
+        if getattr(tok, "chat_template", None) is None:
+            raise ValueError(f"{path_or_id}: RLHFlow PRMs need the tokenizer's chat template, and it has none")
+        model = AutoModelForCausalLM.from_pretrained(path_or_id, dtype=dtype,
+                                                     trust_remote_code=trust_remote_code).to(dev).eval()
+        super().__init__(name or path_or_id, tok, model, dev, **kw)
+        self.candidates = list(_plus_minus_ids(tok, spaced=False))
+
+    def build_text(self, question: str, steps: list[str]) -> tuple[str, list[int]]:
+        """The rendered dialogue and the character index of each assistant "+"."""
+        conv = []
+        for k, s in enumerate(steps):
+            conv.append({"role": "user", "content": f"{question} {s}" if k == 0 else s})
+            conv.append({"role": "assistant", "content": _SLOT})
+        rendered = self.tokenizer.apply_chat_template(conv, tokenize=False, add_generation_prompt=False)
+        pieces = rendered.split(_SLOT)
+        if len(pieces) != len(steps) + 1:
+            raise ValueError("the chat template did not render each assistant turn once")
+        text, plus_at = pieces[0], []
+        for piece in pieces[1:]:
+            plus_at.append(len(text))
+            text += "+" + piece
+        return text, plus_at
+
+    def _encode(self, question, steps):
+        text, plus_at = self.build_text(question, steps)
+        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        offsets = [tuple(o) for o in enc["offset_mapping"]]
+        positions = []
+        for c in plus_at:
+            t = _token_starting_at(offsets, c)
+            if offsets[t][0] != c:
+                raise ValueError("the assistant '+' is merged into a longer token by this tokenizer")
+            positions.append(t - 1)  # the logits one position earlier predict the "+"
+        return enc["input_ids"], positions
+
+    def _scores(self, input_ids, attention_mask):
+        logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits[..., self.candidates]
+        return torch.softmax(logits.float(), -1)[..., 0]
+
+
+# ----------------------------------------------------------------------------------------------------
+# Skywork-o1-Open-PRM
+# ----------------------------------------------------------------------------------------------------
+class ValueHeadModel(nn.Module):
+    """Skywork's ``PRM_MODEL`` without remote code: backbone + ``v_head.summary`` Linear(h, 1), no dropout at eval."""
+
+    def __init__(self, backbone: nn.Module) -> None:
+        super().__init__()
+        self.model = backbone
+        self.config = backbone.config
+        self.summary = nn.Linear(backbone.config.hidden_size, 1)
+
+    def forward(self, input_ids, attention_mask=None) -> torch.Tensor:
+        hidden = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return self.summary(hidden.to(self.summary.weight.dtype)).squeeze(-1)
+
+
+class SkyworkPRM(_PrefixCachedPRM):
+    """Skywork-o1-Open-PRM: sigmoid of the value head at the "\\n" closing each step."""
+
+    family = "skywork-prm"
+    delimiter = "\n"
+    joiner = " "
+    step_token = "\n"
+
+    def __init__(self, path_or_id: str, name: str | None = None, device: str | None = None,
+                 trust_remote_code: bool = False, **kw) -> None:
+        dev, dtype = pick_device(device)
+        tok = _tokenizer(path_or_id, trust_remote_code)
+        backbone = _backbone(path_or_id, dtype, trust_remote_code)
+        tensors = _read_tensors(path_or_id, ("v_head.",))
+        if "v_head.summary.weight" not in tensors:
+            raise ValueError(f"{path_or_id} has no v_head.summary weights: not a Skywork PRM checkpoint")
+        model = ValueHeadModel(backbone)
+        model.summary.load_state_dict({"weight": tensors["v_head.summary.weight"],
+                                       "bias": tensors["v_head.summary.bias"]})
+        super().__init__(name or path_or_id, tok, model.to(dtype).to(dev).eval(), dev, **kw)
+        self.step_id = tok(self.step_token, add_special_tokens=False)["input_ids"][-1]
+
+    def _encode(self, question, steps):
+        enc = lambda s: self.tokenizer(s, add_special_tokens=False)["input_ids"]  # noqa: E731
+        ids = enc((self.tokenizer.bos_token or "") + question + "\n")
+        positions = []
+        for step in steps:
+            pieces = split_steps(step, self.step_token) or [""]
+            for piece in pieces:
+                ids += enc(piece) + [self.step_id]
+            positions.append(len(ids) - 1)
+        return ids, positions
+
+    def _scores(self, input_ids, attention_mask):
+        return torch.sigmoid(self.model(input_ids, attention_mask).float())
+
+
+# ----------------------------------------------------------------------------------------------------
+# Outcome reward model
+# ----------------------------------------------------------------------------------------------------
+class SequenceClassificationORM:
+    """An outcome reward model: one score for a whole answer (see the module docstring)."""
+
+    is_oracle = False
+    family = "orm"
+    delimiter = "\n\n"
+    joiner = "\n\n"
+
+    def __init__(self, path_or_id: str, name: str | None = None, device: str | None = None,
+                 trust_remote_code: bool = False, batch_size: int = 16, cache_size: int = 100_000) -> None:
+        from transformers import AutoModelForSequenceClassification
+        self.device, dtype = pick_device(device)
+        self.name = name or path_or_id
+        self.tokenizer = _tokenizer(path_or_id, trust_remote_code)
+        self.tokenizer.padding_side = "right"
+        self.model = AutoModelForSequenceClassification.from_pretrained(
+            path_or_id, dtype=dtype, trust_remote_code=trust_remote_code).to(self.device).eval()
+        if self.model.config.pad_token_id is None:
+            self.model.config.pad_token_id = self.tokenizer.pad_token_id
+        self.batch_size = batch_size
+        self.n_params = sum(p.numel() for p in self.model.parameters())
+        self.layers, _, self.hidden = model_shape(self.model.config)
+        self._cache: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+
+    def build_text(self, question: str, answer: str) -> str:
+        if getattr(self.tokenizer, "chat_template", None):
+            return self.tokenizer.apply_chat_template(
+                [{"role": "user", "content": question}, {"role": "assistant", "content": answer}],
+                tokenize=False, add_generation_prompt=False)
+        return f"{question}\n{answer}"
+
+    @torch.inference_mode()
+    def _score_answers(self, question: str, answers: list[str], cancel) -> tuple[list[float], Compute]:
+        cost, out, started = Compute(), [], time.perf_counter()
+        for b in range(0, len(answers), self.batch_size):
+            if cancel is not None:
+                cancel.check()
+            texts = [self.build_text(question, a) for a in answers[b:b + self.batch_size]]
+            enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+            logits = self.model(**{k: v.to(self.device) for k, v in enc.items()}).logits.float().cpu()
+            probs = torch.sigmoid(logits[:, 0]) if logits.shape[-1] == 1 else torch.softmax(logits, -1)[:, 1]
+            out.extend(float(p) for p in probs)
+            n = int(enc["attention_mask"].sum())
+            cost.verifier_tokens += n
+            cost.verifier_calls += 1
+            cost.flops += flops_for(self.n_params, self.layers, self.hidden, n, enc["input_ids"].shape[1] // 2)
+        cost.wall_s = time.perf_counter() - started
+        return out, cost
+
+    def score_whole(self, problem, prompt, step_lists, cancel=None):
+        return self._score_answers(question_of(problem, prompt), [self.joiner.join(s) for s in step_lists], cancel)
+
+    def score_steps(self, problem, prompt, step_lists, cancel=None):
+        question = question_of(problem, prompt)
+        with self._lock:
+            prefixes = {self.joiner.join(s[:i]) for s in step_lists for i in range(1, len(s) + 1)}
+            todo = sorted(p for p in prefixes if (question, p) not in self._cache)
+            cost = Compute()
+            if todo:
+                scores, cost = self._score_answers(question, todo, cancel)
+                for p, s in zip(todo, scores):
+                    self._cache[(question, p)] = s
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+            return [[self._cache[(question, self.joiner.join(s[:i]))] for i in range(1, len(s) + 1)]
+                    for s in step_lists], cost
+
+
+FAMILIES = {
+    "qwen-prm": QwenMathPRM,
+    "math-shepherd": MathShepherdPRM,
+    "rlhflow": RLHFlowPRM,
+    "skywork-prm": SkyworkPRM,
+    "orm": SequenceClassificationORM,
+}
+
+
+def load(family: str, path_or_id: str, name: str | None = None, device: str | None = None,
+         trust_remote_code: bool = False):
+    """A verifier of one of ``FAMILIES`` from a hub id or a local Hugging Face folder."""
+    if family not in FAMILIES:
+        raise ValueError(f"unknown PRM family {family!r}; choose one of {', '.join(FAMILIES)}")
+    return FAMILIES[family](path_or_id, name=name, device=device, trust_remote_code=trust_remote_code)
+
+
+def detect_family(path: str) -> str | None:
+    """A family guessed from a local folder's config (architectures) and weights, or None."""
+    cfg_path = Path(path) / "config.json"
+    if not cfg_path.exists():
+        return None
+    try:
+        archs = json.loads(cfg_path.read_text()).get("architectures") or []
+    except (OSError, ValueError):
+        return None
+    if any("ProcessRewardModel" in a for a in archs):
+        return "qwen-prm"
+    if any("Prm" in a or "ValueHead" in a for a in archs):
+        return "skywork-prm"
+    if any(a.endswith("ForSequenceClassification") for a in archs):
+        return "orm"
+    if any(a.endswith("ForTokenClassification") for a in archs):
+        return None  # the generic token-classification PRM of backends.verifiers
+    return None
