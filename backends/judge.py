@@ -1,0 +1,170 @@
+"""Generative verifier: an LLM judge writes a critique and a verdict, sampled k times and aggregated.
+
+This is the line of DeepSeek-GRM, J1, GenPRM and Heimdall in its simplest form: any causal LM (a
+``CausalLMPolicy``, or any policy with ``generate_steps`` and ``format_prompt``, such as the OpenAI-compatible
+backend) is given ``JUDGE_TEMPLATE`` with the problem and the solution, writes a critique, and ends with a
+verdict. ``parse_verdict`` reads the last of these forms in the text:
+
+- ``Verdict: correct`` / ``Verdict: incorrect`` (also right/wrong, yes/no, true/false) -> 1.0 / 0.0
+- ``Score: 7/10`` or ``Score: 7`` (1 to 10) -> 0.7
+- ``\\boxed{correct}`` / ``\\boxed{incorrect}`` -> 1.0 / 0.0
+
+A judgment without a verdict abstains. Scaling: k judgments are sampled (temperature ``temperature``) and
+aggregated by ``rule``:
+
+- ``vote``: the share of parsed judgments that call the solution correct (value >= 0.5);
+- ``mean``: the mean parsed value (the judged probability of correct);
+- ``min``: the pessimistic rule, the lowest parsed value.
+
+When all k abstain the score is ``abstain_score`` (0.5: no information).
+
+StepVerifier: ``score_whole`` judges each whole solution (steps joined by blank lines). ``score_steps``
+has two modes (``per_step``): ``repeat`` (default) judges the solution so far once and repeats that score for
+every step, so "last" aggregation equals the judge's verdict on the prefix at hand; ``prefix`` judges every
+prefix as if it were a finished solution (k x steps generations, each prefix judged once and cached).
+Cost: the judge's prompt and generated tokens are counted as ``verifier_tokens``, its forward passes as
+``verifier_calls``, and its FLOPs; nothing is added to the policy's own token counters. The judgments of the
+last call are kept in ``last_judgments`` for display.
+"""
+from __future__ import annotations
+
+import re
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from backends.prm_families import question_of
+from strategies.core import CancelToken, Compute
+
+JUDGE_TEMPLATE = (
+    "You are a careful grader of math solutions.\n\n"
+    "Problem:\n{question}\n\n"
+    "Proposed solution:\n{solution}\n\n"
+    "Check the solution step by step and write a short critique. Then end with exactly one line, either\n"
+    "\"Verdict: correct\" or \"Verdict: incorrect\".\n"
+)
+
+RULES = ("vote", "mean", "min")
+
+_WORDS = {"correct": 1.0, "right": 1.0, "yes": 1.0, "true": 1.0,
+          "incorrect": 0.0, "wrong": 0.0, "no": 0.0, "false": 0.0, "not correct": 0.0}
+_VERDICT = re.compile(r"verdict\s*[:：]?\s*\**\s*\[*\s*(not correct|incorrect|correct|right|wrong|yes|no|true|false)\b",
+                      re.IGNORECASE)
+_SCORE = re.compile(r"score\s*[:：]?\s*\**\s*(\d+(?:\.\d+)?)\s*(?:/\s*10|out of 10)?", re.IGNORECASE)
+_BOXED = re.compile(r"\\boxed\{\s*(incorrect|correct)\s*\}", re.IGNORECASE)
+
+
+def parse_verdict(text: str) -> float | None:
+    """The value of the last verdict in ``text`` (see the module docstring), or None when there is none."""
+    found: list[tuple[int, float]] = []
+    for m in _VERDICT.finditer(text):
+        found.append((m.start(), _WORDS[m.group(1).lower()]))
+    for m in _SCORE.finditer(text):
+        v = float(m.group(1))
+        if 0 <= v <= 10:
+            found.append((m.start(), v / 10.0))
+    for m in _BOXED.finditer(text):
+        found.append((m.start(), _WORDS[m.group(1).lower()]))
+    return max(found)[1] if found else None
+
+
+def aggregate_judgments(values: list[float | None], rule: str, abstain_score: float = 0.5) -> float:
+    if rule not in RULES:
+        raise ValueError(f"unknown judge rule {rule!r}; choose one of {', '.join(RULES)}")
+    parsed = [v for v in values if v is not None]
+    if not parsed:
+        return abstain_score
+    if rule == "vote":
+        return sum(v >= 0.5 for v in parsed) / len(parsed)
+    if rule == "mean":
+        return sum(parsed) / len(parsed)
+    return min(parsed)
+
+
+@dataclass
+class Judgment:
+    text: str
+    value: float | None
+
+
+class LLMJudge:
+    """A generative verifier over any policy with ``generate_steps`` (see the module docstring)."""
+
+    is_oracle = False
+
+    def __init__(self, policy, name: str = "judge", k: int = 4, rule: str = "mean", temperature: float = 0.7,
+                 max_new_tokens: int = 256, per_step: str = "repeat", template: str = JUDGE_TEMPLATE,
+                 abstain_score: float = 0.5, seed: int = 0, cache_size: int = 50_000) -> None:
+        if rule not in RULES:
+            raise ValueError(f"unknown judge rule {rule!r}; choose one of {', '.join(RULES)}")
+        if per_step not in ("repeat", "prefix"):
+            raise ValueError("per_step must be 'repeat' or 'prefix'")
+        if k < 1:
+            raise ValueError("k must be at least 1")
+        self.policy = policy
+        self.name = name
+        self.k, self.rule, self.temperature = k, rule, temperature
+        self.max_new_tokens, self.per_step, self.template = max_new_tokens, per_step, template
+        self.abstain_score, self.seed = abstain_score, seed
+        self._cache: OrderedDict[tuple[str, str], list[Judgment]] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+        self.last_judgments: dict[str, list[Judgment]] = {}
+
+    def judge_prompt(self, question: str, solution: str) -> str:
+        text = self.template.format(question=question, solution=solution)
+        if getattr(self.policy, "use_chat_template", False):
+            return self.policy.format_prompt(text)
+        return text + "\n"
+
+    def _judge(self, question: str, solutions: list[str], cancel: CancelToken | None) -> tuple[list[float], Compute]:
+        cost = Compute()
+        with self._lock:
+            todo = list(dict.fromkeys(s for s in solutions if (question, s) not in self._cache))
+            if todo:
+                groups = self.policy.generate_steps([self.judge_prompt(question, s) for s in todo], self.k,
+                                                    self.temperature, 1.0, self.seed, self.max_new_tokens, cancel,
+                                                    stop_at_delimiter=False)
+                for sol, samples in zip(todo, groups):
+                    self._cache[(question, sol)] = [Judgment(s.text, parse_verdict(s.text)) for s in samples]
+                    for s in samples:
+                        cost.verifier_tokens += s.cost.prompt_tokens + s.cost.generated_tokens
+                        cost.verifier_calls += s.cost.model_calls
+                        cost.flops += s.cost.flops
+                        cost.wall_s += s.cost.wall_s
+                        cost.kv_bytes_peak = max(cost.kv_bytes_peak, s.cost.kv_bytes_peak)
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+            self.last_judgments = {s: self._cache[(question, s)] for s in solutions}
+            scores = [aggregate_judgments([j.value for j in self._cache[(question, s)]], self.rule, self.abstain_score)
+                      for s in solutions]
+        return scores, cost
+
+    @staticmethod
+    def _solution(steps: list[str]) -> str:
+        return "\n\n".join(steps)
+
+    def score_whole(self, problem: object, prompt: str, step_lists: list[list[str]],
+                    cancel: CancelToken | None = None) -> tuple[list[float], Compute]:
+        return self._judge(question_of(problem, prompt), [self._solution(s) for s in step_lists], cancel)
+
+    def score_steps(self, problem: object, prompt: str, step_lists: list[list[str]],
+                    cancel: CancelToken | None = None) -> tuple[list[list[float]], Compute]:
+        question = question_of(problem, prompt)
+        if self.per_step == "repeat":
+            whole, cost = self._judge(question, [self._solution(s) for s in step_lists], cancel)
+            return [[w] * len(s) for w, s in zip(whole, step_lists)], cost
+        prefixes = [self._solution(s[:i]) for s in step_lists for i in range(1, len(s) + 1)]
+        scores, cost = self._judge(question, prefixes, cancel)
+        out, i = [], 0
+        for s in step_lists:
+            out.append(scores[i:i + len(s)])
+            i += len(s)
+        return out, cost
+
+
+def load_judge(path_or_id: str, name: str | None = None, trust_remote_code: bool = False, **kw) -> LLMJudge:
+    """A judge over a causal LM folder or hub id, with its chat template when it has one."""
+    from backends.transformers_lm import CausalLMPolicy
+    policy = CausalLMPolicy(path_or_id, trust_remote_code=trust_remote_code, chat_template=True)
+    return LLMJudge(policy, name=name or path_or_id, **kw)
