@@ -103,7 +103,10 @@ def trace(fig, name):
     return [t for t in fig.data if t.name == name]
 
 
-@pytest.mark.parametrize("strategy", list(STRATEGIES))
+REASONING = [n for n, i in STRATEGIES.items() if "reasoning" in i.domains]
+
+
+@pytest.mark.parametrize("strategy", REASONING)
 def test_every_strategy_folds_and_draws(strategy):
     events = run_events(strategy, n=4 if strategy != "mcts" else 6)
     st = views.fold(events)

@@ -145,9 +145,25 @@ def build_viewer(prefix: str, with_transport: bool = True, idle: str = "Ready: p
     return v
 
 
+def stored_events(store: Any, run_id: str) -> list[dict]:
+    """A stored run's events, closed by a RunEnded made from its row (the engine stores the search's
+    events; the outcome - status, answer, correctness, totals - lives on the run row)."""
+    events = store.events(run_id)
+    run = store.get_run(run_id) or {}
+    if not any(e.get("type") == "RunEnded" for e in events):
+        events.append({"type": "RunEnded", "run_id": run_id, "status": run.get("status"),
+                       "answer": run.get("answer"),
+                       "correct": None if run.get("correct") is None else bool(run.get("correct")),
+                       "score": run.get("score"), "compute": run.get("totals") or {}, "error": run.get("error")})
+    return events
+
+
 def frame(events: list[dict], k: int | None, title: str | None = None) -> tuple:
     """The five view values at step ``k`` of a run (None: the whole run)."""
     st = views.fold(events, upto_step=k)
+    n = views.step_count(events)
+    if k is not None and k < n:
+        st.status = f"replay: step {k} of {n}"
     return (views.status_html(st), views.tree_figure(st, title=title), particles_update(st),
             views.candidates_rows(st), views.compute_meter_html(st.totals))
 

@@ -8,7 +8,7 @@ from typing import Any
 import gradio as gr
 
 from ui import views
-from ui.common import AppContext, check_run_id
+from ui.common import AppContext, check_run_id, stored_events
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +42,12 @@ def build(ctx: AppContext) -> CompareTab:
     metrics = gr.Dataframe(value=[], headers=["metric"], interactive=False, label="Metrics",
                            elem_id="compare-metrics", max_height=420)
     plots: list[gr.Plot] = []
-    with gr.Row():
+    with gr.Row():  # plots straight in the row: a hidden one then takes no width
         for i in range(MAX_RUNS):
-            with gr.Column(min_width=260):
-                plots.append(gr.Plot(visible=i < 2, label=f"Run {i + 1}", elem_id=f"compare-tree-{i}"))
+            plots.append(gr.Plot(visible=i < 2, label=f"Run {i + 1}", elem_id=f"compare-tree-{i}",
+                                 show_label=False, min_width=260))
     score_plot = gr.Plot(views.score_vs_compute_figure([]), label="Best verifier score vs compute",
-                         elem_id="compare-score")
+                         elem_id="compare-score", show_label=False)
     runs_state = gr.State([])  # [(label, events)] per session
 
     def refresh():
@@ -60,7 +60,7 @@ def build(ctx: AppContext) -> CompareTab:
         states = [views.fold(ev, upto_step=k) for _, ev in loaded]
         labels = [lab for lab, _ in loaded]
         headers, rows = views.metrics_rows(states, labels)
-        figs = [gr.update(value=views.tree_figure(st, height=380, title=lab), visible=True)
+        figs = [gr.update(value=views.tree_figure(st, height=400, title=lab, legend=False), visible=True)
                 for st, lab in zip(states, labels)]
         figs += [gr.update(value=None, visible=False)] * (MAX_RUNS - len(figs))
         return gr.update(value=rows, headers=headers), *figs
@@ -74,7 +74,7 @@ def build(ctx: AppContext) -> CompareTab:
         for rid in ids:
             if ctx.store.get_run(rid) is None:
                 raise gr.Error(f"No run {rid} in the store.", print_exception=False)
-            ev = ctx.store.events(rid)
+            ev = stored_events(ctx.store, rid)
             loaded.append((_label(ev, rid), ev))
         n = max(views.step_count(ev) for _, ev in loaded)
         score = views.score_vs_compute_figure([ev for _, ev in loaded], [lab for lab, _ in loaded])

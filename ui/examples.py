@@ -60,6 +60,7 @@ def generate(out: Path = EXAMPLES_DB, problem_id: str = EXAMPLE_PROBLEM, budget:
 def load(path: Path = EXAMPLES_DB) -> dict[str, list[dict]]:
     """Strategy name -> events of its newest finished example run; {} when there is no example file."""
     from storage import RunStore
+    from ui.common import stored_events
 
     path = Path(path)
     if not path.exists():
@@ -73,7 +74,7 @@ def load(path: Path = EXAMPLES_DB) -> dict[str, list[dict]]:
         try:
             for run in store.list_runs(status="finished", limit=500):
                 if run.get("strategy") not in out:
-                    out[run["strategy"]] = store.events(run["id"])
+                    out[run["strategy"]] = stored_events(store, run["id"])
         finally:
             store.close()
     except Exception:  # noqa: BLE001 - a broken example file must not stop the app

@@ -55,8 +55,9 @@ def build(ctx: AppContext) -> ExploreTab:
                             allow_custom_value=True, elem_id="explore-model", scale=2)
         verifier = gr.Dropdown(verifier_choices("reasoning"), value="tiny-prm", label="Verifier",
                                allow_custom_value=True, elem_id="explore-verifier", scale=2)
+        # custom values allowed so that the choices can follow the domain; the handler validates
         strategy = gr.Dropdown(strategy_choices("reasoning"), value=DEFAULT_STRATEGY, label="Strategy",
-                               elem_id="explore-strategy", scale=2)
+                               allow_custom_value=True, elem_id="explore-strategy", scale=2)
         budget = gr.Dropdown(budgets, value=default_budget, label="Budget (N)", allow_custom_value=True,
                              elem_id="explore-budget", scale=1, min_width=110,
                              info=f"at most {ctx.limits.max_budget} here")
@@ -99,12 +100,25 @@ def build(ctx: AppContext) -> ExploreTab:
     strategy.change(on_strategy, [strategy], [strategy_info, *groups.values(), verifier],
                     api_visibility="private", show_progress="hidden", queue=False)
 
+    def on_domain(d: str):
+        d = d if d in domain_choices() else domain_choices()[0]
+        strategies = strategy_choices(d)
+        models, verifiers = model_choices(d), verifier_choices(d)
+        first = lambda cs: cs[0][1] if cs else None  # noqa: E731
+        keep = DEFAULT_STRATEGY if any(v == DEFAULT_STRATEGY for _, v in strategies) else first(strategies)
+        return (gr.update(choices=strategies, value=keep), gr.update(choices=models, value=first(models)),
+                gr.update(choices=verifiers, value=first(verifiers)))
+
+    domain.change(on_domain, [domain], [strategy, model, verifier], api_visibility="private",
+                  show_progress="hidden")
+
     # gr.Request first: gradio injects it only into positional parameters, and the strategy parameters
     # arrive as *param_values
-    def run(request: gr.Request, domain_v, model_v, verifier_v, strategy_v, budget_v, difficulty_v, problem_v,
-            seed_v, aggregation_v, temperature_v, *param_values) -> Iterator[tuple]:
-        config = make_config(ctx, fields, domain_v, model_v, verifier_v, strategy_v, budget_v, difficulty_v,
-                             problem_v, seed_v, aggregation_v, temperature_v, param_values)
+    # parameter names are the API's names (they shadow the widgets only inside this function)
+    def run(request: gr.Request, domain, model, verifier, strategy, budget, difficulty, problem,
+            seed, aggregation, temperature, *strategy_params) -> Iterator[tuple]:
+        config = make_config(ctx, fields, domain, model, verifier, strategy, budget, difficulty,
+                             problem, seed, aggregation, temperature, strategy_params)
         yield from stream_run(ctx, config, session_key(request, "run"), viewer)
 
     run_event = run_btn.click(

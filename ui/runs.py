@@ -10,7 +10,7 @@ from typing import Any
 
 import gradio as gr
 
-from ui.common import AppContext, Viewer, build_viewer, check_run_id, show_run
+from ui.common import AppContext, Viewer, build_viewer, check_run_id, show_run, stored_events
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ def build(ctx: AppContext) -> RunsTab:
         rid = check_run_id(rid)
         if ctx.store.get_run(rid) is None:
             raise gr.Error(f"No run {rid} in the store (deleted?). Refresh the list.", print_exception=False)
-        return show_run(ctx.store.events(rid))
+        return show_run(stored_events(ctx.store, rid))
 
     run_id.change(open_run, [run_id], viewer.load_outputs, api_name="open_run", concurrency_id="replay",
                   show_progress="minimal")

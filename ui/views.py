@@ -191,6 +191,7 @@ def _apply(st: ViewState, ev: dict) -> None:
     if isinstance(ev.get("totals"), dict):
         st.totals = ev["totals"]
     if kind == "RunStarted":
+        st.status = "running"
         st.run_id = ev.get("run_id")
         st.strategy = ev.get("strategy")
         st.params = ev.get("params") or {}
@@ -377,7 +378,7 @@ def empty_figure(message: str, height: int = 420) -> go.Figure:
     return fig
 
 
-def tree_figure(state: ViewState, height: int = 460, title: str | None = None) -> go.Figure:
+def tree_figure(state: ViewState, height: int = 460, title: str | None = None, legend: bool = True) -> go.Figure:
     """The search tree: nodes at their step, coloured by verifier score; chosen path highlighted."""
     if not state.nodes:
         return empty_figure("Press Run: the search tree grows here step by step.", height)
@@ -457,12 +458,13 @@ def tree_figure(state: ViewState, height: int = 460, title: str | None = None) -
     max_step = max((n.step for n in state.nodes.values()), default=1)
     fig = go.Figure(data=traces, layout={
         "template": _TEMPLATE, "height": height, "uirevision": f"tree-{state.run_id}",
-        "margin": dict(l=20, r=10, t=64 if title else 40, b=36), "hovermode": "closest",
+        "margin": dict(l=20, r=10, t=(64 if legend else 34) if title else 40, b=36), "hovermode": "closest",
         "title": {"text": esc(title), "font": {"size": 13}, "y": 0.99, "yanchor": "top"} if title else None,
         "xaxis": {"title": {"text": "reasoning step"}, "dtick": 1, "range": [-0.5, max(max_step, 1) + 0.5],
                   "zeroline": False},
         "yaxis": {"visible": False},
         "legend": {"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 0, "font": {"size": 11}},
+        "showlegend": legend,
     })
     return fig
 
@@ -654,7 +656,7 @@ def status_html(state: ViewState) -> str:
     if state.answer is not None or state.status != "running":
         verdict = {True: '<span class="tts-ok">✓ correct</span>', False: '<span class="tts-bad">✗ wrong</span>',
                    None: ""}[state.correct if state.correct is not None else _is_correct(state.answer, state.truth)]
-        line += f" · answer <b>{esc(state.answer)}</b> {verdict}"
+        line += f" · answer <b>{esc(state.answer)}</b> {verdict}" if state.answer is not None else " · no answer"
         if state.score is not None:
             line += f" (score {_fmt(state.score)})"
     parts.append(line)
@@ -684,11 +686,13 @@ def best_score_curve(events: list[dict]) -> tuple[list[float], list[float], list
 def score_vs_compute_figure(runs: list[list[dict]], labels: list[str] | None = None, x: str = "tokens",
                             height: int = 360) -> go.Figure:
     """Best verifier score found so far against compute spent, one line per run."""
-    fig = go.Figure(layout={"template": _TEMPLATE, "height": height, "margin": dict(l=50, r=10, t=30, b=40),
+    fig = go.Figure(layout={"template": _TEMPLATE, "height": height, "margin": dict(l=50, r=10, t=60, b=40),
+                            "title": {"text": "Best verifier score found so far vs compute spent",
+                                      "font": {"size": 13}, "y": 0.98, "yanchor": "top"},
                             "xaxis": {"title": {"text": "FLOPs" if x == "flops" else "tokens (prompt + generated + verifier)"},
                                       "type": "log"},
                             "yaxis": {"title": {"text": "best verifier score so far"}},
-                            "legend": {"orientation": "h", "y": 1.02, "yanchor": "bottom"}})
+                            "legend": {"orientation": "h", "y": 1.0, "yanchor": "bottom"}})
     any_points = False
     for i, events in enumerate(runs):
         tok, flops, best = best_score_curve(events)

@@ -1,0 +1,133 @@
+"""The app's API through gradio_client, against an app this test launches on a free local port.
+
+Runs use the embedded models (the same path a visitor's Run takes): a run streams several updates and
+ends stored; a stopped run is stored as cancelled; a bad budget gets the app's own message.
+"""
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+gradio_client = pytest.importorskip("gradio_client")
+
+
+def _models_ready() -> tuple[bool, str]:
+    from backends import catalog
+    for mid, kind in (("tiny-arith-s", "policy"), ("tiny-prm", "verifier")):
+        ok, reason = catalog.resolve(mid, kind).availability()
+        if not ok:
+            return False, f"{mid}: {reason}"
+    return True, ""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    ok, why = _models_ready()
+    if not ok:
+        pytest.skip(f"embedded models not available ({why}); python -m backends.embedded.train writes them")
+    from engine.limits import Limits
+    from storage import RunStore
+    from ui.app import build_app, launch
+
+    store = RunStore(tmp_path_factory.mktemp("api") / "runs.db")
+    app = build_app(store, Limits(max_budget=64), warm_up=True)
+    port = free_port()
+    launch(app, "127.0.0.1", port, prevent_thread_lock=True, quiet=True)
+    url = f"http://127.0.0.1:{port}/"
+    yield url, store
+    app.close()
+    store.close()
+
+
+def client(url: str):
+    return gradio_client.Client(url, verbose=False, download_files=False)
+
+
+RUN = dict(domain="reasoning", model="tiny-arith-s", verifier="tiny-prm", strategy="beam_search", budget=8,
+           difficulty=2, problem="", seed=0, aggregation="last", temperature=0.8)
+
+
+def test_run_streams_updates_and_is_stored(served):
+    url, store = served
+    c = client(url)
+    job = c.submit(**RUN, api_name="/run")
+    updates = []
+    for out in job:
+        updates.append(out)
+    assert job.status().success
+    assert len(updates) >= 3, f"only {len(updates)} streamed updates"
+    status_html = updates[-1][0]
+    assert "finished" in status_html
+    rid = status_html.split("run <code>")[1].split("</code>")[0]
+    run = store.get_run(rid)
+    assert run is not None and run["status"] == "finished" and run["strategy"] == "beam_search"
+    assert run["totals"]["generated_tokens"] > 0
+    assert [e["type"] for e in store.events(rid)][-1] in ("RunFinished", "Selected")
+    # the last update carries the events for the replay slider: the slider's maximum is the step count
+    slider = updates[-1][5]
+    assert slider["maximum"] >= 1
+    # replaying the stored run through the API gives the same finished status
+    opened = c.predict(rid, api_name="/open_run")
+    assert "finished" in opened[0]
+
+
+def test_stop_stores_a_cancelled_run(served):
+    url, store = served
+    c = client(url)
+    before = {r["id"] for r in store.list_runs()}
+    job = c.submit(**{**RUN, "strategy": "particle_filtering", "budget": 64, "difficulty": 5}, api_name="/run")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # wait until the search has really started (a node is on screen)
+        outs = job.outputs()
+        if outs and "run <code>" in str(outs[-1][0]):
+            break
+        time.sleep(0.05)
+    c.predict(api_name="/stop")
+    outs = job.result(timeout=60)
+    new = [r for r in store.list_runs() if r["id"] not in before]
+    assert len(new) == 1
+    assert new[0]["status"] == "cancelled", new[0]
+    assert "cancelled" in outs[0]
+    assert store.events(new[0]["id"])  # what was done before the stop is kept
+
+
+def test_bad_budget_returns_the_apps_message(served):
+    url, store = served
+    c = client(url)
+    n_before = len(store.list_runs())
+    with pytest.raises(Exception) as err:
+        c.predict(**{**RUN, "budget": 100000}, api_name="/run")
+    assert "budget must be a whole number from 1 to 64" in str(err.value)
+    with pytest.raises(Exception) as err:
+        c.predict(**{**RUN, "budget": "lots"}, api_name="/run")
+    assert "budget must be a whole number" in str(err.value)
+    assert len(store.list_runs()) == n_before  # refused before anything was stored
+
+
+def test_bad_inputs_are_refused_server_side(served):
+    url, store = served
+    c = client(url)
+    n_before = len(store.list_runs())
+    with pytest.raises(Exception) as err:
+        c.predict(**{**RUN, "strategy": "rm -rf"}, api_name="/run")
+    assert "strategy must be one of" in str(err.value)
+    with pytest.raises(Exception) as err:
+        c.predict(**{**RUN, "problem": "What is love?"}, api_name="/run")
+    assert "Start with" in str(err.value)  # the engine's message shows an example it understands
+    with pytest.raises(Exception) as err:
+        c.predict("../../etc/passwd", api_name="/open_run")
+    assert "Choose a run" in str(err.value)
+    with pytest.raises(Exception) as err:
+        c.predict(["r1"], api_name="/compare")
+    assert "Choose 2 to 4" in str(err.value)
+    with pytest.raises(Exception):  # the slider's own bounds check
+        c.predict(**{**RUN, "temperature": 9}, api_name="/run")
+    assert len(store.list_runs()) == n_before

@@ -1,0 +1,345 @@
+"""The app in a real browser: Playwright (sync API) driving Debian's chromium, headless.
+
+One app is launched for the module on a free local port, with its own temporary database. Screenshots of
+every tab go to test-artifacts/ (git-ignored). The time to the first visible update after pressing Run is
+measured against a minimal Gradio page that streams a growing plotly figure, in the same run; both are
+printed with their ratio (no wall-clock assertion: CI machines vary).
+"""
+from __future__ import annotations
+
+import re
+import socket
+import statistics
+import time
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+EVIL = '<script>window.__xss=1</script><img src=x onerror="window.__xss=2">${window.__xss=3}'
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing "
+                                "(apt-get install chromium); browser tests need a real browser")
+
+
+def _models_ready() -> tuple[bool, str]:
+    from backends import catalog
+    for mid, kind in (("tiny-arith-s", "policy"), ("tiny-prm", "verifier")):
+        ok, reason = catalog.resolve(mid, kind).availability()
+        if not ok:
+            return False, f"{mid}: {reason}"
+    return True, ""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    ok, why = _models_ready()
+    if not ok:
+        pytest.skip(f"embedded models not available ({why}); python -m backends.embedded.train writes them")
+    from engine.limits import Limits
+    from storage import RunStore
+    from ui.app import build_app, launch
+
+    store = RunStore(tmp_path_factory.mktemp("browser") / "runs.db")
+    app = build_app(store, Limits(max_budget=64), warm_up=True)
+    port = free_port()
+    launch(app, "127.0.0.1", port, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}/", store
+    app.close()
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def new_page(browser, url: str):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.on("dialog", lambda d: d.dismiss())  # an alert() would be an injection: never block on it
+    page.goto(url)
+    page.wait_for_selector("#run-btn", timeout=60_000)
+    return page
+
+
+def pick(page, elem_id: str, label: str) -> None:
+    """Choose ``label`` in the gradio dropdown ``#elem_id``."""
+    page.click(f"#{elem_id} input")
+    page.locator("[data-testid=dropdown-option]").filter(
+        has_text=re.compile(rf"(^|\W){re.escape(label)}\s*$")).first.click()
+    page.keyboard.press("Escape")
+
+
+def points(page, elem_id: str) -> int:
+    """How many plotly markers the plot ``#elem_id`` draws right now."""
+    return page.locator(f"#{elem_id} .scatterlayer path.point").count()
+
+
+def status(page, prefix: str) -> str:
+    return page.locator(f"#{prefix}-status").inner_text()
+
+
+def wait_status(page, prefix: str, pattern: str, timeout_s: float = 90) -> str:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        text = status(page, prefix)
+        if re.search(pattern, text):
+            return text
+        time.sleep(0.05)
+    raise AssertionError(f"status never matched {pattern!r}; last: {text!r}")
+
+
+def run_id_of(text: str) -> str:
+    m = re.search(r"run (r[0-9a-f]+)", text)
+    assert m, text
+    return m.group(1)
+
+
+def test_run_grows_tree_live_then_replay_in_runs(served, browser):
+    url, store = served
+    page = new_page(browser, url)
+    page.screenshot(path=str(ARTIFACTS / "explore-ready.png"), full_page=True)
+    pick(page, "explore-budget", "64")
+    page.click("#run-btn")
+    seen: list[int] = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        n = points(page, "explore-tree")
+        text = status(page, "explore")
+        if "finished" in text:
+            break
+        if n and (not seen or n != seen[-1]):
+            seen.append(n)
+        time.sleep(0.03)
+    text = wait_status(page, "explore", r"finished")
+    assert len(seen) >= 2 and seen[-1] > seen[0], f"tree did not grow while running: {seen}"
+    rid = run_id_of(text)
+    page.screenshot(path=str(ARTIFACTS / "explore-finished.png"), full_page=True)
+    assert store.get_run(rid)["status"] == "finished"
+
+    page.get_by_role("tab", name="Runs").click()
+    page.locator("#runs-table").get_by_text(rid, exact=True).filter(visible=True).first.click()
+    opened = wait_status(page, "runs", rf"run {rid}.*finished")
+    assert "finished" in opened
+    page.wait_for_function("document.querySelectorAll('#runs-tree .scatterlayer path.point').length > 1")
+    # the replay slider drives the views: step 1 shows fewer nodes than the end
+    full = points(page, "runs-tree")
+    slider = page.locator("#runs-slider input[type=number]")
+    slider.fill("1")
+    slider.press("Enter")
+    page.wait_for_function(f"document.querySelectorAll('#runs-tree .scatterlayer path.point').length < {full}",
+                           timeout=20_000)
+    page.screenshot(path=str(ARTIFACTS / "runs.png"), full_page=True)
+    page.close()
+
+
+def test_compare_two_runs_and_screenshot_every_tab(served, browser):
+    url, store = served
+    page = new_page(browser, url)
+    ids = []
+    for strategy in ("Best-of-N", "Beam search"):
+        pick(page, "explore-strategy", strategy)
+        pick(page, "explore-budget", "8")
+        page.click("#run-btn")
+        time.sleep(0.3)
+        ids.append(run_id_of(wait_status(page, "explore", r"run r[0-9a-f]+ · finished")))
+    assert len(set(ids)) == 2
+    page.get_by_role("tab", name="Compare").click()
+    for rid in ids:
+        page.click("#compare-pick input")
+        page.locator("[data-testid=dropdown-option]").filter(has_text=rid).first.click()
+    page.keyboard.press("Escape")
+    page.click("#compare-btn")
+    table = page.locator("#compare-metrics")
+    for rid in ids:
+        table.get_by_text(rid, exact=False).first.wait_for(timeout=30_000)
+    page.wait_for_function("document.querySelectorAll('#compare-tree-1 .scatterlayer path.point').length > 1",
+                           timeout=30_000)
+    assert points(page, "compare-tree-0") > 1
+    page.locator("#compare-score .scatterlayer path.point").first.wait_for(timeout=10_000)
+    page.screenshot(path=str(ARTIFACTS / "compare.png"), full_page=True)
+
+    page.get_by_role("tab", name="Scaling").click()
+    page.locator("#sweep-run").wait_for()
+    page.screenshot(path=str(ARTIFACTS / "scaling.png"), full_page=True)
+    page.get_by_role("tab", name="Learn").click()
+    page.locator("#learn-card-beam_search").get_by_text("Beam search").first.click()  # open its card
+    page.click("#learn-play-beam_search")
+    page.wait_for_function("document.querySelectorAll('#learn-tree .scatterlayer path.point').length > 1",
+                           timeout=20_000)
+    page.screenshot(path=str(ARTIFACTS / "learn.png"), full_page=True)
+    page.get_by_role("tab", name="Explore").click()
+    page.screenshot(path=str(ARTIFACTS / "explore.png"), full_page=True)
+    page.close()
+
+
+def test_html_in_problem_text_shows_as_text_and_runs_nothing(served, browser):
+    url, store = served
+    # a stored run whose problem and step texts carry markup (as a hub model's output could)
+    rid = store.create_run({"domain": "reasoning", "model": "tiny-arith-s", "strategy": "best_of_n", "budget": 1,
+                            "problem_text": EVIL, "params": {}})
+    store.append_events(rid, [
+        {"type": "RunStarted", "run_id": rid, "strategy": "best_of_n", "params": {"n": 1},
+         "problem": {"uid": None, "text": EVIL, "answer": EVIL, "difficulty": 1}, "prompt": EVIL},
+        {"type": "NodeAdded", "id": "n0", "parent": None, "step": 0, "preview": EVIL, "finished": False,
+         "answer": None, "node_cost": {}},
+        {"type": "NodeAdded", "id": "n1", "parent": "n0", "step": 1, "preview": EVIL, "finished": True,
+         "answer": EVIL, "node_cost": {}},
+        {"type": "NodeScored", "id": "n1", "score": 0.5, "per_step": [0.5]},
+        {"type": "StepDone", "step": 1},
+        {"type": "RunFinished", "answer": EVIL, "node_id": "n1", "score": 0.5,
+         "candidates": [{"id": "n1", "answer": EVIL, "score": 0.5, "votes": 1}]}])
+    store.finish_run(rid, "finished", answer=EVIL, correct=True, score=0.5)
+
+    page = new_page(browser, url)
+    # typed into Explore: refused with the engine's message, nothing executes
+    page.fill("#explore-problem textarea, #explore-problem input", EVIL)
+    page.click("#run-btn")
+    toast = page.locator("[data-testid=toast-body]").first
+    toast.wait_for(timeout=30_000)
+    assert "Start with" in toast.inner_text()
+    # opened in Runs: the markup shows as text in the status, the table and the candidates
+    page.get_by_role("tab", name="Runs").click()
+    page.locator("#runs-table").get_by_text(rid, exact=True).filter(visible=True).first.click()
+    wait_status(page, "runs", rf"run {rid}")
+    shown = page.locator("#runs-status [data-testid=problem-text]").inner_text()
+    assert shown == EVIL
+    # hover the finished node: plotly's hover label must show the markup as text
+    box = page.locator("#runs-tree .scatterlayer path.point").nth(1).bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    label = page.locator("#runs-tree .hoverlayer .hovertext").first
+    label.wait_for(timeout=10_000)
+    assert "<script>" in label.text_content()
+    page.screenshot(path=str(ARTIFACTS / "injection.png"), full_page=True)
+    assert page.evaluate("window.__xss") is None
+    assert page.evaluate("document.querySelectorAll('img[src=\"x\"]').length") == 0
+    assert page.evaluate("[...document.scripts].some(s => s.textContent.includes('__xss'))") is False
+    page.close()
+
+
+def test_two_sessions_at_once_each_see_only_their_run(served, browser):
+    url, store = served
+    ctx_a, ctx_b = browser.new_context(), browser.new_context()
+    pages = []
+    for ctx, strategy in ((ctx_a, "Particle filtering"), (ctx_b, "DVTS")):
+        page = ctx.new_page()
+        page.goto(url)
+        page.wait_for_selector("#run-btn", timeout=60_000)
+        pick(page, "explore-strategy", strategy)
+        pick(page, "explore-budget", "16")
+        pages.append(page)
+    for page in pages:  # both start before either finishes
+        page.click("#run-btn")
+    texts = [wait_status(page, "explore", r"run r[0-9a-f]+ · finished", timeout_s=150) for page in pages]
+    ids = [run_id_of(t) for t in texts]
+    assert ids[0] != ids[1]
+    assert store.get_run(ids[0])["strategy"] == "particle_filtering"
+    assert store.get_run(ids[1])["strategy"] == "dvts"
+    assert "particle_filtering" in texts[0] and ids[1] not in texts[0]
+    assert "dvts" in texts[1] and ids[0] not in texts[1]
+    # only the particle run shows the particle lanes
+    assert pages[0].locator("#explore-particles .scatterlayer path.point").count() > 0
+    assert not pages[1].locator("#explore-particles").is_visible()
+    both_ran = [store.get_run(i) for i in ids]
+    starts = sorted(r["created_at"] for r in both_ran)
+    ends = sorted(r["finished_at"] for r in both_ran)
+    assert starts[1] < ends[0], "the two runs did not overlap"
+    pages[0].screenshot(path=str(ARTIFACTS / "session-a.png"), full_page=True)
+    pages[1].screenshot(path=str(ARTIFACTS / "session-b.png"), full_page=True)
+    ctx_a.close()
+    ctx_b.close()
+
+
+# ---- time to first visible update ---------------------------------------------------------------
+
+def minimal_streaming_app():
+    """The yardstick: a bare Blocks page whose button streams a growing plotly figure."""
+    import gradio as gr
+    import plotly.graph_objects as go
+
+    def grow():
+        xs: list[int] = []
+        for i in range(12):
+            xs.append(i)
+            yield go.Figure(go.Scatter(x=xs, y=[x * x for x in xs], mode="markers"))
+            time.sleep(0.1)
+
+    with gr.Blocks() as demo:
+        btn = gr.Button("Go", elem_id="go")
+        plot = gr.Plot(elem_id="plot")
+        btn.click(grow, None, plot)
+    return demo
+
+
+def time_to_first_point(page, button: str, plot: str, ready_js: str | None = None) -> float:
+    """Seconds from the click to the first plotly marker in ``plot``, measured inside the page."""
+    page.evaluate(f"""() => {{
+        window.__t0 = null; window.__t1 = null;
+        const target = document.querySelector('{plot}');
+        const obs = new MutationObserver(() => {{
+            if (window.__t0 !== null && window.__t1 === null &&
+                target.querySelectorAll('.scatterlayer path.point').length > 0) {{
+                window.__t1 = performance.now(); obs.disconnect();
+            }}
+        }});
+        obs.observe(target, {{subtree: true, childList: true}});
+        document.querySelector('{button}').addEventListener('click', () => {{ window.__t0 = performance.now(); }},
+                                                           {{capture: true, once: true}});
+    }}""")
+    page.click(button)
+    page.wait_for_function("window.__t1 !== null", timeout=60_000)
+    return page.evaluate("(window.__t1 - window.__t0) / 1000")
+
+
+def test_time_to_first_update_vs_minimal_page(served, browser, capsys):
+    url, store = served
+    from ui.app import launch
+
+    demo = minimal_streaming_app()
+    port = free_port()
+    launch(demo, "127.0.0.1", port, prevent_thread_lock=True, quiet=True)
+    try:
+        base, ours = [], []
+        ref = new_page_plain(browser, f"http://127.0.0.1:{port}/", "#go")
+        page = new_page(browser, url)
+        pick(page, "explore-budget", "4")
+        for _ in range(3):  # interleaved so both see the same machine load
+            ref.reload()
+            ref.wait_for_selector("#go")
+            base.append(time_to_first_point(ref, "#go", "#plot"))
+            page.reload()
+            page.wait_for_selector("#run-btn")
+            pick(page, "explore-budget", "4")
+            ours.append(time_to_first_point(page, "#run-btn", "#explore-tree"))
+            wait_status(page, "explore", r"finished|cancelled")
+        b, o = statistics.median(base), statistics.median(ours)
+        with capsys.disabled():
+            print(f"\n[time to first visible update] minimal streaming page {1e3 * b:.0f} ms "
+                  f"(runs {', '.join(f'{1e3 * x:.0f}' for x in base)}), TTS Explorer Run {1e3 * o:.0f} ms "
+                  f"(runs {', '.join(f'{1e3 * x:.0f}' for x in ours)}), ratio {o / b:.2f}")
+        ref.close()
+        page.close()
+    finally:
+        demo.close()
+
+
+def new_page_plain(browser, url: str, ready: str):
+    page = browser.new_page(viewport={"width": 1200, "height": 800})
+    page.goto(url)
+    page.wait_for_selector(ready, timeout=60_000)
+    return page
