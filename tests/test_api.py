@@ -131,3 +131,35 @@ def test_bad_inputs_are_refused_server_side(served):
     with pytest.raises(Exception):  # the slider's own bounds check
         c.predict(**{**RUN, "temperature": 9}, api_name="/run")
     assert len(store.list_runs()) == n_before
+
+
+def test_export_and_delete(served):
+    import json
+    from pathlib import Path
+
+    url, store = served
+    c = client(url)
+    outs = c.predict(**{**RUN, "strategy": "best_of_n", "budget": 4}, api_name="/run")
+    rid = outs[0].split("run <code>")[1].split("</code>")[0]
+    exported = c.predict(rid, api_name="/export_run")
+    path = exported["value"] if isinstance(exported, dict) and "value" in exported else exported
+    path = path["path"] if isinstance(path, dict) else path
+    data = json.loads(Path(path).read_text())
+    assert data["run"]["id"] == rid and data["events"][0]["type"] == "RunStarted"
+    assert str(store.path) not in path  # served from gradio's cache, never from the database's folder
+    c.predict(rid, "any", "any", "any", "any", api_name="/delete_run")
+    assert store.get_run(rid) is None
+
+
+def test_sweep_from_the_page_and_reopen_it(served):
+    url, store = served
+    c = client(url)
+    outs = c.predict("tiny-arith-s", "tiny-prm", 2, 1, ["greedy", "best_of_n"], [1, 2], "tokens", api_name="/sweep")
+    progress, figure, table = outs[0], outs[1], outs[2]
+    assert "done" in progress
+    rows = table["data"] if isinstance(table, dict) else table
+    assert rows and {r[2] for r in rows} <= {"greedy", "best_of_n"}
+    sweeps = store.list_sweeps()
+    assert sweeps and sweeps[0]["status"] == "finished"
+    reopened = c.predict(sweeps[0]["id"], "flops", api_name="/open_sweep")
+    assert reopened[1]["data"] if isinstance(reopened[1], dict) else reopened[1]

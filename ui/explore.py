@@ -226,7 +226,10 @@ def stream_run(ctx: AppContext, config, key: str, viewer: Viewer) -> Iterator[tu
                 if item is _DONE:
                     finished = True
                     break
-                if isinstance(item, tuple):
+                if isinstance(item, tuple):  # refused (bad input, unusable model): say so in place too
+                    st.status, st.error = "refused", item[1]
+                    yield (views.status_html(st), views.empty_figure("The run was refused: see the message."),
+                           skip, skip, skip, skip, skip)
                     raise gr.Error(item[1], print_exception=False)
                 events.append(item)
                 views.fold([item], state=st)

@@ -150,24 +150,26 @@ def build(ctx: AppContext) -> ScalingTab:
             result = None
             while True:
                 item = q.get()
+                if item is not _DONE and item[0] == "progress":
+                    done, total = item[1], item[2]
+                    while True:  # collapse a burst of progress reports into one update
+                        try:
+                            item = q.get_nowait()
+                        except queue.Empty:
+                            item = None
+                            break
+                        if item is _DONE or item[0] != "progress":
+                            break
+                        done, total = item[1], item[2]
+                    yield progress_html(done, total, started), gr.skip(), gr.skip(), gr.skip()
+                    if item is None:
+                        continue
                 if item is _DONE:
                     finished = True
                     break
                 if item[0] == "error":
                     raise gr.Error(item[1], print_exception=False)
-                if item[0] == "progress":
-                    done, total = item[1], item[2]
-                    while True:  # collapse a burst of progress into one update
-                        try:
-                            nxt = q.get_nowait()
-                        except queue.Empty:
-                            break
-                        if nxt is _DONE or nxt[0] != "progress":
-                            q.queue.appendleft(nxt)
-                            break
-                        done, total = nxt[1], nxt[2]
-                    yield progress_html(done, total, started), gr.skip(), gr.skip(), gr.skip()
-                elif item[0] == "result":
+                if item[0] == "result":
                     result = item[1]
             note = "stopped" if (result or {}).get("status") == "cancelled" else "done"
             yield (progress_html(done, total or done, started, note), views.scaling_figure(result, x=x),

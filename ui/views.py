@@ -636,6 +636,9 @@ def status_html(state: ViewState) -> str:
     """The problem (escaped), the truth, the run's status and its answer."""
     if state.status == "idle" and not state.run_id:
         return METER_CSS + '<div class="tts-status" data-testid="run-status">Ready: press <b>Run</b>.</div>'
+    if state.status == "refused" and not state.run_id:
+        return (METER_CSS + '<div class="tts-status" data-testid="run-status"><span class="tts-bad">refused: '
+                f"{esc(state.error)}</span></div>")
     if state.status == "starting" and not state.run_id:
         return (METER_CSS + f'<div class="tts-status" data-testid="run-status"><b>{esc(state.strategy or "")}</b>'
                 " · starting (loading the models the first time)…</div>")
