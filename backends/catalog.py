@@ -3,6 +3,22 @@
 The embedded models load from their folders with the same ``from_pretrained`` calls as a hub model;
 a hub id is available when its files are in the local Hugging Face cache (or the hub is reachable).
 A local folder in Hugging Face format can be given as a policy id directly.
+
+Prefixed ids pick a backend or a verifier family for any hub id or local folder:
+
+- ``openai:<model>`` (optionally ``openai:<model>@<base_url>``): a policy served by an OpenAI-compatible
+  ``/v1/completions`` endpoint (``backends.openai_backend``; base URL and key from ``OPENAI_BASE_URL`` and
+  ``OPENAI_API_KEY`` unless given);
+- ``vllm:<path or id>``: a policy run in process by vLLM (``backends.vllm_backend``, optional install);
+- ``qwen-prm:``, ``math-shepherd:``, ``rlhflow:``, ``skywork-prm:``, ``orm:`` + path or id: a verifier of that
+  family (``backends.prm_families``); ``judge:<path or id>``: an LLM judge (``backends.judge``).
+
+A local folder given as a verifier without a prefix is read as a PRM family when its config names one
+(``prm_families.detect_family``), else as a token-classification PRM.
+
+Each entry knows its size and the hardware it wants; ``memory_estimate`` gives the weights' bytes before
+anything is loaded (from the config when it is on disk, else from the listed parameter count). Remote code
+runs only when the caller passes ``trust_remote_code=True`` (the UI's tick box, the CLI's flag).
 """
 from __future__ import annotations
 
@@ -35,10 +51,37 @@ class ModelEntry:
     chat_template: bool = False
     size: str = ""
     hardware: str = ""
+    family: str = ""        # PRM family (backends.prm_families.FAMILIES) for prm/orm entries
+    backend: str = "transformers"  # transformers / openai / vllm for policies
+    params_b: float = 0.0   # listed parameter count in billions, for the memory estimate before download
+
+    def memory_estimate(self) -> int | None:
+        """Bytes of bf16 weights (what the listed hardware assumes), before loading; None when unknown.
+
+        Read from the config when it is on disk (a local folder or the Hugging Face cache), else from the
+        listed parameter count. No torch import: the model list stays fast. At load time,
+        ``backends.transformers_lm.memory_estimate_bytes`` gives the device-aware figure (float32 on CPU).
+        """
+        if self.kind == "oracle" or self.backend == "openai":
+            return 0
+        params = _config_params(self.source)
+        if params is None and self.params_b:
+            params = int(self.params_b * 1e9)
+        return None if params is None else 2 * params
 
     def availability(self) -> tuple[bool, str]:
         if self.kind == "oracle":
             return True, "built in: grades against the ground truth"
+        if self.backend == "openai":
+            from backends.openai_backend import resolve_endpoint
+            base, _, _ = resolve_endpoint(self.source)
+            if not base:
+                return False, "no endpoint: set OPENAI_BASE_URL or use openai:<model>@<base_url>"
+            return True, f"OpenAI-compatible endpoint {base}"
+        if self.backend == "vllm":
+            import importlib.util
+            if importlib.util.find_spec("vllm") is None:
+                return False, "vLLM is not installed here (pip install -r requirements-gpu.txt on a CUDA machine)"
         if Path(self.source).is_absolute() or Path(self.source).is_dir():
             if (Path(self.source) / "config.json").exists():
                 return True, f"local folder {self.source}"
@@ -47,7 +90,40 @@ class ModelEntry:
 
     def to_dict(self) -> dict:
         ok, reason = self.availability()
-        return {**asdict(self), "available": ok, "reason": reason}
+        try:
+            mem = self.memory_estimate()
+        except Exception:  # noqa: BLE001 - an estimate never breaks the listing
+            mem = None
+        return {**asdict(self), "available": ok, "reason": reason, "memory_estimate_bytes": mem}
+
+
+def _config_params(source: str) -> int | None:
+    """Parameter count from a config.json on disk (local folder or hub cache), by the transformer formula."""
+    import json
+    path = Path(source) / "config.json"
+    if not path.is_file():
+        try:
+            from huggingface_hub import try_to_load_from_cache
+            cached = try_to_load_from_cache(source, "config.json")
+        except Exception:  # noqa: BLE001
+            return None
+        if not isinstance(cached, str):
+            return None
+        path = Path(cached)
+    try:
+        cfg = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    cfg = cfg.get("text_config") or cfg
+    hidden, layers = cfg.get("hidden_size") or 0, cfg.get("num_hidden_layers") or 0
+    if not hidden or not layers:
+        return None
+    heads = cfg.get("num_attention_heads") or 1
+    kv_width = (cfg.get("num_key_value_heads") or heads) * (cfg.get("head_dim") or hidden // heads)
+    inter = cfg.get("intermediate_size") or 4 * hidden
+    vocab = cfg.get("vocab_size") or 0
+    tied = cfg.get("tie_word_embeddings", False)
+    return layers * (2 * hidden * hidden + 2 * hidden * kv_width + 3 * hidden * inter) + (1 if tied else 2) * vocab * hidden
 
 
 def hub_availability(repo_id: str) -> tuple[bool, str]:
@@ -82,6 +158,78 @@ CATALOG: dict[str, ModelEntry] = {e.id: e for e in [
                "Hub general policy.", delimiter="\n\n", chat_template=True, size="1B", hardware="GPU, 6 GB"),
 ]}
 
+# Suggested hub models (added with issue 6). Sizes are the listed parameter counts; hardware is what bf16
+# inference with room for a KV cache wants. Step delimiters follow each family's training data.
+_HUB = [
+    ModelEntry("meta-llama/Llama-3.2-3B-Instruct", "policy", "reasoning", "meta-llama/Llama-3.2-3B-Instruct",
+               "Hub general policy (the search-and-learn blog's policy).", delimiter="\n\n", chat_template=True,
+               size="3B", hardware="GPU, 12 GB", params_b=3.2),
+    ModelEntry("Qwen/Qwen2.5-1.5B-Instruct", "policy", "reasoning", "Qwen/Qwen2.5-1.5B-Instruct",
+               "Hub general policy.", delimiter="\n\n", chat_template=True, size="1.5B", hardware="GPU, 8 GB",
+               params_b=1.5),
+    ModelEntry("Qwen/Qwen2.5-Math-PRM-7B", "prm", "reasoning", "Qwen/Qwen2.5-Math-PRM-7B",
+               "Qwen PRM: steps joined by <extra_0>, P(class 1) at each (known head, no remote code).",
+               delimiter="\n\n", size="7B", hardware="GPU, 24 GB", family="qwen-prm", params_b=7.1),
+    ModelEntry("peiyi9979/math-shepherd-mistral-7b-prm", "prm", "reasoning", "peiyi9979/math-shepherd-mistral-7b-prm",
+               "Math-Shepherd PRM: P(+) over (+, -) at each ' ки' step tag.", delimiter="\n",
+               size="7B", hardware="GPU, 24 GB", family="math-shepherd", params_b=7.2),
+    ModelEntry("RLHFlow/Llama3.1-8B-PRM-Deepseek-Data", "prm", "reasoning", "RLHFlow/Llama3.1-8B-PRM-Deepseek-Data",
+               "RLHFlow PRM: one chat turn per step, P(+) vs P(-) at each assistant turn.", delimiter="\n\n",
+               size="8B", hardware="GPU, 24 GB", family="rlhflow", params_b=8.0),
+    ModelEntry("RLHFlow/Llama3.1-8B-PRM-Mistral-Data", "prm", "reasoning", "RLHFlow/Llama3.1-8B-PRM-Mistral-Data",
+               "RLHFlow PRM trained on Mistral generations.", delimiter="\n\n", size="8B", hardware="GPU, 24 GB",
+               family="rlhflow", params_b=8.0),
+    ModelEntry("Skywork/Skywork-o1-Open-PRM-Qwen-2.5-1.5B", "prm", "reasoning",
+               "Skywork/Skywork-o1-Open-PRM-Qwen-2.5-1.5B",
+               "Skywork PRM: value head (no remote code) at each '\\n'-split step.", delimiter="\n",
+               size="1.5B", hardware="GPU, 8 GB (runs on CPU, slowly)", family="skywork-prm", params_b=1.5),
+    ModelEntry("Skywork/Skywork-o1-Open-PRM-Qwen-2.5-7B", "prm", "reasoning", "Skywork/Skywork-o1-Open-PRM-Qwen-2.5-7B",
+               "Skywork PRM, 7B.", delimiter="\n", size="7B", hardware="GPU, 24 GB", family="skywork-prm",
+               params_b=7.6),
+    ModelEntry("Skywork/Skywork-Reward-Llama-3.1-8B-v0.2", "orm", "reasoning", "Skywork/Skywork-Reward-Llama-3.1-8B-v0.2",
+               "Outcome reward model: one score per whole answer (sequence classification).", delimiter="\n\n",
+               size="8B", hardware="GPU, 24 GB", family="orm", params_b=7.5),
+    ModelEntry("Qwen/Qwen2.5-7B-Instruct", "judge", "reasoning", "Qwen/Qwen2.5-7B-Instruct",
+               "LLM judge: critique + verdict, k samples (generative verifier).", delimiter="\n\n",
+               chat_template=True, size="7B", hardware="GPU, 24 GB", params_b=7.6),
+]
+for _e in _HUB:
+    CATALOG.setdefault(_e.id, _e)
+# params_b for the entries listed before issue 6, for their memory estimate
+for _id, _b in (("Qwen/Qwen2.5-Math-1.5B-Instruct", 1.5), ("Qwen/Qwen2.5-Math-7B-Instruct", 7.6),
+                ("meta-llama/Llama-3.2-1B-Instruct", 1.2)):
+    if _id in CATALOG and not CATALOG[_id].params_b:
+        from dataclasses import replace as _replace
+        CATALOG[_id] = _replace(CATALOG[_id], params_b=_b)
+
+FAMILY_PREFIXES = ("qwen-prm", "math-shepherd", "rlhflow", "skywork-prm", "orm")
+MATH_DELIMITER = "\n\n"
+
+
+def _prefixed(model_id: str, kind: str) -> ModelEntry | None:
+    """The entry for a prefixed id (see the module docstring), or None when the id has no known prefix."""
+    prefix, sep, rest = model_id.partition(":")
+    if not sep or not rest:
+        return None
+    if prefix == "openai":
+        if kind != "policy":
+            raise ModelLoadError(f"{model_id} is a policy endpoint, not a verifier")
+        return ModelEntry(model_id, "policy", "reasoning", rest, "OpenAI-compatible completions endpoint.",
+                          delimiter=MATH_DELIMITER, backend="openai", hardware="remote server")
+    if prefix == "vllm":
+        if kind != "policy":
+            raise ModelLoadError(f"{model_id} is a policy, not a verifier")
+        return ModelEntry(model_id, "policy", "reasoning", rest, "vLLM in process.", delimiter=MATH_DELIMITER,
+                          chat_template=True, backend="vllm", hardware="CUDA GPU")
+    if prefix in FAMILY_PREFIXES or prefix == "judge":
+        if kind == "policy":
+            raise ModelLoadError(f"{model_id} is a verifier, not a policy")
+        k = "judge" if prefix == "judge" else ("orm" if prefix == "orm" else "prm")
+        delimiter = "\n" if prefix in ("math-shepherd", "skywork-prm") else MATH_DELIMITER
+        return ModelEntry(model_id, k, "reasoning", rest, f"{prefix} verifier from {rest}.", delimiter=delimiter,
+                          chat_template=prefix == "judge", family="" if prefix == "judge" else prefix)
+    return None
+
 
 def models(domain: str | None = None) -> list[ModelEntry]:
     return [e for e in CATALOG.values() if domain is None or e.domain == domain]
@@ -89,6 +237,18 @@ def models(domain: str | None = None) -> list[ModelEntry]:
 
 def resolve(model_id: str, kind: str) -> ModelEntry:
     """The catalog entry for an id, or an entry for a local Hugging Face folder; ModelLoadError otherwise."""
+    if model_id not in CATALOG:
+        entry = _prefixed(model_id, kind)
+        if entry is not None:
+            return entry
+    if kind == "verifier" and model_id not in CATALOG and Path(model_id).is_dir() \
+            and (Path(model_id) / "config.json").exists():
+        from backends.prm_families import detect_family
+        family = detect_family(model_id)
+        if family:
+            return ModelEntry(model_id, "orm" if family == "orm" else "prm", "reasoning", model_id,
+                              f"Local {family} folder.", delimiter="\n" if family == "skywork-prm" else "\n\n",
+                              family=family)
     if model_id in CATALOG:
         entry = CATALOG[model_id]
         if kind == "verifier" and entry.kind not in ("prm", "orm", "oracle", "judge"):
@@ -107,31 +267,46 @@ _load_lock = threading.Lock()
 
 
 @functools.lru_cache(maxsize=4)
-def _load_policy(model_id: str, trust_remote_code: bool):
-    from backends.transformers_lm import CausalLMPolicy
+def _load_policy(model_id: str, trust_remote_code: bool, delimiter: str | None = None):
     entry = resolve(model_id, "policy")
-    return CausalLMPolicy(entry.source, trust_remote_code=trust_remote_code, delimiter=entry.delimiter,
+    delimiter = delimiter or entry.delimiter
+    if entry.backend == "openai":
+        from backends.openai_backend import OpenAIPolicy
+        return OpenAIPolicy.from_source(entry.source, delimiter=delimiter)
+    if entry.backend == "vllm":
+        from backends.vllm_backend import VLLMPolicy
+        return VLLMPolicy(entry.source, delimiter=delimiter, trust_remote_code=trust_remote_code,
+                          chat_template=entry.chat_template)
+    from backends.transformers_lm import CausalLMPolicy
+    return CausalLMPolicy(entry.source, trust_remote_code=trust_remote_code, delimiter=delimiter,
                           chat_template=entry.chat_template)
 
 
 @functools.lru_cache(maxsize=4)
 def _load_verifier(model_id: str, trust_remote_code: bool):
-    from backends.verifiers import ArithOracle, TokenClassificationPRM
+    from backends.verifiers import TokenClassificationPRM
     entry = resolve(model_id, "verifier")
     if entry.kind == "oracle":
-        return ArithOracle()
+        from backends.math_grading import AnyOracle
+        return AnyOracle()  # ArithOracle for arithmetic chains, MathOracle for MATH-500 / GSM8K
+    if entry.kind == "judge":
+        from backends.judge import load_judge
+        return load_judge(entry.source, name=entry.id, trust_remote_code=trust_remote_code)
+    if entry.family:
+        from backends import prm_families
+        return prm_families.load(entry.family, entry.source, name=entry.id, trust_remote_code=trust_remote_code)
     return TokenClassificationPRM(entry.source, name=entry.id, delimiter=entry.delimiter,
                                   trust_remote_code=trust_remote_code)
 
 
-def _load(fn, model_id: str, kind: str, trust_remote_code: bool):
+def _load(fn, model_id: str, kind: str, trust_remote_code: bool, *extra):
     entry = resolve(model_id, kind)
     ok, reason = entry.availability()
     if not ok:
         raise ModelLoadError(f"{model_id} is not available here: {reason}")
     with _load_lock:
         try:
-            return fn(model_id, trust_remote_code)
+            return fn(model_id, trust_remote_code, *extra)
         except ModelLoadError:
             raise
         except Exception as exc:  # noqa: BLE001 - any loader failure becomes one clear line
@@ -140,9 +315,107 @@ def _load(fn, model_id: str, kind: str, trust_remote_code: bool):
             raise ModelLoadError(f"{model_id} failed to load: {first}") from exc
 
 
-def load_policy(model_id: str, trust_remote_code: bool = False):
-    return _load(_load_policy, model_id, "policy", trust_remote_code)
+def load_policy(model_id: str, trust_remote_code: bool = False, delimiter: str | None = None):
+    """A loaded policy; ``delimiter`` overrides the entry's step delimiter (math problems use blank lines)."""
+    if delimiter is None:
+        return _load(_load_policy, model_id, "policy", trust_remote_code)
+    return _load(_load_policy, model_id, "policy", trust_remote_code, delimiter)
 
 
 def load_verifier(model_id: str, trust_remote_code: bool = False):
     return _load(_load_verifier, model_id, "verifier", trust_remote_code)
+
+
+# ---- image domain (issue 5) -----------------------------------------------------------------------------
+# The embedded image models are written by ``python -m backends.embedded.digits.train``; the rewards are
+# plain functions of the image (``backends.image_verifiers``). Image verifiers of kind classifier/reward
+# and the image policy load only through ``load_image_model`` / ``load_image_verifier``.
+
+@dataclass(frozen=True)
+class ImageModelEntry(ModelEntry):
+    """An image-domain entry: a diffusers folder (unet/ + scheduler/), a classifier folder, or a built-in."""
+
+    def availability(self) -> tuple[bool, str]:
+        if self.source.startswith("builtin:"):
+            return True, "built in: a plain function of the image"
+        folder = Path(self.source)
+        if (folder / "config.json").exists() or (folder / "unet" / "config.json").exists():
+            return True, f"local folder {self.source}"
+        return False, f"no weights at {self.source} (python -m backends.embedded.digits.train writes them)"
+
+
+IMAGE_KINDS = {"policy": ("policy",), "verifier": ("classifier", "judge", "reward")}
+for _e in [
+    ImageModelEntry("tiny-digits", "policy", "image", f"{_E}/tiny-digits",
+                    "Embedded class-conditional diffusion UNet on 16x16 handwritten digits (diffusers "
+                    "UNet2DModel + DDPM/DDIM scheduler config).", size="1.1M", hardware="CPU", backend="diffusers"),
+    ImageModelEntry("digit-classifier", "classifier", "image", f"{_E}/digit-classifier",
+                    "Search verifier: small CNN, P(asked digit) on x0-hat.", hardware="CPU", backend="torch"),
+    ImageModelEntry("digit-judge", "judge", "image", f"{_E}/digit-judge",
+                    "Held-out judge: another CNN trained on other digits with other augmentation.", hardware="CPU",
+                    backend="torch"),
+    ImageModelEntry("digit-thickness", "reward", "image", "builtin:thickness",
+                    "Attribute reward: stroke thickness (mean ink), ignores the class.", backend="builtin"),
+    ImageModelEntry("digit-centred", "reward", "image", "builtin:centred",
+                    "Attribute reward: how centred the ink is, ignores the class.", backend="builtin"),
+]:
+    CATALOG.setdefault(_e.id, _e)
+
+
+def _image_entry(model_id: str, kind: str) -> ModelEntry:
+    entry = CATALOG.get(model_id)
+    folder = Path(model_id)
+    if entry is None and folder.is_dir():  # a local folder: a diffusers model, or a classifier we trained
+        if kind == "policy" and (folder / "unet" / "config.json").exists():
+            entry = ImageModelEntry(model_id, "policy", "image", model_id, "Local diffusers folder (unet/, scheduler/).")
+        elif kind == "verifier" and (folder / "model.safetensors").exists() and (folder / "config.json").exists():
+            entry = ImageModelEntry(model_id, "classifier", "image", model_id, "Local image classifier folder.")
+    if entry is None:
+        known = ", ".join(e.id for e in CATALOG.values() if e.domain == "image" and e.kind in IMAGE_KINDS[kind])
+        raise ModelLoadError(f"unknown image {kind} {model_id!r}: use one of {known}")
+    if entry.domain != "image":
+        raise ModelLoadError(f"{model_id} is a model of the {entry.domain} domain, not an image {kind}")
+    if entry.kind not in IMAGE_KINDS[kind]:
+        raise ModelLoadError(f"{model_id} is a {entry.kind}, not an image {kind}")
+    ok, reason = entry.availability()
+    if not ok:
+        raise ModelLoadError(f"{model_id} is not available here: {reason}")
+    return entry
+
+
+@functools.lru_cache(maxsize=4)
+def _load_image_model(model_id: str):
+    from backends.image import DiffusionModel
+    return DiffusionModel(_image_entry(model_id, "policy").source, name=model_id)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_image_verifier(model_id: str):
+    from backends.image_verifiers import AttributeReward, ClassifierVerifier
+    entry = _image_entry(model_id, "verifier")
+    if entry.source.startswith("builtin:"):
+        return AttributeReward(entry.source.split(":", 1)[1], name=entry.id)
+    return ClassifierVerifier(entry.source, name=entry.id)
+
+
+def _load_image(fn, model_id: str, kind: str):
+    _image_entry(model_id, kind)
+    with _load_lock:
+        try:
+            return fn(model_id)
+        except ModelLoadError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any loader failure becomes one clear line
+            log.exception("loading %s failed", model_id)
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelLoadError(f"{model_id} failed to load: {first}") from exc
+
+
+def load_image_model(model_id: str):
+    """The diffusion model of the image domain (a local diffusers folder with unet/ and scheduler/)."""
+    return _load_image(_load_image_model, model_id, "policy")
+
+
+def load_image_verifier(model_id: str):
+    """An image verifier or judge: a classifier folder (safetensors + config.json) or a built-in reward."""
+    return _load_image(_load_image_verifier, model_id, "verifier")

@@ -7,10 +7,11 @@ space adds to its meter and to each node.
 from __future__ import annotations
 
 import itertools
+import os
 import random
 from dataclasses import dataclass, field
 
-from backends import catalog
+from backends import catalog, datasets_local, math_grading
 from backends.embedded import arith
 from backends.errors import InputError
 from strategies.core import AGGREGATIONS, CancelToken, Compute, Node, Score, aggregate
@@ -138,6 +139,9 @@ def resolve_problem(problem_text: str | None, problem_id: str | None, difficulty
                 raise InputError("the problem text is too long (2000 characters at most)")
             return arith.parse_problem(problem_text)
         if problem_id:
+            dataset = datasets_local.parse_problem_id(problem_id)  # math500:3, gsm8k:12
+            if dataset is not None:
+                return datasets_local.problem_at(*dataset)
             split, _, index = problem_id.partition(":")
             if not index.isdigit():
                 raise InputError(f"problem id must look like test:17, got {problem_id!r}")
@@ -166,11 +170,19 @@ class ReasoningRun:
         return self.problem.to_dict()
 
     def space(self, config, cancel: CancelToken) -> ReasoningSpace:
+        if isinstance(self.problem, math_grading.MathProblem):
+            return ReasoningSpace(self.policy, self.verifier,
+                                  math_grading.MathTask(self.problem, self.prompt, self.policy.delimiter),
+                                  aggregation=config.aggregation, temperature=float(config.temperature),
+                                  seed=config.seed, cancel=cancel, max_steps=MATH_MAX_STEPS,
+                                  max_step_tokens=MATH_MAX_STEP_TOKENS)
         return ReasoningSpace(self.policy, self.verifier, ReasoningTask(self.problem, self.prompt),
                               aggregation=config.aggregation, temperature=float(config.temperature),
                               seed=config.seed, cancel=cancel)
 
     def grade(self, answer: str | None) -> bool:
+        if isinstance(self.problem, math_grading.MathProblem):
+            return math_grading.is_equivalent(self.problem.answer, answer)
         return arith.is_correct(self.problem, answer)
 
     def result_extras(self, space: ReasoningSpace, result) -> dict:
@@ -180,11 +192,25 @@ class ReasoningRun:
 def prepare(config, uses_verifier: bool) -> ReasoningRun:
     """Resolve the problem and load the policy (and verifier); InputError on anything unusable."""
     problem = resolve_problem(config.problem_text, config.problem_id, config.difficulty)
-    policy = catalog.load_policy(config.model, config.trust_remote_code)
+    is_math = isinstance(problem, math_grading.MathProblem)
+    # Free-form math steps are paragraphs: a blank line ends a step unless the catalog entry says otherwise.
+    delimiter = None
+    if is_math:
+        entry = catalog.resolve(config.model, "policy")
+        delimiter = entry.delimiter if entry.delimiter != "\n" else catalog.MATH_DELIMITER
+    policy = catalog.load_policy(config.model, config.trust_remote_code, delimiter=delimiter)
     verifier = None
     if uses_verifier:
         if not config.verifier:
             raise InputError(f"{config.strategy} needs a verifier; choose one (for example tiny-prm)")
         verifier = catalog.load_verifier(config.verifier, config.trust_remote_code)
-    prompt = policy.format_prompt(problem.text) if policy.use_chat_template else problem.text + policy.delimiter
+    if is_math:
+        prompt = math_grading.math_prompt(policy, problem)
+    else:
+        prompt = policy.format_prompt(problem.text) if policy.use_chat_template else problem.text + policy.delimiter
     return ReasoningRun(problem, prompt, policy, verifier)
+
+
+# Step limits for free-form math (MATH-500, GSM8K): longer steps and more of them than arithmetic chains.
+MATH_MAX_STEPS = int(os.environ.get("TTS_MATH_MAX_STEPS", "20"))
+MATH_MAX_STEP_TOKENS = int(os.environ.get("TTS_MATH_MAX_STEP_TOKENS", "256"))
