@@ -71,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--aggregation", default="last", help="PRM aggregation: last, min, prod, mean, model")
     r.add_argument("--temperature", type=float, default=0.8)
     r.add_argument("--trust-remote-code", action="store_true", help="allow a hub model's own code to run")
+    r.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+                   help="domain option (image: steps, eta, guidance, scheduler=ddim|ddpm, previews=all|final|none)")
     r.add_argument("--db", dest="sub_db", default=None)
     r.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -89,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--temperature", type=float, default=0.8)
     s.add_argument("--param", action="append", default=[], metavar="STRATEGY.NAME=VALUE",
                    help="strategy parameter, e.g. beam_search.beam_width=4")
+    s.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+                   help="domain option for every run (image: steps, eta, guidance, scheduler, previews)")
     s.add_argument("--resume", action="store_true", help="skip runs already stored in this database")
     s.add_argument("--db", dest="sub_db", default=None)
     s.add_argument("--out", default=None, help="write the JSON result here")
@@ -123,7 +127,7 @@ def cmd_run(args) -> int:
                        strategy=args.strategy, budget=args.budget, params=_params(args.param),
                        problem_text=args.problem, problem_id=args.problem_id, seed=args.seed,
                        aggregation=args.aggregation, temperature=args.temperature, judge=args.judge,
-                       trust_remote_code=args.trust_remote_code)
+                       trust_remote_code=args.trust_remote_code, options=_params(args.option))
     store = _store(args)
     events = []
     try:
@@ -143,9 +147,17 @@ def cmd_run(args) -> int:
         print(f"answer {out['answer']} (truth {p['answer']}, {'correct' if out['correct'] else 'wrong'}), "
               f"score {out['score']}")
         c = out["compute"]
-        print(f"compute: {c['prompt_tokens']} prompt + {c['generated_tokens']} generated + "
-              f"{c['verifier_tokens']} verifier tokens, {c['model_calls']} model calls, "
-              f"{c['verifier_calls']} verifier calls, {c['flops']:.3g} FLOPs, {c['wall_s']:.2f} s")
+        if c.get("nfe"):
+            x = out.get("extras") or {}
+            print(f"judge {x.get('judge')}: {'recognised' if out['correct'] else 'NOT recognised'}; search-verifier "
+                  f"score of the chosen image {x.get('chosen_verifier_score')}, mean over candidates "
+                  f"{x.get('mean_verifier_score')}")
+            print(f"compute: {c['nfe']} NFE, {c['model_calls']} model calls, {c['verifier_calls']} verifier calls, "
+                  f"{c['flops']:.3g} FLOPs, {c['wall_s']:.2f} s")
+        else:
+            print(f"compute: {c['prompt_tokens']} prompt + {c['generated_tokens']} generated + "
+                  f"{c['verifier_tokens']} verifier tokens, {c['model_calls']} model calls, "
+                  f"{c['verifier_calls']} verifier calls, {c['flops']:.3g} FLOPs, {c['wall_s']:.2f} s")
     if out["status"] == "failed":
         raise CliError(f"run {out['run_id']} failed: {out['error']}")
     return 0
@@ -166,7 +178,8 @@ def cmd_sweep(args) -> int:
                          strategies=[s.strip() for s in args.strategies.split(",") if s.strip()],
                          budgets=_int_list(args.budgets, "--budgets"), split=args.split, problems=args.problems,
                          seeds=_int_list(args.seeds, "--seeds"), aggregation=args.aggregation,
-                         temperature=args.temperature, params=params, resume=args.resume)
+                         temperature=args.temperature, params=params, resume=args.resume, judge=args.judge,
+                         options=_params(args.option))
     store = _store(args)
     bar = tqdm(total=1, desc="sweep", unit="run", file=sys.stderr)
 
@@ -192,9 +205,18 @@ def cmd_sweep(args) -> int:
 def format_table(result: dict) -> str:
     """The sweep as a plain table: accuracy overall and by difficulty, mean tokens per problem."""
     levels = sorted({k for r in result["results"] for k in r["by_difficulty"]})
+    nfe = any(r["compute"].get("nfe") for r in result["results"])  # image sweeps: NFE and verifier score
     head = f"{'strategy':<20}{'N':>4}{'acc':>7}" + "".join(f"{'L' + k:>7}" for k in levels) + f"{'tokens':>10}"
+    if nfe:
+        head = f"{'strategy':<20}{'N':>4}{'acc':>7}{'vscore':>8}{'NFE':>8}{'vcalls':>8}"
     lines = [head]
     for r in result["results"]:
+        if nfe:
+            v = r.get("verifier_score")
+            lines.append(f"{r['strategy']:<20}{r['budget']:>4}{r['accuracy']:>7.2f}"
+                         + (f"{v:>8.3f}" if v is not None else f"{'-':>8}")
+                         + f"{r['compute'].get('nfe', 0):>8.0f}{r['compute'].get('verifier_calls', 0):>8.1f}")
+            continue
         lines.append(f"{r['strategy']:<20}{r['budget']:>4}{r['accuracy']:>7.2f}"
                      + "".join(f"{r['by_difficulty'].get(k, float('nan')):>7.2f}" for k in levels)
                      + f"{r['compute'].get('tokens', 0):>10.0f}")

@@ -11,6 +11,25 @@ from typing import Callable
 
 from backends import reasoning
 
+
+
+def _image_prepare(config, uses_verifier: bool):
+    from backends import image  # torch and diffusers load only when an image run is asked for
+    return image.prepare(config, uses_verifier)
+
+
+def _image_problem(split: str, index: int):
+    from backends import image
+    return image.problem_at(split, index)
+
+
 DOMAINS: dict[str, Callable] = {
     "reasoning": reasoning.prepare,
+    "image": _image_prepare,
+}
+
+# Problem sets a sweep can walk, per domain other than reasoning (which uses backends.embedded.arith):
+# (problem_at(split, index) -> an object with uid, difficulty, answer; the splits it knows).
+PROBLEM_SETS: dict[str, tuple[Callable, tuple[str, ...]]] = {
+    "image": (_image_problem, ("test", "train")),
 }

@@ -43,6 +43,7 @@ class RunConfig:
     judge: str | None = None
     trust_remote_code: bool = False
     sweep_id: str | None = None
+    options: dict = field(default_factory=dict)  # domain options (image: steps, eta, guidance, scheduler, previews)
 
 
 @dataclass
@@ -65,7 +66,7 @@ class Prepared:
                 "problem_text": problem.get("text"), "difficulty": problem.get("difficulty"),
                 "sweep_id": c.sweep_id, "params": asdict(self.params), "aggregation": c.aggregation,
                 "temperature": c.temperature, "judge": c.judge, "prompt": self.prompt,
-                "answer_truth": problem.get("answer")}
+                "answer_truth": problem.get("answer"), **({"options": dict(c.options)} if c.options else {})}
 
 
 def prepare(config: RunConfig, limits: Limits | None = None) -> Prepared:
@@ -155,14 +156,20 @@ def _close(store, run_id: str, pending: list[dict], status: str, error: str | No
     if pending:
         store.append_events(run_id, pending)
     answer = result.answer if result else None
-    correct = prep.domain_run.grade(answer) if result else None
+    # a domain whose answer is not a string (an image) grades the chosen node itself
+    grade_result = getattr(prep.domain_run, "grade_result", None)
+    if result is None:
+        correct = None
+    else:
+        correct = grade_result(space, result) if grade_result else prep.domain_run.grade(answer)
     totals = _totals(space.meter, started)
-    stored = {**result.to_dict(), **prep.domain_run.result_extras(space, result)} if result else None
+    extras = prep.domain_run.result_extras(space, result) if result else {}
+    stored = {**result.to_dict(), **extras} if result else None
     store.finish_run(run_id, status, result=stored, totals=totals, answer=answer,
                      correct=correct, score=result.score if result else None, error=error)
     return {"type": "RunEnded", "run_id": run_id, "status": status, "answer": answer, "correct": correct,
             "score": result.score if result else None, "compute": totals, "error": error,
-            "candidates": result.candidates if result else []}
+            "candidates": result.candidates if result else [], "extras": extras}
 
 
 def summary(events: list[dict]) -> dict:
@@ -172,7 +179,7 @@ def summary(events: list[dict]) -> dict:
             "params": first["params"], "problem": first["problem"], "prompt": first["prompt"],
             "answer": last["answer"], "correct": last["correct"], "score": last["score"],
             "compute": last["compute"], "error": last["error"],
-            "candidates": last["candidates"]}
+            "candidates": last["candidates"], **({"extras": last["extras"]} if last.get("extras") else {})}
 
 
 def to_json(obj: dict) -> str:

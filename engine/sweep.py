@@ -13,6 +13,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
+from backends.domains import PROBLEM_SETS
 from backends.embedded import arith
 from engine.limits import Limits
 from engine.run import ConfigError, RunConfig, execute, prepare
@@ -20,7 +21,7 @@ from strategies.core import CancelToken, Cancelled
 from strategies.registry import STRATEGIES
 
 log = logging.getLogger(__name__)
-SAMPLING = ("best_of_n", "weighted_bon", "majority_vote")
+SAMPLING = ("best_of_n", "weighted_bon", "majority_vote", "random_search")
 
 
 @dataclass
@@ -37,6 +38,13 @@ class SweepConfig:
     temperature: float = 0.8
     params: dict = field(default_factory=dict)  # per strategy: {"beam_search": {"beam_width": 4}}
     resume: bool = False
+    judge: str | None = None                       # held-out judge (image domain)
+    options: dict = field(default_factory=dict)    # domain options (image: steps, eta, guidance, ...)
+
+
+def _problem_set(domain: str):
+    """(problem_at(split, index), splits) of a domain: the arithmetic chains unless the domain brings its own."""
+    return PROBLEM_SETS.get(domain, (arith.problem_at, arith.SPLITS))
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -67,8 +75,9 @@ def validate(config: SweepConfig, limits: Limits) -> None:
         raise ConfigError(f"problems must be from 1 to {limits.max_problems}")
     if not config.seeds or len(config.seeds) > limits.max_seeds:
         raise ConfigError(f"give 1 to {limits.max_seeds} seeds")
-    if config.split not in arith.SPLITS:
-        raise ConfigError(f"unknown split {config.split!r}; choose one of {', '.join(arith.SPLITS)}")
+    splits = _problem_set(config.domain)[1]
+    if config.split not in splits:
+        raise ConfigError(f"unknown split {config.split!r}; choose one of {', '.join(splits)}")
     runs = len(config.strategies) * len(config.budgets) * config.problems * len(config.seeds)
     if runs > limits.max_sweep_runs:
         raise ConfigError(f"this sweep needs {runs} runs; the cap here is {limits.max_sweep_runs}")
@@ -84,7 +93,8 @@ def _run_one(rc: RunConfig, store, cancel: CancelToken, resume: bool, limits: Li
         if found is not None:
             result = found.get("result") or {}
             return {"correct": bool(found["correct"]), "compute": found["totals"] or {},
-                    "candidates": result.get("candidates", []), "run_id": found["id"], "reused": True}
+                    "candidates": result.get("candidates", []), "run_id": found["id"], "reused": True,
+                    "score": found.get("score"), "extras": result}
     last = None
     for event in execute(rc, store, cancel, limits):
         last = event
@@ -93,7 +103,7 @@ def _run_one(rc: RunConfig, store, cancel: CancelToken, resume: bool, limits: Li
     if last["status"] != "finished":
         raise RuntimeError(f"run {last['run_id']} failed: {last['error']}")
     return {"correct": bool(last["correct"]), "compute": last["compute"], "candidates": last["candidates"],
-            "run_id": last["run_id"], "reused": False}
+            "run_id": last["run_id"], "reused": False, "score": last["score"], "extras": last.get("extras") or {}}
 
 
 def run_sweep(config: SweepConfig, store, cancel: CancelToken | None = None,
@@ -102,7 +112,8 @@ def run_sweep(config: SweepConfig, store, cancel: CancelToken | None = None,
     cancel = cancel or CancelToken()
     validate(config, limits)
     sweep_id = store.create_sweep(asdict(config))
-    problems = [arith.problem_at(config.split, i) for i in range(config.problems)]
+    problem_at = _problem_set(config.domain)[0]
+    problems = [problem_at(config.split, i) for i in range(config.problems)]
     cells: dict[tuple[str, int], list[tuple[arith.Problem, dict, float]]] = {}
     plan = []
     for s in config.strategies:
@@ -114,6 +125,8 @@ def run_sweep(config: SweepConfig, store, cancel: CancelToken | None = None,
     oracle_source = next((s for s in SAMPLING if s in config.strategies), None)
     max_b = max(config.budgets)
     need_oracle_runs = oracle_source is None or (oracle_source, max_b) not in plan
+    # the oracle runs' strategy: majority vote, or random search where the domain has no majority vote
+    oracle_runs = next(s for s in ("majority_vote", "random_search") if config.domain in STRATEGIES[s].domains)
     total = len(plan) * len(problems) * len(config.seeds) + (len(problems) * len(config.seeds) if need_oracle_runs else 0)
     done = 0
     oracle_counts: list[tuple[int, int]] = []
@@ -126,7 +139,7 @@ def run_sweep(config: SweepConfig, store, cancel: CancelToken | None = None,
                     rc = RunConfig(domain=config.domain, model=config.model, verifier=config.verifier, strategy=s,
                                    budget=b, params=dict(config.params.get(s, {})), problem_id=problem.uid,
                                    seed=seed, aggregation=config.aggregation, temperature=config.temperature,
-                                   sweep_id=sweep_id)
+                                   sweep_id=sweep_id, judge=config.judge, options=dict(config.options))
                     started = time.perf_counter()
                     out = _run_one(rc, store, cancel, config.resume, limits)
                     cells.setdefault((s, b), []).append((problem, out, time.perf_counter() - started))
@@ -136,9 +149,11 @@ def run_sweep(config: SweepConfig, store, cancel: CancelToken | None = None,
                     if progress:
                         progress(done, total)
                 if need_oracle_runs:
-                    rc = RunConfig(domain=config.domain, model=config.model, verifier=None, strategy="majority_vote",
-                                   budget=max_b, problem_id=problem.uid, seed=seed,
-                                   temperature=config.temperature, sweep_id=sweep_id)
+                    rc = RunConfig(domain=config.domain, model=config.model,
+                                   verifier=config.verifier if STRATEGIES[oracle_runs].uses_verifier else None,
+                                   strategy=oracle_runs, budget=max_b, problem_id=problem.uid, seed=seed,
+                                   temperature=config.temperature, sweep_id=sweep_id, judge=config.judge,
+                                   options=dict(config.options))
                     oracle_counts.append(_counts(problem, _run_one(rc, store, cancel, config.resume, limits), max_b))
                     done += 1
                     if progress:
@@ -149,7 +164,7 @@ def run_sweep(config: SweepConfig, store, cancel: CancelToken | None = None,
                                                                          for s, b in plan if cells.get((s, b))],
               "oracle": {"pass@k": {str(k): _mean([pass_at_k(n, c, k) for n, c in oracle_counts if k <= n])
                                     for k in sorted(set(config.budgets))},
-                         "source": oracle_source if not need_oracle_runs else "majority_vote (oracle runs)",
+                         "source": oracle_source if not need_oracle_runs else f"{oracle_runs} (oracle runs)",
                          "n_problems": len(oracle_counts)},
               "status": status}
     store.finish_sweep(sweep_id, status, result)
@@ -157,7 +172,13 @@ def run_sweep(config: SweepConfig, store, cancel: CancelToken | None = None,
 
 
 def _counts(problem: arith.Problem, out: dict, n: int) -> tuple[int, int]:
-    """(samples drawn, correct samples) from a sampling run: one candidate row per finished sample."""
+    """(samples drawn, correct samples) from a sampling run: one candidate row per finished sample.
+
+    A domain that grades candidates itself (the image judge) reports ``candidates_correct`` in its extras.
+    """
+    graded = (out.get("extras") or {}).get("candidates_correct")
+    if graded is not None:
+        return n, sum(1 for row in out["candidates"] if graded.get(row["id"]))
     correct = sum(1 for row in out["candidates"] if arith.is_correct(problem, row["answer"]))
     return n, correct
 
@@ -169,8 +190,14 @@ def _mean(xs: list[float]) -> float | None:
 def _cell(strategy: str, budget: int, rows: list[tuple[arith.Problem, dict, float]]) -> dict:
     by_level: dict[str, list[bool]] = {}
     compute: dict[str, float] = {}
+    vscores = []
     for problem, out, _ in rows:
-        by_level.setdefault(str(problem.difficulty), []).append(out["correct"])
+        if problem.difficulty is not None:
+            by_level.setdefault(str(problem.difficulty), []).append(out["correct"])
+        extras = out.get("extras") or {}
+        v = extras.get("chosen_verifier_score", out.get("score"))
+        if v is not None:
+            vscores.append(v)
         for k, v in out["compute"].items():
             if isinstance(v, (int, float)):
                 compute[k] = compute.get(k, 0) + v
@@ -179,4 +206,5 @@ def _cell(strategy: str, budget: int, rows: list[tuple[arith.Problem, dict, floa
     return {"strategy": strategy, "budget": budget, "accuracy": sum(o["correct"] for _, o, _ in rows) / n,
             "n_problems": n, "by_difficulty": {k: sum(v) / len(v) for k, v in sorted(by_level.items())},
             "compute": mean_compute, "compute_total": compute, "wall_s": sum(w for _, _, w in rows),
-            "reused_runs": sum(1 for _, o, _ in rows if o["reused"])}
+            "reused_runs": sum(1 for _, o, _ in rows if o["reused"]),
+            "verifier_score": _mean(vscores)}  # mean search-verifier score of the chosen answers

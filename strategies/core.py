@@ -145,6 +145,34 @@ class SearchSpace(Protocol):
         """The canonical answer of a final node, for voting (None where the domain has none)."""
 
 
+class ImageSearchSpace(SearchSpace, Protocol):
+    """Optional extension for generators whose states are latents (diffusion and flow models).
+
+    Strategies stay free of tensors: everything numeric on a latent happens here, in the space. A node
+    at depth d has done d of its schedule's denoising steps; depth 0 is an initial noise, or the prompt
+    root (no latent yet: ``extend``/``complete`` on it draw a fresh seeded noise per child, so best-of-N
+    over the root is random search over noises). ``score`` reads the predicted clean image x0-hat.
+    """
+
+    max_schedule: int  # the longest schedule ``noises(..., steps=)`` accepts
+
+    def noises(self, parent: Node, n: int, steps: int | None = None) -> list[Node]:
+        """``n`` fresh initial noises under a prompt root, each with its own recorded seed; ``steps``
+        overrides the schedule length of their trajectories (``max_steps`` by default)."""
+
+    def perturb(self, nodes: list[Node], cosine: float, k: int) -> list[list[Node]]:
+        """``k`` neighbours of each node's latent (a noise or an intermediate x_t) on the sphere of its
+        norm at the given cosine to it: zero-order search's neighbours, evolutionary search's mutation."""
+
+    def renoise(self, nodes: list[Node], to_step: int, k: int) -> list[list[Node]]:
+        """``k`` copies of each node taken back by the forward process to the noise level of step
+        ``to_step`` (each with fresh noise): search over paths."""
+
+    def resample(self, nodes: list[Node], ancestors: list[int]) -> list[Node]:
+        """The population after resampling: a copy of ``nodes[a]``'s whole state (latent, schedule
+        position, recipe) for each ``a``, with a fresh RNG key per copy so copies diverge (SMC)."""
+
+
 # ---- events -------------------------------------------------------------------------------------
 
 @dataclass

@@ -19,6 +19,7 @@ import random
 from dataclasses import dataclass
 from typing import Iterator
 
+from strategies import smc
 from strategies.common import add_nodes, best_scored, check, finish, score_nodes, weighted_vote
 from strategies.core import CancelToken, Event, Node, NodePruned, Resampled, SearchSpace, StepDone
 from strategies.params import param
@@ -45,9 +46,7 @@ def weights(rewards: list[float], temperature: float) -> list[float]:
     return [e / total for e in exps]
 
 
-def ess(ws: list[float]) -> float:
-    """Effective sample size 1 / sum(w^2) of normalised weights."""
-    return 1.0 / sum(w * w for w in ws)
+ess = smc.ess  # shared with FK steering (strategies/smc.py)
 
 
 def search(space: SearchSpace, params: Params, cancel: CancelToken | None = None) -> Iterator[Event]:
@@ -68,7 +67,7 @@ def search(space: SearchSpace, params: Params, cancel: CancelToken | None = None
             yield StepDone(step=step)
             break
         ws = weights([scores[p.id] for p in population], params.temperature)
-        ancestors = rng.choices(range(len(population)), weights=ws, k=len(population))
+        ancestors = smc.multinomial(ws, rng)
         resampled = [population[a] for a in ancestors]
         for i, p in enumerate(population):
             if i not in ancestors:

@@ -5,10 +5,11 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Callable
 
-from strategies import (beam_search, best_of_n, dvts, first_finish, greedy, majority_vote, mcts,
-                        particle_filtering, weighted_bon)
+from strategies import (beam_search, best_of_n, dvts, evo_search, first_finish, fk_steering, greedy, majority_vote,
+                        mcts, more_steps, particle_filtering, search_over_paths, weighted_bon, zero_order)
 
 PAPER_1B = "Can 1B LLM Surpass 405B LLM? Rethinking Compute-Optimal Test-Time Scaling"
+PAPER_DIFFUSION = "Inference-Time Scaling for Diffusion Models beyond Scaling Denoising Steps"
 
 
 @dataclass(frozen=True)
@@ -55,4 +56,23 @@ STRATEGIES: dict[str, StrategyInfo] = {s.name: s for s in [
     StrategyInfo("first_finish", "First finish", first_finish, "n",
                  "First Finish Search: Efficient Test-Time Scaling in Large Language Models",
                  "Launch N samples, keep the first to finish, stop the rest.", ("reasoning",), False),
+    # image domain; random search IS best-of-N (same module: N noises from the prompt root, best verified)
+    StrategyInfo("random_search", "Random search", best_of_n, "n", PAPER_DIFFUSION,
+                 "Denoise N independent initial noises, keep the verifier's favourite image.", ("image",), True),
+    StrategyInfo("zero_order", "Zero-order search", zero_order, "n", PAPER_DIFFUSION,
+                 "Move a pivot noise to its best neighbour at cosine 0.95 while that improves the score.",
+                 ("image",), True),
+    StrategyInfo("search_over_paths", "Search over paths", search_over_paths, "n", PAPER_DIFFUSION,
+                 "Denoise N paths part way, re-noise into M branches each, keep the best N, repeat.",
+                 ("image",), True),
+    StrategyInfo("fk_steering", "FK steering", fk_steering, "n",
+                 "A General Framework for Inference-time Scaling and Steering of Diffusion Models",
+                 "Particles resampled by potentials of x0-hat rewards (SMC with adaptive systematic resampling).",
+                 ("image",), True),
+    StrategyInfo("evo_search", "Evolutionary search", evo_search, "n",
+                 "Scaling Image and Video Generation via Test-Time Evolutionary Search",
+                 "Elites, tournament selection and norm-preserving mutation of noises, then of latents.",
+                 ("image",), True),
+    StrategyInfo("more_steps", "More denoising steps", more_steps, "n", PAPER_DIFFUSION,
+                 "The baseline: one image with N times the denoising steps, no verifier.", ("image",), False),
 ]}

@@ -1,0 +1,234 @@
+"""The image domain's sampler and search space on a tiny random UNet: shapes, determinism, x0-hat, NFE,
+resampling, zero-order neighbours, regeneration; and FK weights with extreme scores."""
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+import torch
+
+from backends import image as im
+from strategies import fk_steering, smc
+from strategies.core import Node
+from tests import image_models
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # OpenMP threads spin badly on an oversubscribed machine; these tensors are tiny anyway
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return image_models.tiny_model()
+
+
+class Verifier:
+    """A deterministic stand-in verifier: mean brightness of the image mapped to (0, 1)."""
+    name = "brightness"
+
+    def __init__(self):
+        self.calls = 0
+
+    def score(self, images, labels):
+        self.calls += len(images)
+        from strategies.core import Compute
+        return [float(torch.sigmoid(x.mean() * 4)) for x in images], Compute(verifier_calls=len(images))
+
+
+def space(model, **kw):
+    sampling = im.Sampling(steps=kw.pop("steps", 5), eta=kw.pop("eta", 1.0), guidance=kw.pop("guidance", 1.0),
+                           scheduler=kw.pop("scheduler", "ddim"))
+    return im.ImageSpace(model, kw.pop("verifier", Verifier()), label=kw.pop("label", 3), sampling=sampling,
+                         seed=kw.pop("seed", 0), **kw)
+
+
+@pytest.mark.parametrize("kind", ["ddim", "ddpm"])
+def test_sampling_shapes_and_determinism_from_a_seed(model, kind):
+    s = im.Sampling(steps=4, eta=1.0, scheduler=kind)
+    a = im.sample(model, s, [1, 2, 2], [10, 11, 12])
+    b = im.sample(model, s, [1, 2, 2], [10, 11, 12])
+    assert a.shape == (3, 1, 8, 8)
+    assert torch.equal(a, b)
+    c = im.sample(model, s, [1, 2, 2], [10, 11, 99])
+    assert torch.equal(a[:2], c[:2]) and not torch.equal(a[2], c[2])
+
+
+def test_space_nodes_carry_latents_and_steps(model, tmp_path):
+    sp = space(model, images_dir=tmp_path / "imgs")
+    root = sp.initial(1)[0]
+    assert root.payload is None and root.preview == "digit 3"
+    kids = sp.extend([root], 3)[0]
+    assert [k.depth for k in kids] == [1, 1, 1] and all(k.parent == root.id for k in kids)
+    assert all(k.payload.x.shape == (1, 8, 8) and k.payload.x0 is not None for k in kids)
+    assert len({k.payload.seed for k in kids}) == 3  # one fresh initial noise per child
+    leaves = sp.complete(kids)
+    assert all(leaf.finished and leaf.depth == 5 and leaf.answer == "3" for leaf in leaves)
+    # previews written once per node: x0-hat (or the final image) and x_t beside it
+    assert all(k.preview.endswith(".png") for k in kids + leaves)
+    assert (tmp_path / "imgs" / f"{kids[0].id}_xt.png").exists()
+    assert not (tmp_path / "imgs" / f"{leaves[0].id}_xt.png").exists()
+
+
+def test_x0_hat_from_the_scheduler_equals_the_formula(model):
+    sched = model.scheduler("ddim", 5)
+    lat = im.noise_latent(model, 7, 5)
+    for step in range(3):
+        t = int(sched.timesteps[step])
+        eps, _ = model.eps(lat.x.unsqueeze(0), torch.tensor([t]), torch.tensor([3]), 1.0)
+        a = float(sched.alphas_cumprod[t])
+        expected = im.x0_formula(lat.x.unsqueeze(0), eps, a).clamp(-1, 1)  # the config clips x0-hat
+        nxt = im.denoise(model, im.Sampling(steps=5), 3, [lat])[0][0]
+        torch.testing.assert_close(nxt.x0.unsqueeze(0), expected, rtol=1e-5, atol=1e-5)
+        lat = nxt
+
+
+def test_x0_hat_formula_without_clipping_inverts_the_forward_process():
+    x0 = torch.randn(2, 1, 4, 4)
+    eps = torch.randn(2, 1, 4, 4)
+    a = 0.3
+    xt = math.sqrt(a) * x0 + math.sqrt(1 - a) * eps
+    torch.testing.assert_close(im.x0_formula(xt, eps, a), x0)
+
+
+@pytest.mark.parametrize("guidance, per_step", [(1.0, 1), (3.0, 2)])
+def test_nfe_counting_matches_the_samplers_calls(model, guidance, per_step):
+    sp = space(model, guidance=guidance, steps=4)
+    before_evals, before_calls = model.evaluations, model.forward_calls
+    root = sp.initial(1)[0]
+    kids = sp.extend([root], 3)[0]
+    sp.complete(kids + [root])
+    assert sp.meter.nfe == model.evaluations - before_evals
+    assert sp.meter.model_calls == model.forward_calls - before_calls
+    assert sp.meter.nfe == per_step * (3 * 4 + 1 * 4)  # 3 particles x 4 steps and one fresh image x 4 steps
+    assert sp.meter.flops > 0
+
+
+def test_verifier_calls_are_counted_and_cached_per_node(model):
+    v = Verifier()
+    sp = space(model, verifier=v)
+    leaves = sp.complete([sp.initial(1)[0]] * 4)
+    s1 = sp.score(leaves)
+    s2 = sp.score(leaves)
+    assert [a.value for a in s1] == [b.value for b in s2]
+    assert v.calls == 4 and sp.meter.verifier_calls == 4
+
+
+def test_resampling_copies_the_whole_state(model):
+    sp = space(model, eta=1.0)
+    parts = sp.extend([sp.initial(1)[0]], 3)[0]
+    parts = [p[0] for p in sp.extend(parts, 1)]
+    copies = sp.resample(parts, [0, 0, 2])
+    for c, a in zip(copies, [0, 0, 2]):
+        src = parts[a].payload
+        assert c.id == parts[a].id and c.depth == parts[a].depth
+        assert torch.equal(c.payload.x, src.x) and torch.equal(c.payload.x0, src.x0)
+        assert (c.payload.step, c.payload.steps, c.payload.recipe, c.payload.seed) == \
+               (src.step, src.steps, src.recipe, src.seed)
+        assert c.payload.x is not src.x  # a real copy, not a shared tensor
+    assert len({c.payload.key for c in copies}) == 3  # each copy draws its own noise from here on
+    copies[0].payload.x.add_(1.0)
+    assert not torch.equal(copies[0].payload.x, parts[0].payload.x)
+    nxt = [g[0] for g in sp.extend(copies, 1)]
+    assert not torch.equal(nxt[0].payload.x, nxt[1].payload.x)  # stochastic sampler: copies diverge
+
+
+def test_zero_order_neighbours_have_the_pivots_norm_and_the_asked_cosine(model):
+    sp = space(model)
+    pivot = sp.noises(sp.initial(1)[0], 1)[0]
+    for cos in (0.95, 0.5, 0.0):
+        nbrs = sp.perturb([pivot], cos, 5)[0]
+        x = pivot.payload.x.flatten().double()
+        for nb in nbrs:
+            y = nb.payload.x.flatten().double()
+            assert float(y.norm()) == pytest.approx(float(x.norm()), rel=1e-5)
+            assert float(x @ y / (x.norm() * y.norm())) == pytest.approx(cos, abs=1e-5)
+            assert nb.depth == 0 and nb.parent == pivot.id
+        assert len({tuple(nb.payload.x.flatten().tolist()) for nb in nbrs}) == 5
+
+
+def test_renoise_goes_back_to_an_earlier_noise_level(model):
+    sp = space(model, steps=6)
+    node = sp.complete([sp.noises(sp.initial(1)[0], 1)[0]])[0]
+    mid = sp.extend([sp.noises(sp.initial(1)[0], 1)[0]], 1)[0][0]
+    mid = [g[0] for g in sp.extend([mid], 1)][0]
+    back = sp.renoise([mid], 1, 3)[0]
+    assert all(b.depth == 1 and not b.finished for b in back)
+    assert len({tuple(b.payload.x.flatten().tolist()) for b in back}) == 3
+    with pytest.raises(ValueError):
+        sp.renoise([mid], 4, 1)
+    assert node.finished
+
+
+def test_every_candidate_regenerates_from_its_recipe(model):
+    sp = space(model, eta=1.0, steps=4)
+    root = sp.initial(1)[0]
+    leaves = sp.complete([root] * 3)
+    mid = sp.extend([root], 2)[0]
+    mutated = sp.perturb([mid[0]], 0.9, 1)[0]
+    back = sp.renoise([leaves[0]], 2, 1)[0]
+    for node in leaves + sp.complete(mutated + back):
+        torch.testing.assert_close(sp.regenerate(node), node.payload.x, rtol=1e-4, atol=1e-5)
+
+
+def test_fk_weights_stay_finite_with_extreme_scores():
+    for log_w in ([1e6, -1e6, 0.0], [-1e308, -1e308], [float("-inf"), 0.0], [1000.0, 1000.0 + 1e-9],
+                  [float("nan"), 1.0]):
+        ws = smc.normalise_log(log_w)
+        assert all(math.isfinite(w) and w >= 0 for w in ws)
+        assert sum(ws) == pytest.approx(1.0)
+        assert 1.0 <= smc.ess(ws) <= len(ws) + 1e-9
+    for kind in ("max", "sum", "diff"):
+        state: dict = {}
+        total = 0.0
+        for r in (0.0, 1.0, 1e-12, 1.0):
+            g, state = fk_steering.log_potential(kind, 1000.0, r, state)
+            total += g
+            assert math.isfinite(g)
+        ws = fk_steering.final_weights([total, 0.0], [total, 0.0], [1.0, 0.0], 1000.0)
+        assert all(math.isfinite(w) for w in ws) and ws[0] == pytest.approx(1.0)
+
+
+def test_fk_final_correction_makes_the_lineage_product_the_tilted_target():
+    # with the correction, a lineage's total log-weight is λ r_0 whatever the potential
+    for kind in ("max", "sum", "diff"):
+        state: dict = {}
+        log_prod = 0.0
+        for r in (0.2, 0.9, 0.4):
+            g, state = fk_steering.log_potential(kind, 5.0, r, state)
+            log_prod += g
+        final = log_prod + (5.0 * 0.7 - log_prod)
+        assert final == pytest.approx(5.0 * 0.7)
+
+
+def test_systematic_resampling_gives_floor_or_ceil_copies():
+    rng = random.Random(0)
+    ws = [0.5, 0.25, 0.125, 0.125]
+    for _ in range(20):
+        anc = smc.systematic(ws, rng)
+        assert anc == sorted(anc) and len(anc) == 4
+        for i, w in enumerate(ws):
+            assert math.floor(4 * w) <= anc.count(i) <= math.ceil(4 * w)
+
+
+def test_problems_are_class_and_seed():
+    p = im.problem_at("test", 17)
+    assert p.label == 7 and p.answer == "7" and p.uid == "test:17"
+    assert p.seed == im.problem_at("test", 17).seed != im.problem_at("test", 27).seed
+    assert im.parse_problem("digit 4").label == 4 and im.parse_problem("seven").label == 7
+    with pytest.raises(ValueError):
+        im.parse_problem("a cat")
+    with pytest.raises(ValueError):
+        im.parse_options({"eta": "2"})
+    assert im.parse_options({"steps": "8", "scheduler": "ddpm"})["steps"] == 8
+
+
+def test_node_payload_is_invisible_to_strategies():
+    # strategies only see Node fields; the payload is opaque to them
+    n = Node(id="n0", parent=None, depth=0, preview="digit 1")
+    assert n.payload is None
