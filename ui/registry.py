@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 
 PROBLEM_TEXT_MAX = 2000
 BUDGETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
-VERIFIER_KINDS = ("prm", "orm", "oracle", "judge")
+VERIFIER_KINDS = ("prm", "orm", "oracle", "judge", "classifier")
 
 
 @dataclass(frozen=True)
