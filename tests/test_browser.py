@@ -19,6 +19,7 @@ CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
+ACTION_TIMEOUT_MS = 90_000  # generous: a loaded 2-core machine renders slowly
 EVIL = '<script>window.__xss=1</script><img src=x onerror="window.__xss=2">${window.__xss=3}'
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing "
@@ -71,9 +72,10 @@ def browser():
 
 def new_page(browser, url: str):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(ACTION_TIMEOUT_MS)
     page.on("dialog", lambda d: d.dismiss())  # an alert() would be an injection: never block on it
     page.goto(url)
-    page.wait_for_selector("#run-btn", timeout=60_000)
+    page.wait_for_selector("#run-btn", timeout=120_000)
     return page
 
 
@@ -238,8 +240,9 @@ def test_two_sessions_at_once_each_see_only_their_run(served, browser):
     pages = []
     for ctx, strategy in ((ctx_a, "Particle filtering"), (ctx_b, "DVTS")):
         page = ctx.new_page()
+        page.set_default_timeout(ACTION_TIMEOUT_MS)
         page.goto(url)
-        page.wait_for_selector("#run-btn", timeout=60_000)
+        page.wait_for_selector("#run-btn", timeout=120_000)
         pick(page, "explore-strategy", strategy)
         pick(page, "explore-budget", "16")
         pages.append(page)
@@ -343,6 +346,7 @@ def test_time_to_first_update_vs_minimal_page(served, browser, capsys):
 
 def new_page_plain(browser, url: str, ready: str):
     page = browser.new_page(viewport={"width": 1200, "height": 800})
+    page.set_default_timeout(ACTION_TIMEOUT_MS)
     page.goto(url)
-    page.wait_for_selector(ready, timeout=60_000)
+    page.wait_for_selector(ready, timeout=120_000)
     return page

@@ -493,6 +493,31 @@ def particle_figure(state: ViewState, height: int = 460) -> go.Figure:
             if k is not None and k < len(alive[s + 1]) and alive[s + 1][k] and 0 <= j < len(alive[s]):
                 alive[s][j] = True
 
+    # Display rows: each population is ordered by its parents' rows, so ancestry lines never cross
+    # (a particle's index in the population is arbitrary; only who copied whom matters).
+    pos: list[list[float]] = [[float(j) for j in range(len(steps[0].weights))]]
+    for s in range(len(steps) - 1):
+        ps, n_next = steps[s], len(steps[s + 1].weights)
+        nxt = ps.next_index or list(range(len(ps.parent)))
+        key: dict[int, tuple[float, int]] = {}
+        for i, j in enumerate(ps.parent):
+            k = nxt[i] if i < len(nxt) else None
+            if k is not None and k < n_next and 0 <= j < len(pos[s]):
+                key[k] = (pos[s][j], i)
+        order = sorted(range(n_next), key=lambda k: key.get(k, (math.inf, k)))
+        row = [0.0] * n_next
+        for rank, k in enumerate(order):
+            row[k] = float(rank)
+        pos.append(row)
+    final_order = sorted(range(len(last.parent)),
+                         key=lambda i: (pos[-1][last.parent[i]] if 0 <= last.parent[i] < len(pos[-1]) else math.inf, i))
+    final_pos = [0.0] * len(last.parent)
+    for rank, i in enumerate(final_order):
+        final_pos[i] = float(rank)
+
+    def y_of(s: int, j: int) -> float:
+        return pos[s][j] if 0 <= j < len(pos[s]) else float(j)
+
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.74, 0.26], vertical_spacing=0.06)
     live_x: list[float] = []
     live_y: list[float] = []
@@ -509,7 +534,7 @@ def particle_figure(state: ViewState, height: int = 460) -> go.Figure:
             on = alive[s + 1][k] if s + 1 < len(steps) and k < len(alive[s + 1]) else True
             bx, by = (live_x, live_y) if on else (dead_x, dead_y)
             bx += [x0, x1, math.nan]
-            by += [float(j), float(k), math.nan]
+            by += [y_of(s, j), y_of(s + 1, k) if s + 1 < len(steps) else final_pos[k], math.nan]
     fig.add_trace(go.Scatter(x=_f32(dead_x), y=_f32(dead_y), mode="lines", hoverinfo="skip", name="extinct lineage",
                              line={"color": "#d3d3d8", "width": 1}), row=1, col=1)
     fig.add_trace(go.Scatter(x=_f32(live_x), y=_f32(live_y), mode="lines", hoverinfo="skip",
@@ -520,7 +545,7 @@ def particle_figure(state: ViewState, height: int = 460) -> go.Figure:
         counts = [ps.parent.count(j) for j in range(len(ps.weights))]
         for j, w in enumerate(ps.weights):
             px.append(float(ps.step))
-            py.append(float(j))
+            py.append(y_of(s, j))
             pw.append(w)
             pc.append("#3b6fd6" if alive[s][j] else "#b5b5bb")
             ph.append(f"step {ps.step} · particle {j}<br>weight {w:.3f} (uniform would be {1 / n:.3f})"
@@ -531,8 +556,8 @@ def particle_figure(state: ViewState, height: int = 460) -> go.Figure:
                              marker={"size": _f32([5 + 16 * math.sqrt(w / wmax) if wmax > 0 else 6 for w in pw]),
                                      "color": pc, "line": {"color": "#333", "width": 0.5}}), row=1, col=1)
     fx = [float(last.step) + 1.0] * len(last.parent)
-    fy = [float(i) for i in range(len(last.parent))]
-    fig.add_trace(go.Scatter(x=_f32(fx), y=_f32(fy), mode="markers", name="population after last resampling",
+    fy = final_pos
+    fig.add_trace(go.Scatter(x=_f32(fx), y=_f32(fy), mode="markers", name="final population",
                              hoverinfo="skip", marker={"size": 6, "color": "#3b6fd6", "symbol": "square"}),
                   row=1, col=1)
     sx = _f32([float(ps.step) for ps in steps])
@@ -545,7 +570,8 @@ def particle_figure(state: ViewState, height: int = 460) -> go.Figure:
     fig.update_layout(template=_TEMPLATE, height=height, uirevision=f"pf-{state.run_id}",
                       margin=dict(l=50, r=10, t=24, b=36), hovermode="closest",
                       legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0, "font": {"size": 11}})
-    fig.update_yaxes(title_text="particle", row=1, col=1, zeroline=False)
+    fig.update_yaxes(title_text="particles (ordered by ancestry)", row=1, col=1, zeroline=False,
+                     showticklabels=False)
     fig.update_yaxes(title_text="ESS", row=2, col=1, rangemode="tozero")
     fig.update_xaxes(title_text="resampling step", dtick=1, row=2, col=1)
     return fig
