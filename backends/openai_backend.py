@@ -8,8 +8,9 @@ a search runs on more than one machine: a vLLM cluster behind one endpoint.
   is continued exactly where it stopped; ``stop`` is the step delimiter.
 - ``k`` samples per prefix: one request per sample by default (``n=1``, seeds ``seed + i``), sent concurrently
   from a thread pool, each with its own exact ``usage``. ``use_n=True`` sends one request with ``n=k`` instead
-  (vLLM and SGLang honour ``n``; llama.cpp's server does not), and splits the usage by the per-choice token
-  lists when ``logprobs`` come back, evenly otherwise.
+  (vLLM and SGLang honour ``n``; llama.cpp's server answers one choice, and the missing samples are then
+  requested one by one), and splits the usage by the per-choice token lists when ``logprobs`` come back,
+  evenly otherwise.
 - Retries: connection errors, timeouts, HTTP 408/409/429 and 5xx are retried with exponential backoff
   (``backoff_s * 2**attempt``, ``retries`` times); other HTTP errors fail at once with the server's message.
 - Counts come from the server's ``usage``: ``completion_tokens`` are the generated tokens; the prompt of the
@@ -137,6 +138,16 @@ class OpenAIPolicy:
             resp = fut.result()
             for s, sample in zip(idx, self._samples(resp, len(idx), stop_at_delimiter)):
                 results[j][s] = sample
+        # A server that ignores ``n`` (llama.cpp) returns one choice: the missing samples go one by one.
+        missing = [(j, s) for j, g in enumerate(results) for s, x in enumerate(g) if x is None]
+        if missing:
+            if cancel is not None:
+                cancel.check()
+            extra = [self._pool.submit(self._post, "/completions",
+                                       {**body, "prompt": prefixes[j], "n": 1, "seed": seed + j * k + s})
+                     for j, s in missing]
+            for (j, s), fut in zip(missing, extra):
+                results[j][s] = self._samples(fut.result(), 1, stop_at_delimiter)[0]
         wall = time.perf_counter() - started
         n = sum(len(g) for g in results)
         for group in results:

@@ -121,6 +121,19 @@ def test_vllm_stop_reason_tells_eos_from_the_delimiter():
         s.close()
 
 
+def test_a_server_that_ignores_n_gets_the_missing_samples_one_by_one():
+    def one_choice(body):
+        return step_reply({**body, "n": 1})
+    s = Scripted(one_choice)
+    try:
+        policy = OpenAIPolicy("m", base_url=s.url, use_n=True)
+        (group,) = policy.generate_steps(["Q:"], k=3, seed=5)
+        assert [x.text for x in group] == ["step one"] * 3
+        assert [b["n"] for b in s.bodies] == [3, 1, 1] and sorted(b["seed"] for b in s.bodies[1:]) == [6, 7]
+    finally:
+        s.close()
+
+
 def test_retries_with_backoff_then_succeeds():
     s = Scripted(step_reply, fail_first=2)
     try:
