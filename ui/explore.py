@@ -234,6 +234,8 @@ def stream_run(ctx: AppContext, config, key: str, viewer: Viewer) -> Iterator[tu
                 events.append(item)
                 views.fold([item], state=st)
                 dirty = True
+                if (st.nodes and not shown_nodes) or time.monotonic() - last_sent >= interval:
+                    break  # an update is due: send it rather than keep draining a busy queue
                 try:
                     item = q.get_nowait()
                 except queue.Empty:
