@@ -100,9 +100,8 @@ class VLLMPolicy:
                                wall_s=wall / max(1, len(prefixes) * k))
                 group.append(StepSample(text=c.text, finished=finished, generated_tokens=n_new,
                                         prompt_tokens=shared, cost=cost))
-                if c.logprobs:
-                    lps.append([max(d.values(), key=lambda x: x.logprob).logprob if isinstance(d, dict) else float(d)
-                                for d in c.logprobs])
+                if c.logprobs:  # one dict per position: token id -> Logprob; keep the sampled token's
+                    lps.append([d[t].logprob if t in d else float("nan") for t, d in zip(c.token_ids, c.logprobs)])
             groups.append(group)
             self.last_logprobs.append(lps)
         if groups and groups[0]:
