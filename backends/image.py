@@ -394,14 +394,8 @@ class ImageSpace:
     def extend(self, nodes: list[Node], k: int, temperature: float | None = None) -> list[list[Node]]:
         """One denoising step from each node, ``k`` children each (each child with its own step noise)."""
         parents = [n for n in nodes for _ in range(k)]
-        lats = self._roots_to_noise(parents)
-        fresh = []
-        seen: dict[int, int] = {}
-        for lat in lats:  # the j-th child of a latent takes a key of its own
-            j = seen.get(id(lat), 0)
-            seen[id(lat)] = j + 1
-            fresh.append(lat if j == 0 else lat.clone(derive(lat.key, "child", j)))
-        stepped, cost = denoise(self.model, self.sampling, self.label, fresh, self.cancel)
+        lats = self._roots_to_noise(parents)  # the j-th child of a node gets a key (a step noise) of its own
+        stepped, cost = denoise(self.model, self.sampling, self.label, lats, self.cancel)
         self._spend(cost)
         per = _split_cost(cost, len(stepped))
         kids = [self._node(p, lat, per) for p, lat in zip(parents, stepped)]

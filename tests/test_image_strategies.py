@@ -169,3 +169,26 @@ class _Brightness:
     def score(self, images, labels):
         from strategies.core import Compute
         return [float(torch.sigmoid(x.mean() * 4)) for x in images], Compute(verifier_calls=len(images))
+
+
+def test_cli_run_on_the_embedded_model(tmp_path):
+    """The documented command on the committed tiny-digits weights (skipped where they are not trained)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from backends import catalog
+    if not all(catalog.CATALOG[i].availability()[0] for i in ("tiny-digits", "digit-classifier", "digit-judge")):
+        pytest.skip("embedded image models not trained here (python -m backends.embedded.digits.train)")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TTS_IMAGES_DIR": str(tmp_path / "img")}
+    p = subprocess.run([sys.executable, "app.py", "--db", str(tmp_path / "cli.db"), "run", "--domain", "image",
+                        "--model", "tiny-digits", "--verifier", "digit-classifier", "--judge", "digit-judge",
+                        "--strategy", "random_search", "--budget", "4", "--problem-id", "test:3",
+                        "--option", "steps=10", "--json"], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                       env=env)
+    assert p.returncode == 0, p.stderr[-2000:]
+    out = json.loads(p.stdout)
+    assert out["status"] == "finished" and out["problem"]["answer"] == "3"
+    assert out["compute"]["nfe"] == 40 and isinstance(out["correct"], bool)
+    assert out["extras"]["mean_verifier_score"] is not None and len(out["extras"]["candidates_judged"]) == 4

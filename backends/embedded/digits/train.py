@@ -14,7 +14,11 @@ on, for the real-digit accuracies). The diffusion model trains on A and B.
   prediction, 1,000 timesteps, cosine "squaredcos_cap_v2" betas, x0 clipped to [-1, 1] when sampling,
   "trailing" timestep spacing so a 20-step schedule starts at pure noise). AdamW with warmup and
   cosine decay; the saved weights are an exponential moving average. The number of steps is fixed, and
-  deliberately small: samples must look like digits but be imperfect, so that search matters.
+  deliberately small: samples must look like digits but be imperfect, so that search matters (digits
+  are easy: after 800 steps the judge recognised 99.5% of plain samples, leaving search nothing to do).
+  EMA snapshots are kept every 1/15 of the run; the script ships the one whose plain samples the
+  held-out judge recognises at a rate closest to the middle of 40%..85% (100 seeded samples, a fixed
+  rule, see ``choose_snapshot``).
 * ``digit-classifier`` (``SmallCNN``): trained on A with one-pixel random shifts.
 * ``digit-judge`` (``JudgeNet``): a different architecture trained on B with a different augmentation:
   random rotations (up to 12 degrees), scaling (0.9..1.1), sub-pixel translations and pixel noise.
@@ -73,7 +77,9 @@ def load_data() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
 
 # ---- the diffusion model -------------------------------------------------------------------------------------
 
-def train_unet(data, steps: int, batch: int, lr: float, seed: int):
+def train_unet(data, steps: int, batch: int, lr: float, seed: int, snapshots: tuple[int, ...] = ()):
+    """DDPM training; returns the EMA model, the scheduler, the seconds spent and EMA snapshots by step."""
+    import copy
     from diffusers import DDPMScheduler, UNet2DModel
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
@@ -95,6 +101,7 @@ def train_unet(data, steps: int, batch: int, lr: float, seed: int):
     unet.train()
     started = time.perf_counter()
     running = 0.0
+    kept: dict[int, dict] = {}
     for s in range(steps):
         idx = torch.randint(0, len(x_all), (batch,), generator=g)
         x0, y = x_all[idx], y_all[idx].clone()
@@ -114,12 +121,15 @@ def train_unet(data, steps: int, batch: int, lr: float, seed: int):
             for pe, p in zip(ema.parameters(), unet.parameters()):
                 pe.mul_(decay).add_(p.detach(), alpha=1 - decay)
         running = 0.98 * running + 0.02 * loss.item() if s else loss.item()
+        if s + 1 in snapshots:
+            kept[s + 1] = copy.deepcopy(ema.state_dict())
         if s % 100 == 0 or s == steps - 1:
             say(f"  unet step {s:5d}/{steps}  loss {running:.4f}  lr {lr_at(s):.2e}  "
                 f"{time.perf_counter() - started:6.0f} s")
     for be, b in zip(ema.buffers(), unet.buffers()):
         be.copy_(b)
-    return ema.eval(), sched, time.perf_counter() - started
+    kept[steps] = copy.deepcopy(ema.state_dict())
+    return ema.eval(), sched, time.perf_counter() - started, kept
 
 
 # ---- the verifiers ------------------------------------------------------------------------------------------
@@ -180,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(DEFAULT_OUT))
     ap.add_argument("--quick", action="store_true", help="a few steps of everything, to check the pipeline")
     ap.add_argument("--unet-steps", type=int, default=None)
-    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--only", default="unet,classifier,judge", help="comma list of what to train")
@@ -192,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     only = set(args.only.split(","))
-    unet_steps = args.unet_steps or (120 if args.quick else 800)
+    unet_steps = args.unet_steps or (120 if args.quick else 300)
     epochs_c, epochs_j = (3, 3) if args.quick else (40, 60)
     t_all = time.perf_counter()
     say(f"tiny-digits training: seed {args.seed}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
@@ -203,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
 
     xt, yt = data["test"]
     if "classifier" in only:
+        torch.manual_seed(args.seed + 1)  # initial weights: seeded like everything else
         clf = iv.SmallCNN(size=SIZE)
         secs = train_classifier(clf, *data["A"], epochs_c, 3e-3, shift_aug, args.seed + 1)
         iv.save(clf, out / "digit-classifier", {"architecture": "SmallCNN", "kwargs": {"size": SIZE}, "size": SIZE,
@@ -211,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         say(f"digit-classifier: {sum(p.numel() for p in clf.parameters())} params, {secs:.0f} s, "
             f"test accuracy on real digits {accuracy(clf, xt, yt):.3f}")
     if "judge" in only:
+        torch.manual_seed(args.seed + 2)
         judge = iv.JudgeNet(size=SIZE)
         secs = train_classifier(judge, *data["B"], epochs_j, 3e-3, affine_aug, args.seed + 2)
         iv.save(judge, out / "digit-judge", {"architecture": "JudgeNet", "kwargs": {"size": SIZE}, "size": SIZE,
@@ -219,7 +231,11 @@ def main(argv: list[str] | None = None) -> int:
         say(f"digit-judge: {sum(p.numel() for p in judge.parameters())} params, {secs:.0f} s, "
             f"test accuracy on real digits {accuracy(judge, xt, yt):.3f}")
     if "unet" in only:
-        unet, sched, secs = train_unet(data, unet_steps, args.batch, args.lr, args.seed)
+        every = max(1, unet_steps // 15)
+        snaps = tuple(range(every, unet_steps, every))
+        unet, sched, secs, kept = train_unet(data, unet_steps, args.batch, args.lr, args.seed, snaps)
+        chosen = choose_snapshot(unet, sched, kept, out / "digit-judge")
+        unet.load_state_dict(kept[chosen])
         folder = out / "tiny-digits"
         unet.save_pretrained(str(folder / "unet"))
         sched.save_pretrained(str(folder / "scheduler"))
@@ -228,13 +244,38 @@ def main(argv: list[str] | None = None) -> int:
              "scheduler": ["diffusers", "DDPMScheduler"]}, indent=2) + "\n")
         size_mb = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 1e6
         say(f"tiny-digits: {sum(p.numel() for p in unet.parameters())} params, {size_mb:.1f} MB on disk, "
-            f"trained {secs:.0f} s ({secs / 60:.1f} min)")
+            f"trained {secs:.0f} s ({secs / 60:.1f} min) wall; shipped the EMA snapshot at step {chosen}")
     evaluate(out, per_class=5 if args.quick else 20)
     say(f"total wall time {time.perf_counter() - t_all:.0f} s")
     log = Path(args.log) if args.log else (None if args.quick else HERE / "TRAINING_LOG.txt")
     if log:
         log.write_text("\n".join(LOG_LINES) + "\n")
     return 0
+
+
+def choose_snapshot(unet, sched, kept: dict[int, dict], judge_dir: Path, low: float = 0.40,
+                    high: float = 0.85) -> int:
+    """The EMA snapshot whose plain samples the judge recognises at a rate closest to the middle of
+    [low, high] (ties: the later one).
+
+    The issue asks for digits that look like digits but leave room for search; the rule is fixed and
+    seeded (100 samples, 10 per class, default sampler, seeds apart from the final evaluation's), so the
+    choice is reproducible.
+    """
+    judge = iv.ClassifierVerifier(judge_dir, "digit-judge")
+    labels = [c for c in range(10) for _ in range(10)]
+    seeds = [image_mod.derive("select", i) for i in range(len(labels))]
+    target = (low + high) / 2
+    best, best_gap = max(kept), float("inf")
+    for step in sorted(kept):
+        unet.load_state_dict(kept[step])
+        model = image_mod.DiffusionModel.from_parts(unet, dict(sched.config), name=f"snapshot-{step}")
+        images = image_mod.sample(model, image_mod.Sampling(20, 1.0, 1.0), labels, seeds)
+        acc = sum(v["correct"] for v in judge.verdicts(images, labels)) / len(labels)
+        say(f"  snapshot at step {step}: judge accuracy on 100 plain samples {acc:.2f}")
+        if abs(acc - target) <= best_gap:
+            best, best_gap = step, abs(acc - target)
+    return best
 
 
 def evaluate(out: Path, per_class: int = 20) -> None:
