@@ -1,0 +1,618 @@
+"""Train the embedded models from scratch: two policies (tiny-arith-s, tiny-arith-l) and a PRM (tiny-prm).
+
+Run ``python -m backends.embedded.train [--out backends/embedded/models] [--only s,l,prm] [--quick]``.
+
+What it trains
+--------------
+* One shared tokenizer, built (not learned) on the task's alphabet: a ``tokenizers`` WordLevel model whose
+  pre-tokenizer isolates every digit, every newline and every word or symbol together with at most one
+  space on each side ("Multiply ", " = ", ". "), so digits are single tokens, "\\n" is its own token, the
+  task's text round-trips exactly through ``decode(encode(x))`` and sequences stay short (merging the
+  spaces into the word tokens takes about a quarter of the tokens off). Special tokens ``<pad>``, ``<eos>``
+  and ``<unk>``; no BOS (every prompt begins with the same "Start " token anyway).
+* ``tiny-arith-s`` and ``tiny-arith-l``: ``LlamaForCausalLM`` policies trained on
+  ``problem.text + "\\n" + problem.solution + <eos>`` with the loss on the solution and the EOS only. The
+  prompt at inference is exactly ``problem.text + "\\n"``. Data are unlimited: fresh train-split problems
+  (seeds 0..9,999,999, difficulty drawn uniformly from 1..5) are generated on the fly, sorted by length
+  inside pools of batches to cut padding. AdamW, linear warmup then cosine decay to a tenth, gradient
+  clipping at 1. L has about six times the parameters of S and trains for longer.
+* ``tiny-prm``: ``LlamaForTokenClassification`` (2 labels, 1 = "step is correct") whose input is
+  ``problem.text + "\\n" + "\\n".join(steps) + "\\n"``; the score of step i is softmax(logits)[1] at the
+  "\\n" token that ends step i, and cross-entropy is applied only at those positions (everything else is
+  -100). Its backbone starts from the trained L policy (a PRM is usually initialised from a policy LM:
+  it already knows the arithmetic it has to check) with a fresh 2-way head.
+
+Labels for the PRM
+------------------
+The PRM is trained on the policies' OWN samples: solutions sampled from S and L at temperatures 0.7 to
+1.0 on train-split problems, split with ``arith.split_steps`` and labelled with ``arith.step_labels``,
+plus the ground-truth solutions. ``step_labels`` is the exact check with first-error semantics: a step
+is correct while it and every step before it equal the canonical chain. On this task the exact check
+replaces Math-Shepherd's Monte-Carlo rollouts: Math-Shepherd estimates whether a step can still reach the
+right answer by completing it N times with the policy, a noisy and costly proxy needed when steps cannot
+be verified; here every step can be verified exactly for free, and after a wrong step no continuation
+of the canonical chain exists anyway (the chain's running value is already wrong), so the exact label
+is what rollouts would approximate, without their noise.
+
+Evaluation (printed at the end, test split, difficulties cycle 1..5): greedy accuracy of S and L overall
+and per difficulty, oracle pass@16 of S at temperature 0.8 (any of 16 correct), and the PRM's step-level
+AUROC on S's own temperature-0.8 samples of test problems (the same samples as pass@16).
+
+Everything is seeded (``torch.manual_seed``, ``random.Random``) and runs on ``torch.set_num_threads(2)``.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+
+import torch
+from tqdm.auto import tqdm
+
+from backends.embedded import arith
+
+log = logging.getLogger(__name__)
+
+PAD, EOS, UNK = "<pad>", "<eos>", "<unk>"
+NEWLINE = "\n"
+_WORDS = ("Start", "with", "Add", "Subtract", "Multiply", "by", "The", "answer", "is")
+_SYMBOLS = (".", "+", "-", "*", "=")
+# A word or symbol with at most one space each side, a single digit, a newline, any other single whitespace.
+_SPLIT_PATTERN = r" ?[A-Za-z]+ ?| ?[^\sA-Za-z0-9] ?|[0-9]|\n|\s"
+DEFAULT_OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models")
+MAX_LEN = 192
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Tokenizer
+# ----------------------------------------------------------------------------------------------------------
+def tokenizer_vocab() -> list[str]:
+    vocab = [PAD, EOS, UNK, NEWLINE, " "] + [str(d) for d in range(10)]
+    for piece in _WORDS + _SYMBOLS:
+        vocab += [piece, " " + piece, piece + " ", " " + piece + " "]
+    return vocab
+
+
+def build_tokenizer():
+    """The shared tokenizer as a ``PreTrainedTokenizerFast``."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {tok: i for i, tok in enumerate(tokenizer_vocab())}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token=UNK))
+    backend.pre_tokenizer = pre_tokenizers.Split(Regex(_SPLIT_PATTERN), behavior="isolated")
+    backend.decoder = decoders.Fuse()
+    backend.add_special_tokens([PAD, EOS, UNK])
+    tok = PreTrainedTokenizerFast(tokenizer_object=backend, pad_token=PAD, eos_token=EOS, unk_token=UNK,
+                                  model_max_length=MAX_LEN, clean_up_tokenization_spaces=False)
+    return tok
+
+
+class Encoder:
+    """Fast plain encoding (no special tokens) through the backend tokenizer."""
+
+    def __init__(self, tok) -> None:
+        from tokenizers import Tokenizer
+
+        self.tok = tok
+        # A private copy: calling ``tok(..., padding=True)`` (as sampling does) turns padding on in the shared
+        # backend, which would silently pad every later encode_batch.
+        self.backend = Tokenizer.from_str(tok.backend_tokenizer.to_str())
+        self.backend.no_padding()
+        self.backend.no_truncation()
+        self.pad_id, self.eos_id = tok.pad_token_id, tok.eos_token_id
+        self.nl_id = tok.convert_tokens_to_ids(NEWLINE)
+
+    def __call__(self, texts: list[str]) -> list[list[int]]:
+        return [e.ids for e in self.backend.encode_batch(texts, add_special_tokens=False)]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Policy data
+# ----------------------------------------------------------------------------------------------------------
+def prompt_of(problem: arith.Problem) -> str:
+    return problem.text + NEWLINE
+
+
+class ChainStream:
+    """Endless batches of fresh train-split chains, length-bucketed inside pools of ``pool`` batches."""
+
+    def __init__(self, enc: Encoder, seed: int, batch_size: int, pool: int = 32,
+                 weights: tuple[float, ...] | None = None) -> None:
+        self.enc, self.rng, self.batch_size, self.pool = enc, random.Random(seed), batch_size, pool
+        self.weights = weights
+
+    def _problem(self) -> arith.Problem:
+        seed = self.rng.randrange(arith.SPLITS["train"], arith.SPLITS["dev"])
+        if self.weights is None:
+            return arith.generate(seed)
+        return arith.generate(seed, self.rng.choices(range(1, 6), weights=self.weights)[0])
+
+    def __iter__(self):
+        while True:
+            problems = [self._problem() for _ in range(self.batch_size * self.pool)]
+            prompts = self.enc([prompt_of(p) for p in problems])
+            sols = self.enc([p.solution for p in problems])
+            rows = [(pr, so + [self.enc.eos_id]) for pr, so in zip(prompts, sols)]
+            rows.sort(key=lambda r: len(r[0]) + len(r[1]))
+            batches = [rows[i:i + self.batch_size] for i in range(0, len(rows), self.batch_size)]
+            self.rng.shuffle(batches)
+            for batch in batches:
+                yield collate_lm(batch, self.enc.pad_id)
+
+
+def collate_lm(rows: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
+    width = min(MAX_LEN, max(len(p) + len(s) for p, s in rows))
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(rows), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, (p, s) in enumerate(rows):
+        seq = (p + s)[:width]
+        ids[i, :len(seq)] = torch.tensor(seq)
+        mask[i, :len(seq)] = 1
+        lab = ([-100] * len(p) + s)[:width]
+        labels[i, :len(lab)] = torch.tensor(lab)
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Models and training
+# ----------------------------------------------------------------------------------------------------------
+@dataclass
+class Spec:
+    hidden: int
+    layers: int
+    heads: int
+    inter: int
+    steps: int
+    batch: int
+    lr: float
+    warmup: int
+    seed: int
+    init: float = 0.02  # initializer_range (std of the normal init)
+    weights: tuple[float, ...] | None = None  # training mix over difficulties 1..5; None = uniform
+
+
+SPECS = {
+    "s": Spec(hidden=96, layers=4, heads=4, inter=256, steps=2200, batch=64, lr=3e-3, warmup=100, seed=1),
+    "l": Spec(hidden=192, layers=6, heads=6, inter=512, steps=1300, batch=64, lr=1.5e-3, warmup=100, seed=2),
+    # PRM: backbone from L, fine-tuned on labelled samples.
+    "prm": Spec(hidden=192, layers=6, heads=6, inter=512, steps=500, batch=64, lr=5e-4, warmup=50, seed=3),
+}
+QUICK_STEPS = {"s": 12, "l": 8, "prm": 8}
+
+
+def llama_config(spec: Spec, tok, **extra):
+    from transformers import LlamaConfig
+
+    return LlamaConfig(vocab_size=len(tok), hidden_size=spec.hidden, num_hidden_layers=spec.layers,
+                       num_attention_heads=spec.heads, num_key_value_heads=spec.heads,
+                       intermediate_size=spec.inter, max_position_embeddings=MAX_LEN, rope_theta=10000.0,
+                       tie_word_embeddings=True, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+                       bos_token_id=None, initializer_range=spec.init, **extra)
+
+
+def n_params(model) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def make_optimizer(model, spec: Spec, steps: int):
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}],
+                            lr=spec.lr, betas=(0.9, 0.98), eps=1e-8)
+    warmup = min(spec.warmup, max(1, steps // 10))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, steps - warmup))
+        return 0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+def train_loop(model, batches, steps: int, spec: Spec, desc: str) -> list[float]:
+    """Generic AdamW loop over an iterator of model-input dicts; returns the loss curve."""
+    model.train()
+    opt, sched = make_optimizer(model, spec, steps)
+    losses, window = [], []
+    bar = tqdm(range(steps), desc=desc, mininterval=5.0, file=sys.stderr)
+    it = iter(batches)
+    for step in bar:
+        batch = next(it)
+        loss = model(**batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        window.append(loss.item())
+        if len(window) == 50 or step == steps - 1:
+            avg = sum(window) / len(window)
+            losses.append(avg)
+            bar.set_postfix(loss=f"{avg:.4f}", lr=f"{sched.get_last_lr()[0]:.2e}")
+            if len(losses) % 5 == 0 or step == steps - 1:
+                log.info("%s step %d/%d loss %.4f", desc, step + 1, steps, avg)
+            window = []
+    model.eval()
+    return losses
+
+
+def train_policy(name: str, spec: Spec, tok, steps: int):
+    from transformers import LlamaForCausalLM
+
+    torch.manual_seed(spec.seed)
+    model = LlamaForCausalLM(llama_config(spec, tok))
+    log.info("tiny-arith-%s: %d parameters, %s", name, n_params(model), asdict(spec))
+    stream = ChainStream(Encoder(tok), seed=spec.seed, batch_size=spec.batch, weights=spec.weights)
+    train_loop(model, stream, steps, spec, f"train {name}")
+    return model
+
+
+def save_model(model, tok, path: str) -> None:
+    from transformers import GenerationConfig
+
+    if os.path.isdir(path):
+        shutil.rmtree(path)
+    os.makedirs(path)
+    model.config.use_cache = True
+    if hasattr(model, "generation_config") and model.can_generate():
+        model.generation_config = GenerationConfig(eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+                                                   bos_token_id=None, do_sample=False, max_new_tokens=96)
+    model.save_pretrained(path)
+    build_tokenizer().save_pretrained(path)  # a pristine copy: no padding state left by batched sampling
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Sampling and evaluation
+# ----------------------------------------------------------------------------------------------------------
+@torch.no_grad()
+def sample_solutions(model, tok, prompts: list[str], temperature: float, seed: int, batch_size: int = 256,
+                     max_new_tokens: int = 96, desc: str = "sample") -> list[str]:
+    """Full solutions (until EOS) for each prompt; temperature 0 is greedy. Batched with left padding."""
+    model.eval()
+    order = sorted(range(len(prompts)), key=lambda i: (len(prompts[i]), i))
+    out: list[str] = [""] * len(prompts)
+    old_side = tok.padding_side
+    tok.padding_side = "left"
+    try:
+        for b in tqdm(range(0, len(order), batch_size), desc=desc, mininterval=5.0, file=sys.stderr):
+            idx = order[b:b + batch_size]
+            enc = tok([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
+            torch.manual_seed(seed * 100_003 + b)
+            kwargs = dict(do_sample=True, temperature=temperature, top_k=0, top_p=1.0) if temperature > 0 \
+                else dict(do_sample=False)
+            gen = model.generate(**enc, max_new_tokens=max_new_tokens, eos_token_id=tok.eos_token_id,
+                                 pad_token_id=tok.pad_token_id, **kwargs)
+            texts = tok.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+            for i, t in zip(idx, texts):
+                out[i] = t
+    finally:
+        tok.padding_side = old_side
+    return out
+
+
+def test_problems(n: int) -> list[arith.Problem]:
+    return [arith.problem_at("test", i) for i in range(n)]
+
+
+def per_difficulty(problems: list[arith.Problem], ok: list[bool]) -> dict[int, float]:
+    res = {}
+    for d in range(1, 6):
+        vals = [o for p, o in zip(problems, ok) if p.difficulty == d]
+        if vals:
+            res[d] = sum(vals) / len(vals)
+    return res
+
+
+def greedy_accuracy(model, tok, problems: list[arith.Problem], desc: str) -> tuple[float, dict[int, float]]:
+    sols = sample_solutions(model, tok, [prompt_of(p) for p in problems], 0.0, seed=0, desc=desc)
+    ok = [arith.is_correct(p, arith.extract_answer(s)) for p, s in zip(problems, sols)]
+    return sum(ok) / len(ok), per_difficulty(problems, ok)
+
+
+def auroc(scores: list[float], labels: list[int]) -> float:
+    """Rank-based AUROC (Mann-Whitney U) with average ranks for ties."""
+    pairs = sorted(zip(scores, labels))
+    ranks = [0.0] * len(pairs)
+    i = 0
+    while i < len(pairs):
+        j = i
+        while j + 1 < len(pairs) and pairs[j + 1][0] == pairs[i][0]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[k] = (i + j) / 2 + 1
+        i = j + 1
+    n_pos = sum(lab for _, lab in pairs)
+    n_neg = len(pairs) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    rank_sum = sum(r for r, (_, lab) in zip(ranks, pairs) if lab == 1)
+    return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# PRM
+# ----------------------------------------------------------------------------------------------------------
+def prm_text(problem: arith.Problem, steps: list[str]) -> str:
+    return problem.text + NEWLINE + NEWLINE.join(steps) + NEWLINE
+
+
+def prm_rows(enc: Encoder, items: list[tuple[arith.Problem, list[str]]]) -> list[tuple[list[int], list[int]]]:
+    """(input ids, step-end positions) per item; positions past MAX_LEN are dropped."""
+    ids_list = enc([prm_text(p, s) for p, s in items])
+    rows = []
+    for (p, steps), ids in zip(items, ids_list):
+        ids = ids[:MAX_LEN]
+        nls = [i for i, t in enumerate(ids) if t == enc.nl_id][1:]  # the first "\n" ends the problem text
+        rows.append((ids, nls[:len(steps)]))
+    return rows
+
+
+def collate_prm(rows, labels_list, pad_id: int) -> dict[str, torch.Tensor]:
+    width = max(len(ids) for ids, _ in rows)
+    ids_t = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    labels = torch.full((len(rows), width), -100, dtype=torch.long)
+    for i, ((ids, pos), labs) in enumerate(zip(rows, labels_list)):
+        ids_t[i, :len(ids)] = torch.tensor(ids)
+        mask[i, :len(ids)] = 1
+        for p, lab in zip(pos, labs):
+            labels[i, p] = lab
+    return {"input_ids": ids_t, "attention_mask": mask, "labels": labels}
+
+
+@torch.no_grad()
+def prm_scores(prm, enc: Encoder, items: list[tuple[arith.Problem, list[str]]], batch_size: int = 128,
+               desc: str = "prm score") -> list[list[float]]:
+    """P(correct) per step for each (problem, steps) item."""
+    prm.eval()
+    rows = prm_rows(enc, items)
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]))
+    out: list[list[float]] = [[] for _ in rows]
+    for b in tqdm(range(0, len(order), batch_size), desc=desc, mininterval=5.0, file=sys.stderr):
+        idx = order[b:b + batch_size]
+        batch = collate_prm([rows[i] for i in idx], [[] for _ in idx], enc.pad_id)
+        batch.pop("labels")
+        probs = prm(**batch).logits.float().softmax(-1)[..., 1]
+        for j, i in enumerate(idx):
+            out[i] = [probs[j, p].item() for p in rows[i][1]]
+    return out
+
+
+class PRMStream:
+    """Shuffled epochs of labelled PRM rows, length-bucketed inside pools."""
+
+    def __init__(self, rows, labels, pad_id: int, batch_size: int, seed: int, pool: int = 16) -> None:
+        self.rows, self.labels, self.pad_id, self.bs, self.pool = rows, labels, pad_id, batch_size, pool
+        self.rng = random.Random(seed)
+
+    def __iter__(self):
+        idx = list(range(len(self.rows)))
+        while True:
+            self.rng.shuffle(idx)
+            chunk = self.bs * self.pool
+            for c in range(0, len(idx), chunk):
+                part = sorted(idx[c:c + chunk], key=lambda i: len(self.rows[i][0]))
+                batches = [part[i:i + self.bs] for i in range(0, len(part), self.bs)]
+                self.rng.shuffle(batches)
+                for b in batches:
+                    yield collate_prm([self.rows[i] for i in b], [self.labels[i] for i in b], self.pad_id)
+
+
+def build_prm_data(policies: dict, tok, n_problems: int, samples_per: int, seed: int):
+    """Labelled (problem, steps, labels) from the policies' own samples on train problems + ground truth."""
+    rng = random.Random(seed)
+    temps = (0.7, 0.8, 1.0)
+    items, labels = [], []
+    stats = {}
+    for name, model in policies.items():
+        problems = [arith.generate(rng.randrange(arith.SPLITS["train"], arith.SPLITS["dev"]))
+                    for _ in range(n_problems)]
+        prompts, owners = [], []
+        for p in problems:
+            for k in range(samples_per):
+                prompts.append(prompt_of(p))
+                owners.append((p, temps[k % len(temps)]))
+        by_temp: dict[float, list[int]] = {}
+        for i, (_, t) in enumerate(owners):
+            by_temp.setdefault(t, []).append(i)
+        texts = [""] * len(prompts)
+        for t, idx in sorted(by_temp.items()):
+            outs = sample_solutions(model, tok, [prompts[i] for i in idx], t, seed=seed + int(t * 100),
+                                    desc=f"sample {name} T={t}")
+            for i, o in zip(idx, outs):
+                texts[i] = o
+        n_steps = n_pos = 0
+        for (p, _), text in zip(owners, texts):
+            steps = arith.split_steps(text)
+            if not steps:
+                continue
+            labs = arith.step_labels(p, steps)
+            items.append((p, steps))
+            labels.append(labs)
+            n_steps += len(labs)
+            n_pos += sum(labs)
+        stats[name] = (len(texts), n_steps, n_pos)
+        for p in problems:
+            items.append((p, p.steps))
+            labels.append([1] * len(p.steps))
+    for name, (n, s, pos) in stats.items():
+        log.info("PRM data from %s: %d samples, %d steps, %.1f%% correct steps", name, n, s, 100 * pos / max(1, s))
+    return items, labels
+
+
+def train_prm(spec: Spec, tok, init_from, items, labels, steps: int):
+    from transformers import LlamaForTokenClassification
+
+    torch.manual_seed(spec.seed)
+    cfg = llama_config(spec, tok, num_labels=2, id2label={0: "incorrect", 1: "correct"},
+                       label2id={"incorrect": 0, "correct": 1})
+    if init_from is not None:
+        src = init_from.config
+        for key in ("hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
+                    "intermediate_size"):
+            setattr(cfg, key, getattr(src, key))
+    cfg.tie_word_embeddings = False
+    prm = LlamaForTokenClassification(cfg)
+    if init_from is not None:
+        missing = prm.model.load_state_dict(init_from.model.state_dict())
+        log.info("PRM backbone initialised from the policy (%s)", missing)
+    log.info("tiny-prm: %d parameters", n_params(prm))
+    enc = Encoder(tok)
+    rows = prm_rows(enc, items)
+    stream = PRMStream(rows, labels, enc.pad_id, spec.batch, seed=spec.seed)
+    train_loop(prm, stream, steps, spec, "train prm")
+    return prm
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Main
+# ----------------------------------------------------------------------------------------------------------
+def load_policy(path: str):
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default=DEFAULT_OUT)
+    ap.add_argument("--only", default="s,l,prm", help="comma-separated subset of s,l,prm")
+    ap.add_argument("--quick", action="store_true", help="a few steps of each into a temp dir (smoke test)")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stdout)
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+    random.seed(0)
+    only = {x.strip() for x in args.only.split(",") if x.strip()}
+    out = tempfile.mkdtemp(prefix="embedded-quick-") if args.quick else args.out
+    if args.quick:
+        # Smoke runs must not overwrite committed weights; reuse existing policies when only the PRM is asked.
+        for n in ("s", "l"):
+            src = os.path.join(args.out, f"tiny-arith-{n}")
+            if n not in only and os.path.isdir(src):
+                shutil.copytree(src, os.path.join(out, f"tiny-arith-{n}"))
+    os.makedirs(out, exist_ok=True)
+    n_eval = 20 if args.quick else 500
+    n_pass = 10 if args.quick else 200
+    k_pass = 4 if args.quick else 16
+    prm_problems, prm_samples = (8, 2) if args.quick else (1500, 6)
+    steps = {n: (QUICK_STEPS[n] if args.quick else SPECS[n].steps) for n in SPECS}
+    log.info("output: %s; phases: %s; torch threads %d", out, sorted(only), torch.get_num_threads())
+
+    times: dict[str, float] = {}
+    t_all = time.time()
+    tok = build_tokenizer()
+    paths = {n: os.path.join(out, f"tiny-arith-{n}") for n in ("s", "l")}
+    paths["prm"] = os.path.join(out, "tiny-prm")
+    policies = {}
+    for n in ("s", "l"):
+        if n in only:
+            t0 = time.time()
+            policies[n] = train_policy(n, SPECS[n], tok, steps[n])
+            save_model(policies[n], tok, paths[n])
+            times[f"train {n}"] = time.time() - t0
+        elif os.path.isdir(paths[n]):
+            policies[n] = load_policy(paths[n])
+    problems = test_problems(n_eval)
+    results: dict = {"params": {}}
+    for n, model in policies.items():
+        results["params"][n] = n_params(model)
+    for n, model in policies.items():
+        t0 = time.time()
+        results[f"greedy_{n}"] = greedy_accuracy(model, tok, problems, desc=f"greedy {n}")
+        times[f"eval greedy {n}"] = time.time() - t0
+        log.info("%s greedy accuracy %.3f %s", n, *results[f"greedy_{n}"])
+
+    pass_items = None
+    if "s" in policies:
+        t0 = time.time()
+        pp = test_problems(n_pass)
+        prompts = [prompt_of(p) for p in pp for _ in range(k_pass)]
+        texts = sample_solutions(policies["s"], tok, prompts, 0.8, seed=7, desc="pass@16 s")
+        ok = [arith.is_correct(p, arith.extract_answer(t)) for p, t in zip([p for p in pp for _ in range(k_pass)],
+                                                                           texts)]
+        any_ok = [any(ok[i * k_pass:(i + 1) * k_pass]) for i in range(len(pp))]
+        mean_ok = [sum(ok[i * k_pass:(i + 1) * k_pass]) / k_pass for i in range(len(pp))]
+        results["pass_s"] = (sum(any_ok) / len(any_ok), per_difficulty(pp, any_ok))
+        results["sample_acc_s"] = (sum(mean_ok) / len(mean_ok), per_difficulty(pp, mean_ok))
+        pass_items = [(p, arith.split_steps(t)) for p, t in zip([p for p in pp for _ in range(k_pass)], texts)]
+        pass_items = [(p, s) for p, s in pass_items if s]
+        times["eval pass@16 s"] = time.time() - t0
+
+    prm = None
+    if "prm" in only and policies:
+        t0 = time.time()
+        items, labels = build_prm_data(policies, tok, prm_problems, prm_samples, seed=11)
+        times["sample prm data"] = time.time() - t0
+        t0 = time.time()
+        prm = train_prm(SPECS["prm"], tok, policies.get("l") or policies.get("s"), items, labels, steps["prm"])
+        save_model(prm, tok, paths["prm"])
+        times["train prm"] = time.time() - t0
+    elif os.path.isdir(paths["prm"]):
+        from transformers import AutoModelForTokenClassification
+
+        prm = AutoModelForTokenClassification.from_pretrained(paths["prm"], dtype=torch.float32).eval()
+    if prm is not None:
+        results["params"]["prm"] = n_params(prm)
+        if pass_items:
+            t0 = time.time()
+            scores = prm_scores(prm, Encoder(tok), pass_items)
+            flat_s, flat_l = [], []
+            for (p, steps_), sc in zip(pass_items, scores):
+                labs = arith.step_labels(p, steps_)[:len(sc)]
+                flat_s += sc
+                flat_l += labs
+            results["prm_auroc"] = auroc(flat_s, flat_l)
+            results["prm_eval_steps"] = (len(flat_l), sum(flat_l))
+            times["eval prm"] = time.time() - t0
+    times["total"] = time.time() - t_all
+    report(results, times, out)
+    return 0
+
+
+def _fmt(d: dict[int, float]) -> str:
+    return "  ".join(f"d{k}={100 * v:5.1f}%" for k, v in sorted(d.items()))
+
+
+def report(results: dict, times: dict[str, float], out: str) -> None:
+    lines = ["", "=" * 78, "RESULTS (test split, difficulties cycle 1..5)", "=" * 78]
+    for n, c in results["params"].items():
+        name = "tiny-prm" if n == "prm" else f"tiny-arith-{n}"
+        lines.append(f"parameters {name:<14} {c:>10,d}")
+    if "s" in results["params"] and "l" in results["params"]:
+        lines.append(f"L/S parameter ratio      {results['params']['l'] / results['params']['s']:.2f}")
+    for n in ("s", "l"):
+        if f"greedy_{n}" in results:
+            acc, per = results[f"greedy_{n}"]
+            lines.append(f"greedy accuracy {n.upper()}: {100 * acc:5.1f}%   {_fmt(per)}")
+    if "greedy_s" in results and "greedy_l" in results:
+        lines.append(f"L - S greedy: {100 * (results['greedy_l'][0] - results['greedy_s'][0]):+.1f} points")
+    if "pass_s" in results:
+        acc, per = results["pass_s"]
+        lines.append(f"S pass@16 (T=0.8, any correct): {100 * acc:5.1f}%   {_fmt(per)}")
+        acc, per = results["sample_acc_s"]
+        lines.append(f"S mean sample accuracy (T=0.8): {100 * acc:5.1f}%   {_fmt(per)}")
+    if "prm_auroc" in results:
+        n, pos = results["prm_eval_steps"]
+        lines.append(f"PRM step AUROC on S's T=0.8 test samples: {results['prm_auroc']:.4f} "
+                     f"({n} steps, {pos} correct)")
+    lines.append("wall time per phase (2 CPU threads, cores shared with other processes):")
+    for k, v in times.items():
+        lines.append(f"  {k:<22} {v / 60:6.2f} min")
+    lines.append(f"outputs in {out}")
+    print("\n".join(lines), flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
