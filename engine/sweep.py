@@ -90,7 +90,10 @@ def _run_one(rc: RunConfig, store, cancel: CancelToken, resume: bool, limits: Li
         rec = prep.record()
         found = store.find_finished_run(rec["domain"], rec["model"], rec["verifier"], rec["strategy"], rec["budget"],
                                         rec["seed"], rec["problem_uid"], rec["params"])
-        if found is not None:
+        # The store's key covers the strategy parameters only; the space settings must match too.
+        same_space = found is not None and all((found.get("config") or {}).get(k) == rec.get(k)
+                                               for k in ("aggregation", "temperature", "judge", "options"))
+        if same_space:
             result = found.get("result") or {}
             return {"correct": bool(found["correct"]), "compute": found["totals"] or {},
                     "candidates": result.get("candidates", []), "run_id": found["id"], "reused": True,

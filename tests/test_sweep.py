@@ -57,3 +57,15 @@ def test_resume_continues_a_stopped_sweep_with_identical_results(tmp_path, rando
 def test_sweep_caps(tmp_path, random_lm_path):
     with pytest.raises(ConfigError, match="cap"):
         run_sweep(_config(random_lm_path), RunStore(tmp_path / "c.db"), limits=Limits(max_sweep_runs=2))
+
+
+def test_resume_does_not_reuse_runs_made_with_another_aggregation(tmp_path, random_lm_path):
+    store = RunStore(tmp_path / "d.db")
+    cfg = _config(random_lm_path)
+    cfg.strategies, cfg.budgets, cfg.problems = ["best_of_n"], [2], 1
+    run_sweep(cfg, store, limits=Limits())
+    again = _config(random_lm_path, resume=True)
+    again.strategies, again.budgets, again.problems = ["best_of_n"], [2], 1
+    assert sum(r["reused_runs"] for r in run_sweep(again, store, limits=Limits())["results"]) == 1
+    again.aggregation = "min"
+    assert sum(r["reused_runs"] for r in run_sweep(again, store, limits=Limits())["results"]) == 0
