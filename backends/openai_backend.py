@@ -40,7 +40,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor, wait
 
 from backends.errors import InputError
-from backends.transformers_lm import StepSample
+from backends.transformers_lm import StepSample, chat_prompt
 from strategies.core import CancelToken, Compute
 
 log = logging.getLogger(__name__)
@@ -96,10 +96,7 @@ class OpenAIPolicy:
 
     # -- the CausalLMPolicy surface ---------------------------------------------------------------------
     def format_prompt(self, question: str, system: str | None = None) -> str:
-        if not self.use_chat_template:
-            return question
-        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": question}]
-        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return chat_prompt(self.tokenizer if self.use_chat_template else None, question, system)
 
     def count_tokens(self, text: str) -> int:
         if self.tokenizer is not None:

@@ -27,6 +27,14 @@ def pick_device(device: str | None = None) -> tuple[torch.device, torch.dtype]:
     return dev, (torch.bfloat16 if dev.type == "cuda" else torch.float32)
 
 
+def chat_prompt(tokenizer, question: str, system: str | None = None) -> str:
+    """The question through ``tokenizer``'s chat template (with a system turn if given); bare without a tokenizer."""
+    if tokenizer is None:
+        return question
+    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": question}]
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
 @dataclass
 class StepSample:
     """One generated step for one sequence."""
@@ -85,10 +93,7 @@ class CausalLMPolicy:
 
     def format_prompt(self, question: str, system: str | None = None) -> str:
         """The exact text the policy is given: its chat template when asked and available, else the bare question."""
-        if not self.use_chat_template:
-            return question
-        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": question}]
-        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return chat_prompt(self.tokenizer if self.use_chat_template else None, question, system)
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])

@@ -24,7 +24,7 @@ from __future__ import annotations
 import time
 
 from backends.prm_families import QWEN_PRM_SYSTEM, QWEN_STEP_TOKEN, _PrefixCachedPRM
-from backends.transformers_lm import StepSample
+from backends.transformers_lm import StepSample, chat_prompt
 from strategies.core import CancelToken, Compute
 
 
@@ -64,10 +64,7 @@ class VLLMPolicy:
                                        + 3 * self.hidden * inter) + 2 * vocab * self.hidden
 
     def format_prompt(self, question: str, system: str | None = None) -> str:
-        if not self.use_chat_template:
-            return question
-        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": question}]
-        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return chat_prompt(self.tokenizer if self.use_chat_template else None, question, system)
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
