@@ -106,6 +106,19 @@ def wait_status(page, prefix: str, pattern: str, timeout_s: float = 90) -> str:
     raise AssertionError(f"status never matched {pattern!r}; last: {text!r}")
 
 
+def wait_new_run_finished(page, prefix: str, not_ids: list[str], timeout_s: float = 120) -> str:
+    """The id of a finished run shown in ``prefix``'s status that is none of ``not_ids``."""
+    deadline = time.monotonic() + timeout_s
+    text = ""
+    while time.monotonic() < deadline:
+        text = status(page, prefix)
+        m = re.search(r"run (r[0-9a-f]+) · finished", text)
+        if m and m.group(1) not in not_ids:
+            return m.group(1)
+        time.sleep(0.05)
+    raise AssertionError(f"no new finished run; last status: {text!r}")
+
+
 def run_id_of(text: str) -> str:
     m = re.search(r"run (r[0-9a-f]+)", text)
     assert m, text
@@ -158,8 +171,7 @@ def test_compare_two_runs_and_screenshot_every_tab(served, browser):
         pick(page, "explore-strategy", strategy)
         pick(page, "explore-budget", "8")
         page.click("#run-btn")
-        time.sleep(0.3)
-        ids.append(run_id_of(wait_status(page, "explore", r"run r[0-9a-f]+ · finished")))
+        ids.append(wait_new_run_finished(page, "explore", ids))
     assert len(set(ids)) == 2
     page.get_by_role("tab", name="Compare").click()
     for rid in ids:

@@ -207,11 +207,11 @@ def stream_run(ctx: AppContext, config, key: str, viewer: Viewer) -> Iterator[tu
     events: list[dict] = []
     finished = False
     try:
-        # Immediate acknowledgement: the old run's views are replaced while models load.
-        yield (views.status_html(st), views.empty_figure("Starting the search…"), gr.update(visible=False), [],
-               views.compute_meter_html({}), skip, skip)
+        # Immediate acknowledgement in the status line; the tree is left alone (re-drawing an empty figure
+        # would cost the browser a plot render right before the first real one).
+        yield (views.status_html(st), skip, gr.update(visible=False), [], views.compute_meter_html({}), skip, skip)
         interval = 1.0 / MAX_UPDATES_PER_S
-        last_sent = 0.0
+        last_sent = time.monotonic()
         dirty = False
         shown_nodes = False
         sent_particles = -1
