@@ -11,6 +11,7 @@ from ui.learn_content import CARDS, card_markdown
 
 PAPERS = Path(__file__).resolve().parents[2] / "shared" / "papers.md"
 REASONING = [n for n, i in STRATEGIES.items() if "reasoning" in i.domains]
+ALL = list(STRATEGIES)
 
 
 def titles() -> set[str]:
@@ -19,7 +20,7 @@ def titles() -> set[str]:
     return {m.group(1).strip() for m in re.finditer(r"^## \d+\. (.+)$", PAPERS.read_text(), re.M)}
 
 
-@pytest.mark.parametrize("name", REASONING)
+@pytest.mark.parametrize("name", ALL)
 def test_card_has_idea_pseudocode_paper_and_parameters(name):
     assert name in CARDS
     text = card_markdown(name)

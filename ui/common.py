@@ -203,7 +203,7 @@ def _wire_transport(v: Viewer, prefix: str) -> None:
         n = views.step_count(events)
         k = _clamp_step(value, events)
         start = 0 if k >= n else k
-        return (*frame(events, start), start, gr.Timer(active=True), gr.update(value="⏸ Pause"))
+        return (*frame(events, start), start, gr.Timer(active=True), gr.update(value="❚❚ Pause"))
 
     def on_tick(value: Any, events: list[dict]):
         if not events:
@@ -216,7 +216,7 @@ def _wire_transport(v: Viewer, prefix: str) -> None:
                 gr.update(value="▶ Play") if done else gr.skip())
 
     def on_pause_or_play(value: Any, events: list[dict], label: str):
-        if str(label).startswith("⏸"):
+        if str(label).startswith("❚❚"):
             return (*(gr.skip(),) * 5, gr.skip(), gr.Timer(active=False), gr.update(value="▶ Play"))
         return on_play(value, events)
 

@@ -12,6 +12,9 @@ from ui.learn_content import card_markdown
 
 log = logging.getLogger(__name__)
 
+DOMAIN_TITLES = {"reasoning": "Reasoning (a language model and a process reward model)",
+                 "image": "Images (a diffusion model and an image verifier)"}
+
 
 def build(ctx: AppContext) -> None:
     from strategies.registry import STRATEGIES
@@ -21,12 +24,20 @@ def build(ctx: AppContext) -> None:
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=340):
             buttons: dict[str, gr.Button] = {}
-            for i, (name, info) in enumerate(STRATEGIES.items()):
-                with gr.Accordion(info.title, open=i == 0, elem_id=f"learn-card-{name}"):
-                    gr.Markdown(card_markdown(name))
-                    buttons[name] = gr.Button(f"▶ Play the example {info.title} run", size="sm",
-                                              elem_id=f"learn-play-{name}",
-                                              interactive=name in ctx.examples)
+            domains = list(dict.fromkeys(d for info in STRATEGIES.values() for d in info.domains))
+            first = True
+            for domain in domains:
+                gr.Markdown(f"#### {DOMAIN_TITLES.get(domain, domain)}")
+                for name, info in STRATEGIES.items():
+                    if info.domains[0] != domain:
+                        continue
+                    with gr.Accordion(info.title, open=first, elem_id=f"learn-card-{name}"):
+                        gr.Markdown(card_markdown(name))
+                        has = name in ctx.examples
+                        buttons[name] = gr.Button(f"▶ Play the example {info.title} run" if has else
+                                                  "No example run shipped for this method yet", size="sm",
+                                                  elem_id=f"learn-play-{name}", interactive=has)
+                    first = False
         with gr.Column(scale=3, min_width=420):
             viewer = build_viewer("learn", idle="Press a card's <b>▶ Play</b> button to replay its example run.")
 
@@ -39,7 +50,7 @@ def build(ctx: AppContext) -> None:
             n = views.step_count(events)
             # start at step 0 and let the viewer's timer play it forward
             return (*frame(events, 0), gr.update(minimum=0, maximum=max(n, 1), value=0), events,
-                    gr.Timer(active=True), gr.update(value="⏸ Pause"))
+                    gr.Timer(active=True), gr.update(value="❚❚ Pause"))
         return play
 
     for name, btn in buttons.items():

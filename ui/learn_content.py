@@ -126,6 +126,80 @@ while True:
         wins="Reasoning models that ramble when wrong; latency-bound serving (it stops early).",
         loses="Tasks where the quick answer is the careless one; it ignores any verifier.",
     ),
+    # ---- images: a step is one denoising step; the searched object is the noise (or a latent x_t) ----
+    "random_search": Card(
+        idea="Best-of-N for diffusion: denoise N independent initial noises and keep the image the verifier "
+             "scores highest. The same code as best-of-N; every candidate keeps its noise seed, so any "
+             "image can be regenerated exactly.",
+        pseudocode="""noises = [gaussian(seed=s) for s in seeds[:N]]
+images = [denoise(z) for z in noises]           # N x steps NFE (x2 with guidance)
+return images[argmax(verifier(x) for x in images)]""",
+        wins="A reliable verifier and a budget of a few dozen samples: the paper's strong, simple baseline.",
+        loses="Verifier hacking: with many samples it finds images the search verifier loves and a held-out "
+              "judge does not (compare the two scores as N grows).",
+    ),
+    "zero_order": Card(
+        idea="Local search in noise space: score a pivot noise, try K neighbours on the sphere of its norm at "
+             "cosine about 0.95, move to the best neighbour if it beats the pivot, otherwise keep the pivot "
+             "and draw new neighbours.",
+        pseudocode="""pivot = random_noise(); best = verifier(denoise(pivot))
+while budget_left():
+    nbrs = [perturb(pivot, cosine=0.95) for _ in range(K)]
+    top = max(nbrs, key=lambda z: verifier(denoise(z)))
+    if score(top) > best: pivot, best = top, score(top)   # else the round is rejected
+return denoise(pivot)""",
+        wins="When good noises cluster: small steps around a good pivot keep what works.",
+        loses="Rugged verifier landscapes, and a first pivot far from anything good.",
+    ),
+    "search_over_paths": Card(
+        idea="Beam search along the denoising trajectory: denoise N paths part way, take each back a few steps "
+             "with fresh noise into M branches, denoise further, score x0-hat, keep the best N, repeat.",
+        pseudocode="""paths = [denoise(noise(), to=start) for _ in range(N)]
+while not at_end(paths):
+    branches = [renoise(p, back=f) for p in paths for _ in range(M)]
+    branches = [denoise(b, steps=f + b_steps) for b in branches]
+    paths = top_k(branches, key=lambda x: verifier(x0_hat(x)), k=N)
+return best(paths, key=verifier)""",
+        wins="Verifiers that can already judge x0-hat part way through the schedule.",
+        loses="Early steps, where x0-hat is blurry and scores mislead; more NFE per round than random search.",
+    ),
+    "fk_steering": Card(
+        idea="Sequential Monte Carlo for diffusion: N particles denoise in lockstep; at scheduled steps x0-hat "
+             "is scored, a potential (max, diff or sum of rewards) sets log-space weights, and the population "
+             "is resampled (systematic, when ESS < N/2) so good particles multiply. The same particle view as "
+             "reasoning particle filtering.",
+        pseudocode="""xs = [noise() for _ in range(N)]; logw = zeros(N)
+for t in schedule:
+    xs = [step(x, t) for x in xs]                 # stochastic sampler (DDPM / DDIM eta > 0)
+    if t in window and t % every == 0:
+        logw += lmbda * potential(verifier(x0_hat(xs)))
+        if ESS(softmax(logw)) < N / 2:
+            xs = systematic_resample(xs, softmax(logw)); logw[:] = 0
+return best(xs, key=verifier)""",
+        wins="Steering towards a reward at a fraction of best-of-N's NFE; rewards readable mid-schedule.",
+        loses="A deterministic sampler (copies stay identical), lambda badly matched to the reward's range, "
+              "and resampling too early on blurry x0-hat.",
+    ),
+    "evo_search": Card(
+        idea="Evolution over noises, then latents: keep the elites, pick parents by tournament, mutate them on "
+             "the sphere of their norm, and move the mutation point down the denoising trajectory as the "
+             "generations go, so children keep more of their parents and cost fewer steps.",
+        pseudocode="""pop = [noise() for _ in range(P)]
+for g in generations():
+    ranked = sorted(pop, key=fitness, reverse=True)
+    children = [mutate(tournament(ranked), beta, at_step=g * stride) for _ in range(P - E)]
+    pop = ranked[:E] + children
+return max(everything_evaluated, key=fitness)""",
+        wins="Larger budgets, where it keeps diversity that random search wastes and greedy searches lose.",
+        loses="Small budgets (too few generations to evolve) and noisy fitness.",
+    ),
+    "more_steps": Card(
+        idea="The baseline the diffusion paper starts from: spend the budget on a longer sampling schedule "
+             "(N times the steps) instead of on search. No verifier.",
+        pseudocode="""return denoise(noise(), steps=N * default_steps)""",
+        wins="Very few steps to begin with.",
+        loses="Beyond a few dozen steps quality stops improving: that flat curve is why search is needed.",
+    ),
 }
 
 
