@@ -188,8 +188,15 @@ def test_compare_two_runs_and_screenshot_every_tab(served, browser):
     page.locator("#compare-score .scatterlayer path.point").first.wait_for(timeout=10_000)
     page.screenshot(path=str(ARTIFACTS / "compare.png"), full_page=True)
 
+    # a small sweep from the page: greedy and best-of-N at budgets 1 and 4 on 2 problems
     page.get_by_role("tab", name="Scaling").click()
-    page.locator("#sweep-run").wait_for()
+    page.locator("#sweep-problems input").fill("2")
+    page.locator("#sweep-strategies").get_by_label("Beam search").uncheck()
+    page.locator("#sweep-budgets").get_by_label("16").uncheck()
+    page.click("#sweep-run")
+    page.locator("#sweep-progress").get_by_text("done").wait_for(timeout=120_000)
+    page.locator("#sweep-figure .scatterlayer path.point").first.wait_for()
+    assert page.locator("#sweep-table").get_by_text("best_of_n").count() > 0
     page.screenshot(path=str(ARTIFACTS / "scaling.png"), full_page=True)
     page.get_by_role("tab", name="Learn").click()
     page.locator("#learn-card-beam_search").get_by_text("Beam search").first.click()  # open its card

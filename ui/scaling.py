@@ -59,9 +59,11 @@ def build(ctx: AppContext) -> ScalingTab:
         verifier = gr.Dropdown(verifier_choices("reasoning"), value="tiny-prm", label="Verifier",
                                allow_custom_value=True)
         problems = gr.Number(min(10, ctx.limits.max_problems), precision=0, label="Problems (test split)",
-                             info=f"1 to {ctx.limits.max_problems}")
+                             info=f"1 to {ctx.limits.max_problems}", elem_id="sweep-problems")
         seeds = gr.Number(1, precision=0, label="Seeds", info=f"1 to {ctx.limits.max_seeds}")
-    strategies = gr.CheckboxGroup([(i.title, n) for n, i in STRATEGIES.items()], value=DEFAULT_STRATEGIES,
+    # sweeps run on the reasoning test split (the page does not offer the image domain's sweeps yet)
+    strategies = gr.CheckboxGroup([(i.title, n) for n, i in STRATEGIES.items() if "reasoning" in i.domains],
+                                  value=DEFAULT_STRATEGIES,
                                   label="Strategies", elem_id="sweep-strategies")
     budgets = gr.CheckboxGroup(budgets_all, value=[b for b in DEFAULT_BUDGETS if b in budgets_all],
                                label="Budgets N", elem_id="sweep-budgets")
