@@ -304,9 +304,14 @@ def _load(fn, model_id: str, kind: str, trust_remote_code: bool, *extra):
     ok, reason = entry.availability()
     if not ok:
         raise ModelLoadError(f"{model_id} is not available here: {reason}")
+    return _one_line_failures(model_id, fn, model_id, trust_remote_code, *extra)
+
+
+def _one_line_failures(model_id: str, fn, *args):
+    """``fn(*args)`` under the load lock; any loader failure becomes one clear ModelLoadError line."""
     with _load_lock:
         try:
-            return fn(model_id, trust_remote_code, *extra)
+            return fn(*args)
         except ModelLoadError:
             raise
         except Exception as exc:  # noqa: BLE001 - any loader failure becomes one clear line
@@ -400,15 +405,7 @@ def _load_image_verifier(model_id: str):
 
 def _load_image(fn, model_id: str, kind: str):
     _image_entry(model_id, kind)
-    with _load_lock:
-        try:
-            return fn(model_id)
-        except ModelLoadError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - any loader failure becomes one clear line
-            log.exception("loading %s failed", model_id)
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelLoadError(f"{model_id} failed to load: {first}") from exc
+    return _one_line_failures(model_id, fn, model_id)
 
 
 def load_image_model(model_id: str):
