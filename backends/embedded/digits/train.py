@@ -212,24 +212,21 @@ def main(argv: list[str] | None = None) -> int:
         f"B {len(data['B'][0])} (judge), test {len(data['test'][0])}; diffusion trains on A+B")
 
     xt, yt = data["test"]
-    if "classifier" in only:
-        torch.manual_seed(args.seed + 1)  # initial weights: seeded like everything else
-        clf = iv.SmallCNN(size=SIZE)
-        secs = train_classifier(clf, *data["A"], epochs_c, 3e-3, shift_aug, args.seed + 1)
-        iv.save(clf, out / "digit-classifier", {"architecture": "SmallCNN", "kwargs": {"size": SIZE}, "size": SIZE,
-                                                 "trained_on": "load_digits split A (750), one-pixel shifts",
-                                                 "epochs": epochs_c})
-        say(f"digit-classifier: {sum(p.numel() for p in clf.parameters())} params, {secs:.0f} s, "
-            f"test accuracy on real digits {accuracy(clf, xt, yt):.3f}")
-    if "judge" in only:
-        torch.manual_seed(args.seed + 2)
-        judge = iv.JudgeNet(size=SIZE)
-        secs = train_classifier(judge, *data["B"], epochs_j, 3e-3, affine_aug, args.seed + 2)
-        iv.save(judge, out / "digit-judge", {"architecture": "JudgeNet", "kwargs": {"size": SIZE}, "size": SIZE,
-                                              "trained_on": "load_digits split B (750), rotation/scale/shift/noise",
-                                              "epochs": epochs_j})
-        say(f"digit-judge: {sum(p.numel() for p in judge.parameters())} params, {secs:.0f} s, "
-            f"test accuracy on real digits {accuracy(judge, xt, yt):.3f}")
+    # (name, network class, data split, epochs, augmentation, seed offset, provenance)
+    classifiers = (("digit-classifier", iv.SmallCNN, "A", epochs_c, shift_aug, 1,
+                    "load_digits split A (750), one-pixel shifts"),
+                   ("digit-judge", iv.JudgeNet, "B", epochs_j, affine_aug, 2,
+                    "load_digits split B (750), rotation/scale/shift/noise"))
+    for name, cls, split, epochs, aug, offset, trained_on in classifiers:
+        if name.removeprefix("digit-") not in only:
+            continue
+        torch.manual_seed(args.seed + offset)  # initial weights: seeded like everything else
+        net = cls(size=SIZE)
+        secs = train_classifier(net, *data[split], epochs, 3e-3, aug, args.seed + offset)
+        iv.save(net, out / name, {"architecture": cls.__name__, "kwargs": {"size": SIZE}, "size": SIZE,
+                                  "trained_on": trained_on, "epochs": epochs})
+        say(f"{name}: {sum(p.numel() for p in net.parameters())} params, {secs:.0f} s, "
+            f"test accuracy on real digits {accuracy(net, xt, yt):.3f}")
     if "unet" in only:
         every = max(1, unet_steps // 15)
         snaps = tuple(range(every, unet_steps, every))
