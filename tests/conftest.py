@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -40,3 +41,39 @@ def random_lm_path(tmp_path_factory) -> Path:
     LlamaForCausalLM(cfg).save_pretrained(path)
     tok.save_pretrained(path)
     return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def embedded_models_ready() -> tuple[bool, str]:
+    """Whether the embedded default policy and PRM (what a visitor's first Run uses) are on disk."""
+    from backends import catalog
+    for mid, kind in (("tiny-arith-s", "policy"), ("tiny-prm", "verifier")):
+        ok, reason = catalog.resolve(mid, kind).availability()
+        if not ok:
+            return False, f"{mid}: {reason}"
+    return True, ""
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """The real app on the embedded default, over a fresh database, served on a free local port for the
+    test module (skips when the embedded weights are missing). Yields (url, store)."""
+    ok, why = embedded_models_ready()
+    if not ok:
+        pytest.skip(f"embedded models not available ({why}); python -m backends.embedded.train writes them")
+    from engine.limits import Limits
+    from storage import RunStore
+    from ui.app import build_app, launch
+
+    store = RunStore(tmp_path_factory.mktemp("app") / "runs.db")
+    app = build_app(store, Limits(max_budget=64), warm_up=True)
+    port = free_port()
+    launch(app, "127.0.0.1", port, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}/", store
+    app.close()
+    store.close()

@@ -5,46 +5,11 @@ ends stored; a stopped run is stored as cancelled; a bad budget gets the app's o
 """
 from __future__ import annotations
 
-import socket
 import time
 
 import pytest
 
 gradio_client = pytest.importorskip("gradio_client")
-
-
-def _models_ready() -> tuple[bool, str]:
-    from backends import catalog
-    for mid, kind in (("tiny-arith-s", "policy"), ("tiny-prm", "verifier")):
-        ok, reason = catalog.resolve(mid, kind).availability()
-        if not ok:
-            return False, f"{mid}: {reason}"
-    return True, ""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    ok, why = _models_ready()
-    if not ok:
-        pytest.skip(f"embedded models not available ({why}); python -m backends.embedded.train writes them")
-    from engine.limits import Limits
-    from storage import RunStore
-    from ui.app import build_app, launch
-
-    store = RunStore(tmp_path_factory.mktemp("api") / "runs.db")
-    app = build_app(store, Limits(max_budget=64), warm_up=True)
-    port = free_port()
-    launch(app, "127.0.0.1", port, prevent_thread_lock=True, quiet=True)
-    url = f"http://127.0.0.1:{port}/"
-    yield url, store
-    app.close()
-    store.close()
 
 
 def client(url: str):

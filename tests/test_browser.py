@@ -8,12 +8,13 @@ printed with their ratio (no wall-clock assertion: CI machines vary).
 from __future__ import annotations
 
 import re
-import socket
 import statistics
 import time
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import free_port
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -24,39 +25,6 @@ EVIL = '<script>window.__xss=1</script><img src=x onerror="window.__xss=2">${win
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing "
                                 "(apt-get install chromium); browser tests need a real browser")
-
-
-def _models_ready() -> tuple[bool, str]:
-    from backends import catalog
-    for mid, kind in (("tiny-arith-s", "policy"), ("tiny-prm", "verifier")):
-        ok, reason = catalog.resolve(mid, kind).availability()
-        if not ok:
-            return False, f"{mid}: {reason}"
-    return True, ""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    ok, why = _models_ready()
-    if not ok:
-        pytest.skip(f"embedded models not available ({why}); python -m backends.embedded.train writes them")
-    from engine.limits import Limits
-    from storage import RunStore
-    from ui.app import build_app, launch
-
-    store = RunStore(tmp_path_factory.mktemp("browser") / "runs.db")
-    app = build_app(store, Limits(max_budget=64), warm_up=True)
-    port = free_port()
-    launch(app, "127.0.0.1", port, prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{port}/", store
-    app.close()
-    store.close()
 
 
 @pytest.fixture(scope="module")
