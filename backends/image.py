@@ -385,6 +385,19 @@ class ImageSpace:
     def _spend(self, cost: Compute) -> None:
         self.meter.add(cost)
 
+    # -- what a generator family overrides (the text-to-image space of backends/t2i.py subclasses this one) --
+
+    def _denoise(self, lats: list[Latent]) -> tuple[list[Latent], Compute]:
+        """One denoising step for each latent, batched (the class label conditions the UNet)."""
+        return denoise(self.model, self.sampling, self.label, lats, self.cancel)
+
+    def _renoise(self, lat: Latent, key: int, to_step: int) -> Latent:
+        return renoise_latent(self.model, self.sampling.scheduler, lat, key, to_step)
+
+    def _images(self, nodes: list[Node]) -> torch.Tensor:
+        """What the verifier sees of each node: x0-hat, or the final image once finished."""
+        return torch.stack([_image_of(n.payload) for n in nodes])
+
     # -- SearchSpace --
 
     def initial(self, n: int) -> list[Node]:
@@ -395,7 +408,7 @@ class ImageSpace:
         """One denoising step from each node, ``k`` children each (each child with its own step noise)."""
         parents = [n for n in nodes for _ in range(k)]
         lats = self._roots_to_noise(parents)  # the j-th child of a node gets a key (a step noise) of its own
-        stepped, cost = denoise(self.model, self.sampling, self.label, lats, self.cancel)
+        stepped, cost = self._denoise(lats)
         self._spend(cost)
         per = _split_cost(cost, len(stepped))
         kids = [self._node(p, lat, per) for p, lat in zip(parents, stepped)]
@@ -412,7 +425,7 @@ class ImageSpace:
         costs = [Compute() for _ in todo]
         active = list(range(len(todo)))
         while active:
-            stepped, cost = denoise(self.model, self.sampling, self.label, [lats[a] for a in active], self.cancel)
+            stepped, cost = self._denoise([lats[a] for a in active])
             self._spend(cost)
             per = _split_cost(cost, len(active))
             for a, lat in zip(active, stepped):
@@ -431,7 +444,7 @@ class ImageSpace:
         if todo:
             if self.cancel is not None:
                 self.cancel.check()
-            images = torch.stack([_image_of(n.payload) for n in todo])
+            images = self._images(todo)
             values, cost = self.verifier.score(images, [self.label] * len(todo))
             self._spend(cost)
             for n, v in zip(todo, values):
@@ -469,7 +482,7 @@ class ImageSpace:
         for n in nodes:
             lat = n.payload
             keys = [derive(lat.key, "renoise", j, next(self._seeds)) for j in range(k)]
-            out.append([self._node(n, renoise_latent(self.model, self.sampling.scheduler, lat, key, to_step),
+            out.append([self._node(n, self._renoise(lat, key, to_step),
                                    Compute()) for key in keys])
         return out
 
