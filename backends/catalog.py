@@ -126,11 +126,12 @@ def _config_params(source: str) -> int | None:
     return layers * (2 * hidden * hidden + 2 * hidden * kv_width + 3 * hidden * inter) + (1 if tied else 2) * vocab * hidden
 
 
-def hub_availability(repo_id: str) -> tuple[bool, str]:
-    """A hub model is usable when its config is in the local cache, or the hub is reachable (not offline)."""
+def hub_availability(repo_id: str, filename: str = "config.json") -> tuple[bool, str]:
+    """A hub model is usable when its config (``filename``: a diffusers pipeline has ``model_index.json``) is in
+    the local cache."""
     try:
         from huggingface_hub import try_to_load_from_cache
-        cached = try_to_load_from_cache(repo_id, "config.json")
+        cached = try_to_load_from_cache(repo_id, filename)
     except Exception as exc:  # noqa: BLE001 - a malformed id is reported, not raised
         return False, f"not a valid hub id: {exc}"
     if isinstance(cached, str):
@@ -416,3 +417,134 @@ def load_image_model(model_id: str):
 def load_image_verifier(model_id: str):
     """An image verifier or judge: a classifier folder (safetensors + config.json) or a built-in reward."""
     return _load_image(_load_image_verifier, model_id, "verifier")
+
+
+# ---- text-to-image domain (issue 7) ---------------------------------------------------------------------
+# Pipelines are diffusers folders (``model_index.json`` + components) by hub id or local path, driven by
+# ``backends.t2i_pipelines``; verifiers (``backends.t2i_verifiers``) are CLIP models, aesthetic folders, or the
+# optional ImageReward / HPS packages. ``clip:<id or folder>`` and ``aesthetic:<folder>`` name any CLIP model or
+# aesthetic folder. The family of an entry says which loader it takes.
+
+T2I_FAMILIES = ("pipeline", "clip", "aesthetic", "imagereward", "hpsv2")
+T2I_PACKAGES = {"imagereward": ("ImageReward", "image-reward"), "hpsv2": ("hpsv2", "hpsv2")}
+AESTHETIC_DIR = Path(os.environ.get("TTS_AESTHETIC_DIR") or Path.home() / ".cache" / "tts-explorer" / "laion-aesthetic")
+_AESTHETIC_HINT = (" (put the improved-aesthetic-predictor head sac+logos+ava1-l14-linearMSE.pth there with a "
+                   "config.json {\"clip\": \"openai/clip-vit-large-patch14\", \"head\": <file>}; or set TTS_AESTHETIC_DIR)")
+
+
+@dataclass(frozen=True)
+class T2IModelEntry(ModelEntry):
+    """A text-to-image entry: a pipeline, a CLIP model, an aesthetic folder, or an optional scorer package."""
+
+    def availability(self) -> tuple[bool, str]:
+        if self.family in T2I_PACKAGES:
+            import importlib.util
+            module, pip_name = T2I_PACKAGES[self.family]
+            if importlib.util.find_spec(module) is None:
+                return False, f"the {pip_name} package is not installed here (pip install {pip_name})"
+            return True, f"{pip_name} installed (its loader fetches the checkpoint)"
+        marker = "model_index.json" if self.family == "pipeline" else "config.json"
+        folder = Path(self.source)
+        if folder.is_absolute() or folder.is_dir():
+            if (folder / marker).exists():
+                return True, f"local folder {self.source}"
+            return False, f"no {marker} at {self.source}" + (_AESTHETIC_HINT if self.family == "aesthetic" else "")
+        return hub_availability(self.source, marker)
+
+
+T2I_KINDS = {"policy": ("policy",), "verifier": ("reward",)}
+for _e in [
+    T2IModelEntry("stable-diffusion-v1-5/stable-diffusion-v1-5", "policy", "t2i",
+                  "stable-diffusion-v1-5/stable-diffusion-v1-5",
+                  "Stable Diffusion 1.5 (UNet + VAE + CLIP text encoder), 512 px, DDIM/DDPM.", size="1.1B",
+                  hardware="GPU, 6 GB (CPU: minutes per image)", family="pipeline", backend="diffusers", params_b=1.07),
+    T2IModelEntry("stabilityai/sd-turbo", "policy", "t2i", "stabilityai/sd-turbo",
+                  "SD-Turbo (SD 2.1 distilled): 1-4 steps at guidance 1, 512 px.", size="1.3B",
+                  hardware="GPU, 6 GB", family="pipeline", backend="diffusers", params_b=1.3),
+    T2IModelEntry("stabilityai/stable-diffusion-xl-base-1.0", "policy", "t2i",
+                  "stabilityai/stable-diffusion-xl-base-1.0",
+                  "SDXL base (two text encoders, pooled and size conditions), 1024 px.", size="3.5B",
+                  hardware="GPU, 12 GB", family="pipeline", backend="diffusers", params_b=3.5),
+    T2IModelEntry("stabilityai/stable-diffusion-3-medium-diffusers", "policy", "t2i",
+                  "stabilityai/stable-diffusion-3-medium-diffusers",
+                  "SD3 medium: MMDiT flow-matching transformer, two CLIPs + T5 (gated on the hub).", size="2B + 5.5B text",
+                  hardware="GPU, 24 GB", family="pipeline", backend="diffusers", params_b=7.5),
+    T2IModelEntry("black-forest-labs/FLUX.1-schnell", "policy", "t2i", "black-forest-labs/FLUX.1-schnell",
+                  "FLUX.1 schnell: 12B flow transformer, 1-4 steps, no guidance.", size="12B + 4.9B text",
+                  hardware="GPU, 40 GB+", family="pipeline", backend="diffusers", params_b=17.0),
+    T2IModelEntry("clip-score", "reward", "t2i", "openai/clip-vit-large-patch14",
+                  "CLIP score: cosine of CLIP ViT-L/14 image and prompt embeddings.", size="0.43B",
+                  hardware="CPU or GPU", family="clip", backend="transformers", params_b=0.43),
+    T2IModelEntry("clip-score-b32", "reward", "t2i", "openai/clip-vit-base-patch32",
+                  "CLIP score with the small ViT-B/32 CLIP (a different CLIP: a held-out judge for clip-score).",
+                  size="0.15B", hardware="CPU", family="clip", backend="transformers", params_b=0.15),
+    T2IModelEntry("laion-aesthetic", "reward", "t2i", str(AESTHETIC_DIR),
+                  "LAION aesthetic predictor: MLP head on CLIP ViT-L/14 image embeddings, about 1-10.",
+                  size="0.43B", hardware="CPU or GPU", family="aesthetic", backend="transformers"),
+    T2IModelEntry("imagereward", "reward", "t2i", "ImageReward-v1.0",
+                  "ImageReward: a BLIP reward model trained on human preferences (package image-reward).",
+                  size="0.45B", hardware="GPU", family="imagereward", backend="image-reward"),
+    T2IModelEntry("hpsv2", "reward", "t2i", "v2.1",
+                  "Human Preference Score v2.1: an OpenCLIP ViT-H fine-tuned on preferences (package hpsv2).",
+                  size="1B", hardware="GPU", family="hpsv2", backend="hpsv2"),
+]:
+    CATALOG.setdefault(_e.id, _e)
+
+
+def _t2i_entry(model_id: str, kind: str) -> ModelEntry:
+    entry = CATALOG.get(model_id)
+    prefix, sep, rest = model_id.partition(":")
+    if entry is None and sep and rest and prefix in ("clip", "aesthetic") and kind == "verifier":
+        entry = T2IModelEntry(model_id, "reward", "t2i", rest, f"{prefix} verifier from {rest}.", family=prefix)
+    folder = Path(model_id)
+    if entry is None and folder.is_dir():  # a local folder: a pipeline, a CLIP model or an aesthetic folder
+        if kind == "policy" and (folder / "model_index.json").exists():
+            entry = T2IModelEntry(model_id, "policy", "t2i", model_id, "Local diffusers pipeline folder.",
+                                  family="pipeline")
+        elif kind == "verifier" and (folder / "config.json").exists():
+            import json
+            cfg = json.loads((folder / "config.json").read_text())
+            family = "aesthetic" if cfg.get("architecture") == "laion-aesthetic" else \
+                "clip" if cfg.get("model_type") == "clip" else ""
+            if family:
+                entry = T2IModelEntry(model_id, "reward", "t2i", model_id, f"Local {family} folder.", family=family)
+    if entry is None:
+        known = ", ".join(e.id for e in CATALOG.values() if e.domain == "t2i" and e.kind in T2I_KINDS[kind])
+        extra = ", clip:<id or folder>, aesthetic:<folder>" if kind == "verifier" else ""
+        raise ModelLoadError(f"unknown text-to-image {kind} {model_id!r}: use one of {known}{extra}, "
+                             "or a local folder")
+    if entry.domain != "t2i":
+        raise ModelLoadError(f"{model_id} is a model of the {entry.domain} domain, not a text-to-image {kind}")
+    if entry.kind not in T2I_KINDS[kind]:
+        raise ModelLoadError(f"{model_id} is a {entry.kind}, not a text-to-image {kind}")
+    ok, reason = entry.availability()
+    if not ok:
+        raise ModelLoadError(f"{model_id} is not available here: {reason}")
+    return entry
+
+
+@functools.lru_cache(maxsize=2)
+def _load_t2i_model(model_id: str):
+    from backends.t2i_pipelines import Pipeline
+    return Pipeline(_t2i_entry(model_id, "policy").source, name=model_id)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_t2i_verifier(model_id: str):
+    from backends import t2i_verifiers as tv
+    entry = _t2i_entry(model_id, "verifier")
+    loaders = {"clip": tv.CLIPScore, "aesthetic": tv.AestheticScore, "imagereward": tv.ImageRewardScore,
+               "hpsv2": tv.HPSScore}
+    return loaders[entry.family](entry.source, name=model_id)
+
+
+def load_t2i_model(model_id: str):
+    """A text-to-image pipeline (hub id or local diffusers folder), ready to be stepped."""
+    _t2i_entry(model_id, "policy")
+    return _one_line_failures(model_id, _load_t2i_model, model_id)
+
+
+def load_t2i_verifier(model_id: str):
+    """A text-to-image verifier: CLIP score, aesthetic, ImageReward or HPS (see backends.t2i_verifiers)."""
+    _t2i_entry(model_id, "verifier")
+    return _one_line_failures(model_id, _load_t2i_verifier, model_id)

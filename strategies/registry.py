@@ -6,7 +6,8 @@ from types import ModuleType
 from typing import Callable
 
 from strategies import (beam_search, best_of_n, dvts, evo_search, first_finish, fk_steering, greedy, majority_vote,
-                        mcts, more_steps, particle_filtering, search_over_paths, weighted_bon, zero_order)
+                        mcts, more_steps, particle_filtering, rollover_budget_forcing, search_over_paths, weighted_bon,
+                        zero_order)
 
 PAPER_1B = "Can 1B LLM Surpass 405B LLM? Rethinking Compute-Optimal Test-Time Scaling"
 PAPER_DIFFUSION = "Inference-Time Scaling for Diffusion Models beyond Scaling Denoising Steps"
@@ -58,21 +59,27 @@ STRATEGIES: dict[str, StrategyInfo] = {s.name: s for s in [
                  "Launch N samples, keep the first to finish, stop the rest.", ("reasoning",), False),
     # image domain; random search IS best-of-N (same module: N noises from the prompt root, best verified)
     StrategyInfo("random_search", "Random search", best_of_n, "n", PAPER_DIFFUSION,
-                 "Denoise N independent initial noises, keep the verifier's favourite image.", ("image",), True),
+                 "Denoise N independent initial noises, keep the verifier's favourite image.",
+                 ("image", "t2i"), True),
     StrategyInfo("zero_order", "Zero-order search", zero_order, "n", PAPER_DIFFUSION,
                  "Move a pivot noise to its best neighbour at cosine 0.95 while that improves the score.",
-                 ("image",), True),
+                 ("image", "t2i"), True),
     StrategyInfo("search_over_paths", "Search over paths", search_over_paths, "n", PAPER_DIFFUSION,
                  "Denoise N paths part way, re-noise into M branches each, keep the best N, repeat.",
-                 ("image",), True),
+                 ("image", "t2i"), True),
     StrategyInfo("fk_steering", "FK steering", fk_steering, "n",
                  "A General Framework for Inference-time Scaling and Steering of Diffusion Models",
                  "Particles resampled by potentials of x0-hat rewards (SMC with adaptive systematic resampling).",
-                 ("image",), True),
+                 ("image", "t2i"), True),
     StrategyInfo("evo_search", "Evolutionary search", evo_search, "n",
                  "Scaling Image and Video Generation via Test-Time Evolutionary Search",
                  "Elites, tournament selection and norm-preserving mutation of noises, then of latents.",
-                 ("image",), True),
+                 ("image", "t2i"), True),
+    StrategyInfo("rollover_budget_forcing", "Rollover budget forcing", rollover_budget_forcing, "n",
+                 "Inference-Time Scaling for Flow Models via Stochastic Generation and Rollover Budget Forcing",
+                 "A flow-SDE chain takes the first candidate that beats its best reward and rolls the step's "
+                 "unused NFE over to the next step.", ("image",), True),
     StrategyInfo("more_steps", "More denoising steps", more_steps, "n", PAPER_DIFFUSION,
-                 "The baseline: one image with N times the denoising steps, no verifier.", ("image",), False),
+                 "The baseline: one image with N times the denoising steps, no verifier.",
+                 ("image", "t2i"), False),
 ]}
