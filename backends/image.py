@@ -5,6 +5,9 @@ guidance) loaded with ``from_pretrained`` beside its scheduler config; the embed
 (``python -m backends.embedded.digits.train``). Sampling is our own loop over diffusers' ``DDIMScheduler``
 (``eta`` = 0 deterministic, 1 DDPM-like) or ``DDPMScheduler``, configured from the saved config with
 ``set_timesteps(steps)``, so that every step exposes the latent x_t and the predicted clean image x0-hat.
+The flow samplers (``flow_ode``, ``flow_sde``; ``backends.flow``) run the same ε-prediction UNet as a flow
+model on the linear (rectified-flow) or variance-preserving interpolant, the ODE by Euler and its SDE
+conversion by Euler-Maruyama with the diffusion coefficient ``diffusion`` × s².
 
 A node's payload is a :class:`Latent`: the latent, the steps done and the schedule length, the RNG key
 of its next random draw, and its *recipe*, the list of operations that rebuild it from nothing (initial
@@ -13,8 +16,13 @@ theirs). :func:`regenerate` replays a recipe, so any candidate can be regenerate
 root of a search has no latent (payload ``None``): stepping or completing it draws a fresh, seeded
 initial noise per child, which is what makes best-of-N over the root a random search over noises.
 
+x0-hat: with the DDIM/DDPM schedulers a latent carries the x0-hat predicted at the step that made it
+(from its parent's x_t); with the flow samplers it carries the x0-hat of its own point, evaluated once when
+the latent is made (a fresh noise, a perturbed or re-noised latent gets its own when first stepped or
+scored), and the next step reuses it, so every candidate is scored on its own x0-hat at one NFE each.
+
 Cost: ``Compute.nfe`` counts UNet evaluations per image (two per step with classifier-free guidance,
-one at guidance 1), ``model_calls`` the batched UNet forwards, ``verifier_calls`` the images a verifier
+one at guidance 1; a full trajectory costs ``steps`` evaluations with every sampler), ``model_calls`` the batched UNet forwards, ``verifier_calls`` the images a verifier
 scored, ``flops`` the UNet's measured FLOPs per evaluation times NFE.
 
 Previews: each node's images are written once, when the node is made, as small PNGs in a run-specific
@@ -37,15 +45,21 @@ from pathlib import Path
 
 import torch
 
+from backends import flow
 from backends.errors import InputError
 from strategies.core import CancelToken, Compute, Node, Score
 
 NULL_CLASS = 10
 CLASSES = 10
 SPLITS = ("test", "train")
-SCHEDULERS = ("ddim", "ddpm")
+FLOW_SCHEDULERS = ("flow_ode", "flow_sde")
+SCHEDULERS = ("ddim", "ddpm") + FLOW_SCHEDULERS
 PREVIEWS = ("all", "final", "none")
-DEFAULTS = {"steps": 20, "eta": 1.0, "guidance": 1.0, "scheduler": "ddim", "previews": "all"}
+DEFAULTS = {"steps": 20, "eta": 1.0, "guidance": 1.0, "scheduler": "ddim", "previews": "all",
+            "diffusion": 3.0, "interpolant": "linear"}
+# strategies that score each candidate on its own x0-hat right after one step: with DDIM/DDPM, siblings
+# share their parent's x0-hat, so these need a flow sampler (flow_sde unless the user chose one)
+FLOW_ONLY_STRATEGIES = ("rollover_budget_forcing",)
 MAX_STEPS = 1000
 
 
@@ -101,6 +115,7 @@ class DiffusionModel:
         self.evaluations = 0          # UNet evaluations (images), for tests and benchmarks
         self.forward_calls = 0        # batched forwards
         self._schedulers: dict[tuple[str, int], object] = {}
+        self._grids: dict[tuple[str, int], flow.FlowGrid] = {}
         self._lock = threading.Lock()
         self.flops_per_eval = self._measure_flops()
 
@@ -133,6 +148,30 @@ class DiffusionModel:
             return 1.0
         return float(s.alphas_cumprod[int(s.timesteps[step])])
 
+    def flow_grid(self, interpolant: str, steps: int) -> flow.FlowGrid:
+        """The flow samplers' time grid of ``steps`` steps on ``interpolant`` (cached)."""
+        with self._lock:
+            g = self._grids.get((interpolant, steps))
+        if g is None:
+            g = flow.make_grid(interpolant, steps, self.scheduler("ddpm", 1).alphas_cumprod)
+            with self._lock:
+                self._grids[(interpolant, steps)] = g
+        return g
+
+    def level(self, sampling: "Sampling", steps: int, step: int) -> tuple[float, float]:
+        """(signal, noise) scales of a latent after ``step`` of ``steps`` steps: x = signal x0 + noise ε."""
+        if sampling.scheduler in FLOW_SCHEDULERS:
+            return flow.level(sampling.interpolant, self.flow_grid(sampling.interpolant, steps).times[step])
+        a = self.alpha_bar(sampling.scheduler, steps, step)
+        return math.sqrt(a), math.sqrt(1 - a)
+
+    @property
+    def clip(self) -> float | None:
+        """x0-hat clipping range from the scheduler config (None when it does not clip)."""
+        if not self.scheduler_config.get("clip_sample", True):
+            return None
+        return float(self.scheduler_config.get("clip_sample_range", 1.0))
+
     @torch.inference_mode()
     def eps(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor, guidance: float) -> tuple[torch.Tensor, int]:
         """Predicted noise with classifier-free guidance; returns it and the NFE spent (2 per image if guided)."""
@@ -159,12 +198,15 @@ def x0_formula(x: torch.Tensor, eps: torch.Tensor, alpha_bar: float) -> torch.Te
 
 @dataclass
 class Sampling:
-    """How a space samples: scheduler kind, default schedule length, eta (DDIM) and guidance scale."""
+    """How a space samples: scheduler kind, default schedule length, eta (DDIM), guidance scale, and for the
+    flow samplers the diffusion strength (``flow_sde``: g_s = diffusion × s²) and the interpolant."""
 
     steps: int = 20
     eta: float = 1.0
     guidance: float = 1.0
     scheduler: str = "ddim"
+    diffusion: float = 3.0
+    interpolant: str = "linear"
 
 
 @dataclass
@@ -196,6 +238,8 @@ def denoise(model: DiffusionModel, sampling: Sampling, label: int, latents: list
         return [], cost
     if cancel is not None:
         cancel.check()
+    if sampling.scheduler in FLOW_SCHEDULERS:
+        return _flow_denoise(model, sampling, label, latents, cancel)
     started = time.perf_counter()
     kind = sampling.scheduler
     x = torch.stack([lat.x for lat in latents])
@@ -223,6 +267,55 @@ def denoise(model: DiffusionModel, sampling: Sampling, label: int, latents: list
     return out, cost  # type: ignore[return-value]
 
 
+def flow_predict(model: DiffusionModel, sampling: Sampling, label: int, latents: list[Latent],
+                 cancel: CancelToken | None = None) -> Compute:
+    """x0-hat at each latent's own point (flow samplers), batched, stored on the latent; returns the cost.
+
+    Stored in place: x0-hat is a deterministic function of the latent's point, so it is a cache of the
+    payload, shared by every copy of it.
+    """
+    cost = Compute()
+    todo = [lat for lat in latents if lat.x0 is None and not lat.finished]
+    if not todo:
+        return cost
+    if cancel is not None:
+        cancel.check()
+    started = time.perf_counter()
+    grids = [model.flow_grid(sampling.interpolant, lat.steps) for lat in todo]
+    times = [g.times[lat.step] for g, lat in zip(grids, todo)]
+    x = torch.stack([flow.ddpm_input(sampling.interpolant, lat.x, s) for lat, s in zip(todo, times)])
+    ts = torch.tensor([g.timesteps[lat.step] for g, lat in zip(grids, todo)], dtype=torch.float32)
+    eps, nfe = model.eps(x, ts, torch.full((len(todo),), label, dtype=torch.long), sampling.guidance)
+    for i, (lat, s) in enumerate(zip(todo, times)):
+        lat.x0 = flow.x0_from_eps(sampling.interpolant, lat.x, eps[i], s, model.clip)
+    cost.nfe += nfe
+    cost.model_calls += 1
+    cost.flops += nfe * model.flops_per_eval
+    cost.wall_s = time.perf_counter() - started
+    return cost
+
+
+def _flow_denoise(model: DiffusionModel, sampling: Sampling, label: int, latents: list[Latent],
+                  cancel: CancelToken | None) -> tuple[list[Latent], Compute]:
+    """One flow step per latent: x0-hat where missing, the ODE/SDE step, then x0-hat at each new point."""
+    cost = flow_predict(model, sampling, label, latents, cancel)
+    started = time.perf_counter()
+    out = []
+    for lat in latents:
+        grid = model.flow_grid(sampling.interpolant, lat.steps)
+        s, s_next = grid.times[lat.step], grid.times[lat.step + 1]
+        stochastic = sampling.scheduler == "flow_sde"
+        g = flow.diffusion_coefficient(sampling.diffusion, s) if stochastic else 0.0
+        z = gaussian(lat.key, tuple(lat.x.shape)) if stochastic and s_next > 0 else None
+        x = flow.step(sampling.interpolant, lat.x, lat.x0, s, s_next, g, z)
+        finished = lat.step + 1 >= lat.steps
+        out.append(Latent(x, lat.step + 1, lat.steps, derive(lat.key, "next"), lat.recipe + (("step", lat.key),),
+                          lat.seed, x.clone() if finished else None))
+    cost.wall_s += time.perf_counter() - started
+    cost.add(flow_predict(model, sampling, label, out, cancel))
+    return out, cost
+
+
 def noise_latent(model: DiffusionModel, seed: int, steps: int) -> Latent:
     return Latent(gaussian(seed, model.shape), 0, steps, derive(seed, "step"), (("noise", seed, steps),), seed)
 
@@ -238,14 +331,15 @@ def perturb_latent(lat: Latent, key: int, cosine: float) -> Latent:
                   lat.recipe + (("perturb", key, cosine),), lat.seed, None)
 
 
-def renoise_latent(model: DiffusionModel, kind: str, lat: Latent, key: int, to_step: int) -> Latent:
-    """The forward process from ``lat``'s noise level back to the (noisier) level of step ``to_step``."""
+def renoise_latent(model: DiffusionModel, sampling: Sampling, lat: Latent, key: int, to_step: int) -> Latent:
+    """The forward process from ``lat``'s noise level back to the (noisier) level of step ``to_step``:
+    x_to = (a_to / a_from) x + sqrt(s_to² - (a_to / a_from)² s_from²) z for x = a x0 + s ε (DDPM: a = sqrt(ᾱ))."""
     if not 0 <= to_step <= lat.step:
         raise ValueError(f"renoise goes back to an earlier step: {to_step} is not in 0..{lat.step}")
-    a_from = model.alpha_bar(kind, lat.steps, lat.step)
-    a_to = model.alpha_bar(kind, lat.steps, to_step)
-    ratio = a_to / a_from
-    x = math.sqrt(ratio) * lat.x + math.sqrt(max(0.0, 1 - ratio)) * gaussian(key, tuple(lat.x.shape))
+    a_from, s_from = model.level(sampling, lat.steps, lat.step)
+    a_to, s_to = model.level(sampling, lat.steps, to_step)
+    r = a_to / a_from
+    x = r * lat.x + math.sqrt(max(0.0, s_to * s_to - r * r * s_from * s_from)) * gaussian(key, tuple(lat.x.shape))
     return Latent(x, to_step, lat.steps, derive(key, "step"), lat.recipe + (("renoise", key, to_step),),
                   lat.seed, None)
 
@@ -263,7 +357,7 @@ def regenerate(model: DiffusionModel, sampling: Sampling, label: int, recipe: tu
         elif name == "perturb":
             lat = perturb_latent(lat, int(op[1]), float(op[2]))
         elif name == "renoise":
-            lat = renoise_latent(model, sampling.scheduler, lat, int(op[1]), int(op[2]))
+            lat = renoise_latent(model, sampling, lat, int(op[1]), int(op[2]))
         else:
             raise ValueError(f"unknown recipe operation {name!r}")
     if lat is None:
@@ -385,6 +479,12 @@ class ImageSpace:
     def _spend(self, cost: Compute) -> None:
         self.meter.add(cost)
 
+    def _predict(self, nodes: list[Node]) -> None:
+        """Flow samplers: x0-hat at the nodes' own points where missing (once per node, before any copy)."""
+        if self.sampling.scheduler in FLOW_SCHEDULERS:
+            seen: dict[str, Latent] = {n.id: n.payload for n in nodes if n.payload is not None}
+            self._spend(flow_predict(self.model, self.sampling, self.label, list(seen.values()), self.cancel))
+
     # -- what a generator family overrides (the text-to-image space of backends/t2i.py subclasses this one) --
 
     def _denoise(self, lats: list[Latent]) -> tuple[list[Latent], Compute]:
@@ -392,7 +492,7 @@ class ImageSpace:
         return denoise(self.model, self.sampling, self.label, lats, self.cancel)
 
     def _renoise(self, lat: Latent, key: int, to_step: int) -> Latent:
-        return renoise_latent(self.model, self.sampling.scheduler, lat, key, to_step)
+        return renoise_latent(self.model, self.sampling, lat, key, to_step)
 
     def _images(self, nodes: list[Node]) -> torch.Tensor:
         """What the verifier sees of each node: x0-hat, or the final image once finished."""
@@ -406,6 +506,7 @@ class ImageSpace:
 
     def extend(self, nodes: list[Node], k: int, temperature: float | None = None) -> list[list[Node]]:
         """One denoising step from each node, ``k`` children each (each child with its own step noise)."""
+        self._predict(nodes)
         parents = [n for n in nodes for _ in range(k)]
         lats = self._roots_to_noise(parents)  # the j-th child of a node gets a key (a step noise) of its own
         stepped, cost = self._denoise(lats)
@@ -421,6 +522,7 @@ class ImageSpace:
         for i, n in enumerate(nodes):
             if i not in todo:
                 out[i] = n
+        self._predict([nodes[i] for i in todo])
         lats = self._roots_to_noise([nodes[i] for i in todo])
         costs = [Compute() for _ in todo]
         active = list(range(len(todo)))
@@ -440,6 +542,7 @@ class ImageSpace:
         """The verifier on x0-hat (the final image once finished), batched; cached per node."""
         if self.verifier is None:
             raise ValueError("this strategy needs a verifier, and none was chosen")
+        self._predict([n for n in nodes if n.id not in self._scores])  # flow: a noise is scored on its own x0-hat
         todo = [n for n in nodes if n.id not in self._scores and n.payload is not None and n.payload.x0 is not None]
         if todo:
             if self.cancel is not None:
@@ -583,7 +686,8 @@ def resolve_problem(problem_text: str | None, problem_id: str | None) -> DigitPr
 
 
 def parse_options(options: dict | None) -> dict:
-    """Validated sampler options: steps, eta, guidance, scheduler, previews (strings allowed)."""
+    """Validated sampler options: steps, eta, guidance, scheduler, previews, diffusion, interpolant (strings
+    allowed)."""
     out = dict(DEFAULTS)
     for name, raw in (options or {}).items():
         if name not in DEFAULTS:
@@ -601,9 +705,13 @@ def parse_options(options: dict | None) -> dict:
                 v = float(raw)
                 if not 0.0 <= v <= 20.0:
                     raise InputError("guidance must be between 0 and 20")
+            elif name == "diffusion":
+                v = float(raw)
+                if not 0.0 <= v <= 10.0:
+                    raise InputError("diffusion must be between 0 and 10")
             else:
                 v = str(raw)
-                allowed = SCHEDULERS if name == "scheduler" else PREVIEWS
+                allowed = {"scheduler": SCHEDULERS, "interpolant": flow.INTERPOLANTS}.get(name, PREVIEWS)
                 if v not in allowed:
                     raise InputError(f"{name} must be one of {', '.join(allowed)}")
         except (TypeError, ValueError) as exc:
@@ -638,7 +746,8 @@ class ImageRun:
     def sampling(self) -> Sampling:
         o = self.options
         return Sampling(steps=int(o["steps"]), eta=float(o["eta"]), guidance=float(o["guidance"]),
-                        scheduler=str(o["scheduler"]))
+                        scheduler=str(o["scheduler"]), diffusion=float(o["diffusion"]),
+                        interpolant=str(o["interpolant"]))
 
     def space(self, config, cancel: CancelToken) -> ImageSpace:
         if self.images_dir is None and self.options["previews"] != "none":
@@ -695,7 +804,13 @@ def prepare(config, uses_verifier: bool) -> ImageRun:
     """Resolve the (class, seed) problem, load the diffusion model, the verifier and the judge."""
     from backends import catalog
     problem = resolve_problem(config.problem_text, config.problem_id)
-    options = parse_options(getattr(config, "options", None))
+    given = dict(getattr(config, "options", None) or {})
+    if config.strategy in FLOW_ONLY_STRATEGIES:
+        given.setdefault("scheduler", "flow_sde")
+    options = parse_options(given)
+    if config.strategy in FLOW_ONLY_STRATEGIES and options["scheduler"] not in FLOW_SCHEDULERS:
+        raise InputError(f"{config.strategy} scores each candidate on its own x0-hat: choose a flow sampler "
+                         f"(scheduler=flow_sde, or flow_ode), not {options['scheduler']}")
     model = catalog.load_image_model(config.model)
     verifier = None
     if config.verifier:

@@ -6,7 +6,8 @@ from types import ModuleType
 from typing import Callable
 
 from strategies import (beam_search, best_of_n, dvts, evo_search, first_finish, fk_steering, greedy, majority_vote,
-                        mcts, more_steps, particle_filtering, search_over_paths, weighted_bon, zero_order)
+                        mcts, more_steps, particle_filtering, rollover_budget_forcing, search_over_paths, weighted_bon,
+                        zero_order)
 
 PAPER_1B = "Can 1B LLM Surpass 405B LLM? Rethinking Compute-Optimal Test-Time Scaling"
 PAPER_DIFFUSION = "Inference-Time Scaling for Diffusion Models beyond Scaling Denoising Steps"
@@ -74,6 +75,10 @@ STRATEGIES: dict[str, StrategyInfo] = {s.name: s for s in [
                  "Scaling Image and Video Generation via Test-Time Evolutionary Search",
                  "Elites, tournament selection and norm-preserving mutation of noises, then of latents.",
                  ("image", "t2i"), True),
+    StrategyInfo("rollover_budget_forcing", "Rollover budget forcing", rollover_budget_forcing, "n",
+                 "Inference-Time Scaling for Flow Models via Stochastic Generation and Rollover Budget Forcing",
+                 "A flow-SDE chain takes the first candidate that beats its best reward and rolls the step's "
+                 "unused NFE over to the next step.", ("image",), True),
     StrategyInfo("more_steps", "More denoising steps", more_steps, "n", PAPER_DIFFUSION,
                  "The baseline: one image with N times the denoising steps, no verifier.",
                  ("image", "t2i"), False),

@@ -49,6 +49,7 @@ CASES = [
     ("fk_steering", 4, {"every": 1, "window_start": 0.1, "adaptive": False}),
     ("evo_search", 6, {"population": 3, "elites": 1, "tournament": 2}),
     ("more_steps", 2, {}),
+    ("rollover_budget_forcing", 4, {"chains": 2}),
 ]
 
 
@@ -96,6 +97,9 @@ def test_image_strategy_end_to_end(models, store, strategy, budget, params, tmp_
         res = [e for e in events if e["type"] == "Resampled"]
         assert res and all(len(e["ancestors"]) == budget and abs(sum(e["weights"]) - 1) < 1e-6 for e in res)
         assert totals["nfe"] == budget * STEPS
+    if strategy == "rollover_budget_forcing":  # exactly random search's NFE, on the flow SDE by default
+        assert totals["nfe"] == budget * STEPS
+        assert extras["sampling"]["scheduler"] == "flow_sde" and len(end["candidates"]) == 2
     summ = summary(events)
     assert summ["extras"]["mean_verifier_score"] is not None
 

@@ -193,6 +193,25 @@ return max(everything_evaluated, key=fitness)""",
         wins="Larger budgets, where it keeps diversity that random search wastes and greedy searches lose.",
         loses="Small budgets (too few generations to evolve) and noisy fitness.",
     ),
+    "rollover_budget_forcing": Card(
+        idea="For flow models made stochastic: the flow ODE is turned into an SDE with the same marginals, so "
+             "one point x_t has many possible next points. Split the NFE budget over the steps; at each step "
+             "draw next points one at a time, score their x0-hat, and move on at the first that beats the best "
+             "reward so far, rolling the step's unused NFE over to the next step.",
+        pseudocode="""x = best_of(noises(K), key=verifier(x0_hat)); best = reward(x)
+for t in steps:
+    quota = per_step + leftover                 # leftover rolled over from earlier steps
+    for j in range(quota):
+        y = sde_step(x, t)                      # one NFE: stochastic, so every y differs
+        if reward(x0_hat(y)) > best: break      # better: move on now
+    x = y if improved else best_candidate_of_step
+    leftover = quota - (j + 1) if improved else 0
+return final_step(x)""",
+        wins="Budgets spread over many steps with a verifier that reads x0-hat early (flow models' x0-hat is "
+             "sharp); it never spends a step's quota once that step has already found something better.",
+        loses="An ODE sampler (every candidate is the same point), and rewards that drop along the trajectory: "
+              "then no step beats the early best and every quota is spent in full.",
+    ),
     "more_steps": Card(
         idea="The baseline the diffusion paper starts from: spend the budget on a longer sampling schedule "
              "(N times the steps) instead of on search. No verifier.",
