@@ -72,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--temperature", type=float, default=0.8)
     r.add_argument("--trust-remote-code", action="store_true", help="allow a hub model's own code to run")
     r.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
-                   help="domain option (image: steps, eta, guidance, scheduler=ddim|ddpm, previews=all|final|none)")
+                   help="domain option (image: steps, eta, guidance, scheduler=ddim|ddpm|flow_ode|flow_sde, "
+                        "diffusion (flow_sde), interpolant=linear|vp, previews=all|final|none)")
     r.add_argument("--db", dest="sub_db", default=None)
     r.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -235,7 +236,10 @@ def cmd_serve(args) -> int:
         limits = Limits.from_env()
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    launch(build_app(store, limits), host=args.host, port=args.port)
+    try:
+        launch(build_app(store, limits), host=args.host, port=args.port)
+    except ValueError as exc:  # a bad address or images folder: one line, exit 2
+        raise CliError(str(exc)) from None
     return 0
 
 
