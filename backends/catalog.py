@@ -422,10 +422,11 @@ def load_image_verifier(model_id: str):
 # ---- text-to-image domain (issue 7) ---------------------------------------------------------------------
 # Pipelines are diffusers folders (``model_index.json`` + components) by hub id or local path, driven by
 # ``backends.t2i_pipelines``; verifiers (``backends.t2i_verifiers``) are CLIP models, aesthetic folders, or the
-# optional ImageReward / HPS packages. ``clip:<id or folder>`` and ``aesthetic:<folder>`` name any CLIP model or
-# aesthetic folder. The family of an entry says which loader it takes.
+# optional ImageReward / HPS packages, or a vision-language judge. ``clip:<id or folder>``, ``aesthetic:<folder>``
+# and ``vlm:<id or folder>`` name any CLIP model, aesthetic folder or image-text-to-text model. The family of an
+# entry says which loader it takes.
 
-T2I_FAMILIES = ("pipeline", "clip", "aesthetic", "imagereward", "hpsv2")
+T2I_FAMILIES = ("pipeline", "clip", "aesthetic", "vlm", "imagereward", "hpsv2")
 T2I_PACKAGES = {"imagereward": ("ImageReward", "image-reward"), "hpsv2": ("hpsv2", "hpsv2")}
 AESTHETIC_DIR = Path(os.environ.get("TTS_AESTHETIC_DIR") or Path.home() / ".cache" / "tts-explorer" / "laion-aesthetic")
 _AESTHETIC_HINT = (" (put the improved-aesthetic-predictor head sac+logos+ava1-l14-linearMSE.pth there with a "
@@ -481,6 +482,9 @@ for _e in [
     T2IModelEntry("laion-aesthetic", "reward", "t2i", str(AESTHETIC_DIR),
                   "LAION aesthetic predictor: MLP head on CLIP ViT-L/14 image embeddings, about 1-10.",
                   size="0.43B", hardware="CPU or GPU", family="aesthetic", backend="transformers"),
+    T2IModelEntry("Qwen/Qwen2.5-VL-3B-Instruct", "reward", "t2i", "Qwen/Qwen2.5-VL-3B-Instruct",
+                  "VLM judge: k sampled critiques of image vs prompt, each ending in a yes/no verdict.", size="3.8B",
+                  hardware="GPU, 12 GB", family="vlm", backend="transformers", params_b=3.8),
     T2IModelEntry("imagereward", "reward", "t2i", "ImageReward-v1.0",
                   "ImageReward: a BLIP reward model trained on human preferences (package image-reward).",
                   size="0.45B", hardware="GPU", family="imagereward", backend="image-reward"),
@@ -494,7 +498,7 @@ for _e in [
 def _t2i_entry(model_id: str, kind: str) -> ModelEntry:
     entry = CATALOG.get(model_id)
     prefix, sep, rest = model_id.partition(":")
-    if entry is None and sep and rest and prefix in ("clip", "aesthetic") and kind == "verifier":
+    if entry is None and sep and rest and prefix in ("clip", "aesthetic", "vlm") and kind == "verifier":
         entry = T2IModelEntry(model_id, "reward", "t2i", rest, f"{prefix} verifier from {rest}.", family=prefix)
     folder = Path(model_id)
     if entry is None and folder.is_dir():  # a local folder: a pipeline, a CLIP model or an aesthetic folder
@@ -505,12 +509,12 @@ def _t2i_entry(model_id: str, kind: str) -> ModelEntry:
             import json
             cfg = json.loads((folder / "config.json").read_text())
             family = "aesthetic" if cfg.get("architecture") == "laion-aesthetic" else \
-                "clip" if cfg.get("model_type") == "clip" else ""
+                "clip" if cfg.get("model_type") == "clip" else "vlm" if "vision_config" in cfg else ""
             if family:
                 entry = T2IModelEntry(model_id, "reward", "t2i", model_id, f"Local {family} folder.", family=family)
     if entry is None:
         known = ", ".join(e.id for e in CATALOG.values() if e.domain == "t2i" and e.kind in T2I_KINDS[kind])
-        extra = ", clip:<id or folder>, aesthetic:<folder>" if kind == "verifier" else ""
+        extra = ", clip:<id or folder>, aesthetic:<folder>, vlm:<id or folder>" if kind == "verifier" else ""
         raise ModelLoadError(f"unknown text-to-image {kind} {model_id!r}: use one of {known}{extra}, "
                              "or a local folder")
     if entry.domain != "t2i":
@@ -533,8 +537,8 @@ def _load_t2i_model(model_id: str):
 def _load_t2i_verifier(model_id: str):
     from backends import t2i_verifiers as tv
     entry = _t2i_entry(model_id, "verifier")
-    loaders = {"clip": tv.CLIPScore, "aesthetic": tv.AestheticScore, "imagereward": tv.ImageRewardScore,
-               "hpsv2": tv.HPSScore}
+    loaders = {"clip": tv.CLIPScore, "aesthetic": tv.AestheticScore, "vlm": tv.VLMJudge,
+               "imagereward": tv.ImageRewardScore, "hpsv2": tv.HPSScore}
     return loaders[entry.family](entry.source, name=model_id)
 
 
@@ -545,6 +549,6 @@ def load_t2i_model(model_id: str):
 
 
 def load_t2i_verifier(model_id: str):
-    """A text-to-image verifier: CLIP score, aesthetic, ImageReward or HPS (see backends.t2i_verifiers)."""
+    """A text-to-image verifier: CLIP score, aesthetic, VLM judge, ImageReward or HPS (backends.t2i_verifiers)."""
     _t2i_entry(model_id, "verifier")
     return _one_line_failures(model_id, _load_t2i_verifier, model_id)

@@ -16,6 +16,8 @@ judge another's search (``backends.t2i``).
   A folder holds ``config.json`` (``{"clip": <hub id or folder>, "head": <file>}``) and the head's weights
   (``.safetensors``, or the published ``.pth`` read with ``weights_only=True``). Pass mark 5 (LAION's
   "aesthetic" subsets start there).
+- :class:`VLMJudge`: a vision-language model as a generative verifier (``backends.judge``'s verdict parsing
+  and aggregation over k sampled critiques); scores in [0, 1], pass mark 0.5.
 - :class:`ImageRewardScore` (package ``image-reward``) and :class:`HPSScore` (package ``hpsv2``): the
   packages' own loaders and scorers; pass marks 0 (ImageReward is standardised on its training set) and 0.25.
 """
@@ -220,3 +222,67 @@ class HPSScore(_Counted):
             for i, v in zip(idx, vals):
                 out[i] = float(v)
         return out, self._count(len(pils), started)
+
+
+VLM_TEMPLATE = (
+    "Does this image match the description \"{prompt}\"? Check the objects, colours, counts, positions and any "
+    "written text. Write a short critique, then end with exactly one line, either \"Verdict: yes\" or "
+    "\"Verdict: no\".")
+
+
+class VLMJudge(_Counted):
+    """A vision-language model as a generative verifier: ``k`` sampled critiques ending in a verdict per image.
+
+    The image-side twin of ``backends.judge.LLMJudge``, with its verdict parser and aggregation rules: the model
+    (``AutoModelForImageTextToText`` with its processor and chat template, no remote code) is shown the image
+    and ``VLM_TEMPLATE``; ``parse_verdict`` reads yes/no (or a score out of 10) from each sample, and ``rule``
+    (vote / mean / min) turns the ``k`` values into the score; all-abstain gives 0.5. Sampling is seeded per
+    call, so a run is reproducible. Cost: ``verifier_calls`` counts images judged, ``verifier_tokens`` the
+    prompt tokens times ``k`` plus every generated token. ``last_judgments`` keeps the texts for display.
+    """
+
+    pass_mark = 0.5
+
+    def __init__(self, source: str, name: str, k: int = 4, rule: str = "mean", temperature: float = 0.7,
+                 max_new_tokens: int = 128, seed: int = 0) -> None:
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        from backends.judge import RULES
+        if rule not in RULES:
+            raise ValueError(f"unknown judge rule {rule!r}; choose one of {', '.join(RULES)}")
+        self.name = name
+        self.k, self.rule, self.temperature, self.max_new_tokens, self.seed = k, rule, temperature, max_new_tokens, seed
+        self.processor = AutoProcessor.from_pretrained(source)
+        self.processor.tokenizer.padding_side = "left"  # batched generation continues every row at its end
+        dtype = torch.bfloat16 if _device() == "cuda" else torch.float32
+        self.model = AutoModelForImageTextToText.from_pretrained(source, dtype=dtype).to(_device()).eval()
+        self.calls = 0
+        self._lock = threading.Lock()
+        self.last_judgments: list[list[str]] = []
+
+    def _chat(self, prompt: str) -> str:
+        messages = [{"role": "user", "content": [{"type": "image"},
+                                                 {"type": "text", "text": VLM_TEMPLATE.format(prompt=prompt)}]}]
+        return self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+    @torch.inference_mode()
+    def score(self, images: torch.Tensor, prompts: list[str]) -> tuple[list[float], Compute]:
+        from backends.image import derive
+        from backends.judge import aggregate_judgments, parse_verdict
+        started = time.perf_counter()
+        inputs = self.processor(images=to_pil(images), text=[self._chat(p) for p in prompts], return_tensors="pt",
+                                padding=True).to(self.model.device)
+        with torch.random.fork_rng(devices=[]):  # seeded sampling without touching the caller's RNG
+            torch.manual_seed(derive("vlm-judge", self.seed, list(prompts), self.calls) % 2 ** 63)
+            out = self.model.generate(**inputs, do_sample=True, temperature=self.temperature, top_p=1.0,
+                                      num_return_sequences=self.k, max_new_tokens=self.max_new_tokens)
+        new = out[:, inputs["input_ids"].shape[1]:]
+        texts = self.processor.batch_decode(new, skip_special_tokens=True)
+        groups = [texts[i * self.k:(i + 1) * self.k] for i in range(len(prompts))]
+        self.last_judgments = groups
+        scores = [aggregate_judgments([parse_verdict(t) for t in g], self.rule) for g in groups]
+        pad = self.processor.tokenizer.pad_token_id
+        generated = int((new != pad).sum()) if pad is not None else new.numel()
+        cost = self._count(len(prompts), started)
+        cost.verifier_tokens = int(inputs["attention_mask"].sum()) * self.k + generated
+        return scores, cost

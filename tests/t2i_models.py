@@ -86,11 +86,46 @@ def clip_model(seed: int = 0):
     return CLIPModel(config).eval(), processor
 
 
+VLM_TEMPLATE = ("{% for m in messages %}{{ m['role'] }}: {% for c in m['content'] %}{% if c['type'] == 'image' %}"
+                "<image>{% else %}{{ c['text'] }}{% endif %}{% endfor %}\n{% endfor %}"
+                "{% if add_generation_prompt %}assistant: {% endif %}")
+
+
+def vlm(folder: Path, seed: int = 0) -> Path:
+    """A tiny random LLaVA (CLIP vision tower + Llama) with a character tokenizer and a chat template."""
+    import torch
+    from transformers import (CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlavaConfig,
+                              LlavaForConditionalGeneration, LlavaProcessor)
+
+    from tests.conftest import build_char_tokenizer
+    tok = build_char_tokenizer()
+    tok.add_special_tokens({"additional_special_tokens": ["<image>"]})
+    image_id = tok.convert_tokens_to_ids("<image>")
+    processor = LlavaProcessor(image_processor=CLIPImageProcessor(size={"shortest_edge": 32},
+                                                                  crop_size={"height": 32, "width": 32}),
+                               tokenizer=tok, patch_size=8, vision_feature_select_strategy="default",
+                               num_additional_image_tokens=1,  # the CLS token, dropped by "default"
+                               chat_template=VLM_TEMPLATE)
+    vision = CLIPVisionConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+                              image_size=32, patch_size=8)
+    text = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                       num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=1024, pad_token_id=0,
+                       eos_token_id=1, bos_token_id=1)
+    torch.manual_seed(seed)
+    model = LlavaForConditionalGeneration(LlavaConfig(vision_config=vision.to_dict(), text_config=text.to_dict(),
+                                                      image_token_index=image_id, vision_feature_layer=-1,
+                                                      vision_feature_select_strategy="default")).eval()
+    model.generation_config.pad_token_id, model.generation_config.eos_token_id = 0, 1
+    model.save_pretrained(str(folder))
+    processor.save_pretrained(str(folder))
+    return folder
+
+
 def build(root: Path) -> dict[str, Path]:
-    """Write both pipelines, a CLIP folder and an aesthetic folder (random head on that CLIP) under ``root``."""
+    """Write both pipelines, a CLIP folder, an aesthetic folder (random head on that CLIP) and a VLM under ``root``."""
     import torch
     paths = {"sd": root / "tiny-sd", "sd3": root / "tiny-sd3", "clip": root / "tiny-clip",
-             "aesthetic": root / "tiny-aesthetic"}
+             "aesthetic": root / "tiny-aesthetic", "vlm": vlm(root / "tiny-vlm")}
     sd_pipeline().save_pretrained(str(paths["sd"]))
     sd3_pipeline().save_pretrained(str(paths["sd3"]))
     model, processor = clip_model()

@@ -232,6 +232,41 @@ def test_aesthetic_is_the_laion_head_on_normalised_clip_embeddings(models, tmp_p
     assert isinstance(verifier, AestheticScore)
 
 
+def test_vlm_judge_samples_k_critiques_and_reads_their_verdicts(models, monkeypatch):
+    from backends import catalog
+    judge = catalog.load_t2i_verifier(f"vlm:{models['vlm']}")
+    judge.max_new_tokens = 5  # too short for any verdict: random text abstains
+    scores, cost = judge.score(_images(2), ["a cat", "a dog"])
+    assert scores == [0.5, 0.5] and cost.verifier_calls == 2 and cost.verifier_tokens > 0
+    assert [len(g) for g in judge.last_judgments] == [judge.k, judge.k]
+    # the parsing and aggregation path on fixed samples: mean of the parsed verdicts, abstentions left out
+    tok = judge.processor.tokenizer
+    texts = ["Verdict: yes", "Verdict: no", "Verdict: yes", "no verdict here"]
+
+    def generate(**inputs):
+        ids = [tok(t, add_special_tokens=False)["input_ids"] for t in texts]
+        width = max(len(i) for i in ids)
+        new = torch.tensor([i + [tok.pad_token_id] * (width - len(i)) for i in ids])
+        return torch.cat([inputs["input_ids"].repeat_interleave(judge.k, 0), new], dim=1)
+
+    monkeypatch.setattr(judge.model, "generate", generate)
+    scores, _ = judge.score(_images(1), ["a cat"])
+    assert scores == [pytest.approx(2 / 3)] and judge.last_judgments == [texts]
+
+
+def test_any_verifier_judges_another(models, store):
+    """CLIP score searches, the VLM judges (and the other way round with the aesthetic head)."""
+    for verifier, judge in (("clip", "vlm"), ("aesthetic", "clip")):
+        cfg = config(models, "sd3", "random_search", 2, options={"previews": "none", "guidance": 1.0})
+        cfg.verifier, cfg.judge = f"clip:{models['clip']}" if verifier == "clip" else str(models[verifier]), \
+            (f"vlm:{models['vlm']}" if judge == "vlm" else str(models[judge]))
+        end = list(execute(cfg, store))[-1]
+        assert end["status"] == "finished", end["error"]
+        judged = end["extras"]["candidates_judged"]
+        assert len(judged) == 2 and all(isinstance(j["judge_correct"], bool) for j in judged)
+        assert end["compute"]["nfe"] == 2 * STEPS  # guidance 1: one evaluation per image per step
+
+
 # ---- catalog and bad input ----------------------------------------------------------------------------------
 
 def test_catalog_lists_hub_pipelines_and_verifiers_with_reasons(monkeypatch):
