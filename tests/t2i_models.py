@@ -2,7 +2,8 @@
 ``save_pretrained`` in the folder layouts a hub id has (``model_index.json`` + one folder per component).
 
 Tokenizers are CLIP BPE tokenizers over a character vocabulary written here (no merges): every word splits
-into letters, which is all a random text encoder needs. Nothing is downloaded.
+into letters, which is all a random text encoder needs; FLUX's T5 tokenizer is a unigram model over the same
+characters. Nothing is downloaded.
 """
 from __future__ import annotations
 
@@ -72,6 +73,36 @@ def sd3_pipeline(seed: int = 0):
         text_encoder_3=None, tokenizer_3=None)
 
 
+def t5_tokenizer():
+    """A T5 (unigram) tokenizer over single characters, no sentencepiece file needed."""
+    from transformers import T5Tokenizer
+    pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("\u2581", -1.0)]
+    pieces += [(c, -2.0) for c in string.ascii_letters + string.digits + ".,'-!?\""]
+    return T5Tokenizer(vocab=pieces, extra_ids=0)
+
+
+def flux_pipeline(seed: int = 0):
+    """FLUX style: FluxTransformer2DModel (guidance embedding, packed 2x2 latents) + AutoencoderKL (with shift)
+    + CLIPTextModel + T5EncoderModel + FlowMatchEulerDiscreteScheduler with resolution-dependent shift."""
+    import torch
+    from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
+    from transformers import CLIPTextModel, T5Config, T5EncoderModel
+    torch.manual_seed(seed)
+    t5 = t5_tokenizer()
+    transformer = FluxTransformer2DModel(patch_size=1, in_channels=16, num_layers=1, num_single_layers=1,
+                                         attention_head_dim=16, num_attention_heads=2, joint_attention_dim=32,
+                                         pooled_projection_dim=16, guidance_embeds=True, axes_dims_rope=(4, 6, 6))
+    scheduler = FlowMatchEulerDiscreteScheduler(use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15,
+                                                base_image_seq_len=256, max_image_seq_len=4096)
+    encoder = T5EncoderModel(T5Config(vocab_size=len(t5), d_model=32, d_ff=64, d_kv=8, num_layers=1, num_heads=2,
+                                      relative_attention_num_buckets=8, pad_token_id=0, eos_token_id=1))
+    return FluxPipeline(transformer=transformer, scheduler=scheduler,
+                        vae=vae(shift_factor=0.1159, scaling_factor=0.3611, use_quant_conv=False,
+                                use_post_quant_conv=False),
+                        text_encoder=CLIPTextModel(text_config()), tokenizer=tokenizer(),
+                        text_encoder_2=encoder, tokenizer_2=t5)
+
+
 def clip_model(seed: int = 0):
     """A tiny CLIPModel (32x32 images, 8x8 patches) with its processor (the character tokenizer)."""
     import torch
@@ -122,12 +153,13 @@ def vlm(folder: Path, seed: int = 0) -> Path:
 
 
 def build(root: Path) -> dict[str, Path]:
-    """Write both pipelines, a CLIP folder, an aesthetic folder (random head on that CLIP) and a VLM under ``root``."""
+    """Write the three pipelines, a CLIP folder, an aesthetic folder (random head on that CLIP) and a VLM."""
     import torch
-    paths = {"sd": root / "tiny-sd", "sd3": root / "tiny-sd3", "clip": root / "tiny-clip",
+    paths = {"sd": root / "tiny-sd", "sd3": root / "tiny-sd3", "flux": root / "tiny-flux", "clip": root / "tiny-clip",
              "aesthetic": root / "tiny-aesthetic", "vlm": vlm(root / "tiny-vlm")}
     sd_pipeline().save_pretrained(str(paths["sd"]))
     sd3_pipeline().save_pretrained(str(paths["sd3"]))
+    flux_pipeline().save_pretrained(str(paths["flux"]))
     model, processor = clip_model()
     model.save_pretrained(str(paths["clip"]))
     processor.save_pretrained(str(paths["clip"]))

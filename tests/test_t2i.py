@@ -1,7 +1,8 @@
 """The text-to-image domain on tiny random pipelines built from configs and saved with ``save_pretrained``:
-SD style (UNet2DConditionModel + AutoencoderKL + CLIPTextModel + CLIPTokenizer, DDIM) and SD3 flow style
-(SD3Transformer2DModel + AutoencoderKL + two CLIP text encoders + FlowMatchEulerDiscreteScheduler), loaded by
-folder through the catalog (the loader a hub id takes), and a tiny random CLIPModel for the verifiers.
+SD style (UNet2DConditionModel + AutoencoderKL + CLIPTextModel + CLIPTokenizer, DDIM), SD3 flow style
+(SD3Transformer2DModel + AutoencoderKL + two CLIP text encoders + FlowMatchEulerDiscreteScheduler) and FLUX
+style (FluxTransformer2DModel with guidance embedding + CLIP + T5), loaded by folder through the catalog (the
+loader a hub id takes); a tiny random CLIPModel and a tiny LLaVA for the verifiers.
 
 The step loop is checked against the diffusers pipelines' own ``__call__``; random search, FK steering and
 evolutionary search run end to end through ``engine.run.execute`` into a SQLite file."""
@@ -47,10 +48,11 @@ def pipeline(models, family):
 
 
 def config(models, family, strategy, budget, **kw):
+    size = {"size": 16} if family == "flux" else {}  # FLUX's native size is 128 latent pixels
     return RunConfig(domain="t2i", model=str(models[family]), verifier=str(models["clip"]),
                      judge=str(models["aesthetic"]), strategy=strategy, budget=budget,
                      problem_id=kw.pop("problem_id", "test:3"),
-                     options={"steps": STEPS, "guidance": 2.0, **kw.pop("options", {})}, **kw)
+                     options={"steps": STEPS, "guidance": 2.0, **size, **kw.pop("options", {})}, **kw)
 
 
 CASES = [
@@ -60,7 +62,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("family", ["sd", "sd3"])
+@pytest.mark.parametrize("family", ["sd", "sd3", "flux"])
 @pytest.mark.parametrize("strategy, budget, params", CASES)
 def test_t2i_strategy_end_to_end(models, store, family, strategy, budget, params, tmp_path, monkeypatch):
     from PIL import Image
@@ -71,13 +73,15 @@ def test_t2i_strategy_end_to_end(models, store, family, strategy, budget, params
     run = store.get_run(events[0]["run_id"])
     assert run["status"] == "finished" and run["domain"] == "t2i" and run["problem_text"] == events[0]["prompt"]
     assert [e["type"] for e in store.events(run["id"])] == [e["type"] for e in events[:-1]]
-    # NFE: classifier-free guidance evaluates prompt and empty prompt, 2 per image per step
+    # NFE: classifier-free guidance evaluates prompt and empty prompt, 2 per image per step; FLUX takes its
+    # guidance as an input of the transformer, 1
+    per = 1 if family == "flux" else 2
     totals = end["compute"]
     assert sum(e["cost"]["nfe"] for e in events[:-1]) == totals["nfe"]
     if strategy == "evo_search":
-        assert 2 * (budget - 1) * STEPS < totals["nfe"] <= 2 * budget * STEPS
+        assert per * (budget - 1) * STEPS < totals["nfe"] <= per * budget * STEPS
     else:
-        assert totals["nfe"] == 2 * budget * STEPS
+        assert totals["nfe"] == per * budget * STEPS
     assert totals["verifier_calls"] > 0 and totals["flops"] > 0
     # previews: a PNG per node in the run's folder; intermediate nodes also show x_t; finals are RGB decodes
     added = [e for e in events if e["type"] == "NodeAdded" and e["parent"] is not None]
@@ -101,7 +105,7 @@ def test_t2i_strategy_end_to_end(models, store, family, strategy, budget, params
     assert summary(events)["extras"]["model_family"] == family
 
 
-@pytest.mark.parametrize("family, scheduler", [("sd", "ddim"), ("sd3", "euler")])
+@pytest.mark.parametrize("family, scheduler", [("sd", "ddim"), ("sd3", "euler"), ("flux", "euler")])
 def test_our_loop_matches_the_pipeline(models, family, scheduler):
     """Deterministic sampling (eta 0) one step at a time gives the pipeline's own latents and decoded image."""
     from backends.image import noise_latent
@@ -113,10 +117,13 @@ def test_our_loop_matches_the_pipeline(models, family, scheduler):
     for _ in range(STEPS):
         lat = gen.denoise([lat])[0][0]
     kw = {"eta": 0.0} if family == "sd" else {}
-    ref = p.pipe(prompt=PROMPT, latents=noise[None], num_inference_steps=STEPS, guidance_scale=2.0, height=16,
+    start = p.pipe._pack_latents(noise[None], 1, *noise.shape) if family == "flux" else noise[None]
+    ref = p.pipe(prompt=PROMPT, latents=start, num_inference_steps=STEPS, guidance_scale=2.0, height=16,
                  width=16, output_type="latent", **kw).images
+    if family == "flux":  # FLUX returns its packed latents
+        ref = p.pipe._unpack_latents(ref, 16, 16, p.vae_scale)
     assert torch.allclose(lat.x, ref[0].float(), atol=1e-4)
-    image = p.pipe(prompt=PROMPT, latents=noise[None], num_inference_steps=STEPS, guidance_scale=2.0, height=16,
+    image = p.pipe(prompt=PROMPT, latents=start, num_inference_steps=STEPS, guidance_scale=2.0, height=16,
                    width=16, output_type="pt", **kw).images
     assert torch.allclose(p.decode(lat.x[None])[0][0], image[0] * 2 - 1, atol=1e-4)
 
