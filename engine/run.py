@@ -16,7 +16,7 @@ from backends.domains import DOMAINS
 from backends.errors import InputError
 from engine.limits import Limits
 from strategies import params as params_mod
-from strategies.core import AGGREGATIONS, CancelToken, Cancelled, Compute, RunFinished, StepDone
+from strategies.core import AGGREGATIONS, CancelToken, Cancelled, Compute, RunFinished
 from strategies.registry import STRATEGIES, StrategyInfo
 
 log = logging.getLogger(__name__)
@@ -107,69 +107,109 @@ def _totals(meter: Compute, started: float) -> dict:
     return d
 
 
+def run_events(config: RunConfig, limits: Limits | None = None, cancel: CancelToken | None = None,
+               prepared: Prepared | None = None) -> Iterator[dict]:
+    """The model side of one run, as plain data: every strategy event as a dict with the compute it spent
+    (``cost``) and the running ``totals``, then one ``{"type": "Graded"}`` with the judge's verdict
+    (``correct``), the domain's result ``extras`` and the final ``totals``. Exceptions (Cancelled included)
+    propagate.
+
+    Plain dicts and no store, because on a ZeroGPU Space this runs in a GPU worker process
+    (``engine.zerogpu``) and only what it yields comes back; :func:`execute` writes the database.
+    """
+    prep = prepared or prepare(config, limits)
+    cancel = cancel or CancelToken()
+    started = time.perf_counter()
+    space = prep.domain_run.space(config, cancel)
+    last = Compute()
+    result = None
+    for event in prep.info.search(space, prep.params, cancel):
+        d = event.to_dict()
+        d["cost"] = space.meter.minus(last).to_dict()
+        last = space.meter.copy()
+        d["totals"] = _totals(space.meter, started)
+        if isinstance(event, RunFinished):
+            result = event
+        yield d
+    # a domain whose answer is not a string (an image) grades the chosen node itself
+    grade_result = getattr(prep.domain_run, "grade_result", None)
+    if result is None:
+        correct = None
+    else:
+        correct = grade_result(space, result) if grade_result else prep.domain_run.grade(result.answer)
+    extras = prep.domain_run.result_extras(space, result) if result else {}
+    yield {"type": "Graded", "correct": correct, "extras": extras, "totals": _totals(space.meter, started)}
+
+
 def execute(config: RunConfig, store, cancel: CancelToken | None = None, limits: Limits | None = None) -> Iterator[dict]:
-    """Run one search and yield its events; see the module docstring. Raises ConfigError on bad input."""
+    """Run one search and yield its events; see the module docstring. Raises ConfigError on bad input.
+
+    The model work is :func:`run_events`, here in process, or on a ZeroGPU Space inside the GPU worker when
+    the run needs a real model (``engine.zerogpu``); either way only this function writes to the store.
+    """
+    from engine import zerogpu
     prep = prepare(config, limits)
     cancel = cancel or CancelToken()
     run_id = store.create_run(prep.record())
     started = time.perf_counter()
-    space = prep.domain_run.space(config, cancel)
     first = {"type": "RunStarted", "run_id": run_id, "strategy": config.strategy, "params": asdict(prep.params),
              "problem": prep.domain_run.problem_record(), "prompt": prep.prompt, "config": prep.record(),
-             "cost": Compute().to_dict(), "totals": _totals(space.meter, started)}
-    pending = [first]
-    store.append_events(run_id, pending)
-    pending = []
+             "cost": Compute().to_dict(), "totals": _totals(Compute(), started)}
+    store.append_events(run_id, [first])
     yield first
-    status, error, result = "running", None, None
-    last = Compute()
+    on_gpu = zerogpu.enabled() and zerogpu.needs_gpu(config)
+    if on_gpu:
+        log.info("run %s: model work on the ZeroGPU worker", run_id)
+    stream = zerogpu.gpu_events(config, limits) if on_gpu else run_events(config, limits, cancel, prep)
+    status, error, result, graded = "running", None, None, None
+    pending: list[dict] = []
+    totals = first["totals"]
     try:
-        for event in prep.info.search(space, prep.params, cancel):
-            d = event.to_dict()
-            d["cost"] = space.meter.minus(last).to_dict()
-            last = space.meter.copy()
-            d["totals"] = _totals(space.meter, started)
+        for d in stream:
+            if on_gpu:
+                cancel.check()  # the worker cannot see the token: stop at the next event it sends
+            totals = d["totals"]
+            if d["type"] == "Graded":
+                graded = d
+                continue
             pending.append(d)
-            if isinstance(event, (StepDone, RunFinished)):
+            if d["type"] in ("StepDone", "RunFinished"):
                 store.append_events(run_id, pending)
                 pending = []
-            if isinstance(event, RunFinished):
-                result = event
+            if d["type"] == "RunFinished":
+                result = d
             yield d
         status = "finished"
     except Cancelled:
         status = "cancelled"
     except GeneratorExit:
         # The consumer went away (a closed browser tab, a Stop button): keep what was done.
-        status = "cancelled"
-        _close(store, run_id, pending, status, None, None, prep, space, started)
+        stream.close()
+        _close(store, run_id, pending, "cancelled", None, None, None, totals)
         raise
     except Exception as exc:  # noqa: BLE001 - a failed run is stored with its reason, never lost
         log.exception("run %s failed", run_id)
         status, error = "failed", f"{type(exc).__name__}: {exc}"
-    final = _close(store, run_id, pending, status, error, result, prep, space, started)
-    yield final
+    finally:
+        stream.close()
+    yield _close(store, run_id, pending, status, error, result, graded, totals)
 
 
-def _close(store, run_id: str, pending: list[dict], status: str, error: str | None, result: RunFinished | None,
-           prep: Prepared, space, started: float) -> dict:
+def _close(store, run_id: str, pending: list[dict], status: str, error: str | None, result: dict | None,
+           graded: dict | None, totals: dict) -> dict:
     if pending:
         store.append_events(run_id, pending)
-    answer = result.answer if result else None
-    # a domain whose answer is not a string (an image) grades the chosen node itself
-    grade_result = getattr(prep.domain_run, "grade_result", None)
-    if result is None:
-        correct = None
-    else:
-        correct = grade_result(space, result) if grade_result else prep.domain_run.grade(answer)
-    totals = _totals(space.meter, started)
-    extras = prep.domain_run.result_extras(space, result) if result else {}
-    stored = {**result.to_dict(), **extras} if result else None
+    answer = result["answer"] if result else None
+    correct = graded["correct"] if graded and result else None
+    extras = graded["extras"] if graded and result else {}
+    if graded:
+        totals = graded["totals"]
+    stored = {**{k: v for k, v in result.items() if k not in ("cost", "totals")}, **extras} if result else None
     store.finish_run(run_id, status, result=stored, totals=totals, answer=answer,
-                     correct=correct, score=result.score if result else None, error=error)
+                     correct=correct, score=result["score"] if result else None, error=error)
     return {"type": "RunEnded", "run_id": run_id, "status": status, "answer": answer, "correct": correct,
-            "score": result.score if result else None, "compute": totals, "error": error,
-            "candidates": result.candidates if result else [], "extras": extras}
+            "score": result["score"] if result else None, "compute": totals, "error": error,
+            "candidates": result["candidates"] if result else [], "extras": extras}
 
 
 def summary(events: list[dict]) -> dict:

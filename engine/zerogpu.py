@@ -1,0 +1,75 @@
+"""ZeroGPU on Hugging Face Spaces: the model work of a run inside a ``@spaces.GPU`` function.
+
+On a ZeroGPU Space the ``spaces`` package runs a decorated function in a forked worker process that holds a
+GPU for the length of the call; the arguments go to the worker and whatever it yields comes back by
+pickling. So the decorated function here, :func:`gpu_events`, takes the plain ``RunConfig`` and ``Limits``
+and yields the run's events as plain dicts (``engine.run.run_events``); the parent process, the Gradio
+server, writes them to SQLite: the worker never opens the database.
+
+The decoration happens at import, as ZeroGPU requires (it looks for decorated functions when the app starts).
+Where the package is missing nothing is decorated, and where it is installed but the machine is not a
+ZeroGPU Space (``SPACES_ZERO_GPU`` unset) ``spaces.GPU`` hands the function back unchanged: then
+:func:`enabled` is false and every run executes in process, as it always did.
+
+Even on ZeroGPU, runs whose models are all embedded (tiny CPU models, built-in rewards, the oracle) or
+served elsewhere (``openai:`` endpoints) stay in process (:func:`needs_gpu`): they need no GPU, spend no
+visitor's GPU quota, and so a visitor without a ZeroGPU slot still gets the embedded default.
+
+Stop: the worker cannot see the parent's cancel token, so a run on the GPU stops at the next event the
+parent receives (the parent closes the stream).
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Iterator
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DURATION_S = 120  # ZeroGPU's reservation per call; shorter ones get a better place in the queue
+
+
+def _duration(config, limits=None) -> int:
+    """Seconds of GPU asked for one run (``TTS_GPU_DURATION``, else the default)."""
+    raw = os.environ.get("TTS_GPU_DURATION")
+    try:
+        return max(10, int(raw)) if raw else DEFAULT_DURATION_S
+    except ValueError:
+        log.warning("TTS_GPU_DURATION must be whole seconds, got %r; using %d", raw, DEFAULT_DURATION_S)
+        return DEFAULT_DURATION_S
+
+
+def _run_on_gpu(config, limits=None) -> Iterator[dict]:
+    """The whole model side of one run, as plain dicts (what the ZeroGPU worker sends back)."""
+    from engine.run import run_events
+    yield from run_events(config, limits)
+
+
+try:
+    import spaces
+except ImportError:  # not on a Space, or a Space without the package: no wrapping at all
+    spaces = None
+
+gpu_events = spaces.GPU(duration=_duration)(_run_on_gpu) if spaces is not None else _run_on_gpu
+
+
+def enabled() -> bool:
+    """True when ``spaces`` wrapped the run function, i.e. on a ZeroGPU Space."""
+    return gpu_events is not _run_on_gpu
+
+
+def needs_gpu(config) -> bool:
+    """Whether a run loads any model that is not embedded, built in, or served by another machine."""
+    from backends import catalog
+    ids = [config.model, config.verifier, getattr(config, "judge", None)]
+    return any(i and not _local(catalog, i) for i in ids)
+
+
+def _local(catalog, model_id: str) -> bool:
+    if model_id.startswith("openai:"):
+        return True  # the server does the work
+    entry = catalog.CATALOG.get(model_id)
+    if entry is None:
+        return False  # a hub id or a local folder: a real model
+    return (entry.kind == "oracle" or entry.source.startswith("builtin:")
+            or entry.source.startswith(str(catalog.EMBEDDED_DIR)))
