@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--domain", default="reasoning")
     r.add_argument("--model", default="tiny-arith-s")
     r.add_argument("--verifier", default="tiny-prm")
-    r.add_argument("--judge", default=None, help="held-out judge (image domain)")
+    r.add_argument("--judge", default=None, help="held-out judge (image and t2i domains)")
     r.add_argument("--strategy", default="beam_search")
     r.add_argument("--budget", type=int, default=16)
     r.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="strategy parameter")
@@ -73,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--trust-remote-code", action="store_true", help="allow a hub model's own code to run")
     r.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
                    help="domain option (image: steps, eta, guidance, scheduler=ddim|ddpm|flow_ode|flow_sde, "
-                        "diffusion (flow_sde), interpolant=linear|vp, previews=all|final|none)")
+                        "diffusion (flow_sde), interpolant=linear|vp, previews=all|final|none; t2i: steps, eta, "
+                        "guidance, scheduler=ddim|ddpm|euler, size, previews, judge_pass)")
     r.add_argument("--db", dest="sub_db", default=None)
     r.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -145,12 +146,19 @@ def cmd_run(args) -> int:
     else:
         p = out["problem"]
         print(f"run {out['run_id']} ({out['status']}): {p['text']}")
-        print(f"answer {out['answer']} (truth {p['answer']}, {'correct' if out['correct'] else 'wrong'}), "
-              f"score {out['score']}")
+        if "chosen_judge_score" not in (out.get("extras") or {}):  # a text-to-image answer is its prompt
+            print(f"answer {out['answer']} (truth {p['answer']}, {'correct' if out['correct'] else 'wrong'}), "
+                  f"score {out['score']}")
         c = out["compute"]
         if c.get("nfe"):
             x = out.get("extras") or {}
-            print(f"judge {x.get('judge')}: {'recognised' if out['correct'] else 'NOT recognised'}; search-verifier "
+            if "chosen_judge_score" in x:  # text-to-image: the judge scores against its pass mark
+                verdict = "not graded (no --judge)" if out["correct"] is None else \
+                    f"score {x['chosen_judge_score']:.4g} {'reaches' if out['correct'] else 'is below'} the pass mark " \
+                    f"{x.get('judge_pass')}"
+            else:
+                verdict = "recognised" if out["correct"] else "NOT recognised"
+            print(f"judge {x.get('judge')}: {verdict}; search-verifier "
                   f"score of the chosen image {x.get('chosen_verifier_score')}, mean over candidates "
                   f"{x.get('mean_verifier_score')}")
             print(f"compute: {c['nfe']} NFE, {c['model_calls']} model calls, {c['verifier_calls']} verifier calls, "

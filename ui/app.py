@@ -1,6 +1,6 @@
 """The TTS Explorer web app: ``build_app(store, limits)`` lays out the tabs, ``launch(app, host, port)``
 serves it safely (local by default, queue with a concurrency limit, SSR and run history off, the
-database outside everything Gradio serves)."""
+database outside everything Gradio serves, and no folder served but the image runs' previews)."""
 from __future__ import annotations
 
 import logging
@@ -24,6 +24,7 @@ QUEUE_MAX_SIZE = 64
 CSS = """
 .gradio-container {max-width: 1400px !important}
 #run-btn {min-height: 44px}
+.tts-pixels img, .tts-pixels image {image-rendering: pixelated}
 """
 
 
@@ -105,9 +106,26 @@ def resolve_address(host: str | None = None, port: int | None = None) -> tuple[s
     return host, port_n
 
 
+def images_dir(db: Path | None) -> Path:
+    """The image runs' preview folder (``backends.image.images_root``), created; refused (ValueError) when
+    serving it would serve the working directory or the run database."""
+    from ui.common import images_root
+    root = images_root().resolve()
+    cwd = Path.cwd().resolve()
+    if cwd.is_relative_to(root):
+        raise ValueError(f"the images folder {root} (TTS_IMAGES_DIR) would serve the working directory {cwd}: "
+                         "choose a folder of its own")
+    if db is not None and Path(db).resolve().is_relative_to(root):
+        raise ValueError(f"the images folder {root} (TTS_IMAGES_DIR) holds the run database {db}: "
+                         "choose a folder of its own")
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
 def launch(app: gr.Blocks, host: str | None = None, port: int | None = None, *,
            prevent_thread_lock: bool = False, quiet: bool = False, max_threads: int = 16) -> Any:
-    """Serve ``app``: queue with a concurrency limit, SSR and run history off, nothing extra served."""
+    """Serve ``app``: queue with a concurrency limit, SSR and run history off, nothing served but the
+    image previews' folder (ValueError when that folder would expose the working directory or the database)."""
     host, port = resolve_address(host, port)
     blocked = []
     ctx = getattr(app, "tts_context", None)
@@ -115,13 +133,15 @@ def launch(app: gr.Blocks, host: str | None = None, port: int | None = None, *,
     if db is not None:
         db = Path(db)
         blocked = [str(db), str(db) + "-wal", str(db) + "-shm", str(db) + "-journal"]
+    # the image views link to preview PNGs by URL (the strips) and hand their paths to the gallery
+    allowed = [str(images_dir(db))] if ctx is not None else []
     app.queue(default_concurrency_limit=RUN_CONCURRENCY, max_size=QUEUE_MAX_SIZE)
     log.info("serving TTS Explorer on http://%s:%d", host, port)
     return app.launch(
         server_name=host, server_port=port,
         ssr_mode=False,            # DESIGN.md 6: advisory against run history with SSR in 6.27-6.31
         run_history=False,         # nothing recorded in browsers, the /gradio_api/runs page disabled
-        allowed_paths=[],          # the reasoning domain serves no files of its own
+        allowed_paths=allowed,     # exactly the image previews' folder (nothing for a page without our context)
         blocked_paths=blocked,     # the database, even if someone put it under the working directory
         footer_links=["api", "gradio"],
         show_error=False,          # only our gr.Error messages reach visitors, not tracebacks

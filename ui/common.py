@@ -9,11 +9,12 @@ import logging
 import re
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import gradio as gr
 
-from ui import views
+from ui import image_views, views
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,9 @@ def parse_choice(value: Any, name: str, choices: list[str] | tuple[str, ...]) ->
 
 @dataclass
 class Viewer:
-    """Status, tree, particles, candidates and compute meter, driven by one step slider and a play button.
+    """Status, tree, particles, candidates, compute meter and the image views (candidate gallery, x_t |
+    x0-hat strips, best score vs NFE), driven by one step slider and a play button. Widgets of the other
+    domain than the run's are hidden.
 
     ``events`` is a per-session gr.State holding the event dicts of the run on show.
     """
@@ -103,6 +106,9 @@ class Viewer:
     particles: gr.Plot
     candidates: gr.Dataframe
     meter: gr.HTML
+    gallery: gr.Gallery
+    strips: gr.Plot
+    nfe: gr.Plot
     slider: gr.Slider
     play: gr.Button
     timer: gr.Timer
@@ -110,12 +116,24 @@ class Viewer:
 
     @property
     def view_outputs(self) -> list:
-        return [self.status, self.tree, self.particles, self.candidates, self.meter]
+        return [self.status, self.tree, self.particles, self.candidates, self.meter, self.gallery, self.strips,
+                self.nfe]
 
     @property
     def load_outputs(self) -> list:
-        """Outputs of a handler that puts a new run in the viewer: views, slider, events state."""
-        return self.view_outputs + [self.slider, self.events]
+        """Outputs of a handler that puts a new run in the viewer: see :func:`load_values` for the order."""
+        v = self.view_outputs
+        return v[:N_BASE_VIEWS] + [self.slider, self.events] + v[N_BASE_VIEWS:]
+
+
+# The first five views, then the slider and the events, then the image views: the slider and the events
+# keep the places they had in the run API's outputs before the image views came.
+N_BASE_VIEWS = 5
+
+
+def load_values(view_values: tuple, slider: Any, events: Any) -> tuple:
+    """The values for ``Viewer.load_outputs`` from a :func:`frame` tuple, the slider and the events."""
+    return (*view_values[:N_BASE_VIEWS], slider, events, *view_values[N_BASE_VIEWS:])
 
 
 def build_viewer(prefix: str, with_transport: bool = True, idle: str = "Ready: press <b>Run</b>.") -> Viewer:
@@ -131,7 +149,16 @@ def build_viewer(prefix: str, with_transport: bool = True, idle: str = "Ready: p
             candidates = gr.Dataframe(value=[], headers=views.CANDIDATE_HEADERS, label="Finished candidates",
                                       interactive=False, max_height=330, elem_id=f"{prefix}-candidates",
                                       datatype=["str", "str", "number", "number", "str", "str"])
-    # only runs that resample (particle filtering) show the genealogy lanes
+            # image runs: best score against NFE in place of the (text) candidates table
+            nfe = gr.Plot(label="Best score vs NFE", elem_id=f"{prefix}-nfe", visible=False, show_label=False)
+    gallery = gr.Gallery(value=[], label="Candidates, best verifier score first (caption: node, ★ chosen, "
+                         "verifier score, the held-out judge's reading and verdict)", columns=5, fit_columns=False,
+                         height=300,
+                         object_fit="contain", allow_preview=True, interactive=False, visible=False,
+                         elem_id=f"{prefix}-gallery", elem_classes=["tts-pixels"], buttons=["fullscreen"])
+    strips = gr.Plot(label="x_t | x0-hat strips", elem_id=f"{prefix}-strips", visible=False, show_label=False,
+                     elem_classes=["tts-pixels"])
+    # only runs that resample (particle filtering, FK steering) show the genealogy lanes
     particles = gr.Plot(views.particle_figure(views.ViewState()), label="Particles: lanes and ESS",
                         elem_id=f"{prefix}-particles", visible=False, show_label=False)
     with gr.Row(visible=with_transport):
@@ -140,32 +167,37 @@ def build_viewer(prefix: str, with_transport: bool = True, idle: str = "Ready: p
         play = gr.Button("▶ Play", elem_id=f"{prefix}-play", scale=1, min_width=90)
     timer = gr.Timer(PLAY_INTERVAL_S, active=False)
     events = gr.State([])
-    v = Viewer(status, tree, particles, candidates, meter, slider, play, timer, events)
+    v = Viewer(status, tree, particles, candidates, meter, gallery, strips, nfe, slider, play, timer, events)
     _wire_transport(v, prefix)
     return v
 
 
 def stored_events(store: Any, run_id: str) -> list[dict]:
     """A stored run's events, closed by a RunEnded made from its row (the engine stores the search's
-    events; the outcome - status, answer, correctness, totals - lives on the run row)."""
+    events; the outcome - status, answer, correctness, totals, the domain's extras such as the judge's
+    verdicts on image candidates - lives on the run row)."""
     events = store.events(run_id)
     run = store.get_run(run_id) or {}
     if not any(e.get("type") == "RunEnded" for e in events):
+        result = run.get("result") if isinstance(run.get("result"), dict) else {}
+        # the stored result is RunFinished's fields plus the domain's extras
+        extras = {k: v for k, v in result.items() if k not in ("type", "answer", "node_id", "score", "candidates")}
         events.append({"type": "RunEnded", "run_id": run_id, "status": run.get("status"),
                        "answer": run.get("answer"),
                        "correct": None if run.get("correct") is None else bool(run.get("correct")),
-                       "score": run.get("score"), "compute": run.get("totals") or {}, "error": run.get("error")})
+                       "score": run.get("score"), "compute": run.get("totals") or {}, "error": run.get("error"),
+                       "extras": extras})
     return events
 
 
 def frame(events: list[dict], k: int | None, title: str | None = None) -> tuple:
-    """The five view values at step ``k`` of a run (None: the whole run)."""
+    """The view values (``Viewer.view_outputs``) at step ``k`` of a run (None: the whole run)."""
     st = views.fold(events, upto_step=k)
     n = views.step_count(events)
     if k is not None and k < n:
         st.status = f"replay: step {k} of {n}"
     return (views.status_html(st), views.tree_figure(st, title=title), particles_update(st),
-            views.candidates_rows(st), views.compute_meter_html(st.totals))
+            candidates_update(st), views.compute_meter_html(st.totals), *image_updates(st))
 
 
 def particles_update(st: views.ViewState) -> Any:
@@ -175,10 +207,49 @@ def particles_update(st: views.ViewState) -> Any:
     return gr.update(value=views.particle_figure(st), visible=True)
 
 
+def candidates_update(st: views.ViewState) -> Any:
+    """The candidates table, for text runs (an image run's candidates are in the gallery)."""
+    if st.is_image:
+        return gr.update(visible=False)
+    return gr.update(value=views.candidates_rows(st), visible=True)
+
+
+def images_root() -> Path:
+    """The folder image runs write their previews to (the only folder the app serves files from)."""
+    from backends.image import images_root as root  # torch loads only once images are involved
+    return root()
+
+
+def gallery_update(st: views.ViewState) -> Any:
+    if not st.is_image:
+        return gr.update(visible=False)
+    return gr.update(value=image_views.gallery_items(st, images_root()), visible=True)
+
+
+def strips_update(st: views.ViewState) -> Any:
+    """The strips, for image runs whose lineages have more than one image (random search's have one)."""
+    if not st.is_image or not any(len(p) > 1 for p in image_views.lineages(st)):
+        return gr.update(visible=False)
+    return gr.update(value=image_views.strips_figure(st, images_root()), visible=True)
+
+
+def nfe_update(st: views.ViewState) -> Any:
+    if not st.is_image:
+        return gr.update(visible=False)
+    label = f"{st.strategy} {st.run_id or ''}".strip()
+    return gr.update(value=views.score_vs_compute_figure([st], [label], x="nfe", height=330), visible=True)
+
+
+def image_updates(st: views.ViewState) -> tuple:
+    """Gallery, strips and score-vs-NFE updates: shown for image runs, hidden for the others."""
+    return gallery_update(st), strips_update(st), nfe_update(st)
+
+
 def show_run(events: list[dict]) -> tuple:
     """Viewer outputs for a freshly opened run: the finished state, the slider at its end."""
     n = views.step_count(events)
-    return (*frame(events, None), gr.update(minimum=0, maximum=max(n, 1), value=max(n, 1), step=1), events)
+    return load_values(frame(events, None), gr.update(minimum=0, maximum=max(n, 1), value=max(n, 1), step=1),
+                       events)
 
 
 def _clamp_step(value: Any, events: list[dict]) -> int:
@@ -191,9 +262,11 @@ def _clamp_step(value: Any, events: list[dict]) -> int:
 
 
 def _wire_transport(v: Viewer, prefix: str) -> None:
+    n_views = len(v.view_outputs)
+
     def on_slide(value: Any, events: list[dict]):
         if not events:
-            return (gr.skip(),) * 5
+            return (gr.skip(),) * n_views
         return frame(events, _clamp_step(value, events))
 
     def on_play(value: Any, events: list[dict]):
@@ -207,7 +280,7 @@ def _wire_transport(v: Viewer, prefix: str) -> None:
 
     def on_tick(value: Any, events: list[dict]):
         if not events:
-            return (*(gr.skip(),) * 5, gr.skip(), gr.Timer(active=False), gr.update(value="▶ Play"))
+            return (*(gr.skip(),) * n_views, gr.skip(), gr.Timer(active=False), gr.update(value="▶ Play"))
         n = views.step_count(events)
         k = _clamp_step(value, events) + 1
         done = k >= n
@@ -217,7 +290,7 @@ def _wire_transport(v: Viewer, prefix: str) -> None:
 
     def on_pause_or_play(value: Any, events: list[dict], label: str):
         if str(label).startswith("❚❚"):
-            return (*(gr.skip(),) * 5, gr.skip(), gr.Timer(active=False), gr.update(value="▶ Play"))
+            return (*(gr.skip(),) * n_views, gr.skip(), gr.Timer(active=False), gr.update(value="▶ Play"))
         return on_play(value, events)
 
     v.slider.input(on_slide, [v.slider, v.events], v.view_outputs, trigger_mode="always_last",

@@ -8,7 +8,7 @@ from typing import Any
 import gradio as gr
 
 from ui import views
-from ui.common import AppContext, check_run_id, stored_events
+from ui.common import AppContext, check_run_id, gallery_update, stored_events
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,13 @@ def build(ctx: AppContext) -> CompareTab:
         for i in range(MAX_RUNS):
             plots.append(gr.Plot(visible=i < 2, label=f"Run {i + 1}", elem_id=f"compare-tree-{i}",
                                  show_label=False, min_width=260))
-    score_plot = gr.Plot(views.score_vs_compute_figure([]), label="Best verifier score vs compute",
+    galleries: list[gr.Gallery] = []
+    with gr.Row():  # image runs: each run's candidates, best verifier score first, under its tree
+        for i in range(MAX_RUNS):
+            galleries.append(gr.Gallery(value=[], visible=False, label=f"Run {i + 1}: candidates", columns=3,
+                                        fit_columns=False, height=300, object_fit="contain", interactive=False,
+                                        min_width=260, elem_id=f"compare-gallery-{i}", elem_classes=["tts-pixels"]))
+    score_plot = gr.Plot(views.score_vs_compute_figure([]), label="Best verifier score vs compute (NFE for images)",
                          elem_id="compare-score", show_label=False)
     runs_state = gr.State([])  # [(label, events)] per session
 
@@ -63,7 +69,8 @@ def build(ctx: AppContext) -> CompareTab:
         figs = [gr.update(value=views.tree_figure(st, height=400, title=lab, legend=False), visible=True)
                 for st, lab in zip(states, labels)]
         figs += [gr.update(value=None, visible=False)] * (MAX_RUNS - len(figs))
-        return gr.update(value=rows, headers=headers), *figs
+        gals = [gallery_update(st) for st in states] + [gr.update(visible=False)] * (MAX_RUNS - len(states))
+        return gr.update(value=rows, headers=headers), *figs, *gals
 
     def compare(ids):
         ids = [check_run_id(i) for i in (ids or [])]
@@ -77,21 +84,22 @@ def build(ctx: AppContext) -> CompareTab:
             ev = stored_events(ctx.store, rid)
             loaded.append((_label(ev, rid), ev))
         n = max(views.step_count(ev) for _, ev in loaded)
-        score = views.score_vs_compute_figure([ev for _, ev in loaded], [lab for lab, _ in loaded])
+        # x = NFE when every run is an image run, tokens otherwise (views.compute_axis)
+        score = views.score_vs_compute_figure([views.fold(ev) for _, ev in loaded], [lab for lab, _ in loaded])
         return (*frames(loaded, None), score, gr.update(minimum=0, maximum=max(n, 1), value=max(n, 1)), loaded)
 
-    go_btn.click(compare, [picker], [metrics, *plots, score_plot, slider, runs_state], api_name="compare",
-                 concurrency_id="replay")
+    go_btn.click(compare, [picker], [metrics, *plots, *galleries, score_plot, slider, runs_state],
+                 api_name="compare", concurrency_id="replay")
 
     def slide(value, loaded):
         if not loaded:
-            return (gr.skip(),) * (1 + MAX_RUNS)
+            return (gr.skip(),) * (1 + 2 * MAX_RUNS)
         try:
             k = max(0, int(float(value)))
         except (TypeError, ValueError):
             k = None
         return frames(loaded, k)
 
-    slider.input(slide, [slider, runs_state], [metrics, *plots], trigger_mode="always_last",
+    slider.input(slide, [slider, runs_state], [metrics, *plots, *galleries], trigger_mode="always_last",
                  api_visibility="private", show_progress="hidden", concurrency_id="replay")
     return CompareTab(picker, refresh, [picker])

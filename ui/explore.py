@@ -16,7 +16,8 @@ from typing import Any, Iterator
 import gradio as gr
 
 from ui import views
-from ui.common import AppContext, Viewer, build_viewer, parse_choice, parse_int, particles_update, session_key
+from ui.common import (AppContext, Viewer, build_viewer, candidates_update, gallery_update, load_values, nfe_update,
+                       parse_choice, parse_int, particles_update, session_key, strips_update)
 from ui.registry import (PROBLEM_TEXT_MAX, ParamField, budget_choices, domain_choices, model_choices,
                          param_fields, strategy_choices, strategy_markdown, verifier_choices)
 
@@ -26,6 +27,13 @@ MAX_UPDATES_PER_S = 3.0
 DEFAULT_STRATEGY = "beam_search"
 DEFAULT_BUDGET = 16
 DEFAULT_DIFFICULTY = 3
+DEFAULT_DIGIT = 3
+SAMPLER_OPTIONS = ("steps", "eta", "guidance", "scheduler")  # the image options Explore offers, in widget order
+PROBLEM_BOX = {  # label and placeholder of the typed-problem box, per domain
+    "reasoning": ("…or type a problem (leave empty for a random one)",
+                  "Start with 37. Add 48. Multiply by 6. Subtract 125."),
+    "image": ("…or type the digit (leave empty for the one above)", "digit 7"),
+}
 _DONE = object()
 
 
@@ -38,6 +46,7 @@ class ExploreTab:
 
 
 def build(ctx: AppContext) -> ExploreTab:
+    from backends import image
     from engine.run import ConfigError, RunConfig, execute  # noqa: F401 - fail at build time if missing
     from strategies.core import AGGREGATIONS
     from strategies.registry import STRATEGIES
@@ -47,7 +56,8 @@ def build(ctx: AppContext) -> ExploreTab:
     default_budget = DEFAULT_BUDGET if DEFAULT_BUDGET in budgets else budgets[-1]
 
     gr.Markdown("Pick a strategy and a budget, then **Run**: the embedded tiny model solves an arithmetic "
-                "chain while the verifier guides the search. Hover over a node to read its step and scores.")
+                "chain while the verifier guides the search (or, in the image domain, a tiny diffusion model "
+                "draws a digit). Hover over a node to read its step and scores.")
     with gr.Row():
         domain = gr.Dropdown(domain_choices(), value=domain_choices()[0], label="Domain", elem_id="explore-domain",
                              scale=1, min_width=120)
@@ -76,9 +86,11 @@ def build(ctx: AppContext) -> ExploreTab:
     with gr.Row():
         difficulty = gr.Radio([1, 2, 3, 4, 5], value=DEFAULT_DIFFICULTY, label="Random problem of difficulty",
                               elem_id="explore-difficulty", scale=2)
-        problem = gr.Textbox(label="…or type a problem (leave empty for a random one)", lines=1,
+        digit = gr.Radio(list(range(10)), value=DEFAULT_DIGIT, label="Digit to draw", elem_id="explore-digit",
+                         scale=2, visible=False)
+        problem = gr.Textbox(label=PROBLEM_BOX["reasoning"][0], lines=1,
                              max_length=PROBLEM_TEXT_MAX, elem_id="explore-problem", scale=4,
-                             placeholder="Start with 37. Add 48. Multiply by 6. Subtract 125.")
+                             placeholder=PROBLEM_BOX["reasoning"][1])
     with gr.Accordion("Advanced", open=False):
         with gr.Row():
             seed = gr.Number(0, precision=0, label="Seed", elem_id="explore-seed")
@@ -86,6 +98,18 @@ def build(ctx: AppContext) -> ExploreTab:
                                       info="how per-step scores become one score", elem_id="explore-aggregation")
             temperature = gr.Slider(0.0, 2.0, value=0.8, step=0.05, label="Sampling temperature",
                                     elem_id="explore-temperature")
+        # the image domain's sampler (RunConfig.options); the engine validates the values
+        with gr.Row(visible=False) as sampler_row:
+            steps = gr.Number(image.DEFAULTS["steps"], precision=0, label="Denoising steps",
+                              info="[1–200] per trajectory", elem_id="explore-steps")
+            eta = gr.Slider(0.0, 1.0, value=image.DEFAULTS["eta"], step=0.05, label="eta (DDIM noise)",
+                            info="0 = deterministic; particle and path methods need > 0", elem_id="explore-eta")
+            guidance = gr.Slider(0.0, 20.0, value=image.DEFAULTS["guidance"], step=0.5,
+                                 label="Classifier-free guidance", info="1 = off (1 NFE per step, 2 otherwise)",
+                                 elem_id="explore-guidance")
+            scheduler = gr.Dropdown(list(image.SCHEDULERS), value=image.DEFAULTS["scheduler"], label="Scheduler",
+                                    elem_id="explore-scheduler")
+    sampler = [steps, eta, guidance, scheduler]
     with gr.Row():
         run_btn = gr.Button("Run", variant="primary", elem_id="run-btn", scale=3)
         stop_btn = gr.Button("Stop", variant="stop", elem_id="stop-btn", scale=1)
@@ -106,24 +130,30 @@ def build(ctx: AppContext) -> ExploreTab:
         models, verifiers = model_choices(d), verifier_choices(d)
         first = lambda cs: cs[0][1] if cs else None  # noqa: E731
         keep = DEFAULT_STRATEGY if any(v == DEFAULT_STRATEGY for _, v in strategies) else first(strategies)
+        img = d == "image"
         return (gr.update(choices=strategies, value=keep), gr.update(choices=models, value=first(models)),
-                gr.update(choices=verifiers, value=first(verifiers)))
+                gr.update(choices=verifiers, value=first(verifiers)), gr.update(visible=not img),
+                gr.update(visible=img), gr.update(label=PROBLEM_BOX.get(d, PROBLEM_BOX["reasoning"])[0],
+                          placeholder=PROBLEM_BOX.get(d, PROBLEM_BOX["reasoning"])[1]),
+                gr.update(visible=not img), gr.update(visible=not img), gr.update(visible=img))
 
-    domain.change(on_domain, [domain], [strategy, model, verifier], api_visibility="private",
-                  show_progress="hidden")
+    domain.change(on_domain, [domain], [strategy, model, verifier, difficulty, digit, problem, aggregation,
+                                        temperature, sampler_row], api_visibility="private", show_progress="hidden")
 
     # gr.Request first: gradio injects it only into positional parameters, and the strategy parameters
     # arrive as *param_values
     # parameter names are the API's names (they shadow the widgets only inside this function)
     def run(request: gr.Request, domain, model, verifier, strategy, budget, difficulty, problem,
-            seed, aggregation, temperature, *strategy_params) -> Iterator[tuple]:
+            seed, aggregation, temperature, digit, steps, eta, guidance, scheduler,
+            *strategy_params) -> Iterator[tuple]:
         config = make_config(ctx, fields, domain, model, verifier, strategy, budget, difficulty,
-                             problem, seed, aggregation, temperature, strategy_params)
+                             problem, seed, aggregation, temperature, strategy_params, digit_v=digit,
+                             sampler_values=(steps, eta, guidance, scheduler))
         yield from stream_run(ctx, config, session_key(request, "run"), viewer)
 
     run_event = run_btn.click(
         run, [domain, model, verifier, strategy, budget, difficulty, problem, seed, aggregation, temperature,
-              *param_boxes],
+              digit, *sampler, *param_boxes],
         viewer.load_outputs, api_name="run", concurrency_limit=ctx.run_concurrency, concurrency_id="run",
         show_progress="minimal", show_progress_on=[viewer.status])
 
@@ -137,8 +167,12 @@ def build(ctx: AppContext) -> ExploreTab:
 
 
 def make_config(ctx: AppContext, fields: list[ParamField], domain_v, model_v, verifier_v, strategy_v, budget_v,
-                difficulty_v, problem_v, seed_v, aggregation_v, temperature_v, param_values):
-    """A RunConfig from raw widget / API values; gr.Error with a clear message on anything bad."""
+                difficulty_v, problem_v, seed_v, aggregation_v, temperature_v, param_values, digit_v=None,
+                sampler_values: tuple = ()):
+    """A RunConfig from raw widget / API values; gr.Error with a clear message on anything bad.
+
+    Image runs take the digit (problem ``test:<digit>``) unless a problem is typed, and the sampler
+    options (steps, eta, guidance, scheduler; validated by the engine, which names a bad one)."""
     from engine.run import RunConfig
     from strategies.core import AGGREGATIONS
     from strategies.registry import STRATEGIES
@@ -168,6 +202,14 @@ def make_config(ctx: AppContext, fields: list[ParamField], domain_v, model_v, ve
     for f, value in zip(fields, param_values):
         if f.strategy == strategy_v and value is not None:
             params[f.spec.name] = f.coerce(value)
+    if domain_v == "image":
+        digit_n = parse_int(digit_v if digit_v not in (None, "") else DEFAULT_DIGIT, "digit", 0, 9)
+        options = {name: (value[:40] if isinstance(value, str) else value)
+                   for name, value in zip(SAMPLER_OPTIONS, sampler_values) if value not in (None, "")}
+        return RunConfig(domain=domain_v, model=(model_v or "tiny-digits").strip(),
+                         verifier=(verifier_v or "").strip() or None if info.uses_verifier else None,
+                         strategy=strategy_v, budget=budget_n, params=params, problem_text=text.strip() or None,
+                         problem_id=None if text.strip() else f"test:{digit_n}", seed=seed_n, options=options)
     return RunConfig(domain=domain_v, model=(model_v or "tiny-arith-s").strip(),
                      verifier=(verifier_v or "").strip() or None if info.uses_verifier else None,
                      strategy=strategy_v, budget=budget_n, params=params,
@@ -203,19 +245,30 @@ def stream_run(ctx: AppContext, config, key: str, viewer: Viewer) -> Iterator[tu
     worker = threading.Thread(target=work, name=f"run-{key[-8:]}", daemon=True)
     worker.start()
     skip = gr.skip()
-    st = views.ViewState(strategy=config.strategy, status="starting")
+    st = views.ViewState(strategy=config.strategy, status="starting", domain=config.domain)
+    is_image = st.is_image
     events: list[dict] = []
     finished = False
     try:
         # Immediate acknowledgement in the status line; the tree is left alone (re-drawing an empty figure
-        # would cost the browser a plot render right before the first real one).
-        yield (views.status_html(st), skip, gr.update(visible=False), [], views.compute_meter_html({}), skip, skip)
+        # would cost the browser a plot render right before the first real one). The widgets of the other
+        # domain are hidden, this domain's emptied.
+        hidden = gr.update(visible=False)
+        yield load_values((views.status_html(st), skip, hidden, gr.update(value=[], visible=not is_image),
+                           views.compute_meter_html({}), gr.update(value=[], visible=is_image), hidden, hidden),
+                          skip, skip)
         interval = 1.0 / MAX_UPDATES_PER_S
         last_sent = time.monotonic()
         dirty = False
         shown_nodes = False
-        sent_particles = -1
-        sent_candidates = -1
+        sent: dict[str, Any] = {}  # what each view last showed, to skip resending an unchanged one
+
+        def changed(view: str, key: Any) -> bool:
+            if finished or sent.get(view) != key:
+                sent[view] = key
+                return True
+            return False
+
         while not finished:
             timeout = max(0.0, last_sent + interval - time.monotonic()) if dirty else 1.0
             try:
@@ -228,8 +281,8 @@ def stream_run(ctx: AppContext, config, key: str, viewer: Viewer) -> Iterator[tu
                     break
                 if isinstance(item, tuple):  # refused (bad input, unusable model): say so in place too
                     st.status, st.error = "refused", item[1]
-                    yield (views.status_html(st), views.empty_figure("The run was refused: see the message."),
-                           skip, skip, skip, skip, skip)
+                    refused = views.empty_figure("The run was refused: see the message.")
+                    yield load_values((views.status_html(st), refused, *(skip,) * 6), skip, skip)
                     raise gr.Error(item[1], print_exception=False)
                 events.append(item)
                 views.fold([item], state=st)
@@ -243,19 +296,25 @@ def stream_run(ctx: AppContext, config, key: str, viewer: Viewer) -> Iterator[tu
             now = time.monotonic()
             first_nodes = not shown_nodes and bool(st.nodes)
             if finished or (dirty and (first_nodes or now - last_sent >= interval)):
-                n_fin = sum(1 for n in st.nodes.values() if n.finished) + (0 if st.candidates is None else 10**6)
-                particles = particles_update(st) if len(st.particle_steps) != sent_particles or finished \
-                    else skip
-                cands = views.candidates_rows(st) if n_fin != sent_candidates or finished else skip
-                sent_particles, sent_candidates = len(st.particle_steps), n_fin
+                fin = [n for n in st.nodes.values() if n.finished]
+                n_fin = len(fin) + (0 if st.candidates is None else 10**6)
+                particles = particles_update(st) if changed("particles", len(st.particle_steps)) else skip
+                if is_image:
+                    cands = skip
+                    gallery = gallery_update(st) if changed("gallery", (
+                        n_fin, sum(n.score is not None for n in fin), len(st.judged), st.selected)) else skip
+                    strips = strips_update(st) if changed("strips", (len(st.nodes), len(st.score_trace))) else skip
+                    nfe = nfe_update(st) if changed("nfe", len(st.score_trace)) else skip
+                else:
+                    cands = candidates_update(st) if changed("candidates", n_fin) else skip
+                    gallery = strips = nfe = skip
+                values = (views.status_html(st), views.tree_figure(st), particles, cands,
+                          views.compute_meter_html(st.totals), gallery, strips, nfe)
                 if finished:
                     n = views.step_count(events)
-                    slider = gr.update(minimum=0, maximum=max(n, 1), value=max(n, 1))
-                    yield (views.status_html(st), views.tree_figure(st), particles, cands,
-                           views.compute_meter_html(st.totals), slider, events)
+                    yield load_values(values, gr.update(minimum=0, maximum=max(n, 1), value=max(n, 1)), events)
                 else:
-                    yield (views.status_html(st), views.tree_figure(st), particles, cands,
-                           views.compute_meter_html(st.totals), skip, skip)
+                    yield load_values(values, skip, skip)
                 last_sent, dirty, shown_nodes = time.monotonic(), False, shown_nodes or bool(st.nodes)
     finally:
         # A closed tab or a cancelled job ends here too: stop the worker at its next step.

@@ -7,7 +7,7 @@ import logging
 import gradio as gr
 
 from ui import views
-from ui.common import AppContext, build_viewer, frame, parse_choice
+from ui.common import AppContext, build_viewer, frame, load_values, parse_choice
 from ui.learn_content import card_markdown
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ def build(ctx: AppContext) -> None:
                                print_exception=False)
             n = views.step_count(events)
             # start at step 0 and let the viewer's timer play it forward
-            return (*frame(events, 0), gr.update(minimum=0, maximum=max(n, 1), value=0), events,
+            return (*load_values(frame(events, 0), gr.update(minimum=0, maximum=max(n, 1), value=0), events),
                     gr.Timer(active=True), gr.update(value="❚❚ Pause"))
         return play
 

@@ -119,8 +119,18 @@ class ViewState:
     correct: bool | None = None
     error: str | None = None
     n_events: int = 0
+    domain: str = "reasoning"
+    # image runs: the judge's verdict per candidate id (from the run's extras once it ends)
+    judged: dict[str, dict] = field(default_factory=dict)
+    # (tokens, FLOPs, NFE, score) at every NodeScored, in order: the best-score-vs-compute curves
+    score_trace: list[tuple[float, float, float, float]] = field(default_factory=list)
     # particle bookkeeping while folding: children added since the last resampling, per parent id
     _pf_children: dict[str, list[str]] = field(default_factory=dict, repr=False)
+
+    @property
+    def is_image(self) -> bool:
+        """Every domain but reasoning searches images (digits, text-to-image): nodes with PNG previews."""
+        return self.domain != "reasoning"
 
     @property
     def truth(self) -> str | None:
@@ -150,6 +160,14 @@ def normalise_answer(a: Any) -> str | None:
         neg = s.startswith("-")
         s = ("-" if neg else "") + (s.lstrip("-").lstrip("0") or "0")
     return s
+
+
+def run_verdict(state: "ViewState") -> bool | None:
+    """Whether the run's answer is right: the engine's grade once known; before that the answer against
+    the truth for text, unknown for an image (only the judge can tell)."""
+    if state.correct is not None or state.is_image:
+        return state.correct
+    return _is_correct(state.answer, state.truth)
 
 
 def _is_correct(answer: Any, truth: str | None) -> bool | None:
@@ -198,6 +216,7 @@ def _apply(st: ViewState, ev: dict) -> None:
         st.problem = ev.get("problem") or {}
         st.prompt = ev.get("prompt")
         st.config = ev.get("config") or {}
+        st.domain = str(st.config.get("domain") or "reasoning")
     elif kind == "NodeAdded":
         nid = str(ev["id"])
         parent = ev.get("parent")
@@ -209,7 +228,7 @@ def _apply(st: ViewState, ev: dict) -> None:
             st.children.setdefault(parent, []).append(nid)
         st.nodes[nid] = node
         if node.finished:
-            node.correct = ev.get("correct", _is_correct(node.answer, st.truth))
+            node.correct = ev.get("correct", _node_verdict(st, node))
         if parent is not None:
             st._pf_children.setdefault(parent, []).append(nid)
     elif kind == "NodeScored":
@@ -217,6 +236,10 @@ def _apply(st: ViewState, ev: dict) -> None:
         if node is not None:
             node.score = _num(ev.get("score"))
             node.per_step = [float(x) for x in (ev.get("per_step") or []) if _num(x) is not None]
+        if _num(ev.get("score")) is not None:
+            t = st.totals or {}
+            st.score_trace.append((_tokens(t), float(_num(t.get("flops")) or 0.0), float(_num(t.get("nfe")) or 0.0),
+                                   float(ev["score"])))
     elif kind == "NodePruned":
         node = st.nodes.get(str(ev.get("id")))
         if node is not None:
@@ -227,7 +250,7 @@ def _apply(st: ViewState, ev: dict) -> None:
         if node is not None:
             node.finished = True
             node.answer = ev.get("answer", node.answer)
-            node.correct = ev.get("correct", _is_correct(node.answer, st.truth))
+            node.correct = ev.get("correct", _node_verdict(st, node))
     elif kind == "NodeStats":
         node = st.nodes.get(str(ev.get("id")))
         if node is not None:
@@ -258,6 +281,35 @@ def _apply(st: ViewState, ev: dict) -> None:
             st.totals = ev["compute"]
         if ev.get("candidates") and st.candidates is None:
             st.candidates = list(ev["candidates"])
+        _apply_judged(st, (ev.get("extras") or {}).get("candidates_judged"))
+
+
+def _node_verdict(st: ViewState, node: NodeView) -> bool | None:
+    """A finished node's correctness before the engine grades it: the answer against the truth for text;
+    unknown for an image (its answer is the asked class by construction; the judge decides at the end)."""
+    if st.is_image:
+        return None
+    return _is_correct(node.answer, st.truth)
+
+
+def _apply_judged(st: ViewState, judged: Any) -> None:
+    """The held-out judge's verdicts on an image run's candidates (``candidates_judged`` of its extras)."""
+    if not isinstance(judged, list):
+        return
+    for j in judged:
+        if not isinstance(j, dict) or j.get("id") is None:
+            continue
+        nid = str(j["id"])
+        st.judged[nid] = j
+        node = st.nodes.get(nid)
+        if node is not None and isinstance(j.get("judge_correct"), bool):
+            node.correct = j["judge_correct"]
+
+
+def _tokens(t: dict) -> float:
+    """All tokens of a totals dict (its ``tokens`` when present, else prompt + generated + verifier)."""
+    return float(_num(t.get("tokens")) or sum(_num(t.get(k)) or 0.0 for k in (
+        "prompt_tokens", "generated_tokens", "verifier_tokens")))
 
 
 def _num(x: Any) -> float | None:
@@ -344,9 +396,12 @@ def _fmt(x: Any, digits: int = 3) -> str:
     return "–" if v is None else f"{v:.{digits}f}"
 
 
-def _node_hover(n: NodeView, chosen: bool) -> str:
+def _node_hover(n: NodeView, chosen: bool, judged: dict | None = None, image: bool = False) -> str:
     parts = [f"<b>{esc(n.id)}</b> · step {n.step}" + (" · <b>chosen</b>" if chosen else "")]
-    parts.append(_hover_text(n.preview))
+    if image and n.parent is not None:  # a file path: the picture itself is in the gallery and the strips
+        parts.append("final image" if n.finished else "latent (x_t and its x0-hat in the strips)")
+    else:
+        parts.append(_hover_text(n.preview))
     if n.score is not None:
         parts.append(f"verifier score (aggregated): <b>{_fmt(n.score)}</b>")
     if n.per_step:
@@ -358,7 +413,11 @@ def _node_hover(n: NodeView, chosen: bool) -> str:
     gen, pre = c.get("generated_tokens"), c.get("prompt_tokens")
     if gen is not None or pre is not None:
         parts.append(f"cost of this step: {int(gen or 0)} generated + {int(pre or 0)} prompt tokens")
-    if n.finished:
+    if n.finished and image:
+        verdict = {True: "✓ correct", False: "✗ wrong", None: "not judged"}[n.correct]
+        seen = f"sees <b>{esc(judged.get('judge_predicted'))}</b>, " if judged else ""
+        parts.append(f"held-out judge: {seen}{verdict}")
+    elif n.finished:
         verdict = {True: "✓ correct", False: "✗ wrong", None: ""}[n.correct]
         parts.append(f"final answer: <b>{esc(n.answer)}</b> {verdict}")
     if n.pruned:
@@ -419,7 +478,7 @@ def tree_figure(state: ViewState, height: int = 460, title: str | None = None, l
         return _f32([pos[n.id][1] for n in ns])
 
     def hovers(ns: list[NodeView]) -> list[str]:
-        return [_node_hover(n, n.id in chosen) for n in ns]
+        return [_node_hover(n, n.id in chosen, state.judged.get(n.id), state.is_image) for n in ns]
 
     size = 11 if len(state.nodes) < 200 else 8
     if groups["pruned"]:
@@ -460,7 +519,8 @@ def tree_figure(state: ViewState, height: int = 460, title: str | None = None, l
         "template": _TEMPLATE, "height": height, "uirevision": f"tree-{state.run_id}",
         "margin": dict(l=20, r=10, t=(64 if legend else 34) if title else 40, b=36), "hovermode": "closest",
         "title": {"text": esc(title), "font": {"size": 13}, "y": 0.99, "yanchor": "top"} if title else None,
-        "xaxis": {"title": {"text": "reasoning step"}, "dtick": 1, "range": [-0.5, max(max_step, 1) + 0.5],
+        "xaxis": {"title": {"text": "denoising step" if state.is_image else "reasoning step"},
+                  "dtick": 1 if max_step <= 30 else None, "range": [-0.5, max(max_step, 1) + 0.5],
                   "zeroline": False},
         "yaxis": {"visible": False},
         "legend": {"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 0, "font": {"size": 11}},
@@ -478,7 +538,7 @@ def particle_figure(state: ViewState, height: int = 460) -> go.Figure:
     steps = state.particle_steps
     if not steps:
         return empty_figure("The particle view shows runs that resample a population "
-                            "(particle filtering). This run has no resampling yet.", height)
+                            "(particle filtering, FK steering). This run has no resampling yet.", height)
     # alive[s][j]: particle j of population s has a descendant in the final population
     alive: list[list[bool]] = [[False] * len(ps.weights) for ps in steps]
     last = steps[-1]
@@ -564,8 +624,13 @@ def particle_figure(state: ViewState, height: int = 460) -> go.Figure:
     fig.add_trace(go.Scatter(x=sx, y=_f32([ps.ess for ps in steps]), mode="lines+markers", name="ESS",
                              line={"color": "#7a3bd6"},
                              hovertemplate="step %{x}: ESS %{y:.2f}<extra></extra>"), row=2, col=1)
-    fig.add_trace(go.Scatter(x=sx, y=_f32([len(ps.weights) / 2 for ps in steps]), mode="lines",
-                             name="N/2 (adaptive-resampling threshold)", hoverinfo="skip",
+    # FK steering records its threshold (a fraction of N); particle filtering resamples every step, and
+    # N/2 is the usual line to read its ESS against
+    frac = _num(state.params.get("ess_threshold"))
+    frac = 0.5 if frac is None else frac
+    fig.add_trace(go.Scatter(x=sx, y=_f32([len(ps.weights) * frac for ps in steps]), mode="lines",
+                             name=f"{'N/2' if frac == 0.5 else f'{frac:g}·N'} (adaptive-resampling threshold)",
+                             hoverinfo="skip",
                              line={"color": WRONG, "dash": "dash", "width": 1}), row=2, col=1)
     fig.update_layout(template=_TEMPLATE, height=height, uirevision=f"pf-{state.run_id}",
                       margin=dict(l=50, r=10, t=24, b=36), hovermode="closest",
@@ -600,7 +665,8 @@ def candidates_rows(state: ViewState) -> list[list[Any]]:
     out = []
     for r in rows:
         node = state.nodes.get(r["id"])
-        correct = node.correct if node is not None and node.correct is not None else _is_correct(r["answer"], state.truth)
+        correct = node.correct if node is not None and (node.correct is not None or state.is_image) \
+            else _is_correct(r["answer"], state.truth)
         out.append([r["id"], "" if r["answer"] is None else str(r["answer"]),
                     None if r["score"] is None else round(r["score"], 4), r["votes"],
                     {True: "✓", False: "✗", None: ""}[correct], "★" if r["id"] == state.selected else ""])
@@ -684,7 +750,7 @@ def status_html(state: ViewState) -> str:
     line = f"{head} · {status} · {state.steps_done} step{'s' if state.steps_done != 1 else ''} · {len(state.nodes)} nodes"
     if state.answer is not None or state.status != "running":
         verdict = {True: '<span class="tts-ok">✓ correct</span>', False: '<span class="tts-bad">✗ wrong</span>',
-                   None: ""}[state.correct if state.correct is not None else _is_correct(state.answer, state.truth)]
+                   None: ""}[run_verdict(state)]
         line += f" · answer <b>{esc(state.answer)}</b> {verdict}" if state.answer is not None else " · no answer"
         if state.score is not None:
             line += f" (score {_fmt(state.score)})"
@@ -696,45 +762,63 @@ def status_html(state: ViewState) -> str:
 
 # ---- several runs -------------------------------------------------------------------------------
 
-def best_score_curve(events: list[dict]) -> tuple[list[float], list[float], list[float]]:
-    """(tokens, flops, best score so far) after each scoring event of one run."""
-    tok, flops, best = [], [], []
+X_AXES = {"tokens": "tokens (prompt + generated + verifier)", "flops": "FLOPs",
+          "nfe": "NFE (denoiser evaluations)"}
+
+
+def best_score_curve(state: ViewState, x: str = "tokens") -> tuple[list[float], list[float]]:
+    """(compute, best verifier score so far) after each scoring event of one folded run; ``x`` is
+    tokens, flops or nfe."""
+    col = {"tokens": 0, "flops": 1, "nfe": 2}[x]
+    xs, best = [], []
     cur = None
-    for ev in events:
-        if ev.get("type") == "NodeScored" and _num(ev.get("score")) is not None:
-            s = float(ev["score"])
-            cur = s if cur is None else max(cur, s)
-            t = ev.get("totals") or {}
-            tok.append(float(_num(t.get("tokens")) or 0.0) or float(sum(_num(t.get(k)) or 0.0 for k in (
-                "prompt_tokens", "generated_tokens", "verifier_tokens"))))
-            flops.append(float(_num(t.get("flops")) or 0.0))
-            best.append(cur)
-    return tok, flops, best
+    for point in state.score_trace:
+        cur = point[3] if cur is None else max(cur, point[3])
+        xs.append(point[col])
+        best.append(cur)
+    return xs, best
 
 
-def score_vs_compute_figure(runs: list[list[dict]], labels: list[str] | None = None, x: str = "tokens",
-                            height: int = 360) -> go.Figure:
-    """Best verifier score found so far against compute spent, one line per run."""
+def compute_axis(states: list[ViewState]) -> str:
+    """The compute axis that fits these runs: NFE when every run is an image run, else tokens."""
+    return "nfe" if states and all(s.is_image for s in states) else "tokens"
+
+
+def score_vs_compute_figure(runs: list[ViewState | list[dict]], labels: list[str] | None = None,
+                            x: str | None = None, height: int = 360) -> go.Figure:
+    """Best verifier score found so far against compute spent, one line per run (folded states or event
+    lists). ``x``: tokens, flops or nfe; by default NFE for image runs, tokens otherwise. A run of the
+    other domain than the axis is left out with a note (tokens and NFE share no axis)."""
+    states = [r if isinstance(r, ViewState) else fold(r) for r in runs]
+    x = x or compute_axis(states)
+    what = "NFE" if x == "nfe" else "compute"
     fig = go.Figure(layout={"template": _TEMPLATE, "height": height, "margin": dict(l=50, r=10, t=60, b=40),
-                            "title": {"text": "Best verifier score found so far vs compute spent",
+                            "title": {"text": f"Best verifier score found so far vs {what}",
                                       "font": {"size": 13}, "y": 0.98, "yanchor": "top"},
-                            "xaxis": {"title": {"text": "FLOPs" if x == "flops" else "tokens (prompt + generated + verifier)"},
-                                      "type": "log"},
+                            "xaxis": {"title": {"text": X_AXES[x]}, "type": "log"},
                             "yaxis": {"title": {"text": "best verifier score so far"}},
-                            "legend": {"orientation": "h", "y": 1.0, "yanchor": "bottom"}})
+                            "legend": {"orientation": "h", "y": 1.0, "yanchor": "bottom"},
+                            "uirevision": "score-vs-compute"})
     any_points = False
-    for i, events in enumerate(runs):
-        tok, flops, best = best_score_curve(events)
-        xs = flops if x == "flops" else tok
+    left_out = 0
+    for i, st in enumerate(states):
+        if st.is_image != (x == "nfe"):
+            left_out += 1
+            continue
+        xs, best = best_score_curve(st, x)
         if not xs:
             continue
         any_points = True
         label = labels[i] if labels and i < len(labels) else f"run {i + 1}"
         fig.add_trace(go.Scatter(x=_f32(xs), y=_f32(best), mode="lines+markers", line={"shape": "hv"},
                                  name=esc(label), marker={"size": 4}))
-    if not any_points:
-        fig.add_annotation(text="No verifier scores in these runs.", showarrow=False, x=0.5, y=0.5,
-                           xref="paper", yref="paper")
+    note = "No verifier scores in these runs." if not any_points else ""
+    if left_out:
+        note = (f"{left_out} run(s) of the other domain left out: image runs are measured in NFE, "
+                "reasoning runs in tokens. " + note)
+    if note:
+        fig.add_annotation(text="<br>".join(esc(line) for line in textwrap.wrap(note, 70)), showarrow=False,
+                           x=0.5, y=0.5, xref="paper", yref="paper")
     return fig
 
 
@@ -753,14 +837,13 @@ def metrics_rows(states: list[ViewState], labels: list[str]) -> tuple[list[str],
         row("strategy", lambda s: s.strategy or ""),
         row("status", lambda s: s.status),
         row("answer", lambda s: "" if s.answer is None else str(s.answer)),
-        row("correct", lambda s: {True: "✓", False: "✗", None: ""}[
-            s.correct if s.correct is not None else _is_correct(s.answer, s.truth)]),
+        row("correct", lambda s: {True: "✓", False: "✗", None: ""}[run_verdict(s)]),
         row("score", lambda s: None if s.score is None else round(s.score, 4)),
         row("steps", lambda s: s.steps_done),
         row("nodes", lambda s: len(s.nodes)),
         row("finished candidates", lambda s: sum(1 for n in s.nodes.values() if n.finished)),
-        row("tokens", lambda s: int(t(s, "tokens") or sum(t(s, k) or 0 for k in (
-            "prompt_tokens", "generated_tokens", "verifier_tokens")))),
+        row("tokens", lambda s: int(_tokens(s.totals or {}))),
+        row("NFE", lambda s: int(t(s, "nfe") or 0)),
         row("generated tokens", lambda s: int(t(s, "generated_tokens") or 0)),
         row("model calls", lambda s: int(t(s, "model_calls") or 0)),
         row("verifier calls", lambda s: int(t(s, "verifier_calls") or 0)),
