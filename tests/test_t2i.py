@@ -331,3 +331,17 @@ def test_t2i_sweep_needs_a_judge_and_breaks_down_by_category(models, store):
     assert set(rows[2]["by_difficulty"]) == {"colors"} and rows[2]["verifier_score"] is not None
     with pytest.raises(ConfigError, match="needs a held-out judge"):
         run_sweep(SweepConfig(**{**cfg.__dict__, "judge": None}), store)
+
+
+def test_cli_refuses_an_uncached_hub_pipeline_in_one_line(tmp_path):
+    import os
+    import subprocess
+    import sys
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    p = subprocess.run([sys.executable, "app.py", "--db", str(tmp_path / "cli.db"), "run", "--domain", "t2i",
+                        "--model", "stabilityai/sd-turbo", "--verifier", "clip-score", "--strategy", "random_search",
+                        "--budget", "2"], cwd=root, capture_output=True, text=True, timeout=300, env=env)
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert p.stderr.strip().splitlines()[-1].endswith("not in the local Hugging Face cache and HF_HUB_OFFLINE=1 "
+                                                      "(no download)")
