@@ -250,3 +250,137 @@ def test_two_sessions_at_once_each_see_only_their_run(served, browser):
     pages[1].screenshot(path=str(ARTIFACTS / "session-b.png"), full_page=True)
     ctx_a.close()
     ctx_b.close()
+
+
+# ---- the image domain (needs only the committed digit models) ------------------------------------
+
+IMAGE_MODELS = ("tiny-digits", "digit-classifier", "digit-judge")
+
+
+@pytest.fixture(scope="module")
+def served_images(tmp_path_factory):
+    """The real app with its own database and images folder, served for the image tests. It needs only the
+    embedded digit models, so it runs while the reasoning weights are missing (the page then offers the
+    reasoning models as unavailable). Yields (url, store, images folder)."""
+    from backends import catalog
+    for mid in IMAGE_MODELS:
+        ok, why = catalog.CATALOG[mid].availability()
+        if not ok:
+            pytest.skip(f"{mid} not available ({why}); python -m backends.embedded.digits.train writes it")
+    from engine.limits import Limits
+    from storage import RunStore
+    from tests.conftest import free_port
+    from ui.app import build_app, launch
+
+    images = tmp_path_factory.mktemp("images")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("TTS_IMAGES_DIR", str(images))
+    store = RunStore(tmp_path_factory.mktemp("image-app") / "runs.db")
+    app = build_app(store, Limits(max_budget=64), warm_up=False)
+    port = free_port()
+    launch(app, "127.0.0.1", port, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}/", store, images
+    app.close()
+    store.close()
+    mp.undo()
+
+
+def gallery_captions(page, elem_id: str) -> list[str]:
+    return [c.strip() for c in page.locator(f"#{elem_id} .caption-label").all_inner_texts()]
+
+
+def strip_images(page, elem_id: str) -> int:
+    """How many thumbnails (plotly layout images) the strips plot ``#elem_id`` draws right now."""
+    return page.locator(f"#{elem_id} .layer-above image").count()
+
+
+def choose_image_domain(page) -> None:
+    pick(page, "explore-domain", "image")
+    page.wait_for_function("document.querySelector('#explore-model input').value === 'tiny-digits'")
+    page.locator("#explore-digit").wait_for(state="visible")
+    assert not page.locator("#explore-difficulty").is_visible()
+
+
+def test_image_search_fills_the_gallery_and_the_image_views(served_images, browser):
+    url, store, images = served_images
+    page = new_page(browser, url)
+    choose_image_domain(page)
+    assert page.locator("#explore-strategy input").input_value() == "Random search"
+    pick(page, "explore-budget", "4")
+    page.click("#run-btn")
+    rid = run_id_of(wait_status(page, "explore", r"run r[0-9a-f]+ · finished", timeout_s=240))
+    run = store.get_run(rid)
+    assert run["domain"] == "image" and run["strategy"] == "random_search"
+    # the gallery: 4 images, best verifier score first, each with its score and the judge's verdict
+    page.wait_for_function("document.querySelectorAll('#explore-gallery img').length === 4", timeout=30_000)
+    captions = gallery_captions(page, "explore-gallery")
+    judged = {j["id"]: j for j in run["result"]["candidates_judged"]}
+    assert len(captions) == 4 and captions[0].startswith("★")
+    parsed = [re.fullmatch(r"★?\s*(n\d+) · ([0-9.]+) · judge (\d) ([✓✗])", c) for c in captions]
+    assert all(parsed), captions
+    shown = [float(m.group(2)) for m in parsed]
+    assert shown == sorted(shown, reverse=True)
+    for m in parsed:
+        j = judged[m.group(1)]
+        assert (int(m.group(3)), m.group(4)) == (j["judge_predicted"], "✓" if j["judge_correct"] else "✗")
+    assert page.evaluate("[...document.querySelectorAll('#explore-gallery img')].every(i => i.complete "
+                         "&& i.naturalWidth > 0)")
+    assert page.locator("#explore-nfe .scatterlayer path.point").count() > 0  # best score vs NFE
+    assert not page.locator("#explore-candidates").is_visible()  # the text table is for reasoning runs
+    assert not page.locator("#explore-strips").is_visible()  # random search's lineages are one image long
+
+    # FK steering: particle lanes with ESS, x_t | x0-hat strips, served from the images folder only
+    pick(page, "explore-strategy", "FK steering")
+    page.click("#run-btn")
+    wait_new_run_finished(page, "explore", [rid], timeout_s=240)
+    page.wait_for_function("document.querySelectorAll('#explore-particles .scatterlayer path.point').length > 0")
+    page.wait_for_function("document.querySelectorAll('#explore-strips .layer-above image').length > 8")
+    page.wait_for_function("document.querySelectorAll('#explore-gallery img').length === 4")
+    href = page.locator("#explore-strips .layer-above image").first.get_attribute("href")
+    assert href.startswith("gradio_api/file=") and str(images) in href
+    fetch = "p => fetch('gradio_api/file=' + p).then(r => r.status)"
+    assert page.evaluate(f"() => fetch('{href}').then(r => r.status)") == 200
+    assert page.evaluate(fetch, str(store.path)) == 403  # the database is never served
+    assert page.evaluate(fetch, str(Path.cwd() / "README.md")) == 403  # nor the working directory
+    page.screenshot(path=str(ARTIFACTS / "explore-image.png"), full_page=True)
+    page.close()
+
+
+def test_image_runs_replay_in_runs_and_compare(served_images, browser):
+    url, store, images = served_images
+    from engine.run import RunConfig, execute
+
+    ids = []
+    for strategy, params in (("fk_steering", {"every": 1, "adaptive": False}), ("random_search", {})):
+        cfg = RunConfig(domain="image", model="tiny-digits", verifier="digit-classifier", strategy=strategy,
+                        budget=4, problem_id="test:7", params=params, options={"steps": 10})
+        ids.append([ev for ev in execute(cfg, store)][-1]["run_id"])
+    page = new_page(browser, url)
+    page.get_by_role("tab", name="Runs").click()
+    page.locator("#runs-table").get_by_text(ids[0], exact=True).filter(visible=True).first.click()
+    wait_status(page, "runs", rf"run {ids[0]}.*finished")
+    page.wait_for_function("document.querySelectorAll('#runs-gallery img').length === 4")
+    page.wait_for_function("document.querySelectorAll('#runs-strips .layer-above image').length > 8")
+    full = strip_images(page, "runs-strips")
+    assert page.locator("#runs-particles .scatterlayer path.point").count() > 0
+    slider = page.locator("#runs-slider input[type=number]")
+    slider.fill("3")
+    slider.press("Enter")
+    page.wait_for_function(f"document.querySelectorAll('#runs-strips .layer-above image').length < {full}",
+                           timeout=30_000)
+    assert page.locator("#runs-gallery img").count() == 0  # nothing has finished at step 3
+    page.screenshot(path=str(ARTIFACTS / "runs-image.png"), full_page=True)
+
+    page.get_by_role("tab", name="Compare").click()
+    for rid in ids:
+        page.click("#compare-pick input")
+        page.locator("[data-testid=dropdown-option]").filter(has_text=rid).first.click()
+    page.keyboard.press("Escape")
+    page.click("#compare-btn")
+    page.wait_for_function("document.querySelectorAll('#compare-gallery-1 img').length === 4", timeout=30_000)
+    assert page.locator("#compare-gallery-0 img").count() == 4
+    page.locator("#compare-score .scatterlayer path.point").first.wait_for(timeout=30_000)
+    assert "NFE" in page.locator("#compare-score .xtitle").text_content()
+    assert page.locator("#compare-metrics").get_by_text("NFE", exact=True).count() > 0
+    page.screenshot(path=str(ARTIFACTS / "compare-image.png"), full_page=True)
+    page.close()
