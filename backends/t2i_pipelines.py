@@ -20,7 +20,7 @@ families are driven, told apart by the pipeline class the index names:
 
 The step is ours, not the scheduler's ``step`` (FlowMatchEuler keeps a step index, which particles at
 different steps and resampled copies cannot share); the scheduler gives the schedule. Prompts are encoded by
-the pipeline's own ``encode_prompt``. Classifier-free guidance (``sd``, ``sdxl``, ``sd3``, guidance != 1)
+the pipeline's own ``encode_prompt``. Classifier-free guidance (``sd``, ``sdxl``, ``sd3``, guidance > 1)
 evaluates the denoiser on the prompt and on the empty prompt: 2 NFE per image per step. FLUX-dev takes its
 guidance as an input of the transformer (1 NFE); FLUX-schnell has none.
 
@@ -193,8 +193,8 @@ class Pipeline:
             return out
 
     def guided(self, guidance: float) -> bool:
-        """Whether a step runs classifier-free guidance (two evaluations per image)."""
-        return self.family != "flux" and guidance != 1.0
+        """Whether a step runs classifier-free guidance (two evaluations per image): above 1, as the pipelines do."""
+        return self.family != "flux" and guidance > 1.0
 
     def _forward(self, x: torch.Tensor, t: torch.Tensor, cond: dict, emb: dict, guidance: float) -> torch.Tensor:
         if self.family == "sd":

@@ -55,6 +55,26 @@ def sd_pipeline(seed: int = 0):
                                    requires_safety_checker=False)
 
 
+def sdxl_pipeline(seed: int = 0):
+    """SDXL style: a UNet with text-time added conditions, CLIP + CLIP-with-projection text encoders (their
+    hidden states concatenated), and SDXL's Euler scheduler (our loop builds DDIM/DDPM from its config)."""
+    import torch
+    from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, layers_per_block=1,
+                                block_out_channels=(8, 16), down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+                                up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=32,
+                                attention_head_dim=2, norm_num_groups=4, use_linear_projection=True,
+                                addition_embed_type="text_time", addition_time_embed_dim=4,
+                                projection_class_embeddings_input_dim=4 * 6 + 8)
+    scheduler = EulerDiscreteScheduler(num_train_timesteps=100, beta_start=0.00085, beta_end=0.012,
+                                       beta_schedule="scaled_linear", timestep_spacing="leading", steps_offset=1)
+    return StableDiffusionXLPipeline(vae=vae(), text_encoder=CLIPTextModel(text_config()), tokenizer=tokenizer(),
+                                     text_encoder_2=CLIPTextModelWithProjection(text_config()),
+                                     tokenizer_2=tokenizer(), unet=unet, scheduler=scheduler)
+
+
 def sd3_pipeline(seed: int = 0):
     """SD3 style (flow matching): SD3Transformer2DModel + AutoencoderKL (with shift) + two CLIP text encoders
     with projection (no T5: SD3 then feeds zeros in its place) + FlowMatchEulerDiscreteScheduler."""
@@ -153,11 +173,12 @@ def vlm(folder: Path, seed: int = 0) -> Path:
 
 
 def build(root: Path) -> dict[str, Path]:
-    """Write the three pipelines, a CLIP folder, an aesthetic folder (random head on that CLIP) and a VLM."""
+    """Write the four pipelines, a CLIP folder, an aesthetic folder (random head on that CLIP) and a VLM."""
     import torch
-    paths = {"sd": root / "tiny-sd", "sd3": root / "tiny-sd3", "flux": root / "tiny-flux", "clip": root / "tiny-clip",
-             "aesthetic": root / "tiny-aesthetic", "vlm": vlm(root / "tiny-vlm")}
+    paths = {"sd": root / "tiny-sd", "sdxl": root / "tiny-sdxl", "sd3": root / "tiny-sd3", "flux": root / "tiny-flux",
+             "clip": root / "tiny-clip", "aesthetic": root / "tiny-aesthetic", "vlm": vlm(root / "tiny-vlm")}
     sd_pipeline().save_pretrained(str(paths["sd"]))
+    sdxl_pipeline().save_pretrained(str(paths["sdxl"]))
     sd3_pipeline().save_pretrained(str(paths["sd3"]))
     flux_pipeline().save_pretrained(str(paths["flux"]))
     model, processor = clip_model()

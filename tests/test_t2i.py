@@ -1,5 +1,6 @@
 """The text-to-image domain on tiny random pipelines built from configs and saved with ``save_pretrained``:
-SD style (UNet2DConditionModel + AutoencoderKL + CLIPTextModel + CLIPTokenizer, DDIM), SD3 flow style
+SD style (UNet2DConditionModel + AutoencoderKL + CLIPTextModel + CLIPTokenizer, DDIM), SDXL style (two text
+encoders, pooled and size conditions), SD3 flow style
 (SD3Transformer2DModel + AutoencoderKL + two CLIP text encoders + FlowMatchEulerDiscreteScheduler) and FLUX
 style (FluxTransformer2DModel with guidance embedding + CLIP + T5), loaded by folder through the catalog (the
 loader a hub id takes); a tiny random CLIPModel and a tiny LLaVA for the verifiers.
@@ -62,8 +63,8 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("family", ["sd", "sd3", "flux"])
-@pytest.mark.parametrize("strategy, budget, params", CASES)
+@pytest.mark.parametrize("family, strategy, budget, params",
+                         [(f, *c) for f in ("sd", "sd3", "flux") for c in CASES] + [("sdxl", *CASES[1])])
 def test_t2i_strategy_end_to_end(models, store, family, strategy, budget, params, tmp_path, monkeypatch):
     from PIL import Image
     monkeypatch.setenv("TTS_IMAGES_DIR", str(tmp_path / "images"))
@@ -105,18 +106,23 @@ def test_t2i_strategy_end_to_end(models, store, family, strategy, budget, params
     assert summary(events)["extras"]["model_family"] == family
 
 
-@pytest.mark.parametrize("family, scheduler", [("sd", "ddim"), ("sd3", "euler"), ("flux", "euler")])
+@pytest.mark.parametrize("family, scheduler", [("sd", "ddim"), ("sdxl", "ddim"), ("sd3", "euler"),
+                                               ("flux", "euler")])
 def test_our_loop_matches_the_pipeline(models, family, scheduler):
     """Deterministic sampling (eta 0) one step at a time gives the pipeline's own latents and decoded image."""
+    from diffusers import DDIMScheduler
+
     from backends.image import noise_latent
     from backends.t2i_pipelines import PromptGenerator, T2ISampling
     p = pipeline(models, family)
+    if family == "sdxl":  # the pipeline's own loop with the scheduler ours builds from its Euler config
+        p.pipe.scheduler = DDIMScheduler.from_config(p.pipe.scheduler.config)
     gen = PromptGenerator(p, PROMPT, T2ISampling(steps=STEPS, eta=0.0, guidance=2.0, scheduler=scheduler, size=16))
     lat = noise_latent(gen, 5, STEPS)
     noise = lat.x.clone()
     for _ in range(STEPS):
         lat = gen.denoise([lat])[0][0]
-    kw = {"eta": 0.0} if family == "sd" else {}
+    kw = {"eta": 0.0} if family in ("sd", "sdxl") else {}
     start = p.pipe._pack_latents(noise[None], 1, *noise.shape) if family == "flux" else noise[None]
     ref = p.pipe(prompt=PROMPT, latents=start, num_inference_steps=STEPS, guidance_scale=2.0, height=16,
                  width=16, output_type="latent", **kw).images
