@@ -64,7 +64,9 @@ CASES = [
 
 
 @pytest.mark.parametrize("family, strategy, budget, params",
-                         [(f, *c) for f in ("sd", "sd3", "flux") for c in CASES] + [("sdxl", *CASES[1])])
+                         [(f, *c) for f in ("sd", "sd3", "flux") for c in CASES] + [("sdxl", *CASES[1])]
+                         + [("sd3", "zero_order", 3, {"neighbours": 2}),
+                            ("sd", "search_over_paths", 2, {"branches": 2, "forward": 1, "backward": 2})])
 def test_t2i_strategy_end_to_end(models, store, family, strategy, budget, params, tmp_path, monkeypatch):
     from PIL import Image
     monkeypatch.setenv("TTS_IMAGES_DIR", str(tmp_path / "images"))
@@ -81,6 +83,8 @@ def test_t2i_strategy_end_to_end(models, store, family, strategy, budget, params
     assert sum(e["cost"]["nfe"] for e in events[:-1]) == totals["nfe"]
     if strategy == "evo_search":
         assert per * (budget - 1) * STEPS < totals["nfe"] <= per * budget * STEPS
+    elif strategy == "search_over_paths":  # re-noised branches repeat steps: more than N trajectories' worth
+        assert totals["nfe"] > per * budget * STEPS and totals["nfe"] % per == 0
     else:
         assert totals["nfe"] == per * budget * STEPS
     assert totals["verifier_calls"] > 0 and totals["flops"] > 0
@@ -88,8 +92,10 @@ def test_t2i_strategy_end_to_end(models, store, family, strategy, budget, params
     added = [e for e in events if e["type"] == "NodeAdded" and e["parent"] is not None]
     assert added and all(Path(e["preview"]).is_file() and str(tmp_path / "images") in e["preview"] for e in added)
     inter = [Path(e["preview"][:-4] + "_xt.png").is_file() for e in added if not e["finished"] and e["step"] > 0]
-    if strategy != "random_search":  # random search completes in one call: only noises and final images
-        assert inter and (any(inter) if strategy == "evo_search" else all(inter))  # a mutated x_t has no x0-hat
+    if strategy == "fk_steering":  # every intermediate step is a node with its x0-hat
+        assert inter and all(inter)
+    elif strategy in ("evo_search", "search_over_paths"):  # a mutated or re-noised x_t has no x0-hat yet
+        assert any(inter)
     final = next(e for e in added if e["finished"])
     with Image.open(final["preview"]) as im:
         assert im.mode == "RGB" and im.size == (64, 64)
