@@ -208,3 +208,19 @@ def test_zerogpu_runs_real_models_in_the_gpu_worker_and_the_parent_writes_the_da
     assert r["embedded"] == {"status": "finished", "new_calls": 0, "parent_evaluations": 3 * 4}
     # Stop during a worker run: stored as cancelled, the worker is gone
     assert r["cancelled"] == {"status": "cancelled", "stored": "cancelled", "worker_alive": False}
+
+
+def test_readme_header_is_the_space_configuration_and_the_quick_start_is_intact():
+    """Spaces read the YAML block between the first two '---' lines of README.md."""
+    import yaml
+    text = (ROOT / "README.md").read_text()
+    assert text.startswith("---\n")
+    header, body = text[4:].split("\n---\n", 1)
+    cfg = yaml.safe_load(header)
+    assert cfg["sdk"] == "gradio" and (ROOT / cfg["app_file"]).is_file() and cfg["title"]
+    pins = dict(line.split("==") for line in (ROOT / "requirements.txt").read_text().splitlines() if "==" in line)
+    assert cfg["sdk_version"] == pins["gradio"]  # the Space installs the gradio the app is tested with
+    assert len(cfg["short_description"]) <= 60
+    assert body.lstrip().startswith("# TTS Explorer")
+    assert "    pip install -r requirements.txt && python app.py\n" in body
+    assert "    pip install -r requirements-dev.txt && HF_HUB_OFFLINE=1 python -m pytest -q\n" in body
