@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from pathlib import Path
 from urllib.parse import quote
 
-import numpy as np
 import plotly.graph_objects as go
 
 from ui.views import _TEMPLATE, CHOSEN, NodeView, ViewState, empty_figure, esc
@@ -31,15 +31,17 @@ FILE_ROUTE = "gradio_api/file="  # Gradio's file route, relative to the page (wo
 
 
 def image_path(path: str | None, root: Path) -> str | None:
-    """``path`` resolved, when it is a PNG file inside ``root``; else None."""
+    """``path`` made absolute and normalised, when it is a PNG file inside ``root``; else None.
+
+    ``..`` is collapsed before the containment check; symbolic links are not followed (only the backend
+    writes into the images folder, and a stored event can name a path but not create a link)."""
     if not path or not str(path).endswith(".png"):
         return None
-    try:
-        p = Path(path).resolve()
-        p.relative_to(Path(root).resolve())
-    except (OSError, ValueError):
+    p = os.path.abspath(path)
+    base = os.path.abspath(root)
+    if os.path.commonpath([p, base]) != base or not os.path.isfile(p):
         return None
-    return str(p) if p.is_file() else None
+    return p
 
 
 def xt_path(preview: str) -> str:
@@ -172,7 +174,14 @@ def strips_figure(state: ViewState, root: Path, url=file_url, max_columns: int =
                              + ("<br>pruned" if n.pruned else ""))
     n_cols = max(len(cols) for _, cols in rows)
     aligned = all(len(s) == 1 for s in steps_by_col.values())
-    fig = go.Figure(layout={
+    chosen = [r for r, (leaf, _cols) in enumerate(rows) if leaf == state.selected]
+    # a transparent marker under every thumbnail carries its hover text (layout images have none)
+    hover_trace = {"type": "scatter", "x": hx, "y": hy, "mode": "markers", "hovertext": hover,
+                   "hovertemplate": "%{hovertext}<extra></extra>", "name": "images",
+                   "marker": {"size": 30, "opacity": 0, "symbol": "square"}}
+    # _validate=False: plotly's per-property validation of ~100 layout images was most of the build time
+    # (tests/test_image_views.py checks the figure's JSON); everything here is built by this function
+    fig = go.Figure(data=[hover_trace], _validate=False, layout={
         "template": _TEMPLATE, "height": 70 + CELL_PX * 2 * len(rows), "images": images,
         "margin": dict(l=130, r=10, t=34, b=36), "hovermode": "closest", "showlegend": False,
         "uirevision": f"strips-{state.run_id}",
@@ -185,13 +194,7 @@ def strips_figure(state: ViewState, root: Path, url=file_url, max_columns: int =
                   else [""] * n_cols},
         "yaxis": {"range": [2 * len(rows) - 0.5, -0.5], "showgrid": False, "zeroline": False,
                   "tickvals": ticks, "ticktext": labels},
+        "shapes": [{"type": "rect", "x0": -0.5, "x1": n_cols - 0.5, "y0": 2 * r - 0.5, "y1": 2 * r + 1.5,
+                    "line": {"color": CHOSEN, "width": 2}} for r in chosen],  # the chosen lineage, framed
     })
-    # a transparent marker under every thumbnail carries its hover text (layout images have none)
-    fig.add_trace(go.Scatter(x=np.asarray(hx, dtype=np.float32), y=np.asarray(hy, dtype=np.float32),
-                             mode="markers", hovertext=hover, hovertemplate="%{hovertext}<extra></extra>",
-                             marker={"size": 30, "opacity": 0, "symbol": "square"}, name="images"))
-    for r, (leaf, _cols) in enumerate(rows):
-        if leaf == state.selected:
-            fig.add_shape(type="rect", x0=-0.5, x1=n_cols - 0.5, y0=2 * r - 0.5, y1=2 * r + 1.5,
-                          line={"color": CHOSEN, "width": 2})
     return fig
