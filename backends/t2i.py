@@ -42,7 +42,7 @@ PROMPT_MAX = 500
 # None: the pipeline's own (guidance: the family default; size: the model's native resolution;
 # scheduler: DDIM for the UNet families, Euler for the flow ones; judge_pass: the judge's pass mark)
 DEFAULTS = {"steps": 30, "eta": 1.0, "guidance": None, "scheduler": None, "size": None, "previews": "all",
-            "judge_pass": None}
+            "judge_pass": None, "diffusion": 3.0}
 
 
 # ---- problems -------------------------------------------------------------------------------------------------
@@ -138,6 +138,8 @@ def parse_options(options: dict | None, pipeline: Pipeline) -> dict:
         raise InputError("eta must be between 0 and 1")
     if not 0.0 <= out["guidance"] <= 30.0:
         raise InputError("guidance must be between 0 and 30")
+    if not 0.0 <= out["diffusion"] <= 20.0:
+        raise InputError("diffusion must be between 0 and 20")
     pipeline.check_size(out["size"])
     return out
 
@@ -265,7 +267,7 @@ class T2IRun:
     def sampling(self) -> T2ISampling:
         o = self.options
         return T2ISampling(steps=int(o["steps"]), eta=float(o["eta"]), guidance=float(o["guidance"]),
-                           scheduler=str(o["scheduler"]), size=int(o["size"]))
+                           scheduler=str(o["scheduler"]), size=int(o["size"]), diffusion=float(o["diffusion"]))
 
     def space(self, config, cancel: CancelToken) -> T2ISpace:
         if self.images_dir is None and self.options["previews"] != "none":

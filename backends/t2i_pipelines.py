@@ -16,7 +16,9 @@ families are driven, told apart by the pipeline class the index names:
   from σ to σ' is x' = (1 - σ') x0-hat + σ' (sqrt(1 - η²) ε-hat + η z): at ``eta`` η = 0 this is exactly the
   Euler step x + (σ' - σ) v (what the pipeline's scheduler does), at η = 1 it is diffusers'
   ``stochastic_sampling`` (x0-hat re-noised with fresh noise), in between the fresh share of the noise is η.
-  Particle and evolutionary methods need η > 0: with η = 0 resampled copies stay identical.
+  Particle and evolutionary methods need η > 0: with η = 0 resampled copies stay identical. ``flow_sde`` is
+  the flow-models paper's SDE conversion on the same grid, the step of ``backends.flow`` on the linear
+  interpolant (Euler-Maruyama with the score -ε-hat / σ and g = ``diffusion`` × σ²), as the digits sampler uses.
 
 The step is ours, not the scheduler's ``step`` (FlowMatchEuler keeps a step index, which particles at
 different steps and resampled copies cannot share); the scheduler gives the schedule. Prompts are encoded by
@@ -47,6 +49,7 @@ from dataclasses import dataclass
 
 import torch
 
+from backends import flow
 from backends.errors import InputError
 from backends.image import Latent, derive, gaussian
 from strategies.core import CancelToken, Compute
@@ -59,7 +62,9 @@ FAMILIES = {"StableDiffusionPipeline": "sd", "StableDiffusionXLPipeline": "sdxl"
 FLOW_FAMILIES = ("sd3", "flux")
 DEFAULT_GUIDANCE = {"sd": 7.5, "sdxl": 5.0, "sd3": 7.0, "flux": 3.5}
 UNUSED_COMPONENTS = ("safety_checker", "feature_extractor", "image_encoder")
-SCHEDULERS = {"sd": ("ddim", "ddpm"), "sdxl": ("ddim", "ddpm"), "sd3": ("euler",), "flux": ("euler",)}
+SCHEDULERS = {"sd": ("ddim", "ddpm"), "sdxl": ("ddim", "ddpm"), "sd3": ("euler", "flow_sde"),
+              "flux": ("euler", "flow_sde")}
+FLOW_STEPS = ("euler", "flow_sde")  # both on the σ grid of FlowMatchEulerDiscreteScheduler
 
 
 class Pipeline:
@@ -123,6 +128,7 @@ class Pipeline:
 
     def scheduler(self, kind: str, steps: int, size: int):
         """A scheduler of ``kind`` (ddim / ddpm / euler) from the pipeline's config after ``set_timesteps``."""
+        kind = "euler" if kind in FLOW_STEPS else kind
         key = (kind, steps, size if self.family == "flux" else 0)
         with self._lock:
             s = self._schedules.get(key)
@@ -153,7 +159,7 @@ class Pipeline:
         if step >= steps:
             return 1.0, 0.0
         s = self.scheduler(kind, steps, size)
-        if kind == "euler":
+        if kind in FLOW_STEPS:
             sigma = float(s.sigmas[step])
             return 1.0 - sigma, sigma
         a = float(s.alphas_cumprod[int(s.timesteps[step])])
@@ -296,13 +302,15 @@ class Pipeline:
 
 @dataclass
 class T2ISampling:
-    """How a text-to-image space samples: scheduler (ddim / ddpm / euler), steps, eta, guidance, image size."""
+    """How a text-to-image space samples: scheduler (ddim / ddpm / euler / flow_sde), steps, eta, guidance,
+    image size, and the SDE's diffusion strength (``flow_sde``)."""
 
     steps: int = 30
     eta: float = 1.0
     guidance: float = 7.5
     scheduler: str = "ddim"
     size: int = 512
+    diffusion: float = 3.0
 
 
 class PromptGenerator:
@@ -340,11 +348,16 @@ class PromptGenerator:
         out, nfe = p.predict(x, ts, self.emb, s.guidance)
         cost.nfe, cost.model_calls, cost.flops = nfe, 1, nfe * (p.flops_per_eval or 0.0)
         nxt: list[Latent | None] = [None] * len(latents)
-        if s.scheduler == "euler":
+        if s.scheduler in FLOW_STEPS:
             for i, lat in enumerate(latents):
                 sig = self.level(lat.steps, lat.step)[1]
                 sig_next = self.level(lat.steps, lat.step + 1)[1]
                 x0 = x[i] - sig * out[i]
+                if s.scheduler == "flow_sde":
+                    z = gaussian(lat.key, tuple(lat.x.shape)) if sig_next > 0 else None
+                    g = flow.diffusion_coefficient(s.diffusion, sig)
+                    nxt[i] = self._next(lat, flow.step("linear", x[i], x0, sig, sig_next, g, z), x0)
+                    continue
                 eps = x[i] + (1.0 - sig) * out[i]
                 if s.eta > 0 and sig_next > 0:
                     eps = math.sqrt(1.0 - s.eta ** 2) * eps + s.eta * gaussian(lat.key, tuple(lat.x.shape))

@@ -65,12 +65,15 @@ CASES = [
 
 @pytest.mark.parametrize("family, strategy, budget, params",
                          [(f, *c) for f in ("sd", "sd3", "flux") for c in CASES] + [("sdxl", *CASES[1])]
-                         + [("sd3", "zero_order", 3, {"neighbours": 2}),
+                         + [("flux", "fk_steering", 3, {"every": 1, "window_start": 0.1, "scheduler": "flow_sde"}),
+                            ("sd3", "zero_order", 3, {"neighbours": 2}),
                             ("sd", "search_over_paths", 2, {"branches": 2, "forward": 1, "backward": 2})])
 def test_t2i_strategy_end_to_end(models, store, family, strategy, budget, params, tmp_path, monkeypatch):
     from PIL import Image
     monkeypatch.setenv("TTS_IMAGES_DIR", str(tmp_path / "images"))
-    events = list(execute(config(models, family, strategy, budget, params=params), store))
+    params = dict(params)
+    options = {"scheduler": params.pop("scheduler")} if "scheduler" in params else {}
+    events = list(execute(config(models, family, strategy, budget, params=params, options=options), store))
     end = events[-1]
     assert end["type"] == "RunEnded" and end["status"] == "finished", end["error"]
     run = store.get_run(events[0]["run_id"])
@@ -113,9 +116,10 @@ def test_t2i_strategy_end_to_end(models, store, family, strategy, budget, params
 
 
 @pytest.mark.parametrize("family, scheduler", [("sd", "ddim"), ("sdxl", "ddim"), ("sd3", "euler"),
-                                               ("flux", "euler")])
+                                               ("sd3", "flow_sde"), ("flux", "euler")])
 def test_our_loop_matches_the_pipeline(models, family, scheduler):
-    """Deterministic sampling (eta 0) one step at a time gives the pipeline's own latents and decoded image."""
+    """Deterministic sampling (eta 0; the flow SDE at diffusion 0) one step at a time gives the pipeline's own
+    latents and decoded image."""
     from diffusers import DDIMScheduler
 
     from backends.image import noise_latent
@@ -123,7 +127,8 @@ def test_our_loop_matches_the_pipeline(models, family, scheduler):
     p = pipeline(models, family)
     if family == "sdxl":  # the pipeline's own loop with the scheduler ours builds from its Euler config
         p.pipe.scheduler = DDIMScheduler.from_config(p.pipe.scheduler.config)
-    gen = PromptGenerator(p, PROMPT, T2ISampling(steps=STEPS, eta=0.0, guidance=2.0, scheduler=scheduler, size=16))
+    gen = PromptGenerator(p, PROMPT, T2ISampling(steps=STEPS, eta=0.0, guidance=2.0, scheduler=scheduler, size=16,
+                                                 diffusion=0.0))
     lat = noise_latent(gen, 5, STEPS)
     noise = lat.x.clone()
     for _ in range(STEPS):
@@ -160,12 +165,13 @@ def test_x0_hat_per_step(models, family, scheduler):
 
 
 def test_stochastic_sampler_separates_resampled_copies(models):
-    """Euler at eta 0 keeps two copies of a particle identical; at eta > 0 they draw their own noise."""
+    """Euler at eta 0 keeps two copies of a particle identical; at eta > 0, or with the flow SDE, they draw their
+    own noise."""
     from backends.t2i import T2ISpace
     from backends.t2i_pipelines import PromptGenerator, T2ISampling
     p = pipeline(models, "sd3")
-    for eta, same in ((0.0, True), (0.5, False)):
-        s = T2ISampling(steps=4, eta=eta, guidance=1.0, scheduler="euler", size=16)
+    for scheduler, eta, same in (("euler", 0.0, True), ("euler", 0.5, False), ("flow_sde", 0.0, False)):
+        s = T2ISampling(steps=4, eta=eta, guidance=1.0, scheduler=scheduler, size=16)
         sp = T2ISpace(PromptGenerator(p, PROMPT, s), None, PROMPT, s, previews="none")
         first = sp.extend(sp.initial(1), 1)[0]
         copies = sp.resample(first, [0, 0])
