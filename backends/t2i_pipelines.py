@@ -115,6 +115,8 @@ class Pipeline:
         self._embeds: dict[str, dict] = {}
         self._preview_map: torch.Tensor | None = None
         self._lock = threading.RLock()
+        log.info("loaded %s: %s family, %.3g M denoiser parameters, %s %s", self.name, self.family,
+                 self.n_params / 1e6, self.device, self.dtype)
 
     # -- sizes and schedules --
 

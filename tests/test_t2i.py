@@ -241,7 +241,8 @@ def test_aesthetic_is_the_laion_head_on_normalised_clip_embeddings(models, tmp_p
     model, processor = CLIPModel.from_pretrained(str(models["clip"])).eval(), CLIPProcessor.from_pretrained(
         str(models["clip"]))
     with torch.no_grad():
-        emb = model(input_ids=torch.zeros((2, 1), dtype=torch.long), pixel_values=_pixels(processor, images)).image_embeds
+        emb = model(input_ids=torch.zeros((2, 1), dtype=torch.long),
+                    pixel_values=_pixels(processor, images)).image_embeds
     w = load_file(str(models["aesthetic"] / "head.safetensors"))
     h = emb
     for i in (0, 2, 4, 6, 7):  # the MLP has no activations: five affine maps (dropout is off at inference)
