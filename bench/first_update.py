@@ -154,6 +154,8 @@ def main() -> None:
                 a = measure(app_page, "#run-btn", "#explore-tree", "#explore-status")
                 app_page.wait_for_function(  # let the run end: the next round starts from an idle server
                     "/finished|cancelled|failed/.test(document.querySelector('#explore-status').innerText)")
+                print(f"round {i}{' (warm-up)' if not i else ''}: minimal page {1e3 * r['shown']:.0f} ms, "
+                      f"app {1e3 * a['shown']:.0f} ms", flush=True)
                 if i:
                     base.append(r["shown"])
                     ours.append(a["shown"])
