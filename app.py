@@ -235,6 +235,9 @@ def format_table(result: dict) -> str:
 
 
 def cmd_serve(args) -> int:
+    # first: on a ZeroGPU Space the `spaces` package must come before CUDA is touched, and it looks for
+    # @spaces.GPU functions when the app launches (engine.zerogpu decorates the run's model work at import)
+    from engine import zerogpu  # noqa: F401
     from engine.limits import Limits
     from storage import StoreError
     from ui.app import build_app, launch

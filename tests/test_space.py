@@ -224,3 +224,29 @@ def test_readme_header_is_the_space_configuration_and_the_quick_start_is_intact(
     assert body.lstrip().startswith("# TTS Explorer")
     assert "    pip install -r requirements.txt && python app.py\n" in body
     assert "    pip install -r requirements-dev.txt && HF_HUB_OFFLINE=1 python -m pytest -q\n" in body
+
+
+LAUNCH_SCRIPT = r"""
+import json, sys
+import spaces
+import ui.app
+seen = {}
+def launch(app, host=None, port=None, **kw):  # stands in for serving: what ZeroGPU checks at launch time
+    seen["decorated_at_launch"] = list(spaces.DECORATED)
+ui.app.launch = launch
+import app
+seen["rc"] = app.main(["--db", sys.argv[1], "serve"])
+print(json.dumps(seen))
+"""
+
+
+def test_serving_decorates_the_gpu_function_before_launch(tmp_path):
+    """ZeroGPU refuses to start a Space that has no @spaces.GPU function when it launches."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TTS_MAX_")}
+    env.update(PYTHONPATH=os.pathsep.join([str(FAKE_SPACES), str(ROOT)]), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1",
+               SPACE_ID="someone/tts-explorer", SYSTEM="spaces")
+    proc = subprocess.run([sys.executable, "-c", LAUNCH_SCRIPT, str(tmp_path / "runs.db")], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert seen == {"decorated_at_launch": ["_run_on_gpu"], "rc": 0}

@@ -5,6 +5,8 @@ the ZeroGPU device API; this one keeps the same ``GPU`` decorator interface (``s
 ``spaces.GPU(duration=...)(fn)``, a duration that may be a callable of the task's arguments) and the same
 process boundary: a decorated generator function runs in a forked worker process, its arguments and every
 item it yields cross by pickling. Each call is recorded in ``CALLS`` (task name, duration, worker pid).
+Gradio on a Space passes every event handler through ``spaces.gradio_auto_wrap``, which wraps nothing unless
+auto-wrapping is switched on (``SPACES_GRADIO_AUTO_WRAP``); here it never is.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import os
 import pickle
 
 CALLS: list[dict] = []
+DECORATED: list[str] = []  # names of the functions decorated so far (ZeroGPU checks there is one at launch)
 
 
 def GPU(task=None, *, duration=None, size=None):  # noqa: N802 - the real package's name
@@ -25,6 +28,7 @@ def GPU(task=None, *, duration=None, size=None):  # noqa: N802 - the real packag
 def _wrap(task, duration):
     if not inspect.isgeneratorfunction(task):
         raise NotImplementedError("this stand-in wraps generator functions only")
+    DECORATED.append(task.__name__)
 
     def gradio_handler(*args, **kwargs):
         seconds = duration(*args, **kwargs) if callable(duration) else duration
@@ -62,3 +66,8 @@ def _wrap(task, duration):
 
     gradio_handler.zerogpu = None
     return gradio_handler
+
+
+def gradio_auto_wrap(task):
+    """Gradio calls this for every event handler on a Space; like the real one without auto-wrap: no-op."""
+    return task
