@@ -50,7 +50,6 @@ class Params:
 class Chain:
     """One chain's state: its budget plan, current particle, the reward to beat and its leftover."""
 
-    budget: int
     init: int
     quotas: list[int]
     current: Node | None = None
@@ -87,7 +86,7 @@ def search(space, params: Params, cancel: CancelToken | None = None) -> Iterator
     chains = []
     for b in budgets(params.n, steps, params.chains):
         init, quotas = plan(b, steps, params.init_share)
-        chains.append(Chain(b, init, quotas))
+        chains.append(Chain(init, quotas))
 
     # initial noises, each scored on its own x0-hat; the best one starts the chain
     check(cancel)
