@@ -94,7 +94,10 @@ def test_run_grows_tree_live_then_replay_in_runs(served, browser):
     url, store = served
     page = new_page(browser, url)
     page.screenshot(path=str(ARTIFACTS / "explore-ready.png"), full_page=True)
-    pick(page, "explore-budget", "64")
+    # hard problems and a wide beam: a run of several steps (about 3 s on an idle 2-core machine), so the
+    # throttled stream has time to show the tree at more than one size
+    pick(page, "explore-budget", "32")
+    page.locator("#explore-difficulty").get_by_label("5").check()
     page.click("#run-btn")
     seen: list[int] = []
     deadline = time.monotonic() + 120
