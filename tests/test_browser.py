@@ -102,14 +102,22 @@ def test_run_grows_tree_live_then_replay_in_runs(served, browser):
     seen: list[int] = []
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        n = points(page, "explore-tree")
         text = status(page, "explore")
-        if "finished" in text:
-            break
+        n = points(page, "explore-tree")
         if n and (not seen or n != seen[-1]):
             seen.append(n)
+        if "finished" in text:
+            break
         time.sleep(0.03)
     text = wait_status(page, "explore", r"finished")
+    # the final figure may render a moment after the status: wait for the last tree to settle
+    settle = time.monotonic() + 5
+    while time.monotonic() < settle:
+        time.sleep(0.2)
+        n = points(page, "explore-tree")
+        if n and n != seen[-1]:
+            seen.append(n)
+            break
     assert len(seen) >= 2 and seen[-1] > seen[0], f"tree did not grow while running: {seen}"
     rid = run_id_of(text)
     page.screenshot(path=str(ARTIFACTS / "explore-finished.png"), full_page=True)
@@ -209,7 +217,9 @@ def test_html_in_problem_text_shows_as_text_and_runs_nothing(served, browser):
     shown = page.locator("#runs-status [data-testid=problem-text]").inner_text()
     assert shown == EVIL
     # hover the finished node: plotly's hover label must show the markup as text
-    box = page.locator("#runs-tree .scatterlayer path.point").nth(1).bounding_box()
+    node = page.locator("#runs-tree .scatterlayer path.point").nth(1)
+    node.scroll_into_view_if_needed()  # the runs table above it grows with every test's runs
+    box = node.bounding_box()
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     label = page.locator("#runs-tree .hoverlayer .hovertext").first
     label.wait_for(timeout=10_000)
