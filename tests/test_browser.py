@@ -98,26 +98,23 @@ def test_run_grows_tree_live_then_replay_in_runs(served, browser):
     # throttled stream has time to show the tree at more than one size
     pick(page, "explore-budget", "32")
     page.locator("#explore-difficulty").get_by_label("5").check()
+    # every size the tree is drawn at, recorded in the page itself (polling from here can miss a frame)
+    page.evaluate("""() => {
+        window.__sizes = [];
+        const root = document.querySelector('#explore-tree') || document.body;
+        new MutationObserver(() => {
+            const n = root.querySelectorAll('.scatterlayer path.point').length;
+            const a = window.__sizes;
+            if (n && (!a.length || a[a.length - 1] !== n)) a.push(n);
+        }).observe(root, {subtree: true, childList: true, attributes: true});
+    }""")
     page.click("#run-btn")
-    seen: list[int] = []
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        text = status(page, "explore")
-        n = points(page, "explore-tree")
-        if n and (not seen or n != seen[-1]):
-            seen.append(n)
-        if "finished" in text:
-            break
-        time.sleep(0.03)
-    text = wait_status(page, "explore", r"finished")
-    # the final figure may render a moment after the status: wait for the last tree to settle
-    settle = time.monotonic() + 5
-    while time.monotonic() < settle:
+    text = wait_status(page, "explore", r"finished", timeout_s=120)
+    final = points(page, "explore-tree")
+    settle = time.monotonic() + 5  # the final figure may render a moment after the status
+    while time.monotonic() < settle and points(page, "explore-tree") == final:
         time.sleep(0.2)
-        n = points(page, "explore-tree")
-        if n and n != seen[-1]:
-            seen.append(n)
-            break
+    seen: list[int] = page.evaluate("window.__sizes")
     assert len(seen) >= 2 and seen[-1] > seen[0], f"tree did not grow while running: {seen}"
     rid = run_id_of(text)
     page.screenshot(path=str(ARTIFACTS / "explore-finished.png"), full_page=True)
@@ -218,11 +215,19 @@ def test_html_in_problem_text_shows_as_text_and_runs_nothing(served, browser):
     assert shown == EVIL
     # hover the finished node: plotly's hover label must show the markup as text
     node = page.locator("#runs-tree .scatterlayer path.point").nth(1)
-    node.scroll_into_view_if_needed()  # the runs table above it grows with every test's runs
-    box = node.bounding_box()
-    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     label = page.locator("#runs-tree .hoverlayer .hovertext").first
-    label.wait_for(timeout=10_000)
+    for attempt in range(5):  # the page may still shift (toasts, the growing runs table): aim again
+        node.scroll_into_view_if_needed()
+        time.sleep(0.3)
+        box = node.bounding_box()
+        page.mouse.move(0, 0)
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        try:
+            label.wait_for(timeout=2_000)
+            break
+        except Exception:  # noqa: BLE001 - playwright's TimeoutError; the last attempt re-raises below
+            if attempt == 4:
+                raise
     assert "<script>" in label.text_content()
     page.screenshot(path=str(ARTIFACTS / "injection.png"), full_page=True)
     assert page.evaluate("window.__xss") is None
@@ -241,7 +246,9 @@ def test_two_sessions_at_once_each_see_only_their_run(served, browser):
         page.goto(url)
         page.wait_for_selector("#run-btn", timeout=120_000)
         pick(page, "explore-strategy", strategy)
-        pick(page, "explore-budget", "16")
+        # hard problems and a budget of 32: runs of a few seconds, so the two surely overlap
+        pick(page, "explore-budget", "32")
+        page.locator("#explore-difficulty").get_by_label("5").check()
         pages.append(page)
     for page in pages:  # both start before either finishes
         page.click("#run-btn")
