@@ -94,8 +94,10 @@ def test_run_grows_tree_live_then_replay_in_runs(served, browser):
     url, store = served
     page = new_page(browser, url)
     page.screenshot(path=str(ARTIFACTS / "explore-ready.png"), full_page=True)
-    # hard problems and a wide beam: a run of several steps (about 3 s on an idle 2-core machine), so the
-    # throttled stream has time to show the tree at more than one size
+    # MCTS on a hard problem: thousands of small sequential model calls (a few seconds on a 2-core machine),
+    # so the throttled stream has time to show the tree at more than one size; batched strategies on the
+    # trained tiny models finish in a fraction of a second
+    pick(page, "explore-strategy", "MCTS")
     pick(page, "explore-budget", "32")
     page.locator("#explore-difficulty").get_by_label("5").check()
     # every size the tree is drawn at, recorded in the page itself (polling from here can miss a frame)
@@ -240,25 +242,25 @@ def test_two_sessions_at_once_each_see_only_their_run(served, browser):
     url, store = served
     ctx_a, ctx_b = browser.new_context(), browser.new_context()
     pages = []
-    for ctx, strategy in ((ctx_a, "Particle filtering"), (ctx_b, "DVTS")):
+    for ctx, strategy, budget in ((ctx_a, "Particle filtering", "16"), (ctx_b, "MCTS", "32")):
         page = ctx.new_page()
         page.set_default_timeout(ACTION_TIMEOUT_MS)
         page.goto(url)
         page.wait_for_selector("#run-btn", timeout=120_000)
         pick(page, "explore-strategy", strategy)
-        # hard problems and a budget of 32: runs of a few seconds, so the two surely overlap
-        pick(page, "explore-budget", "32")
+        pick(page, "explore-budget", budget)
         page.locator("#explore-difficulty").get_by_label("5").check()
         pages.append(page)
-    for page in pages:  # both start before either finishes
+    # B's MCTS run takes seconds (many small sequential calls); A's particle run starts while it goes
+    for page in reversed(pages):
         page.click("#run-btn")
     texts = [wait_status(page, "explore", r"run r[0-9a-f]+ · finished", timeout_s=150) for page in pages]
     ids = [run_id_of(t) for t in texts]
     assert ids[0] != ids[1]
     assert store.get_run(ids[0])["strategy"] == "particle_filtering"
-    assert store.get_run(ids[1])["strategy"] == "dvts"
+    assert store.get_run(ids[1])["strategy"] == "mcts"
     assert "particle_filtering" in texts[0] and ids[1] not in texts[0]
-    assert "dvts" in texts[1] and ids[0] not in texts[1]
+    assert "mcts" in texts[1] and ids[0] not in texts[1]
     # only the particle run shows the particle lanes
     assert pages[0].locator("#explore-particles .scatterlayer path.point").count() > 0
     assert not pages[1].locator("#explore-particles").is_visible()
