@@ -23,7 +23,8 @@ RUN = dict(domain="reasoning", model="tiny-arith-s", verifier="tiny-prm", strate
 def test_run_streams_updates_and_is_stored(served):
     url, store = served
     c = client(url)
-    job = c.submit(**RUN, api_name="/run")
+    # hard problems and a wide beam: several steps, so the throttled stream has several updates to send
+    job = c.submit(**{**RUN, "budget": 32, "difficulty": 5}, api_name="/run")
     updates = []
     for out in job:
         updates.append(out)

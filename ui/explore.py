@@ -2,7 +2,10 @@
 
 The engine runs in a worker thread and pushes its events into a queue; the handler folds them and
 sends the views at most ``MAX_UPDATES_PER_S`` times a second (each yield re-sends whole figures), but
-always at once for the first node, so the first visible update is not held back by the throttle.
+always at once for the first node, so the first visible update is not held back by the throttle. The
+acknowledgement (status line, the previous run's views cleared) waits up to ``ACK_GRACE_S`` for that
+first node and goes out with it as one update: two back-to-back updates cost the browser two renders
+before the tree shows (bench/first_update.py measures it).
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ from ui.registry import (PROBLEM_TEXT_MAX, ParamField, budget_choices, domain_ch
 log = logging.getLogger(__name__)
 
 MAX_UPDATES_PER_S = 3.0
+ACK_GRACE_S = 0.15  # a cached model's first node comes within milliseconds; a first load takes seconds
 DEFAULT_STRATEGY = "beam_search"
 DEFAULT_BUDGET = 16
 DEFAULT_DIFFICULTY = 3
@@ -250,14 +254,20 @@ def stream_run(ctx: AppContext, config, key: str, viewer: Viewer) -> Iterator[tu
     events: list[dict] = []
     finished = False
     try:
-        # Immediate acknowledgement in the status line; the tree is left alone (re-drawing an empty figure
-        # would cost the browser a plot render right before the first real one). The widgets of the other
-        # domain are hidden, this domain's emptied.
+        # What the acknowledgement clears: the other domain's widgets hidden, this domain's emptied. The
+        # tree is left alone until it has a node (an empty figure would cost a plot render right before
+        # the first real one).
         hidden = gr.update(visible=False)
-        yield load_values((views.status_html(st), skip, hidden, gr.update(value=[], visible=not is_image),
-                           views.compute_meter_html({}), gr.update(value=[], visible=is_image), hidden, hidden),
-                          skip, skip)
+        reset = (None, None, hidden, gr.update(value=[], visible=not is_image), views.compute_meter_html({}),
+                 gr.update(value=[], visible=is_image), hidden, hidden)
+        acked = False
+
+        def with_reset(values: tuple) -> tuple:
+            """``values`` with the acknowledgement's resets in the places it leaves unchanged (skip)."""
+            return tuple(r if v is skip and r is not None else v for v, r in zip(values, reset))
+
         interval = 1.0 / MAX_UPDATES_PER_S
+        ack_due = time.monotonic() + ACK_GRACE_S
         last_sent = time.monotonic()
         dirty = False
         shown_nodes = False
@@ -270,7 +280,10 @@ def stream_run(ctx: AppContext, config, key: str, viewer: Viewer) -> Iterator[tu
             return False
 
         while not finished:
-            timeout = max(0.0, last_sent + interval - time.monotonic()) if dirty else 1.0
+            if not acked:
+                timeout = max(0.0, ack_due - time.monotonic())
+            else:
+                timeout = max(0.0, last_sent + interval - time.monotonic()) if dirty else 1.0
             try:
                 item = q.get(timeout=timeout)
             except queue.Empty:
@@ -282,7 +295,7 @@ def stream_run(ctx: AppContext, config, key: str, viewer: Viewer) -> Iterator[tu
                 if isinstance(item, tuple):  # refused (bad input, unusable model): say so in place too
                     st.status, st.error = "refused", item[1]
                     refused = views.empty_figure("The run was refused: see the message.")
-                    yield load_values((views.status_html(st), refused, *(skip,) * 6), skip, skip)
+                    yield load_values(with_reset((views.status_html(st), refused, *(skip,) * 6)), skip, skip)
                     raise gr.Error(item[1], print_exception=False)
                 events.append(item)
                 views.fold([item], state=st)
@@ -295,6 +308,11 @@ def stream_run(ctx: AppContext, config, key: str, viewer: Viewer) -> Iterator[tu
                     item = None
             now = time.monotonic()
             first_nodes = not shown_nodes and bool(st.nodes)
+            if not acked and not finished and not first_nodes and now >= ack_due:
+                # a slow start (the models' first load): say at once that the run is under way
+                yield load_values(with_reset((views.status_html(st), *(skip,) * 7)), skip, skip)
+                acked, last_sent = True, time.monotonic()
+                continue
             if finished or (dirty and (first_nodes or now - last_sent >= interval)):
                 fin = [n for n in st.nodes.values() if n.finished]
                 n_fin = len(fin) + (0 if st.candidates is None else 10**6)
@@ -310,6 +328,8 @@ def stream_run(ctx: AppContext, config, key: str, viewer: Viewer) -> Iterator[tu
                     gallery = strips = nfe = skip
                 values = (views.status_html(st), views.tree_figure(st), particles, cands,
                           views.compute_meter_html(st.totals), gallery, strips, nfe)
+                if not acked:
+                    values, acked = with_reset(values), True
                 if finished:
                     n = views.step_count(events)
                     yield load_values(values, gr.update(minimum=0, maximum=max(n, 1), value=max(n, 1)), events)
