@@ -242,7 +242,7 @@ def test_two_sessions_at_once_each_see_only_their_run(served, browser):
     url, store = served
     ctx_a, ctx_b = browser.new_context(), browser.new_context()
     pages = []
-    for ctx, strategy, budget in ((ctx_a, "Particle filtering", "16"), (ctx_b, "MCTS", "32")):
+    for ctx, strategy, budget in ((ctx_a, "Particle filtering", "64"), (ctx_b, "MCTS", "32")):
         page = ctx.new_page()
         page.set_default_timeout(ACTION_TIMEOUT_MS)
         page.goto(url)
@@ -251,9 +251,10 @@ def test_two_sessions_at_once_each_see_only_their_run(served, browser):
         pick(page, "explore-budget", budget)
         page.locator("#explore-difficulty").get_by_label("5").check()
         pages.append(page)
-    # B's MCTS run takes seconds (many small sequential calls); A's particle run starts while it goes
+    # B's MCTS run takes seconds (many small sequential calls); A's particle run starts while it goes.
+    # Clicked from script, back to back: Playwright's click waits for actionability on each page first.
     for page in reversed(pages):
-        page.click("#run-btn")
+        page.evaluate("document.querySelector('#run-btn').click()")
     texts = [wait_status(page, "explore", r"run r[0-9a-f]+ · finished", timeout_s=150) for page in pages]
     ids = [run_id_of(t) for t in texts]
     assert ids[0] != ids[1]
