@@ -65,10 +65,18 @@ def build_app(store: Any, limits: Any = None, *, examples_db: str | os.PathLike 
                         show_progress="hidden")
         compare_tab.select(c.refresh, None, c.refresh_outputs, api_visibility="private", show_progress="hidden")
         scaling_tab.select(s.refresh, None, [s.sweeps], api_visibility="private", show_progress="hidden")
+        # Gradio builds a session's copy of every block's config on the session's first event (tens of ms
+        # with this many blocks, on the server's event loop): have it done when the page opens, not when
+        # the visitor presses Run (bench/first_update.py)
+        app.load(_open_session, None, None, queue=False, api_visibility="private", show_progress="hidden")
     app.tts_context = ctx  # for tests and the CLI
     if warm_up:
         threading.Thread(target=_warm_up, name="warm-up", daemon=True).start()
     return app
+
+
+def _open_session() -> None:
+    """Nothing: the page-load event exists for its side effect, the session's state set up early."""
 
 
 def _warm_up() -> None:
