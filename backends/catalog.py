@@ -379,10 +379,15 @@ def _image_entry(model_id: str, kind: str) -> ModelEntry:
     if entry is None:
         known = ", ".join(e.id for e in CATALOG.values() if e.domain == "image" and e.kind in IMAGE_KINDS[kind])
         raise ModelLoadError(f"unknown image {kind} {model_id!r}: use one of {known}")
-    if entry.domain != "image":
-        raise ModelLoadError(f"{model_id} is a model of the {entry.domain} domain, not an image {kind}")
-    if entry.kind not in IMAGE_KINDS[kind]:
-        raise ModelLoadError(f"{model_id} is a {entry.kind}, not an image {kind}")
+    return _usable(entry, model_id, "image", IMAGE_KINDS[kind], f"an image {kind}")
+
+
+def _usable(entry, model_id: str, domain: str, kinds, what: str):
+    """``entry`` if it is of ``domain``, one of ``kinds`` and available here; else one clear ModelLoadError."""
+    if entry.domain != domain:
+        raise ModelLoadError(f"{model_id} is a model of the {entry.domain} domain, not {what}")
+    if entry.kind not in kinds:
+        raise ModelLoadError(f"{model_id} is a {entry.kind}, not {what}")
     ok, reason = entry.availability()
     if not ok:
         raise ModelLoadError(f"{model_id} is not available here: {reason}")
@@ -517,14 +522,7 @@ def _t2i_entry(model_id: str, kind: str) -> ModelEntry:
         extra = ", clip:<id or folder>, aesthetic:<folder>, vlm:<id or folder>" if kind == "verifier" else ""
         raise ModelLoadError(f"unknown text-to-image {kind} {model_id!r}: use one of {known}{extra}, "
                              "or a local folder")
-    if entry.domain != "t2i":
-        raise ModelLoadError(f"{model_id} is a model of the {entry.domain} domain, not a text-to-image {kind}")
-    if entry.kind not in T2I_KINDS[kind]:
-        raise ModelLoadError(f"{model_id} is a {entry.kind}, not a text-to-image {kind}")
-    ok, reason = entry.availability()
-    if not ok:
-        raise ModelLoadError(f"{model_id} is not available here: {reason}")
-    return entry
+    return _usable(entry, model_id, "t2i", T2I_KINDS[kind], f"a text-to-image {kind}")
 
 
 @functools.lru_cache(maxsize=2)
