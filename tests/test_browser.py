@@ -324,6 +324,24 @@ def choose_image_domain(page) -> None:
     assert not page.locator("#explore-difficulty").is_visible()
 
 
+def test_domain_switch_to_t2i_shows_the_prompt_and_its_sampler(served_images, browser):
+    """t2i: a bundled prompt in place of the digit, the sampler with the text-to-image schedulers (auto: the
+    model's own) and no interpolant; back on image the digit, its scheduler and the interpolant return."""
+    url, _, _ = served_images
+    page = new_page(browser, url)
+    pick(page, "explore-domain", "t2i")
+    page.locator("#explore-prompt-id").wait_for(state="visible")
+    assert not page.locator("#explore-digit").is_visible() and not page.locator("#explore-difficulty").is_visible()
+    assert page.locator("#explore-prompt-id input").input_value().startswith("0. ")
+    page.get_by_text("Advanced").click()
+    page.wait_for_function("document.querySelector('#explore-scheduler input').value === 'auto'")
+    assert page.locator("#explore-steps").is_visible() and not page.locator("#explore-interpolant").is_visible()
+    assert page.locator("#explore-verifier input").input_value().startswith("clip-score")
+    choose_image_domain(page)
+    page.wait_for_function("document.querySelector('#explore-scheduler input').value === 'ddim'")
+    assert page.locator("#explore-interpolant").is_visible() and not page.locator("#explore-prompt-id").is_visible()
+    page.close()
+
 def test_image_search_fills_the_gallery_and_the_image_views(served_images, browser):
     url, store, images = served_images
     page = new_page(browser, url)

@@ -1,10 +1,13 @@
-"""Explore's streaming handler on the embedded models, called directly (no server): what each update carries.
+"""Explore's handlers called directly (no server): the streaming handler on the embedded models (what each
+update carries), and the page's inputs turned into a run (``make_config``) and switched per domain
+(``domain_updates``), which need no model.
 
 The acknowledgement (status line, the previous run's views cleared) and the first tree go out as one
 update when the first node comes within ``ACK_GRACE_S``; a slow start gets the acknowledgement alone.
 """
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
 
@@ -80,3 +83,114 @@ def test_slow_start_is_acknowledged_before_the_tree(ctx):
     rest = list(gen)
     assert isinstance(rest[0][TREE], go.Figure)
     assert "finished" in rest[-1][STATUS]
+
+
+# ---- the page's inputs: make_config and the domain switch (no model loaded) ------------------------------
+
+@pytest.fixture(scope="module")
+def inputs():
+    """(ctx, fields) as Explore's build has them; make_config loads nothing."""
+    from engine.limits import Limits
+    from ui.common import AppContext
+    from ui.registry import param_fields
+
+    return AppContext(store=None, limits=Limits(max_budget=64)), param_fields()
+
+
+def config_of(inputs, domain, strategy="random_search", problem="", prompt_id=None, digit=None, sampler=(),
+              model="", verifier=""):
+    from ui.explore import make_config
+
+    ctx, fields = inputs
+    return make_config(ctx, fields, domain, model, verifier, strategy, 4, 2, problem, 7, "last", 0.8,
+                       [None] * len(fields), digit_v=digit, sampler_values=sampler, prompt_id_v=prompt_id)
+
+
+def t2i_sampler(**change):
+    """Explore's sampler values in SAMPLER_OPTIONS order, at the t2i widgets' defaults (guidance empty)."""
+    from ui.explore import SAMPLER_OPTIONS
+    values = {"steps": 30, "eta": 1.0, "guidance": None, "scheduler": "auto", "diffusion": 3.0,
+              "interpolant": "linear", **change}  # the hidden interpolant keeps the image domain's value
+    return tuple(values[name] for name in SAMPLER_OPTIONS)
+
+
+def test_t2i_takes_a_bundled_prompt_and_the_sampler_options_it_knows(inputs):
+    cfg = config_of(inputs, "t2i", prompt_id="test:5", sampler=t2i_sampler(), model="my/pipeline",
+                    verifier="clip-score")
+    assert (cfg.domain, cfg.model, cfg.verifier, cfg.problem_id, cfg.problem_text) == \
+        ("t2i", "my/pipeline", "clip-score", "test:5", None)
+    # guidance left empty: the pipeline's own; the interpolant is not a text-to-image option and is dropped
+    assert cfg.options == {"steps": 30, "eta": 1.0, "scheduler": "auto", "diffusion": 3.0}
+    assert cfg.difficulty is None and cfg.seed == 7 and cfg.budget == 4
+
+
+def test_t2i_typed_prompt_wins_over_the_bundled_one(inputs):
+    cfg = config_of(inputs, "t2i", problem="  a red cube on a blue sphere ", prompt_id="test:5",
+                    sampler=t2i_sampler(guidance=4.5))
+    assert cfg.problem_text == "a red cube on a blue sphere" and cfg.problem_id is None
+    assert cfg.options["guidance"] == 4.5
+    # empty model and prompt: the domain's first pipeline in the catalog and the first bundled prompt
+    from backends import catalog
+    assert cfg.model == next(e.id for e in catalog.models("t2i") if e.kind == "policy")
+    assert config_of(inputs, "t2i").problem_id == "test:0"
+
+
+def test_image_keeps_its_digit_and_gets_the_flow_options(inputs):
+    from ui.explore import SAMPLER_OPTIONS
+    sampler = dict(zip(SAMPLER_OPTIONS, (12, 0.5, 2.0, "flow_sde", 1.5, "vp")))
+    cfg = config_of(inputs, "image", digit=6, sampler=tuple(sampler.values()))
+    assert (cfg.model, cfg.problem_id, cfg.problem_text) == ("tiny-digits", "test:6", None)
+    assert cfg.options == sampler
+    reasoning = config_of(inputs, "reasoning", strategy="beam_search", sampler=tuple(sampler.values()))
+    assert reasoning.options == {} and reasoning.difficulty == 2 and reasoning.model == "tiny-arith-s"
+
+
+@pytest.mark.parametrize("domain, change, message", [
+    ("t2i", {"prompt_id": "train:1"}, "unknown split 'train'"),
+    ("t2i", {"prompt_id": "a cat"}, "problem id must look like test:17, got 'a cat'"),
+    ("t2i", {"problem": "a cat " * 100}, "the prompt is too long (at most 500 characters)"),
+    # flow_ode is an image-domain scheduler, not one any text-to-image family samples with
+    ("t2i", {"sampler": t2i_sampler(scheduler="flow_ode")}, "scheduler must be one of auto, ddim, ddpm, euler"),
+    ("image", {"problem": "What is love?"}, "an image problem names one digit"),
+    ("image", {"digit": 12}, "digit must be a whole number from 0 to 9"),
+])
+def test_bad_image_domain_input_is_a_clear_gr_error(inputs, domain, change, message):
+    import gradio as gr
+    with pytest.raises(gr.Error, match=re.escape(message)):
+        config_of(inputs, domain, **change)
+
+
+def test_domain_switch_shows_the_t2i_inputs_with_the_backends_choices():
+    from backends import catalog, t2i
+    from backends.t2i_pipelines import SCHEDULERS
+    from ui.explore import SAMPLER_OPTIONS, domain_updates
+
+    u = domain_updates("t2i")
+    shown = {name for name, update in u.items() if update.get("visible") is True}
+    hidden = {name for name, update in u.items() if update.get("visible") is False}
+    assert {"prompt_id", "sampler_row", "steps", "eta", "guidance", "scheduler", "diffusion"} <= shown
+    assert {"digit", "difficulty", "aggregation", "temperature", "interpolant"} <= hidden
+    assert "prompt" in u["problem"]["label"]
+    # every scheduler some text-to-image family accepts, and auto (the pipeline's own), from the backend
+    assert set(u["scheduler"]["choices"]) == {"auto"} | {s for ss in SCHEDULERS.values() for s in ss}
+    assert u["scheduler"]["value"] == "auto" and u["guidance"]["value"] is None
+    assert u["steps"]["value"] == t2i.DEFAULTS["steps"]
+    assert [v for _, v in u["verifier"]["choices"]] == [e.id for e in catalog.models("t2i") if e.kind != "policy"]
+    assert u["strategy"]["value"] == "random_search"
+    # back to the digits: the digit radio, the image schedulers (flow ones included) and the interpolant
+    img = domain_updates("image")
+    assert img["digit"]["visible"] and not img["prompt_id"]["visible"] and img["interpolant"]["visible"]
+    assert "flow_sde" in img["scheduler"]["choices"] and "auto" not in img["scheduler"]["choices"]
+    assert set(SAMPLER_OPTIONS) <= set(img)
+
+
+def test_verifier_dropdown_offers_every_verifier_the_catalog_lists():
+    """Reward verifiers (attribute rewards on digits, CLIP and aesthetic scores) are verifiers too."""
+    from backends import catalog
+    from ui.registry import verifier_choices
+
+    for domain in ("reasoning", "image", "t2i"):
+        offered = [v for _, v in verifier_choices(domain)]
+        assert offered == [e.id for e in catalog.models(domain) if e.kind != "policy"]
+    assert {"digit-thickness", "digit-centred"} <= {v for _, v in verifier_choices("image")}
+    assert {"clip-score", "laion-aesthetic"} <= {v for _, v in verifier_choices("t2i")}

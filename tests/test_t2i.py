@@ -196,6 +196,42 @@ def test_regenerate_rebuilds_a_candidate_exactly(models):
     assert torch.equal(sp.regenerate(leaf), leaf.payload.x)
 
 
+def test_explore_runs_t2i_from_the_page_inputs(models, tmp_path, monkeypatch):
+    """Explore's handlers as the page calls them: the t2i inputs (a bundled prompt, the sampler widgets) become
+    a run that streams into the image views; a scheduler the model's family does not take is refused."""
+    import gradio as gr
+
+    from backends.t2i import prompt_set
+    from engine.limits import Limits
+    from ui.common import AppContext
+    from ui.explore import SAMPLER_OPTIONS, make_config, stream_run
+    from ui.registry import param_fields
+    monkeypatch.setenv("TTS_IMAGES_DIR", str(tmp_path / "images"))
+    store = RunStore(tmp_path / "runs.db")
+    ctx, fields = AppContext(store=store, limits=Limits(max_budget=8)), param_fields()
+
+    def config(scheduler: str):
+        sampler = dict(zip(SAMPLER_OPTIONS, (STEPS, 1.0, 2.0, scheduler, 3.0, "linear")))
+        return make_config(ctx, fields, "t2i", str(models["sd"]), f"clip:{models['clip']}", "random_search", 2,
+                           3, "", 0, "last", 0.8, [None] * len(fields), digit_v=3, prompt_id_v="test:3",
+                           sampler_values=tuple(sampler.values()))
+
+    try:
+        outs = list(stream_run(ctx, config("auto"), "run:t2i", viewer=None))
+        status, gallery, events = outs[-1][0], outs[-1][7], outs[-1][6]
+        assert "finished" in status, status
+        assert gallery["visible"] and len(gallery["value"]) == 2  # both candidates, as PNG previews
+        assert all(str(tmp_path / "images") in str(item[0]) for item in gallery["value"])
+        run = store.get_run(events[0]["run_id"])
+        assert (run["domain"], run["problem_uid"], run["strategy"]) == ("t2i", "test:3", "random_search")
+        assert run["problem_text"] == prompt_set()[3]["prompt"] and run["totals"]["nfe"] == 2 * 2 * STEPS
+        with pytest.raises(gr.Error, match="samples with ddim, ddpm, not 'euler'"):
+            list(stream_run(ctx, config("euler"), "run:t2i", viewer=None))
+        assert ctx.cancels == {}
+    finally:
+        store.close()
+
+
 # ---- verifiers -------------------------------------------------------------------------------------------------
 
 def _images(n: int, size: int = 16) -> torch.Tensor:

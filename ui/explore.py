@@ -18,11 +18,13 @@ from typing import Any, Iterator
 
 import gradio as gr
 
+from backends.domains import IMAGE_DOMAINS
 from ui import views
 from ui.common import (AppContext, Viewer, build_viewer, candidates_update, gallery_update, load_values, nfe_update,
                        parse_choice, parse_int, particles_update, session_key, strips_update)
 from ui.registry import (PROBLEM_TEXT_MAX, ParamField, budget_choices, domain_choices, model_choices,
-                         param_fields, strategy_choices, strategy_markdown, verifier_choices)
+                         param_fields, sampler_spec, strategy_choices, strategy_markdown, t2i_prompt_choices,
+                         verifier_choices)
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +34,14 @@ DEFAULT_STRATEGY = "beam_search"
 DEFAULT_BUDGET = 16
 DEFAULT_DIFFICULTY = 3
 DEFAULT_DIGIT = 3
-SAMPLER_OPTIONS = ("steps", "eta", "guidance", "scheduler")  # the image options Explore offers, in widget order
+DEFAULT_PROMPT = "test:0"
+# the image domains' sampler options Explore offers, in widget order; a domain gets those its backend knows
+SAMPLER_OPTIONS = ("steps", "eta", "guidance", "scheduler", "diffusion", "interpolant")
 PROBLEM_BOX = {  # label and placeholder of the typed-problem box, per domain
     "reasoning": ("…or type a problem (leave empty for a random one)",
                   "Start with 37. Add 48. Multiply by 6. Subtract 125."),
     "image": ("…or type the digit (leave empty for the one above)", "digit 7"),
+    "t2i": ("…or type a prompt (leave empty for the one above)", "a red cube on top of a blue sphere"),
 }
 _DONE = object()
 
@@ -50,7 +55,7 @@ class ExploreTab:
 
 
 def build(ctx: AppContext) -> ExploreTab:
-    from backends import image
+    from backends import flow
     from engine.run import ConfigError, RunConfig, execute  # noqa: F401 - fail at build time if missing
     from strategies.core import AGGREGATIONS
     from strategies.registry import STRATEGIES
@@ -61,7 +66,8 @@ def build(ctx: AppContext) -> ExploreTab:
 
     gr.Markdown("Pick a strategy and a budget, then **Run**: the embedded tiny model solves an arithmetic "
                 "chain while the verifier guides the search (or, in the image domain, a tiny diffusion model "
-                "draws a digit). Hover over a node to read its step and scores.")
+                "draws a digit; in t2i, a text-to-image pipeline draws a prompt). Hover over a node to read its "
+                "step and scores.")
     with gr.Row():
         domain = gr.Dropdown(domain_choices(), value=domain_choices()[0], label="Domain", elem_id="explore-domain",
                              scale=1, min_width=120)
@@ -92,6 +98,8 @@ def build(ctx: AppContext) -> ExploreTab:
                               elem_id="explore-difficulty", scale=2)
         digit = gr.Radio(list(range(10)), value=DEFAULT_DIGIT, label="Digit to draw", elem_id="explore-digit",
                          scale=2, visible=False)
+        prompt_id = gr.Dropdown(t2i_prompt_choices(), value=DEFAULT_PROMPT, label="Prompt (bundled set)",
+                                elem_id="explore-prompt-id", scale=3, visible=False)
         problem = gr.Textbox(label=PROBLEM_BOX["reasoning"][0], lines=1,
                              max_length=PROBLEM_TEXT_MAX, elem_id="explore-problem", scale=4,
                              placeholder=PROBLEM_BOX["reasoning"][1])
@@ -102,18 +110,23 @@ def build(ctx: AppContext) -> ExploreTab:
                                       info="how per-step scores become one score", elem_id="explore-aggregation")
             temperature = gr.Slider(0.0, 2.0, value=0.8, step=0.05, label="Sampling temperature",
                                     elem_id="explore-temperature")
-        # the image domain's sampler (RunConfig.options); the engine validates the values
+        # the image domains' sampler (RunConfig.options), set to the image domain's defaults here and to the
+        # chosen domain's on a switch (domain_updates); the engine validates the values
+        spec = sampler_spec("image")
         with gr.Row(visible=False) as sampler_row:
-            steps = gr.Number(image.DEFAULTS["steps"], precision=0, label="Denoising steps",
+            steps = gr.Number(spec.defaults["steps"], precision=0, label="Denoising steps",
                               info="[1–200] per trajectory", elem_id="explore-steps")
-            eta = gr.Slider(0.0, 1.0, value=image.DEFAULTS["eta"], step=0.05, label="eta (DDIM noise)",
+            eta = gr.Slider(0.0, 1.0, value=spec.defaults["eta"], step=0.05, label="eta (DDIM noise)",
                             info="0 = deterministic; particle and path methods need > 0", elem_id="explore-eta")
-            guidance = gr.Slider(0.0, 20.0, value=image.DEFAULTS["guidance"], step=0.5,
-                                 label="Classifier-free guidance", info="1 = off (1 NFE per step, 2 otherwise)",
+            guidance = gr.Number(spec.defaults["guidance"], label="Classifier-free guidance", info=spec.guidance_info,
                                  elem_id="explore-guidance")
-            scheduler = gr.Dropdown(list(image.SCHEDULERS), value=image.DEFAULTS["scheduler"], label="Scheduler",
-                                    elem_id="explore-scheduler")
-    sampler = [steps, eta, guidance, scheduler]
+            scheduler = gr.Dropdown(list(spec.schedulers), value=spec.defaults["scheduler"], label="Scheduler",
+                                    info=spec.scheduler_info, elem_id="explore-scheduler")
+            diffusion = gr.Number(spec.defaults["diffusion"], label="Diffusion (flow_sde)",
+                                  info="noise scale of the flow SDE: g = diffusion × s²", elem_id="explore-diffusion")
+            interpolant = gr.Dropdown(list(flow.INTERPOLANTS), value=spec.defaults["interpolant"],
+                                      label="Interpolant (flow samplers)", elem_id="explore-interpolant")
+    sampler = [steps, eta, guidance, scheduler, diffusion, interpolant]
     with gr.Row():
         run_btn = gr.Button("Run", variant="primary", elem_id="run-btn", scale=3)
         stop_btn = gr.Button("Stop", variant="stop", elem_id="stop-btn", scale=1)
@@ -128,36 +141,31 @@ def build(ctx: AppContext) -> ExploreTab:
     strategy.change(on_strategy, [strategy], [strategy_info, *groups.values(), verifier],
                     api_visibility="private", show_progress="hidden", queue=False)
 
-    def on_domain(d: str):
-        d = d if d in domain_choices() else domain_choices()[0]
-        strategies = strategy_choices(d)
-        models, verifiers = model_choices(d), verifier_choices(d)
-        first = lambda cs: cs[0][1] if cs else None  # noqa: E731
-        keep = DEFAULT_STRATEGY if any(v == DEFAULT_STRATEGY for _, v in strategies) else first(strategies)
-        img = d == "image"
-        return (gr.update(choices=strategies, value=keep), gr.update(choices=models, value=first(models)),
-                gr.update(choices=verifiers, value=first(verifiers)), gr.update(visible=not img),
-                gr.update(visible=img), gr.update(label=PROBLEM_BOX.get(d, PROBLEM_BOX["reasoning"])[0],
-                          placeholder=PROBLEM_BOX.get(d, PROBLEM_BOX["reasoning"])[1]),
-                gr.update(visible=not img), gr.update(visible=not img), gr.update(visible=img))
+    switched = {"strategy": strategy, "model": model, "verifier": verifier, "difficulty": difficulty, "digit": digit,
+                "prompt_id": prompt_id, "problem": problem, "aggregation": aggregation, "temperature": temperature,
+                "sampler_row": sampler_row, **dict(zip(SAMPLER_OPTIONS, sampler))}
 
-    domain.change(on_domain, [domain], [strategy, model, verifier, difficulty, digit, problem, aggregation,
-                                        temperature, sampler_row], api_visibility="private", show_progress="hidden")
+    def on_domain(d: str) -> dict:
+        updates = domain_updates(d)
+        return {component: updates[name] for name, component in switched.items()}
+
+    domain.change(on_domain, [domain], list(switched.values()), api_visibility="private", show_progress="hidden")
 
     # gr.Request first: gradio injects it only into positional parameters, and the strategy parameters
     # arrive as *param_values
     # parameter names are the API's names (they shadow the widgets only inside this function)
     def run(request: gr.Request, domain, model, verifier, strategy, budget, difficulty, problem,
-            seed, aggregation, temperature, digit, steps, eta, guidance, scheduler,
-            *strategy_params) -> Iterator[tuple]:
+            seed, aggregation, temperature, digit, prompt_id, steps, eta, guidance, scheduler, diffusion,
+            interpolant, *strategy_params) -> Iterator[tuple]:
         config = make_config(ctx, fields, domain, model, verifier, strategy, budget, difficulty,
                              problem, seed, aggregation, temperature, strategy_params, digit_v=digit,
-                             sampler_values=(steps, eta, guidance, scheduler))
+                             prompt_id_v=prompt_id,
+                             sampler_values=(steps, eta, guidance, scheduler, diffusion, interpolant))
         yield from stream_run(ctx, config, session_key(request, "run"), viewer)
 
     run_event = run_btn.click(
         run, [domain, model, verifier, strategy, budget, difficulty, problem, seed, aggregation, temperature,
-              digit, *sampler, *param_boxes],
+              digit, prompt_id, *sampler, *param_boxes],
         viewer.load_outputs, api_name="run", concurrency_limit=ctx.run_concurrency, concurrency_id="run",
         show_progress="minimal", show_progress_on=[viewer.status])
 
@@ -170,13 +178,58 @@ def build(ctx: AppContext) -> ExploreTab:
     return ExploreTab(run_btn, stop_btn, viewer, run_event)
 
 
+def domain_updates(domain: str) -> dict[str, Any]:
+    """Widget updates for a switch to ``domain``, by widget name: its strategies, models and verifiers (the
+    first of each chosen, beam search kept where the domain has it); its problem inputs (difficulty, digit or
+    bundled prompt, and the typed-problem box's wording); for the image domains the sampler options their
+    backend knows, at its defaults (the others hidden); for reasoning the aggregation and temperature."""
+    d = domain if domain in domain_choices() else domain_choices()[0]
+    strategies = strategy_choices(d)
+    models, verifiers = model_choices(d), verifier_choices(d)
+    first = lambda cs: cs[0][1] if cs else None  # noqa: E731
+    keep = DEFAULT_STRATEGY if any(v == DEFAULT_STRATEGY for _, v in strategies) else first(strategies)
+    img = d in IMAGE_DOMAINS
+    label, placeholder = PROBLEM_BOX.get(d, PROBLEM_BOX["reasoning"])
+    out = {"strategy": gr.update(choices=strategies, value=keep),
+           "model": gr.update(choices=models, value=first(models)),
+           "verifier": gr.update(choices=verifiers, value=first(verifiers)),
+           "difficulty": gr.update(visible=not img), "digit": gr.update(visible=d == "image"),
+           "prompt_id": gr.update(visible=d == "t2i"), "problem": gr.update(label=label, placeholder=placeholder),
+           "aggregation": gr.update(visible=not img), "temperature": gr.update(visible=not img),
+           "sampler_row": gr.update(visible=img)}
+    if not img:  # the sampler row is hidden: its widgets keep what they show
+        return {**out, **{name: gr.update() for name in SAMPLER_OPTIONS}}
+    spec = sampler_spec(d)
+    for name in SAMPLER_OPTIONS:
+        out[name] = gr.update(value=spec.defaults[name], visible=True) if name in spec.defaults \
+            else gr.update(visible=False)
+    out["guidance"] = gr.update(**out["guidance"], info=spec.guidance_info)
+    out["scheduler"] = gr.update(**out["scheduler"], choices=list(spec.schedulers), info=spec.scheduler_info)
+    return out
+
+
+def _check_problem(domain: str, text: str | None, problem_id: str | None) -> None:
+    """The image domains' own problem check (``resolve_problem``: a digit, a prompt's length, an id's form) as a
+    gr.Error before anything starts."""
+    from backends import image, t2i
+    from backends.errors import InputError
+
+    try:
+        {"image": image, "t2i": t2i}[domain].resolve_problem(text, problem_id)
+    except InputError as exc:
+        raise gr.Error(str(exc), print_exception=False) from None
+
+
 def make_config(ctx: AppContext, fields: list[ParamField], domain_v, model_v, verifier_v, strategy_v, budget_v,
                 difficulty_v, problem_v, seed_v, aggregation_v, temperature_v, param_values, digit_v=None,
-                sampler_values: tuple = ()):
+                sampler_values: tuple = (), prompt_id_v=None):
     """A RunConfig from raw widget / API values; gr.Error with a clear message on anything bad.
 
-    Image runs take the digit (problem ``test:<digit>``) unless a problem is typed, and the sampler
-    options (steps, eta, guidance, scheduler; validated by the engine, which names a bad one)."""
+    Reasoning runs take the difficulty unless a problem is typed, and the aggregation and temperature. The
+    image domains take the sampler options their backend knows (``SAMPLER_OPTIONS`` order; the scheduler
+    checked against the offered choices, the numbers by the engine, which names a bad one), and as the problem
+    the typed text, else the digit (image: problem ``test:<digit>``) or the bundled prompt (t2i: ``test:<i>``).
+    An empty model or verifier is the domain's first."""
     from engine.run import RunConfig
     from strategies.core import AGGREGATIONS
     from strategies.registry import STRATEGIES
@@ -198,7 +251,7 @@ def make_config(ctx: AppContext, fields: list[ParamField], domain_v, model_v, ve
     for name, value in (("model", model_v), ("verifier", verifier_v)):
         if value is not None and (not isinstance(value, str) or len(value) > 300):
             raise gr.Error(f"{name} must be a model id", print_exception=False)
-    text = problem_v if isinstance(problem_v, str) else ""
+    text = problem_v.strip() if isinstance(problem_v, str) else ""
     if len(text) > PROBLEM_TEXT_MAX:
         raise gr.Error(f"the problem text is too long ({PROBLEM_TEXT_MAX} characters at most)",
                        print_exception=False)
@@ -206,19 +259,27 @@ def make_config(ctx: AppContext, fields: list[ParamField], domain_v, model_v, ve
     for f, value in zip(fields, param_values):
         if f.strategy == strategy_v and value is not None:
             params[f.spec.name] = f.coerce(value)
-    if domain_v == "image":
-        digit_n = parse_int(digit_v if digit_v not in (None, "") else DEFAULT_DIGIT, "digit", 0, 9)
-        options = {name: (value[:40] if isinstance(value, str) else value)
-                   for name, value in zip(SAMPLER_OPTIONS, sampler_values) if value not in (None, "")}
-        return RunConfig(domain=domain_v, model=(model_v or "tiny-digits").strip(),
-                         verifier=(verifier_v or "").strip() or None if info.uses_verifier else None,
-                         strategy=strategy_v, budget=budget_n, params=params, problem_text=text.strip() or None,
-                         problem_id=None if text.strip() else f"test:{digit_n}", seed=seed_n, options=options)
-    return RunConfig(domain=domain_v, model=(model_v or "tiny-arith-s").strip(),
-                     verifier=(verifier_v or "").strip() or None if info.uses_verifier else None,
-                     strategy=strategy_v, budget=budget_n, params=params,
-                     problem_text=text.strip() or None, difficulty=None if text.strip() else difficulty_n,
-                     seed=seed_n, aggregation=aggregation_v, temperature=temp)
+    model = (model_v or "").strip() or model_choices(domain_v)[0][1]
+    verifier = ((verifier_v or "").strip() or None) if info.uses_verifier else None
+    common = dict(domain=domain_v, model=model, verifier=verifier, strategy=strategy_v, budget=budget_n,
+                  params=params, problem_text=text or None, seed=seed_n)
+    if domain_v not in IMAGE_DOMAINS:
+        return RunConfig(**common, difficulty=None if text else difficulty_n, aggregation=aggregation_v,
+                         temperature=temp)
+    if text:
+        problem_id = None
+    elif domain_v == "t2i":
+        problem_id = str(prompt_id_v).strip()[:40] if prompt_id_v not in (None, "") else DEFAULT_PROMPT
+    else:
+        problem_id = f"test:{parse_int(digit_v if digit_v not in (None, '') else DEFAULT_DIGIT, 'digit', 0, 9)}"
+    _check_problem(domain_v, text or None, problem_id)
+    spec = sampler_spec(domain_v)
+    options = {name: (value[:40] if isinstance(value, str) else value)
+               for name, value in zip(SAMPLER_OPTIONS, sampler_values)
+               if name in spec.defaults and value not in (None, "")}
+    if "scheduler" in options:
+        parse_choice(options["scheduler"], "scheduler", spec.schedulers)
+    return RunConfig(**common, problem_id=problem_id, options=options)
 
 
 def stream_run(ctx: AppContext, config, key: str, viewer: Viewer) -> Iterator[tuple]:

@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 
 PROBLEM_TEXT_MAX = 2000
 BUDGETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
-VERIFIER_KINDS = ("prm", "orm", "oracle", "judge", "classifier")
+PROMPT_LABEL_MAX = 90  # a bundled text-to-image prompt in the dropdown, cut to this many characters
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,48 @@ def model_choices(domain: str | None) -> list[tuple[str, str]]:
 
 
 def verifier_choices(domain: str | None) -> list[tuple[str, str]]:
-    return [(_label(e), e.id) for e in _entries(domain) if e.kind in VERIFIER_KINDS] or [("tiny-prm", "tiny-prm")]
+    """Every entry of the domain that is not a policy: PRMs, ORMs, judges, classifiers, rewards, the oracle."""
+    return [(_label(e), e.id) for e in _entries(domain) if e.kind != "policy"] or [("tiny-prm", "tiny-prm")]
+
+
+def t2i_prompt_choices() -> list[tuple[str, str]]:
+    """The bundled text-to-image prompts as (label, problem id), ``test:<i>`` as the CLI's ``--problem-id``."""
+    from backends import t2i
+
+    out = []
+    for i, row in enumerate(t2i.prompt_set()):
+        text = row["prompt"] if len(row["prompt"]) <= PROMPT_LABEL_MAX else row["prompt"][:PROMPT_LABEL_MAX - 1] + "…"
+        out.append((f"{i}. {text} [{row.get('category') or 'prompt'}]", f"test:{i}"))
+    return out
+
+
+@dataclass(frozen=True)
+class SamplerSpec:
+    """What the sampler widgets offer in one image domain, read from its backend: the options it knows with
+    their defaults (None: the model's own), the scheduler choices, and the help texts that differ."""
+
+    defaults: dict[str, Any]
+    schedulers: tuple[str, ...]
+    guidance_info: str
+    scheduler_info: str
+
+
+def sampler_spec(domain: str) -> SamplerSpec:
+    if domain == "t2i":
+        from backends import t2i
+        from backends.t2i_pipelines import DEFAULT_GUIDANCE, SCHEDULERS
+
+        # "auto" is what t2i.parse_options reads as the pipeline's own choice; which schedulers a model takes
+        # depends on its family, checked once the pipeline is loaded
+        defaults = {**t2i.DEFAULTS, "scheduler": t2i.DEFAULTS["scheduler"] or "auto"}
+        families = "; ".join(f"{f}: {', '.join(s)}" for f, s in SCHEDULERS.items())
+        return SamplerSpec(defaults, ("auto", *dict.fromkeys(s for ss in SCHEDULERS.values() for s in ss)),
+                           "empty = the model's own (" + ", ".join(f"{f} {g:g}" for f, g in DEFAULT_GUIDANCE.items())
+                           + "); 1 = off", f"auto = the model's first; by family: {families}")
+    from backends import image
+
+    return SamplerSpec(dict(image.DEFAULTS), tuple(image.SCHEDULERS), "1 = off (1 NFE per step, 2 otherwise)",
+                       "ddim / ddpm; flow_ode / flow_sde run the UNet as a flow model")
 
 
 def strategy_choices(domain: str | None) -> list[tuple[str, str]]:
