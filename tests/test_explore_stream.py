@@ -85,6 +85,34 @@ def test_slow_start_is_acknowledged_before_the_tree(ctx):
     assert "finished" in rest[-1][STATUS]
 
 
+def test_the_model_work_sees_the_request_context(ctx, monkeypatch):
+    """On a ZeroGPU Space the ``spaces`` package reads the visitor's request from context variables when the
+    run's @spaces.GPU function is called, which happens in Explore's worker thread: a variable set in the
+    handler's thread must be visible there (a plain thread starts with empty ones). ZeroGPU stands in here:
+    the run goes through ``zerogpu.gpu_events``, which records what it sees."""
+    import contextvars
+
+    from engine import zerogpu
+
+    request = contextvars.ContextVar("request", default=None)
+    seen = []
+
+    def gpu_events(config, limits=None):
+        seen.append(request.get())
+        yield from zerogpu._run_on_gpu(config, limits)
+
+    monkeypatch.setattr(zerogpu, "enabled", lambda: True)
+    monkeypatch.setattr(zerogpu, "needs_gpu", lambda config: True)
+    monkeypatch.setattr(zerogpu, "gpu_events", gpu_events)
+    token = request.set("visitor-1")
+    try:
+        outs = list(stream(ctx))
+    finally:
+        request.reset(token)
+    assert seen == ["visitor-1"]
+    assert "finished" in outs[-1][STATUS]
+
+
 # ---- the page's inputs: make_config and the domain switch (no model loaded) ------------------------------
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ the page's widgets would allow.
 """
 from __future__ import annotations
 
+import contextvars
 import logging
 import re
 import threading
@@ -55,6 +56,17 @@ class AppContext:
             return False
         token.cancel()
         return True
+
+
+def start_worker(target: Callable[[], None], name: str) -> threading.Thread:
+    """Start ``target`` in a daemon thread that runs in a copy of the caller's context.
+
+    A plain thread starts with empty context variables; the ``spaces`` package of a ZeroGPU Space
+    (``engine.zerogpu``) reads the visitor's request from them to charge that visitor's GPU quota, so a run
+    or sweep started from a request handler must carry the handler's context into its worker."""
+    worker = threading.Thread(target=contextvars.copy_context().run, args=(target,), name=name, daemon=True)
+    worker.start()
+    return worker
 
 
 def session_key(request: gr.Request | None, what: str) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -21,7 +20,7 @@ import gradio as gr
 from backends.domains import IMAGE_DOMAINS
 from ui import views
 from ui.common import (AppContext, Viewer, build_viewer, candidates_update, gallery_update, load_values, nfe_update,
-                       parse_choice, parse_int, particles_update, session_key, strips_update)
+                       parse_choice, parse_int, particles_update, session_key, start_worker, strips_update)
 from ui.registry import (PROBLEM_TEXT_MAX, ParamField, budget_choices, domain_choices, model_choices,
                          param_fields, sampler_spec, strategy_choices, strategy_markdown, t2i_prompt_choices,
                          verifier_choices)
@@ -307,8 +306,7 @@ def stream_run(ctx: AppContext, config, key: str, viewer: Viewer) -> Iterator[tu
         finally:
             q.put(_DONE)
 
-    worker = threading.Thread(target=work, name=f"run-{key[-8:]}", daemon=True)
-    worker.start()
+    start_worker(work, f"run-{key[-8:]}")
     skip = gr.skip()
     st = views.ViewState(strategy=config.strategy, status="starting", domain=config.domain)
     is_image = st.is_image

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 import gradio as gr
 
 from ui import views
-from ui.common import AppContext, check_run_id, parse_choice, parse_int, session_key
+from ui.common import AppContext, check_run_id, parse_choice, parse_int, session_key, start_worker
 from ui.views import esc
 
 log = logging.getLogger(__name__)
@@ -144,7 +143,7 @@ def build(ctx: AppContext) -> ScalingTab:
                 q.put(_DONE)
 
         started = time.monotonic()
-        threading.Thread(target=work, daemon=True, name="sweep").start()
+        start_worker(work, "sweep")
         finished = False
         try:
             yield progress_html(0, 1, started, "starting…"), gr.skip(), gr.skip(), gr.skip()
