@@ -1,4 +1,4 @@
-"""Learn cards: one per strategy, each naming its paper exactly as ../shared/papers.md titles it."""
+"""Learn cards: one per strategy, each naming its paper exactly as ../shared/papers.md titles it; the page's domain headings.
 from __future__ import annotations
 
 import re
@@ -32,3 +32,38 @@ def test_card_has_idea_pseudocode_paper_and_parameters(name):
 @pytest.mark.parametrize("name", list(STRATEGIES))
 def test_paper_title_is_exactly_a_seed_paper(name):
     assert STRATEGIES[name].paper in titles()
+
+
+def test_every_heading_of_the_learn_page_has_cards():
+    """The cards column built as the app builds it: each domain heading is followed by at least one card, every
+    strategy has one card, and a domain that no strategy lists first (t2i) is named in a note under the
+    heading of the methods that also search it, not given an empty heading of its own."""
+    import gradio as gr
+
+    from ui import learn
+    from ui.common import AppContext
+
+    with gr.Blocks():
+        with gr.Column() as page:
+            learn.build(AppContext(store=None, limits=None))
+    column = next(c for c in page.children if isinstance(c, gr.Row)).children[0]
+    cards: dict[str, list[str]] = {}
+    notes: dict[str, list[str]] = {}
+    heading = None
+    for block in column.children:
+        if isinstance(block, gr.Markdown) and block.value.startswith("#### "):
+            heading = block.value[5:]
+            cards[heading], notes[heading] = [], []
+        elif isinstance(block, gr.Markdown):
+            notes[heading].append(block.value)
+        elif isinstance(block, gr.Accordion):
+            cards[heading].append(block.elem_id.removeprefix("learn-card-"))
+    assert cards and all(cards.values()), cards
+    assert sorted(n for names in cards.values() for n in names) == sorted(STRATEGIES)
+    assert not any("t2i" in h for h in cards)
+    image = next(h for h in cards if h.startswith("Images"))
+    note = " ".join(notes[image])
+    assert "t2i" in note
+    # the note names the image methods that do not search t2i, read from the registry
+    for name in cards[image]:
+        assert (STRATEGIES[name].title in note) is ("t2i" not in STRATEGIES[name].domains)

@@ -3,6 +3,7 @@ a stored example run at once in the viewer beside the cards."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import gradio as gr
 
@@ -13,7 +14,39 @@ from ui.learn_content import card_markdown
 log = logging.getLogger(__name__)
 
 DOMAIN_TITLES = {"reasoning": "Reasoning (a language model and a process reward model)",
-                 "image": "Images (a diffusion model and an image verifier)"}
+                 "image": "Images (a diffusion model and an image verifier)",
+                 "t2i": "text to image (t2i: a diffusers pipeline and a verifier that reads the prompt)"}
+
+
+@dataclass(frozen=True)
+class Section:
+    """A heading of the cards column: the strategies that list ``domain`` first, and a line naming the other
+    domains they also search (a domain no strategy lists first gets that line, never a heading of its own)."""
+
+    domain: str
+    strategies: list[str]
+    also: str = ""
+
+    @property
+    def title(self) -> str:
+        return DOMAIN_TITLES.get(self.domain, self.domain)
+
+
+def sections() -> list[Section]:
+    from strategies.registry import STRATEGIES
+
+    groups: dict[str, list[str]] = {}
+    for name, info in STRATEGIES.items():
+        groups.setdefault(info.domains[0], []).append(name)
+    out = []
+    for domain, names in groups.items():
+        lines = []
+        for other in dict.fromkeys(d for n in names for d in STRATEGIES[n].domains[1:] if d not in groups):
+            left = [STRATEGIES[n].title for n in names if other not in STRATEGIES[n].domains]
+            who = f"All but {', '.join(left)}" if left else "All of them"
+            lines.append(f"{who} also search {DOMAIN_TITLES.get(other, other)}.")
+        out.append(Section(domain, names, " ".join(lines)))
+    return out
 
 
 def build(ctx: AppContext) -> None:
@@ -24,13 +57,13 @@ def build(ctx: AppContext) -> None:
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=340):
             buttons: dict[str, gr.Button] = {}
-            domains = list(dict.fromkeys(d for info in STRATEGIES.values() for d in info.domains))
             first = True
-            for domain in domains:
-                gr.Markdown(f"#### {DOMAIN_TITLES.get(domain, domain)}")
-                for name, info in STRATEGIES.items():
-                    if info.domains[0] != domain:
-                        continue
+            for section in sections():
+                gr.Markdown(f"#### {section.title}")
+                if section.also:
+                    gr.Markdown(f"_{section.also}_")
+                for name in section.strategies:
+                    info = STRATEGIES[name]
                     with gr.Accordion(info.title, open=first, elem_id=f"learn-card-{name}"):
                         gr.Markdown(card_markdown(name))
                         has = name in ctx.examples
