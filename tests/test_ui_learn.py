@@ -1,4 +1,5 @@
-"""Learn cards: one per strategy, each naming its paper exactly as ../shared/papers.md titles it; the page's domain headings.
+"""Learn cards: one per strategy, each naming its paper exactly as ../shared/papers.md titles it; and the
+page's domain headings, each with its cards."""
 from __future__ import annotations
 
 import re
