@@ -32,6 +32,7 @@ path of ``<node>.png``; the prompt root's preview is its text.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import math
@@ -42,6 +43,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -724,8 +726,59 @@ def parse_options(options: dict | None) -> dict:
 
 # ---- the run -------------------------------------------------------------------------------------------------
 
+class CandidateRun:
+    """What the image domains' run objects (``ImageRun``, ``backends.t2i.T2IRun``) share. Subclasses are dataclasses
+    with ``problem`` (``text``, ``to_dict()``), ``verifier``, ``judge``, ``options`` and ``images_dir``."""
+
+    @property
+    def prompt(self) -> str:
+        return self.problem.text
+
+    def problem_record(self) -> dict:
+        return self.problem.to_dict()
+
+    def preview_dir(self) -> Path | None:
+        """The run's own preview folder, named once (None when previews are off)."""
+        if self.images_dir is None and self.options["previews"] != "none":
+            self.images_dir = images_root() / f"run-{uuid.uuid4().hex[:12]}"
+        return self.images_dir
+
+    def candidate_extras(self, space: ImageSpace, result, label, images: Callable[[list[Node]], torch.Tensor],
+                         judge: Callable[[list[Node], Callable[[], torch.Tensor]], list[dict]]) -> dict:
+        """The result extras: the models' names, the sampling, the preview folder, and every finished candidate of
+        ``result`` with its search-verifier score, the judge's fields, its seed, preview and recipe
+        (``candidates_judged``), and the chosen candidate's and the mean scores.
+
+        ``images(nodes)`` gives the candidates' final images and is called at most once, only when needed;
+        ``judge(nodes, images)`` gives one dict of judge fields per node (``judge_correct`` None: not graded). A
+        candidate the search left unscored is scored here, a diagnostic that does not count as search compute."""
+        out = {"judge": getattr(self.judge, "name", None), "verifier": getattr(self.verifier, "name", None),
+               "sampling": dict(self.options), "images_dir": str(self.images_dir) if self.images_dir else None}
+        rows = [r for r in (result.candidates if result else []) if r["id"] in space.finished_nodes]
+        if not rows:
+            return {**out, "candidates_judged": []}
+        nodes = [space.finished_nodes[r["id"]] for r in rows]
+        stacked = functools.cache(lambda: images(nodes))
+        vscores = [r.get("score") for r in rows]
+        if self.verifier is not None and any(v is None for v in vscores):
+            fresh, _ = self.verifier.score(stacked(), [label] * len(nodes))
+            vscores = [v if v is not None else f for v, f in zip(vscores, fresh)]
+        judged = [{"id": r["id"], "verifier_score": v, **j, "seed": n.seed, "preview": n.preview,
+                   "recipe": [list(op) for op in n.payload.recipe]}
+                  for r, n, v, j in zip(rows, nodes, vscores, judge(nodes, stacked))]
+        chosen = next((j for j in judged if result is not None and j["id"] == result.node_id), None)
+        scored = [j["verifier_score"] for j in judged if j["verifier_score"] is not None]
+        out.update(chosen_verifier_score=chosen["verifier_score"] if chosen else None,
+                   chosen_judge_correct=chosen["judge_correct"] if chosen else None,
+                   mean_verifier_score=sum(scored) / len(scored) if scored else None, candidates_judged=judged)
+        if all(j["judge_correct"] is not None for j in judged):
+            out["candidates_judge_accuracy"] = sum(j["judge_correct"] for j in judged) / len(judged)
+            out["candidates_correct"] = {j["id"]: j["judge_correct"] for j in judged}
+        return out
+
+
 @dataclass
-class ImageRun:
+class ImageRun(CandidateRun):
     """An image request with its models loaded: builds the space, grades with the judge, reports extras."""
 
     problem: DigitProblem
@@ -736,13 +789,6 @@ class ImageRun:
     seed_offset: int = 0
     images_dir: Path | None = None
 
-    @property
-    def prompt(self) -> str:
-        return self.problem.text
-
-    def problem_record(self) -> dict:
-        return self.problem.to_dict()
-
     def sampling(self) -> Sampling:
         o = self.options
         return Sampling(steps=int(o["steps"]), eta=float(o["eta"]), guidance=float(o["guidance"]),
@@ -750,11 +796,9 @@ class ImageRun:
                         interpolant=str(o["interpolant"]))
 
     def space(self, config, cancel: CancelToken) -> ImageSpace:
-        if self.images_dir is None and self.options["previews"] != "none":
-            self.images_dir = images_root() / f"run-{uuid.uuid4().hex[:12]}"
         return ImageSpace(self.model, self.verifier, self.problem.label, self.sampling(),
                           seed=derive("space", self.problem.seed, config.seed) % 2 ** 31,
-                          images_dir=self.images_dir, previews=self.options["previews"], cancel=cancel)
+                          images_dir=self.preview_dir(), previews=self.options["previews"], cancel=cancel)
 
     def grade(self, answer: str | None) -> bool:
         """Without the image only the asked class can be checked; the engine prefers ``grade_result``."""
@@ -769,32 +813,14 @@ class ImageRun:
 
     def result_extras(self, space: ImageSpace, result) -> dict:
         """Judge verdict and search-verifier score of every candidate (hacking shows as high score, wrong verdict)."""
-        rows = [r for r in (result.candidates if result else []) if r["id"] in space.finished_nodes]
-        if not rows:
-            return {"judge": getattr(self.judge, "name", None), "candidates_judged": []}
-        nodes = [space.finished_nodes[r["id"]] for r in rows]
-        images = torch.stack([n.payload.x for n in nodes])
-        labels = [self.problem.label] * len(nodes)
-        verdicts = self.judge.verdicts(images, labels)
-        vscores = [r.get("score") for r in rows]
-        if self.verifier is not None and any(v is None for v in vscores):
-            fresh, _ = self.verifier.score(images, labels)  # diagnostic only: not search compute
-            vscores = [v if v is not None else f for v, f in zip(vscores, fresh)]
-        judged = []
-        for r, n, v, s in zip(rows, nodes, verdicts, vscores):
-            judged.append({"id": r["id"], "verifier_score": s, "judge_predicted": v["predicted"],
-                           "judge_p_asked": round(v["p_asked"], 4), "judge_correct": v["correct"],
-                           "seed": n.seed, "preview": n.preview, "recipe": [list(op) for op in n.payload.recipe]})
-        chosen = next((j for j in judged if result is not None and j["id"] == result.node_id), None)
-        scored = [j["verifier_score"] for j in judged if j["verifier_score"] is not None]
-        return {"judge": self.judge.name, "verifier": getattr(self.verifier, "name", None),
-                "sampling": dict(self.options), "images_dir": str(self.images_dir) if self.images_dir else None,
-                "chosen_verifier_score": chosen["verifier_score"] if chosen else None,
-                "chosen_judge_correct": chosen["judge_correct"] if chosen else None,
-                "mean_verifier_score": sum(scored) / len(scored) if scored else None,
-                "candidates_judge_accuracy": sum(j["judge_correct"] for j in judged) / len(judged),
-                "candidates_correct": {j["id"]: j["judge_correct"] for j in judged},
-                "candidates_judged": judged}
+
+        def judge(nodes: list[Node], images: Callable[[], torch.Tensor]) -> list[dict]:
+            verdicts = self.judge.verdicts(images(), [self.problem.label] * len(nodes))
+            return [{"judge_predicted": v["predicted"], "judge_p_asked": round(v["p_asked"], 4),
+                     "judge_correct": v["correct"]} for v in verdicts]
+
+        return self.candidate_extras(space, result, self.problem.label,
+                                     lambda nodes: torch.stack([n.payload.x for n in nodes]), judge)
 
 
 DEFAULT_JUDGE = "digit-judge"

@@ -25,14 +25,14 @@ from __future__ import annotations
 
 import functools
 import json
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 
 from backends.errors import InputError
-from backends.image import PREVIEWS, ImageSpace, Latent, derive, images_root, noise_latent, perturb_latent
+from backends.image import PREVIEWS, CandidateRun, ImageSpace, Latent, derive, noise_latent, perturb_latent
 from backends.t2i_pipelines import SCHEDULERS, Pipeline, PromptGenerator, T2ISampling
 from strategies.core import CancelToken, Compute, Node
 
@@ -247,7 +247,7 @@ def rgb_png(img: torch.Tensor, path: Path, min_side: int = 64, max_side: int = 5
 # ---- the run ------------------------------------------------------------------------------------------------
 
 @dataclass
-class T2IRun:
+class T2IRun(CandidateRun):
     """A text-to-image request with its models loaded: builds the space, grades with the judge, reports extras."""
 
     problem: PromptProblem
@@ -257,26 +257,17 @@ class T2IRun:
     options: dict
     images_dir: Path | None = None
 
-    @property
-    def prompt(self) -> str:
-        return self.problem.prompt
-
-    def problem_record(self) -> dict:
-        return self.problem.to_dict()
-
     def sampling(self) -> T2ISampling:
         o = self.options
         return T2ISampling(steps=int(o["steps"]), eta=float(o["eta"]), guidance=float(o["guidance"]),
                            scheduler=str(o["scheduler"]), size=int(o["size"]), diffusion=float(o["diffusion"]))
 
     def space(self, config, cancel: CancelToken) -> T2ISpace:
-        if self.images_dir is None and self.options["previews"] != "none":
-            self.images_dir = images_root() / f"run-{uuid.uuid4().hex[:12]}"
         sampling = self.sampling()
         generator = PromptGenerator(self.pipeline, self.problem.prompt, sampling)
         return T2ISpace(generator, self.verifier, self.problem.prompt, sampling,
                         seed=derive("space", self.problem.seed, config.seed) % 2 ** 31,
-                        images_dir=self.images_dir, previews=self.options["previews"], cancel=cancel)
+                        images_dir=self.preview_dir(), previews=self.options["previews"], cancel=cancel)
 
     def grade(self, answer: str | None) -> bool | None:
         return None  # an image is graded by the judge (grade_result), never by its answer text
@@ -284,9 +275,8 @@ class T2IRun:
     def _pass_mark(self) -> float:
         return self.options["judge_pass"] if self.options["judge_pass"] is not None else self.judge.pass_mark
 
-    def _judge_scores(self, space: T2ISpace, nodes: list[Node]) -> list[float]:
-        images = torch.stack([space.final_image(n) for n in nodes])
-        scores, _ = self.judge.score(images, [self.problem.prompt] * len(nodes))  # grading, not search compute
+    def _judge_scores(self, images: torch.Tensor) -> list[float]:
+        scores, _ = self.judge.score(images, [self.problem.prompt] * len(images))  # grading, not search compute
         return scores
 
     def grade_result(self, space: T2ISpace, result) -> bool | None:
@@ -294,42 +284,26 @@ class T2IRun:
         node = space.finished_nodes.get(result.node_id) if result is not None else None
         if self.judge is None or node is None:
             return None
-        return self._judge_scores(space, [node])[0] >= self._pass_mark()
+        return self._judge_scores(space.final_image(node).unsqueeze(0))[0] >= self._pass_mark()
 
     def result_extras(self, space: T2ISpace, result) -> dict:
         """Judge score and verdict, and the search verifier's score, of every candidate (as the image domain)."""
-        rows = [r for r in (result.candidates if result else []) if r["id"] in space.finished_nodes]
-        base = {"judge": getattr(self.judge, "name", None), "verifier": getattr(self.verifier, "name", None),
-                "sampling": dict(self.options), "model_family": self.pipeline.family,
-                "images_dir": str(self.images_dir) if self.images_dir else None}
-        if not rows:
-            return {**base, "candidates_judged": []}
-        nodes = [space.finished_nodes[r["id"]] for r in rows]
-        vscores = [r.get("score") for r in rows]
-        if self.verifier is not None and any(v is None for v in vscores):
-            images = torch.stack([space.final_image(n) for n in nodes])
-            fresh, _ = self.verifier.score(images, [self.problem.prompt] * len(nodes))  # diagnostic only
-            vscores = [v if v is not None else f for v, f in zip(vscores, fresh)]
-        jscores = self._judge_scores(space, nodes) if self.judge is not None else [None] * len(nodes)
         mark = self._pass_mark() if self.judge is not None else None
-        judged = []
-        for r, n, v, j in zip(rows, nodes, vscores, jscores):
-            judged.append({"id": r["id"], "verifier_score": v, "judge_score": j,
-                           "judge_predicted": None if j is None else f"score {j:.3g}",
-                           "judge_p_asked": None, "judge_correct": None if j is None else j >= mark,
-                           "seed": n.seed, "preview": n.preview, "recipe": [list(op) for op in n.payload.recipe]})
-        chosen = next((j for j in judged if result is not None and j["id"] == result.node_id), None)
-        scored = [j["verifier_score"] for j in judged if j["verifier_score"] is not None]
-        extras = {**base, "judge_pass": mark,
-                  "chosen_verifier_score": chosen["verifier_score"] if chosen else None,
-                  "chosen_judge_score": chosen["judge_score"] if chosen else None,
-                  "chosen_judge_correct": chosen["judge_correct"] if chosen else None,
-                  "mean_verifier_score": sum(scored) / len(scored) if scored else None,
-                  "candidates_judged": judged}
-        if self.judge is not None:
-            extras["mean_judge_score"] = sum(jscores) / len(jscores)
-            extras["candidates_judge_accuracy"] = sum(j["judge_correct"] for j in judged) / len(judged)
-            extras["candidates_correct"] = {j["id"]: j["judge_correct"] for j in judged}
+
+        def judge(nodes: list[Node], images: Callable[[], torch.Tensor]) -> list[dict]:
+            scores = self._judge_scores(images()) if self.judge is not None else [None] * len(nodes)
+            return [{"judge_score": j, "judge_predicted": None if j is None else f"score {j:.3g}",
+                     "judge_p_asked": None, "judge_correct": None if j is None else j >= mark} for j in scores]
+
+        extras = {**self.candidate_extras(space, result, self.problem.prompt,
+                                          lambda nodes: torch.stack([space.final_image(n) for n in nodes]), judge),
+                  "model_family": self.pipeline.family}
+        judged = extras["candidates_judged"]
+        if judged:
+            chosen = next((j for j in judged if result is not None and j["id"] == result.node_id), None)
+            extras.update(judge_pass=mark, chosen_judge_score=chosen["judge_score"] if chosen else None)
+            if self.judge is not None:
+                extras["mean_judge_score"] = sum(j["judge_score"] for j in judged) / len(judged)
         return extras
 
 

@@ -43,6 +43,26 @@ def random_lm_path(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """torch on one thread for a test module (``pytestmark = pytest.mark.usefixtures("one_torch_thread")``): the
+    tiny models' tensors gain nothing from more, and OpenMP threads spin badly on an oversubscribed machine."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture()
+def store(tmp_path):
+    """A fresh run store (SQLite file) for one test."""
+    from storage import RunStore
+    s = RunStore(tmp_path / "runs.db")
+    yield s
+    s.close()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -10,16 +10,8 @@ import pytest
 from engine.limits import Limits
 from engine.run import ConfigError, RunConfig, execute
 from strategies.core import CancelToken
-from storage import RunStore
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture()
-def store(tmp_path):
-    s = RunStore(tmp_path / "runs.db")
-    yield s
-    s.close()
 
 
 def test_run_streams_events_and_stores_them(store, random_lm_path):

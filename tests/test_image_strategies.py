@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from engine.run import ConfigError, RunConfig, execute, summary
-from storage import RunStore
 from strategies.registry import STRATEGIES
 from tests import image_models
 
@@ -16,24 +15,12 @@ ROOT = Path(__file__).resolve().parents[1]
 STEPS = 6
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     return image_models.build(tmp_path_factory.mktemp("image-models"))
-
-
-@pytest.fixture()
-def store(tmp_path):
-    s = RunStore(tmp_path / "runs.db")
-    yield s
-    s.close()
 
 
 def config(models, strategy, budget, **kw):

@@ -8,7 +8,6 @@ import re
 from pathlib import Path
 
 import pytest
-import torch
 
 from engine.run import RunConfig, execute
 from storage import RunStore
@@ -29,12 +28,7 @@ BUDGET = {"random_search": 4, "zero_order": 3, "search_over_paths": 2, "fk_steer
           "more_steps": 1}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -16,31 +16,18 @@ import pytest
 import torch
 
 from engine.run import ConfigError, RunConfig, execute, summary
-from storage import RunStore
 from tests import t2i_models
 
 STEPS = 3
 PROMPT = "a red cube on a blue sphere"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     return t2i_models.build(tmp_path_factory.mktemp("t2i-models"))
-
-
-@pytest.fixture()
-def store(tmp_path):
-    s = RunStore(tmp_path / "runs.db")
-    yield s
-    s.close()
 
 
 def pipeline(models, family):
@@ -196,7 +183,7 @@ def test_regenerate_rebuilds_a_candidate_exactly(models):
     assert torch.equal(sp.regenerate(leaf), leaf.payload.x)
 
 
-def test_explore_runs_t2i_from_the_page_inputs(models, tmp_path, monkeypatch):
+def test_explore_runs_t2i_from_the_page_inputs(models, store, tmp_path, monkeypatch):
     """Explore's handlers as the page calls them: the t2i inputs (a bundled prompt, the sampler widgets) become
     a run that streams into the image views; a scheduler the model's family does not take is refused."""
     import gradio as gr
@@ -207,7 +194,6 @@ def test_explore_runs_t2i_from_the_page_inputs(models, tmp_path, monkeypatch):
     from ui.explore import SAMPLER_OPTIONS, make_config, stream_run
     from ui.registry import param_fields
     monkeypatch.setenv("TTS_IMAGES_DIR", str(tmp_path / "images"))
-    store = RunStore(tmp_path / "runs.db")
     ctx, fields = AppContext(store=store, limits=Limits(max_budget=8)), param_fields()
 
     def config(scheduler: str):
@@ -216,20 +202,17 @@ def test_explore_runs_t2i_from_the_page_inputs(models, tmp_path, monkeypatch):
                            3, "", 0, "last", 0.8, [None] * len(fields), digit_v=3, prompt_id_v="test:3",
                            sampler_values=tuple(sampler.values()))
 
-    try:
-        outs = list(stream_run(ctx, config("auto"), "run:t2i", viewer=None))
-        status, gallery, events = outs[-1][0], outs[-1][7], outs[-1][6]
-        assert "finished" in status, status
-        assert gallery["visible"] and len(gallery["value"]) == 2  # both candidates, as PNG previews
-        assert all(str(tmp_path / "images") in str(item[0]) for item in gallery["value"])
-        run = store.get_run(events[0]["run_id"])
-        assert (run["domain"], run["problem_uid"], run["strategy"]) == ("t2i", "test:3", "random_search")
-        assert run["problem_text"] == prompt_set()[3]["prompt"] and run["totals"]["nfe"] == 2 * 2 * STEPS
-        with pytest.raises(gr.Error, match="samples with ddim, ddpm, not 'euler'"):
-            list(stream_run(ctx, config("euler"), "run:t2i", viewer=None))
-        assert ctx.cancels == {}
-    finally:
-        store.close()
+    outs = list(stream_run(ctx, config("auto"), "run:t2i", viewer=None))
+    status, gallery, events = outs[-1][0], outs[-1][7], outs[-1][6]
+    assert "finished" in status, status
+    assert gallery["visible"] and len(gallery["value"]) == 2  # both candidates, as PNG previews
+    assert all(str(tmp_path / "images") in str(item[0]) for item in gallery["value"])
+    run = store.get_run(events[0]["run_id"])
+    assert (run["domain"], run["problem_uid"], run["strategy"]) == ("t2i", "test:3", "random_search")
+    assert run["problem_text"] == prompt_set()[3]["prompt"] and run["totals"]["nfe"] == 2 * 2 * STEPS
+    with pytest.raises(gr.Error, match="samples with ddim, ddpm, not 'euler'"):
+        list(stream_run(ctx, config("euler"), "run:t2i", viewer=None))
+    assert ctx.cancels == {}
 
 
 # ---- verifiers -------------------------------------------------------------------------------------------------
@@ -248,10 +231,11 @@ def test_clip_score_is_the_cosine_of_clip_embeddings(models):
     from transformers import CLIPModel, CLIPProcessor
 
     from backends import catalog
-    verifier = catalog.load_t2i_verifier(f"clip:{models['clip']}")
+    verifier = catalog.load_t2i_verifier(f"clip:{models['clip']}")  # cached: earlier tests may have used it
     images, prompts = _images(3), ["a cat", "a dog on grass", "a cat"]
+    before = verifier.calls
     scores, cost = verifier.score(images, prompts)
-    assert cost.verifier_calls == 3 and verifier.calls == 3
+    assert cost.verifier_calls == 3 and verifier.calls - before == 3
     # manual: CLIP's own forward gives logits = scale x cosine of the normalised projected embeddings
     model, processor = CLIPModel.from_pretrained(str(models["clip"])).eval(), CLIPProcessor.from_pretrained(
         str(models["clip"]))
