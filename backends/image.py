@@ -43,7 +43,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TypeVar
 
 import torch
 
@@ -650,12 +650,35 @@ class DigitProblem:
                 "label": self.label, "seed": self.seed}
 
 
-def problem_at(split: str, index: int) -> DigitProblem:
-    """Problem ``split:index``: the class is index % 10, the noise seed is derived from split and index."""
-    if split not in SPLITS:
-        raise InputError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+P = TypeVar("P")  # a domain's problem type
+
+
+def check_problem_index(split: str, index: int, splits: tuple[str, ...]) -> None:
+    """InputError unless ``split:index`` names a problem of a domain whose splits are ``splits`` (the image
+    domains share the id form ``split:index``)."""
+    if split not in splits:
+        raise InputError(f"unknown split {split!r}; choose one of {', '.join(splits)}")
     if index < 0:
         raise InputError("problem index must be 0 or more")
+
+
+def resolve_problem_with(problem_text: str | None, problem_id: str | None, typed: Callable[[str], P],
+                         at: Callable[[str, int], P]) -> P:
+    """The problem a run of an image domain asks for: typed text (``typed`` reads it) wins over an id
+    ``split:index`` (``at`` looks it up); with neither, ``test:0``."""
+    if problem_text and problem_text.strip():
+        return typed(problem_text)
+    if problem_id:
+        split, _, index = problem_id.partition(":")
+        if not index.isdigit():
+            raise InputError(f"problem id must look like test:17, got {problem_id!r}")
+        return at(split, int(index))
+    return at("test", 0)
+
+
+def problem_at(split: str, index: int) -> DigitProblem:
+    """Problem ``split:index``: the class is index % 10, the noise seed is derived from split and index."""
+    check_problem_index(split, index, SPLITS)
     return DigitProblem(f"{split}:{index}", index % CLASSES, derive("problem", split, index) % 1_000_000_007)
 
 
@@ -674,17 +697,14 @@ def parse_problem(text: str) -> DigitProblem:
     return DigitProblem(f"digit:{label}", label, 0)
 
 
+def _typed_problem(text: str) -> DigitProblem:
+    if len(text) > 200:
+        raise InputError("the problem text is too long")
+    return parse_problem(text)
+
+
 def resolve_problem(problem_text: str | None, problem_id: str | None) -> DigitProblem:
-    if problem_text and problem_text.strip():
-        if len(problem_text) > 200:
-            raise InputError("the problem text is too long")
-        return parse_problem(problem_text)
-    if problem_id:
-        split, _, index = problem_id.partition(":")
-        if not index.isdigit():
-            raise InputError(f"problem id must look like test:17, got {problem_id!r}")
-        return problem_at(split, int(index))
-    return problem_at("test", 0)
+    return resolve_problem_with(problem_text, problem_id, _typed_problem, problem_at)
 
 
 def parse_options(options: dict | None) -> dict:

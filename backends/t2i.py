@@ -32,7 +32,8 @@ from typing import Callable
 import torch
 
 from backends.errors import InputError
-from backends.image import PREVIEWS, CandidateRun, ImageSpace, Latent, derive, noise_latent, perturb_latent
+from backends.image import (PREVIEWS, CandidateRun, ImageSpace, Latent, check_problem_index, derive, noise_latent,
+                            perturb_latent, resolve_problem_with)
 from backends.t2i_pipelines import SCHEDULERS, Pipeline, PromptGenerator, T2ISampling
 from strategies.core import CancelToken, Compute, Node
 
@@ -79,27 +80,22 @@ class PromptProblem:
 
 def problem_at(split: str, index: int) -> PromptProblem:
     """Problem ``split:index``: prompt ``index`` of the prompt set (cycling), seed derived from split and index."""
-    if split not in SPLITS:
-        raise InputError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
-    if index < 0:
-        raise InputError("problem index must be 0 or more")
+    check_problem_index(split, index, SPLITS)
     row = prompt_set()[index % len(prompt_set())]
     return PromptProblem(f"{split}:{index}", row["prompt"], derive("t2i-problem", split, index) % 1_000_000_007,
                          row.get("category"))
 
 
+def _typed_problem(problem_text: str) -> PromptProblem:
+    """A typed prompt, white space folded, is its own problem with seed 0."""
+    text = " ".join(problem_text.split())
+    if len(text) > PROMPT_MAX:
+        raise InputError(f"the prompt is too long (at most {PROMPT_MAX} characters)")
+    return PromptProblem(f"prompt:{derive(text) % 10 ** 8}", text, 0)
+
+
 def resolve_problem(problem_text: str | None, problem_id: str | None) -> PromptProblem:
-    if problem_text and problem_text.strip():
-        text = " ".join(problem_text.split())
-        if len(text) > PROMPT_MAX:
-            raise InputError(f"the prompt is too long (at most {PROMPT_MAX} characters)")
-        return PromptProblem(f"prompt:{derive(text) % 10 ** 8}", text, 0)
-    if problem_id:
-        split, _, index = problem_id.partition(":")
-        if not index.isdigit():
-            raise InputError(f"problem id must look like test:17, got {problem_id!r}")
-        return problem_at(split, int(index))
-    return problem_at("test", 0)
+    return resolve_problem_with(problem_text, problem_id, _typed_problem, problem_at)
 
 
 def parse_options(options: dict | None, pipeline: Pipeline) -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 
 import pytest
 import torch
@@ -220,6 +221,40 @@ def test_problems_are_class_and_seed():
     with pytest.raises(ValueError):
         im.parse_options({"eta": "2"})
     assert im.parse_options({"steps": "8", "scheduler": "ddpm"})["steps"] == 8
+
+
+@pytest.mark.parametrize("domain", ["image", "t2i"])
+def test_image_domains_resolve_problems_by_id_or_text(domain):
+    """Both image domains read ``split:index`` ids and typed text with the same rules and messages; each reads
+    typed text its own way."""
+    from backends import t2i
+
+    mod = {"image": im, "t2i": t2i}[domain]
+    assert mod.resolve_problem(None, None).uid == "test:0"
+    assert mod.resolve_problem("  ", "test:3").uid == "test:3"  # blank text falls through to the id
+    assert mod.resolve_problem(None, "test:12") == mod.problem_at("test", 12)
+    for problem_id, message in [("val:1", "unknown split 'val'; choose one of " + ", ".join(mod.SPLITS)),
+                                ("test:x", "problem id must look like test:17, got 'test:x'"),
+                                ("test:-1", "problem id must look like test:17, got 'test:-1'"),
+                                ("7", "problem id must look like test:17, got '7'")]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            mod.resolve_problem(None, problem_id)
+    with pytest.raises(ValueError, match="problem index must be 0 or more"):
+        mod.problem_at("test", -1)
+    if domain == "image":
+        p = mod.resolve_problem(" seven ", "test:3")  # typed text wins over the id
+        assert (p.uid, p.label, p.seed) == ("digit:7", 7, 0)
+        with pytest.raises(ValueError, match="^the problem text is too long$"):
+            mod.resolve_problem("7" * 201, None)
+        with pytest.raises(ValueError, match="an image problem names one digit"):
+            mod.resolve_problem("a cat", None)
+    else:
+        p = mod.resolve_problem("  a red\n cube ", "test:3")
+        assert (p.prompt, p.seed) == ("a red cube", 0) and p.uid.startswith("prompt:")
+        assert mod.resolve_problem("a red cube", None).uid == p.uid
+        assert mod.resolve_problem("x " * 250, None).prompt == "x " * 249 + "x"  # 499 after folding: fits
+        with pytest.raises(ValueError, match=re.escape("the prompt is too long (at most 500 characters)")):
+            mod.resolve_problem("x" * 501, None)
 
 
 def test_node_payload_is_invisible_to_strategies():
