@@ -157,10 +157,32 @@ def test_t2i_typed_prompt_wins_over_the_bundled_one(inputs):
                     sampler=t2i_sampler(guidance=4.5))
     assert cfg.problem_text == "a red cube on a blue sphere" and cfg.problem_id is None
     assert cfg.options["guidance"] == 4.5
-    # empty model and prompt: the domain's first pipeline in the catalog and the first bundled prompt
-    from backends import catalog
-    assert cfg.model == next(e.id for e in catalog.models("t2i") if e.kind == "policy")
+    # empty prompt: the first bundled prompt (an empty model: the test below)
     assert config_of(inputs, "t2i").problem_id == "test:0"
+
+
+def test_t2i_model_defaults_to_the_first_pipeline_available_here(inputs, tmp_path, monkeypatch):
+    """The domain switch and an empty model box pick the first catalog pipeline in the Hugging Face cache (here
+    the second one: the first, not cached, would fail the run), and the first pipeline when none is cached."""
+    import huggingface_hub.constants
+    from huggingface_hub.file_download import repo_folder_name
+
+    from backends import catalog
+    from ui.explore import domain_updates
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))  # an empty cache
+    pipelines = [e.id for e in catalog.models("t2i") if e.kind == "policy"]
+    assert domain_updates("t2i")["model"]["value"] == pipelines[0] == config_of(inputs, "t2i").model
+    cached = tmp_path / repo_folder_name(repo_id=pipelines[1], repo_type="model")
+    (cached / "snapshots" / "abc").mkdir(parents=True)
+    (cached / "snapshots" / "abc" / "model_index.json").write_text("{}")
+    (cached / "refs").mkdir()
+    (cached / "refs" / "main").write_text("abc")
+    u = domain_updates("t2i")
+    assert u["model"]["value"] == pipelines[1] == config_of(inputs, "t2i").model
+    assert [v for _, v in u["model"]["choices"]] == pipelines  # still offered in catalog order, labelled
+    assert sum("not available here" in label for label, _ in u["model"]["choices"]) == len(pipelines) - 1
+    assert config_of(inputs, "t2i", model="my/pipeline").model == "my/pipeline"  # a chosen one is kept
 
 
 def test_image_keeps_its_digit_and_gets_the_flow_options(inputs):

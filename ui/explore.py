@@ -21,9 +21,9 @@ from backends.domains import IMAGE_DOMAINS
 from ui import views
 from ui.common import (AppContext, Viewer, build_viewer, candidates_update, gallery_update, load_values, nfe_update,
                        parse_choice, parse_int, particles_update, session_key, start_worker, strips_update)
-from ui.registry import (PROBLEM_TEXT_MAX, ParamField, budget_choices, domain_choices, model_choices,
-                         param_fields, sampler_spec, strategy_choices, strategy_markdown, t2i_prompt_choices,
-                         verifier_choices)
+from ui.registry import (PROBLEM_TEXT_MAX, ParamField, budget_choices, default_model, domain_choices,
+                         model_choices, param_fields, sampler_spec, strategy_choices, strategy_markdown,
+                         t2i_prompt_choices, verifier_choices)
 
 log = logging.getLogger(__name__)
 
@@ -179,9 +179,10 @@ def build(ctx: AppContext) -> ExploreTab:
 
 def domain_updates(domain: str) -> dict[str, Any]:
     """Widget updates for a switch to ``domain``, by widget name: its strategies, models and verifiers (the
-    first of each chosen, beam search kept where the domain has it); its problem inputs (difficulty, digit or
-    bundled prompt, and the typed-problem box's wording); for the image domains the sampler options their
-    backend knows, at its defaults (the others hidden); for reasoning the aggregation and temperature."""
+    first of each chosen, but the first model that is available here, and beam search kept where the domain
+    has it); its problem inputs (difficulty, digit or bundled prompt, and the typed-problem box's wording); for
+    the image domains the sampler options their backend knows, at its defaults (the others hidden); for
+    reasoning the aggregation and temperature."""
     d = domain if domain in domain_choices() else domain_choices()[0]
     strategies = strategy_choices(d)
     models, verifiers = model_choices(d), verifier_choices(d)
@@ -190,7 +191,7 @@ def domain_updates(domain: str) -> dict[str, Any]:
     img = d in IMAGE_DOMAINS
     label, placeholder = PROBLEM_BOX.get(d, PROBLEM_BOX["reasoning"])
     out = {"strategy": gr.update(choices=strategies, value=keep),
-           "model": gr.update(choices=models, value=first(models)),
+           "model": gr.update(choices=models, value=default_model(d)),
            "verifier": gr.update(choices=verifiers, value=first(verifiers)),
            "difficulty": gr.update(visible=not img), "digit": gr.update(visible=d == "image"),
            "prompt_id": gr.update(visible=d == "t2i"), "problem": gr.update(label=label, placeholder=placeholder),
@@ -258,7 +259,7 @@ def make_config(ctx: AppContext, fields: list[ParamField], domain_v, model_v, ve
     for f, value in zip(fields, param_values):
         if f.strategy == strategy_v and value is not None:
             params[f.spec.name] = f.coerce(value)
-    model = (model_v or "").strip() or model_choices(domain_v)[0][1]
+    model = (model_v or "").strip() or default_model(domain_v)
     verifier = ((verifier_v or "").strip() or None) if info.uses_verifier else None
     common = dict(domain=domain_v, model=model, verifier=verifier, strategy=strategy_v, budget=budget_n,
                   params=params, problem_text=text or None, seed=seed_n)

@@ -87,12 +87,15 @@ def _entries(domain: str | None) -> list[Any]:
         return []
 
 
-def _label(e: Any) -> str:
+def _available(e: Any) -> bool:
     try:
-        ok, reason = e.availability()
-    except Exception:  # noqa: BLE001
-        ok, reason = False, "unknown"
-    tag = "" if ok else " (not available here)"
+        return e.availability()[0]
+    except Exception:  # noqa: BLE001 - an entry whose check fails is shown as unavailable
+        return False
+
+
+def _label(e: Any) -> str:
+    tag = "" if _available(e) else " (not available here)"
     if e.kind == "oracle":
         tag += " — ORACLE, a ceiling"
     return f"{e.id}{tag}"
@@ -100,6 +103,14 @@ def _label(e: Any) -> str:
 
 def model_choices(domain: str | None) -> list[tuple[str, str]]:
     return [(_label(e), e.id) for e in _entries(domain) if e.kind == "policy"] or [("tiny-arith-s", "tiny-arith-s")]
+
+
+def default_model(domain: str | None) -> str:
+    """The policy a domain starts with: the first one in the catalog that is available here (a hub pipeline
+    that is not cached would fail the first run), else the first one, whose label says it is not."""
+    policies = [e for e in _entries(domain) if e.kind == "policy"]
+    ready = next((e for e in policies if _available(e)), None)
+    return (ready or policies[0]).id if policies else model_choices(domain)[0][1]
 
 
 def verifier_choices(domain: str | None) -> list[tuple[str, str]]:
