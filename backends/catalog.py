@@ -10,7 +10,7 @@ Prefixed ids pick a backend or a verifier family for any hub id or local folder:
   ``/v1/completions`` endpoint (``backends.openai_backend``; base URL and key from ``OPENAI_BASE_URL`` and
   ``OPENAI_API_KEY`` unless given);
 - ``vllm:<path or id>``: a policy run in process by vLLM (``backends.vllm_backend``, optional install);
-- ``qwen-prm:``, ``math-shepherd:``, ``rlhflow:``, ``skywork-prm:``, ``orm:`` + path or id: a verifier of that
+- ``qwen-prm:``, ``math-shepherd:``, ``rlhflow:``, ``skywork-prm:``, ``likelihood:``, ``orm:`` + path or id: a verifier of that
   family (``backends.prm_families``); ``judge:<path or id>``: an LLM judge (``backends.judge``).
 
 A local folder given as a verifier without a prefix is read as a PRM family when its config names one
@@ -148,7 +148,9 @@ CATALOG: dict[str, ModelEntry] = {e.id: e for e in [
     ModelEntry("tiny-arith-l", "policy", "reasoning", f"{_E}/tiny-arith-l",
                "Embedded larger policy, same data, several times the parameters."),
     ModelEntry("tiny-prm", "prm", "reasoning", f"{_E}/tiny-prm",
-               "Embedded process reward model: P(step correct) read at each step delimiter."),
+               "Embedded generative process reward model: the probability it gives the steps so far "
+               "(fine-tuned from tiny-arith-l on the policies' labelled samples).", delimiter="\n",
+               family="likelihood"),
     ModelEntry("oracle", "oracle", "reasoning", "ground truth",
                "ORACLE: grades each step against the known solution. Not a real verifier: a ceiling."),
     ModelEntry("Qwen/Qwen2.5-Math-1.5B-Instruct", "policy", "reasoning", "Qwen/Qwen2.5-Math-1.5B-Instruct",
@@ -203,7 +205,7 @@ for _id, _b in (("Qwen/Qwen2.5-Math-1.5B-Instruct", 1.5), ("Qwen/Qwen2.5-Math-7B
         from dataclasses import replace as _replace
         CATALOG[_id] = _replace(CATALOG[_id], params_b=_b)
 
-FAMILY_PREFIXES = ("qwen-prm", "math-shepherd", "rlhflow", "skywork-prm", "orm")
+FAMILY_PREFIXES = ("qwen-prm", "math-shepherd", "rlhflow", "skywork-prm", "likelihood", "orm")
 MATH_DELIMITER = "\n\n"
 
 
@@ -226,7 +228,7 @@ def _prefixed(model_id: str, kind: str) -> ModelEntry | None:
         if kind == "policy":
             raise ModelLoadError(f"{model_id} is a verifier, not a policy")
         k = "judge" if prefix == "judge" else ("orm" if prefix == "orm" else "prm")
-        delimiter = "\n" if prefix in ("math-shepherd", "skywork-prm") else MATH_DELIMITER
+        delimiter = "\n" if prefix in ("math-shepherd", "skywork-prm", "likelihood") else MATH_DELIMITER
         return ModelEntry(model_id, k, "reasoning", rest, f"{prefix} verifier from {rest}.", delimiter=delimiter,
                           chat_template=prefix == "judge", family="" if prefix == "judge" else prefix)
     return None

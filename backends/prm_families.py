@@ -30,6 +30,14 @@ Families (``FAMILIES``; input formats from the model cards and the reference inf
   through ``AutoModel``, head from safetensors). Input ids = encode(BOS + question + "\\n") then, per
   "\\n"-split piece, encode(piece) + the id of "\\n"; score = sigmoid(value) at each piece's "\\n". A step of
   ours that itself contains "\\n" is split the same way, and its score is the value at its last piece.
+- ``likelihood``: a generative PRM: any causal LM, read as the probability it gives the steps so far. Input
+  ``question + "\n" + step_1 + "\n" + ... + step_i + "\n"`` (with the tokenizer's special tokens); the score
+  after step i is exp(sum of log p(token | everything before it)) over the tokens of steps 1..i and their
+  delimiters (the question's own tokens excluded), a cumulative product, so it can only fall from step to
+  step, like a first-error PRM's. An unchanged policy model works (its self-certainty); the embedded
+  ``tiny-prm`` is one fine-tuned for it (likelihood on correct steps, unlikelihood on the first wrong token,
+  ``backends/embedded/train.py``). The delimiter after the final step is scored too, so a model used this
+  way should have seen a delimiter (not end-of-text) after its answers.
 - ``orm``: an outcome reward model through ``AutoModelForSequenceClassification`` (the question and the
   answer as a chat through the tokenizer's template when it has one); score = sigmoid of the single logit,
   or P(class 1) for two labels. ``score_whole`` scores each whole answer once; ``score_steps`` scores each
@@ -47,6 +55,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -107,6 +116,14 @@ def _tokenizer(path_or_id: str, trust_remote_code: bool):
     return tok
 
 
+def _causal_lm(path_or_id: str, device: str | None, trust_remote_code: bool):
+    """(device, tokenizer, causal LM in eval mode on that device) for the families that read an LM's logits."""
+    from transformers import AutoModelForCausalLM
+    dev, dtype = pick_device(device)
+    model = AutoModelForCausalLM.from_pretrained(path_or_id, dtype=dtype, trust_remote_code=trust_remote_code)
+    return dev, _tokenizer(path_or_id, trust_remote_code), model.to(dev).eval()
+
+
 def _backbone(path_or_id: str, dtype: torch.dtype, trust_remote_code: bool):
     """The transformer without any head (``model.*`` weights); heads are loaded by the family."""
     from transformers import AutoModel
@@ -117,7 +134,8 @@ class _PrefixCachedPRM:
     """Shared machinery: batched right-padded forwards, per-prefix cache, compute counting.
 
     A family provides ``_encode(question, steps) -> (input_ids, read_positions)`` (one position per step)
-    and ``_scores(input_ids, attention_mask) -> tensor[batch, seq]`` (the family's score at every position).
+    and ``_scores(input_ids, attention_mask) -> tensor[batch, seq]`` (the family's score at every position);
+    ``_read`` turns a row and its positions into the step scores (the likelihood family reads relative ones).
     """
 
     is_oracle = False
@@ -144,6 +162,10 @@ class _PrefixCachedPRM:
     def _scores(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def _read(self, row: torch.Tensor, positions: list[int]) -> list[float]:
+        """Per-step scores from one row of ``_scores``; a family whose score is relative to a start overrides it."""
+        return [float(row[p]) for p in positions]
+
     # -- shared ---------------------------------------------------------------------------------------
     @torch.inference_mode()
     def _forward(self, question: str, step_lists: list[list[str]],
@@ -168,7 +190,7 @@ class _PrefixCachedPRM:
             cost.verifier_calls += 1
             cost.flops += flops_for(self.n_params, self.layers, self.hidden, n_tokens, width // 2)
             for row, (_, positions) in enumerate(built):
-                out.append([float(scores[row, p]) for p in positions])
+                out.append(self._read(scores[row], positions))
         cost.wall_s = time.perf_counter() - started
         return out, cost
 
@@ -300,11 +322,7 @@ class MathShepherdPRM(_PrefixCachedPRM):
 
     def __init__(self, path_or_id: str, name: str | None = None, device: str | None = None,
                  trust_remote_code: bool = False, step_join: str = "\n", **kw) -> None:
-        from transformers import AutoModelForCausalLM
-        dev, dtype = pick_device(device)
-        tok = _tokenizer(path_or_id, trust_remote_code)
-        model = AutoModelForCausalLM.from_pretrained(path_or_id, dtype=dtype,
-                                                     trust_remote_code=trust_remote_code).to(dev).eval()
+        dev, tok, model = _causal_lm(path_or_id, device, trust_remote_code)
         super().__init__(name or path_or_id, tok, model, dev, **kw)
         self.candidates = list(_plus_minus_ids(tok, spaced=True))
         self.step_join = step_join
@@ -346,13 +364,9 @@ class RLHFlowPRM(_PrefixCachedPRM):
 
     def __init__(self, path_or_id: str, name: str | None = None, device: str | None = None,
                  trust_remote_code: bool = False, **kw) -> None:
-        from transformers import AutoModelForCausalLM
-        dev, dtype = pick_device(device)
-        tok = _tokenizer(path_or_id, trust_remote_code)
-        if getattr(tok, "chat_template", None) is None:
+        if getattr(_tokenizer(path_or_id, trust_remote_code), "chat_template", None) is None:
             raise ValueError(f"{path_or_id}: RLHFlow PRMs need the tokenizer's chat template, and it has none")
-        model = AutoModelForCausalLM.from_pretrained(path_or_id, dtype=dtype,
-                                                     trust_remote_code=trust_remote_code).to(dev).eval()
+        dev, tok, model = _causal_lm(path_or_id, device, trust_remote_code)
         super().__init__(name or path_or_id, tok, model, dev, **kw)
         self.candidates = list(_plus_minus_ids(tok, spaced=False))
 
@@ -444,6 +458,41 @@ class SkyworkPRM(_PrefixCachedPRM):
 
 
 # ----------------------------------------------------------------------------------------------------
+# Generative PRM (likelihood)
+# ----------------------------------------------------------------------------------------------------
+class LikelihoodPRM(_PrefixCachedPRM):
+    """A causal LM as a PRM: the probability it gives the solution so far (see the module docstring)."""
+
+    family = "likelihood"
+    delimiter = "\n"
+    joiner = "\n"
+
+    def __init__(self, path_or_id: str, name: str | None = None, device: str | None = None,
+                 trust_remote_code: bool = False, **kw) -> None:
+        dev, tok, model = _causal_lm(path_or_id, device, trust_remote_code)
+        super().__init__(name or path_or_id, tok, model, dev, **kw)
+
+    def _encode(self, question, steps):
+        """Ids, then the position where the solution starts followed by the last token of each step's delimiter."""
+        ids = self.tokenizer(question + self.delimiter, add_special_tokens=True)["input_ids"]
+        positions = [len(ids) - 1]
+        for step in steps:
+            ids = ids + self.tokenizer(step + self.delimiter, add_special_tokens=False)["input_ids"]
+            positions.append(len(ids) - 1)
+        return ids, positions
+
+    def _scores(self, input_ids, attention_mask):
+        """Cumulative log-probability of the tokens up to each position (position 0 has none: 0)."""
+        logp = torch.log_softmax(self.model(input_ids=input_ids, attention_mask=attention_mask).logits.float(), -1)
+        token = logp[:, :-1].gather(-1, input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+        return torch.cat([torch.zeros_like(token[:, :1]), token.cumsum(-1)], dim=1)
+
+    def _read(self, row, positions):
+        start = float(row[positions[0]])
+        return [math.exp(min(0.0, float(row[p]) - start)) for p in positions[1:]]
+
+
+# ----------------------------------------------------------------------------------------------------
 # Outcome reward model
 # ----------------------------------------------------------------------------------------------------
 class SequenceClassificationORM:
@@ -521,6 +570,7 @@ FAMILIES = {
     "math-shepherd": MathShepherdPRM,
     "rlhflow": RLHFlowPRM,
     "skywork-prm": SkyworkPRM,
+    "likelihood": LikelihoodPRM,
     "orm": SequenceClassificationORM,
 }
 

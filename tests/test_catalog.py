@@ -50,3 +50,18 @@ def test_a_folder_that_fails_to_load_gives_one_line(tmp_path):
 def test_local_folder_loads_through_from_pretrained(random_lm_path):
     policy = catalog.load_policy(str(random_lm_path))
     assert policy.n_params > 0 and policy.delimiter == "\n"
+
+
+def test_any_causal_lm_folder_is_a_likelihood_verifier():
+    """``likelihood:<folder>`` reads a policy as a generative PRM through the hub loader (here the small policy)."""
+    from backends.embedded import arith
+    from backends.prm_families import LikelihoodPRM
+
+    entry = catalog.resolve(f"likelihood:{catalog.EMBEDDED_DIR}/tiny-arith-s", "verifier")
+    assert (entry.kind, entry.family) == ("prm", "likelihood")
+    prm = catalog.load_verifier(entry.id)
+    assert isinstance(prm, LikelihoodPRM)
+    p = arith.problem_at("test", 0)
+    wrong = p.steps[:-1] + ["The answer is 99999"]
+    (right_scores, wrong_scores), _ = prm.score_steps(p, p.text + "\n", [p.steps, wrong])
+    assert right_scores[:-1] == wrong_scores[:-1] and wrong_scores[-1] < right_scores[-1]

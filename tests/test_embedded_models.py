@@ -35,9 +35,9 @@ def policy_s():
 
 @pytest.fixture(scope="module")
 def prm():
-    from transformers import AutoModelForTokenClassification
+    from transformers import AutoModelForCausalLM
 
-    return AutoModelForTokenClassification.from_pretrained(str(PRM)).eval()
+    return AutoModelForCausalLM.from_pretrained(str(PRM)).eval()
 
 
 def test_models_load_offline(policy_s, prm):
@@ -48,7 +48,7 @@ def test_models_load_offline(policy_s, prm):
     n_l = sum(p.numel() for p in policy_l.parameters())
     assert 4 <= n_l / n_s <= 8
     assert type(policy_s).__name__ == type(policy_l).__name__ == "LlamaForCausalLM"
-    assert type(prm).__name__ == "LlamaForTokenClassification" and prm.config.num_labels == 2
+    assert type(prm).__name__ == "LlamaForCausalLM"  # a generative PRM (the likelihood family)
     for model in (policy_s, policy_l, prm):
         assert next(model.parameters()).dtype == torch.float32
     for path in (S, L, PRM):
@@ -87,29 +87,23 @@ def test_small_policy_greedy_solution_is_well_formed(tok, policy_s):
     assert out[0, -1].item() == tok.eos_token_id
 
 
-def _step_scores(tok, prm, problem, steps):
-    text = problem.text + "\n" + "\n".join(steps) + "\n"
-    ids = tok(text, return_tensors="pt", add_special_tokens=False)["input_ids"]
-    with torch.no_grad():
-        logits = prm(input_ids=ids).logits
-    assert logits.shape == (1, ids.shape[1], 2)
-    nl = tok.convert_tokens_to_ids("\n")
-    positions = [i for i, t in enumerate(ids[0].tolist()) if t == nl][1:]
-    assert len(positions) == len(steps)
-    return logits[0, positions].softmax(-1)[:, 1].tolist()
+def test_prm_prefers_correct_steps():
+    """Through the app's loader: one score per step in (0, 1], never rising, and a wrong result scores lower."""
+    from backends import catalog
 
-
-def test_prm_prefers_correct_steps(tok, prm):
+    prm = catalog.load_verifier("tiny-prm")
     rng = random.Random(0)
-    good, bad = [], []
+    pairs = []
     for i in range(20):
         p = arith.problem_at("test", i)
         steps = list(p.steps)
         j = rng.randrange(len(p.ops))
-        a, eq, result = steps[j].rpartition(" ")
-        wrong = int(result) + rng.choice([-10, -2, -1, 1, 2, 10])
-        corrupted = steps[:j] + [f"{a} {wrong}"]
+        a, _, result = steps[j].rpartition(" ")
+        corrupted = steps[:j] + [f"{a} {int(result) + rng.choice([-10, -2, -1, 1, 2, 10])}"]
         assert arith.step_labels(p, corrupted)[j] == 0
-        good.append(_step_scores(tok, prm, p, steps)[j])
-        bad.append(_step_scores(tok, prm, p, corrupted)[j])
-    assert sum(good) / len(good) > sum(bad) / len(bad)
+        (good, bad), _ = prm.score_steps(p, p.text + "\n", [steps, corrupted])
+        assert len(good) == len(steps) and len(bad) == len(corrupted)
+        assert all(0 < x <= 1 for x in good + bad)
+        assert all(x >= y for x, y in zip(good, good[1:]))
+        pairs.append((good[j], bad[j]))
+    assert sum(g > b for g, b in pairs) >= 18, pairs

@@ -156,6 +156,26 @@ def test_math_shepherd_reads_p_plus_at_each_tag(shepherd):
     assert cost.verifier_tokens == ids.shape[1]
 
 
+def test_likelihood_is_the_cumulative_probability_of_the_steps(shepherd):
+    """The generative family: score after step i = product of the token probabilities of steps 1..i and
+    their delimiters, the question's tokens excluded; a batch of two shares the first prefix's score."""
+    path, model, tok = shepherd
+    prm = pf.load("likelihood", str(path), device="cpu")
+    (scores, first_only), cost = prm.score_steps(None, QUESTION, [STEPS, STEPS[:1]])
+    q = tok(QUESTION + "\n")["input_ids"]
+    ids = q + tok(STEPS[0] + "\n", add_special_tokens=False)["input_ids"]
+    ends = [len(ids) - 1]
+    ids += tok(STEPS[1] + "\n", add_special_tokens=False)["input_ids"]
+    ends.append(len(ids) - 1)
+    with torch.no_grad():
+        logp = model(input_ids=torch.tensor([ids])).logits[0].log_softmax(-1)
+    token = [float(logp[t - 1, ids[t]]) for t in range(len(ids))]
+    expected = [torch.tensor(sum(token[len(q):e + 1])).exp().item() for e in ends]
+    assert scores == pytest.approx(expected, rel=1e-4)
+    assert first_only == [scores[0]] and scores[1] < scores[0] <= 1.0
+    assert cost.verifier_calls == 1 and cost.verifier_tokens == len(ids)
+
+
 def test_math_shepherd_step_text_with_a_tag_does_not_add_a_step(shepherd):
     path, *_ = shepherd
     prm = pf.load("math-shepherd", str(path), device="cpu")

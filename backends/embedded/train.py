@@ -17,11 +17,21 @@ What it trains
   inside pools of batches to cut padding. AdamW, linear warmup then cosine decay to a tenth, gradient
   clipping at 1. L has about six times the parameters of S; per step it learns the arithmetic faster, so
   it gets slightly fewer steps than S (each of its steps costs about four of S's on a CPU).
-* ``tiny-prm``: ``LlamaForTokenClassification`` (2 labels, 1 = "step is correct") whose input is
-  ``problem.text + "\\n" + "\\n".join(steps) + "\\n"``; the score of step i is softmax(logits)[1] at the
-  "\\n" token that ends step i, and cross-entropy is applied only at those positions (everything else is
-  -100). Its backbone starts from the trained L policy (a PRM is usually initialised from a policy LM:
-  it already knows the arithmetic it has to check) with a fresh 2-way head.
+* ``tiny-prm``: a generative PRM (``LlamaForCausalLM``, the ``likelihood`` family of
+  ``backends.prm_families``) whose input is ``problem.text + "\\n" + "\\n".join(steps) + "\\n"``; its score after
+  step i is the probability it gives steps 1..i with their delimiters, a product of token probabilities.
+  It is a copy of the trained L policy fine-tuned with likelihood on the tokens of correct prefixes and
+  unlikelihood, -log(1 - p), on the first wrong token of each sampled solution (``prm_loss``).
+  Why not a token-classification head read at the delimiters (the first design, kept in TRAINING_LOG.txt):
+  it reached a pooled step AUROC of 0.93 but a within-problem AUROC of 0.53; it had learned which problems
+  are hard, not which steps are wrong, and picked worse than chance among a problem's samples. Checking
+  "14 * 3 = 32" needs the product computed where the 3 is read, and in L that computation fills all six
+  layers at the position before the digit, leaving no layer to compare and carry the verdict to the
+  delimiter; dense per-token labels, balanced per-problem data and two extra frozen-backbone layers did
+  not get the head past 0.56 within-problem in 300-400 steps. Read as a likelihood, the same backbone
+  checks each digit where it is predicted: untrained, L's own probabilities already rank a problem's
+  samples at 0.93 within-problem AUROC, and the fine-tuning adds the trailing delimiter, calibrates the
+  errors the policies make and lifts the step AUROC to above 0.99.
 
 Labels for the PRM
 ------------------
@@ -36,8 +46,10 @@ of the canonical chain exists anyway (the chain's running value is already wrong
 is what rollouts would approximate, without their noise.
 
 Evaluation (printed at the end, test split, difficulties cycle 1..5): greedy accuracy of S and L overall
-and per difficulty, oracle pass@16 of S at temperature 0.8 (any of 16 correct), and the PRM's step-level
-AUROC on S's own temperature-0.8 samples of test problems (the same samples as pass@16).
+and per difficulty, oracle pass@16 of S at temperature 0.8 (any of 16 correct), and, on S's own
+temperature-0.8 samples of test problems (the same samples as pass@16), scored through the app's own
+``LikelihoodPRM``: the PRM's step-level AUROC, its within-problem AUROC of the final score and the accuracy of
+S's best-of-16 picked by it.
 
 Everything is seeded (``torch.manual_seed``, ``random.Random``) and runs on ``torch.set_num_threads(2)``.
 """
@@ -186,8 +198,8 @@ SPECS = {
     # 0.02 the loss falls just as low on the copied tokens but greedy accuracy stays near 5% (TRAINING_LOG.txt).
     "s": Spec(hidden=96, layers=4, heads=4, inter=256, steps=2200, batch=64, lr=3e-3, warmup=100, seed=1, init=0.08),
     "l": Spec(hidden=160, layers=6, heads=5, inter=448, steps=3000, batch=64, lr=2e-3, warmup=100, seed=2, init=0.06),
-    # PRM: backbone from L, fine-tuned on labelled samples (its step AUROC plateaus after ~100 steps).
-    "prm": Spec(hidden=160, layers=6, heads=5, inter=448, steps=250, batch=64, lr=5e-4, warmup=25, seed=3),
+    # PRM: a copy of L fine-tuned as a generative PRM (the loss is below 0.02 after ~200 steps).
+    "prm": Spec(hidden=160, layers=6, heads=5, inter=448, steps=200, batch=64, lr=5e-4, warmup=25, seed=3),
 }
 QUICK_STEPS = {"s": 12, "l": 8, "prm": 8}
 PROBE_EVERY = 500  # learning-curve probe of the policies (greedy on dev problems)
@@ -223,8 +235,11 @@ def make_optimizer(model, spec: Spec, steps: int):
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
-def train_loop(model, batches, steps: int, spec: Spec, desc: str, probe=None, probe_every: int = 0) -> list[float]:
+def train_loop(model, batches, steps: int, spec: Spec, desc: str, probe=None, probe_every: int = 0,
+               loss_fn=None) -> list[float]:
     """Generic AdamW loop over an iterator of model-input dicts; returns the loss curve.
+
+    ``loss_fn(model, batch)`` defaults to the model's own loss (``model(**batch).loss``).
 
     ``probe(model)`` (if given) runs every ``probe_every`` steps and logs a learning-curve line; it must not
     touch torch's global RNG, so the trajectory is the same with or without it.
@@ -236,7 +251,7 @@ def train_loop(model, batches, steps: int, spec: Spec, desc: str, probe=None, pr
     it = iter(batches)
     for step in bar:
         batch = next(it)
-        loss = model(**batch).loss
+        loss = model(**batch).loss if loss_fn is None else loss_fn(model, batch)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -361,56 +376,73 @@ def auroc(scores: list[float], labels: list[int]) -> float:
 # PRM
 # ----------------------------------------------------------------------------------------------------------
 def prm_text(problem: arith.Problem, steps: list[str]) -> str:
+    """What the PRM reads: the question, then every step closed by the delimiter (the last one too)."""
     return problem.text + NEWLINE + NEWLINE.join(steps) + NEWLINE
 
 
-def prm_rows(enc: Encoder, items: list[tuple[arith.Problem, list[str]]]) -> list[tuple[list[int], list[int]]]:
-    """(input ids, step-end positions) per item; positions past MAX_LEN are dropped."""
-    ids_list = enc([prm_text(p, s) for p, s in items])
+def prm_rows(enc: Encoder, items: list[tuple[arith.Problem, list[str]]],
+             labels: list[list[int]]) -> list[tuple[list[int], dict[int, int]]]:
+    """(input ids, {position: label}) per item: the token-level targets of the generative PRM.
+
+    A solution token is labelled 1 while the text up to and including it is a prefix of the canonical
+    solution (so a step's closing delimiter carries that step's first-error label), 0 for the first token
+    where it stops being one; tokens after the first error get no label: once the chain is wrong nothing
+    that follows can make it right, so there is nothing to teach there. Positions past MAX_LEN are dropped.
+    """
+    texts = [prm_text(p, s) for p, s in items]
+    encs = enc.backend.encode_batch(texts, add_special_tokens=False)
     rows = []
-    for (p, steps), ids in zip(items, ids_list):
-        ids = ids[:MAX_LEN]
-        nls = [i for i, t in enumerate(ids) if t == enc.nl_id][1:]  # the first "\n" ends the problem text
-        rows.append((ids, nls[:len(steps)]))
+    for (p, steps), labs, e, text in zip(items, labels, encs, texts):
+        canonical = prm_text(p, p.steps)
+        start, n_nl, row = len(p.text) + 1, 0, {}
+        for i, (tid, (_, end)) in enumerate(zip(e.ids[:MAX_LEN], e.offsets)):
+            if end <= start:
+                continue
+            if tid == enc.nl_id:
+                ok = labs[n_nl] if n_nl < len(labs) else 0
+                n_nl += 1
+            else:
+                ok = int(text[:end] == canonical[:end])
+            row[i] = ok
+            if not ok:
+                break
+        rows.append((e.ids[:MAX_LEN], row))
     return rows
 
 
-def collate_prm(rows, labels_list, pad_id: int) -> dict[str, torch.Tensor]:
+def collate_prm(rows: list[tuple[list[int], dict[int, int]]], pad_id: int) -> dict[str, torch.Tensor]:
     width = max(len(ids) for ids, _ in rows)
     ids_t = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     labels = torch.full((len(rows), width), -100, dtype=torch.long)
-    for i, ((ids, pos), labs) in enumerate(zip(rows, labels_list)):
+    for i, (ids, row) in enumerate(rows):
         ids_t[i, :len(ids)] = torch.tensor(ids)
         mask[i, :len(ids)] = 1
-        for p, lab in zip(pos, labs):
-            labels[i, p] = lab
+        for pos, lab in row.items():
+            labels[i, pos] = lab
     return {"input_ids": ids_t, "attention_mask": mask, "labels": labels}
 
 
-@torch.no_grad()
-def prm_scores(prm, enc: Encoder, items: list[tuple[arith.Problem, list[str]]], batch_size: int = 128,
-               desc: str = "prm score") -> list[list[float]]:
-    """P(correct) per step for each (problem, steps) item."""
-    prm.eval()
-    rows = prm_rows(enc, items)
-    order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]))
-    out: list[list[float]] = [[] for _ in rows]
-    for b in tqdm(range(0, len(order), batch_size), desc=desc, mininterval=5.0, file=sys.stderr):
-        idx = order[b:b + batch_size]
-        batch = collate_prm([rows[i] for i in idx], [[] for _ in idx], enc.pad_id)
-        batch.pop("labels")
-        probs = prm(**batch).logits.float().softmax(-1)[..., 1]
-        for j, i in enumerate(idx):
-            out[i] = [probs[j, p].item() for p in rows[i][1]]
-    return out
+def prm_loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Likelihood on the tokens of correct prefixes plus unlikelihood, -log(1 - p), on the first wrong token.
+
+    The PRM's score for a prefix is the product of its token probabilities, so the likelihood term keeps
+    right steps near 1 and the unlikelihood term pushes the probability of the tokens the policies get wrong
+    toward 0 (Welleck et al.'s unlikelihood objective, here on exactly-labelled errors).
+    """
+    logp = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1].float()
+    logp = logp.log_softmax(-1).gather(-1, batch["input_ids"][:, 1:].unsqueeze(-1)).squeeze(-1)
+    labels = batch["labels"][:, 1:]
+    right, wrong = labels == 1, labels == 0
+    unlikely = -torch.log1p(-logp[wrong].exp().clamp(max=1 - 1e-6))
+    return (-logp[right].sum() + unlikely.sum()) / (right.sum() + wrong.sum()).clamp(min=1)
 
 
 class PRMStream:
     """Shuffled epochs of labelled PRM rows, length-bucketed inside pools."""
 
-    def __init__(self, rows, labels, pad_id: int, batch_size: int, seed: int, pool: int = 16) -> None:
-        self.rows, self.labels, self.pad_id, self.bs, self.pool = rows, labels, pad_id, batch_size, pool
+    def __init__(self, rows, pad_id: int, batch_size: int, seed: int, pool: int = 16) -> None:
+        self.rows, self.pad_id, self.bs, self.pool = rows, pad_id, batch_size, pool
         self.rng = random.Random(seed)
 
     def __iter__(self):
@@ -423,7 +455,7 @@ class PRMStream:
                 batches = [part[i:i + self.bs] for i in range(0, len(part), self.bs)]
                 self.rng.shuffle(batches)
                 for b in batches:
-                    yield collate_prm([self.rows[i] for i in b], [self.labels[i] for i in b], self.pad_id)
+                    yield collate_prm([self.rows[i] for i in b], self.pad_id)
 
 
 def build_prm_data(policies: dict, tok, sizes: dict[str, tuple[int, int]], seed: int):
@@ -473,27 +505,48 @@ def build_prm_data(policies: dict, tok, sizes: dict[str, tuple[int, int]], seed:
 
 
 def train_prm(spec: Spec, tok, init_from, items, labels, steps: int):
-    from transformers import LlamaForTokenClassification
+    """The generative PRM: a copy of ``init_from`` (the L policy) fine-tuned with ``prm_loss``."""
+    from transformers import LlamaForCausalLM
 
     torch.manual_seed(spec.seed)
-    cfg = llama_config(spec, tok, num_labels=2, id2label={0: "incorrect", 1: "correct"},
-                       label2id={"incorrect": 0, "correct": 1})
-    if init_from is not None:
-        src = init_from.config
-        for key in ("hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
-                    "intermediate_size"):
-            setattr(cfg, key, getattr(src, key))
-    cfg.tie_word_embeddings = False
-    prm = LlamaForTokenClassification(cfg)
-    if init_from is not None:
-        missing = prm.model.load_state_dict(init_from.model.state_dict())
-        log.info("PRM backbone initialised from the policy (%s)", missing)
-    log.info("tiny-prm: %d parameters", n_params(prm))
+    prm = LlamaForCausalLM(init_from.config)
+    prm.load_state_dict(init_from.state_dict())
+    log.info("tiny-prm: %d parameters (generative, initialised from the policy)", n_params(prm))
     enc = Encoder(tok)
-    rows = prm_rows(enc, items)
-    stream = PRMStream(rows, labels, enc.pad_id, spec.batch, seed=spec.seed)
-    train_loop(prm, stream, steps, spec, "train prm")
+    stream = PRMStream(prm_rows(enc, items, labels), enc.pad_id, spec.batch, seed=spec.seed)
+    train_loop(prm, stream, steps, spec, "train prm", loss_fn=prm_loss)
     return prm
+
+
+def evaluate_prm(path: str, items: list[tuple[arith.Problem, list[str]]], k: int) -> dict:
+    """Step AUROC, within-problem AUROC of the final score and best-of-k accuracy, scored by the app's own code.
+
+    ``items`` hold k samples per problem, consecutive. Within-problem AUROC is the mean over problems whose
+    k samples are neither all right nor all wrong: it asks whether the PRM ranks a problem's right answers
+    above its wrong ones, which is what best-of-N and search need (pooled AUROC also rewards a PRM that only
+    recognises hard problems).
+    """
+    from backends.prm_families import LikelihoodPRM
+
+    prm = LikelihoodPRM(path, name="tiny-prm", device="cpu", batch_size=64)
+    flat_s, flat_l, within, picked = [], [], [], []
+    for b in tqdm(range(0, len(items), k), desc="eval prm", mininterval=5.0, file=sys.stderr):
+        group = items[b:b + k]
+        problem = group[0][0]
+        scores, _ = prm.score_steps(problem, prompt_of(problem), [s for _, s in group])
+        finals, ok = [], []
+        for (p, steps_), sc in zip(group, scores):
+            flat_s += sc
+            flat_l += arith.step_labels(p, steps_)
+            finals.append(sc[-1] if sc else -1.0)
+            ok.append(int(arith.is_correct(p, arith.extract_answer(NEWLINE.join(steps_)))))
+        if 0 < sum(ok) < len(ok):
+            within.append(auroc(finals, ok))
+        picked.append(ok[max(range(len(finals)), key=finals.__getitem__)])
+    problems = [items[b][0] for b in range(0, len(items), k)]
+    return {"step_auroc": auroc(flat_s, flat_l), "steps": (len(flat_l), sum(flat_l)),
+            "within_auroc": sum(within) / max(1, len(within)), "n_mixed": len(within),
+            "best_of_k": (sum(picked) / len(picked), per_difficulty(problems, picked))}
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -569,10 +622,8 @@ def main(argv: list[str] | None = None) -> int:
         results["pass_s"] = (sum(any_ok) / len(any_ok), per_difficulty(pp, any_ok))
         results["sample_acc_s"] = (sum(mean_ok) / len(mean_ok), per_difficulty(pp, mean_ok))
         pass_items = [(p, arith.split_steps(t)) for p, t in zip([p for p in pp for _ in range(k_pass)], texts)]
-        pass_items = [(p, s) for p, s in pass_items if s]
         times["eval pass@16 s"] = time.time() - t0
 
-    prm = None
     if "prm" in only and policies:
         t0 = time.time()
         items, labels = build_prm_data(policies, tok, prm_sizes, seed=11)
@@ -580,24 +631,12 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.time()
         prm = train_prm(SPECS["prm"], tok, policies.get("l") or policies.get("s"), items, labels, steps["prm"])
         save_model(prm, tok, paths["prm"])
-        times["train prm"] = time.time() - t0
-    elif os.path.isdir(paths["prm"]):
-        from transformers import AutoModelForTokenClassification
-
-        prm = AutoModelForTokenClassification.from_pretrained(paths["prm"], dtype=torch.float32).eval()
-    if prm is not None:
         results["params"]["prm"] = n_params(prm)
-        if pass_items:
-            t0 = time.time()
-            scores = prm_scores(prm, Encoder(tok), pass_items)
-            flat_s, flat_l = [], []
-            for (p, steps_), sc in zip(pass_items, scores):
-                labs = arith.step_labels(p, steps_)[:len(sc)]
-                flat_s += sc
-                flat_l += labs
-            results["prm_auroc"] = auroc(flat_s, flat_l)
-            results["prm_eval_steps"] = (len(flat_l), sum(flat_l))
-            times["eval prm"] = time.time() - t0
+        times["train prm"] = time.time() - t0
+    if os.path.isdir(paths["prm"]) and pass_items:
+        t0 = time.time()
+        results["prm"] = evaluate_prm(paths["prm"], pass_items, k_pass)
+        times["eval prm"] = time.time() - t0
     times["total"] = time.time() - t_all
     report(results, times, out)
     return 0
@@ -625,10 +664,14 @@ def report(results: dict, times: dict[str, float], out: str) -> None:
         lines.append(f"S pass@16 (T=0.8, any correct): {100 * acc:5.1f}%   {_fmt(per)}")
         acc, per = results["sample_acc_s"]
         lines.append(f"S mean sample accuracy (T=0.8): {100 * acc:5.1f}%   {_fmt(per)}")
-    if "prm_auroc" in results:
-        n, pos = results["prm_eval_steps"]
-        lines.append(f"PRM step AUROC on S's T=0.8 test samples: {results['prm_auroc']:.4f} "
-                     f"({n} steps, {pos} correct)")
+    if "prm" in results:
+        r = results["prm"]
+        n, pos = r["steps"]
+        lines.append(f"PRM step AUROC on S's T=0.8 test samples: {r['step_auroc']:.4f} ({n} steps, {pos} correct)")
+        lines.append(f"PRM within-problem AUROC of the final score: {r['within_auroc']:.4f} "
+                     f"(mean over the {r['n_mixed']} problems with right and wrong samples)")
+        acc, per = r["best_of_k"]
+        lines.append(f"S best-of-16 picked by the PRM: {100 * acc:5.1f}%   {_fmt(per)}")
     lines.append("wall time per phase (2 CPU threads, cores shared with other processes):")
     for k, v in times.items():
         lines.append(f"  {k:<22} {v / 60:6.2f} min")
