@@ -15,7 +15,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 EXAMPLES_DB = Path(__file__).resolve().parent / "examples.db"
-EXAMPLE_PROBLEM = "test:22"  # difficulty 3: sampling (greedy, votes, best-of-N) misses it, step search finds it
+EXAMPLE_PROBLEM = "test:22"  # difficulty 3: greedy and majority vote miss it, every verifier-guided strategy finds it
 EXAMPLE_BUDGET = 8
 EXAMPLE_SEED = 0
 
