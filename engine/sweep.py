@@ -132,7 +132,8 @@ def run_sweep(config: SweepConfig, store, cancel: CancelToken | None = None,
     oracle_runs = next(s for s in ("majority_vote", "random_search") if config.domain in STRATEGIES[s].domains)
     total = len(plan) * len(problems) * len(config.seeds) + (len(problems) * len(config.seeds) if need_oracle_runs else 0)
     done = 0
-    oracle_counts: list[tuple[int, int]] = []
+    oracle_counts: list[tuple[int, int]] = []  # one per (problem, seed)
+    oracle_problems: set[str] = set()
     status = "finished"
     try:
         for seed in config.seeds:
@@ -148,6 +149,7 @@ def run_sweep(config: SweepConfig, store, cancel: CancelToken | None = None,
                     cells.setdefault((s, b), []).append((problem, out, time.perf_counter() - started))
                     if not need_oracle_runs and s == oracle_source and b == max_b:
                         oracle_counts.append(_counts(problem, out, b))
+                        oracle_problems.add(problem.uid or problem.text)
                     done += 1
                     if progress:
                         progress(done, total)
@@ -158,6 +160,7 @@ def run_sweep(config: SweepConfig, store, cancel: CancelToken | None = None,
                                    temperature=config.temperature, sweep_id=sweep_id, judge=config.judge,
                                    options=dict(config.options))
                     oracle_counts.append(_counts(problem, _run_one(rc, store, cancel, config.resume, limits), max_b))
+                    oracle_problems.add(problem.uid or problem.text)
                     done += 1
                     if progress:
                         progress(done, total)
@@ -168,7 +171,7 @@ def run_sweep(config: SweepConfig, store, cancel: CancelToken | None = None,
               "oracle": {"pass@k": {str(k): _mean([pass_at_k(n, c, k) for n, c in oracle_counts if k <= n])
                                     for k in sorted(set(config.budgets))},
                          "source": oracle_source if not need_oracle_runs else f"{oracle_runs} (oracle runs)",
-                         "n_problems": len(oracle_counts)},
+                         "n_problems": len(oracle_problems), "n_runs": len(oracle_counts)},
               "status": status}
     store.finish_sweep(sweep_id, status, result)
     return result
@@ -207,7 +210,8 @@ def _cell(strategy: str, budget: int, rows: list[tuple[arith.Problem, dict, floa
     n = len(rows)
     mean_compute = {k: v / n for k, v in compute.items()}
     return {"strategy": strategy, "budget": budget, "accuracy": sum(o["correct"] for _, o, _ in rows) / n,
-            "n_problems": n, "by_difficulty": {k: sum(v) / len(v) for k, v in sorted(by_level.items())},
+            "n_problems": len({p.uid or p.text for p, _, _ in rows}), "n_runs": n,
+            "by_difficulty": {k: sum(v) / len(v) for k, v in sorted(by_level.items())},
             "compute": mean_compute, "compute_total": compute, "wall_s": sum(w for _, _, w in rows),
             "reused_runs": sum(1 for _, o, _ in rows if o["reused"]),
             "verifier_score": _mean(vscores)}  # mean search-verifier score of the chosen answers

@@ -36,6 +36,15 @@ def test_sweep_result_shape(tmp_path, random_lm_path):
     assert store.get_sweep(result["config"]["sweep_id"])["status"] == "finished"
 
 
+def test_seeds_average_over_runs_but_count_problems_once(tmp_path, random_lm_path):
+    cfg = _config(random_lm_path)
+    cfg.seeds, cfg.strategies = [0, 1], ["best_of_n"]
+    result = run_sweep(cfg, RunStore(tmp_path / "s.db"), limits=Limits())
+    for r in result["results"]:
+        assert (r["n_problems"], r["n_runs"]) == (3, 6)
+    assert (result["oracle"]["n_problems"], result["oracle"]["n_runs"]) == (3, 6)
+
+
 def test_resume_continues_a_stopped_sweep_with_identical_results(tmp_path, random_lm_path):
     reference = run_sweep(_config(random_lm_path), RunStore(tmp_path / "ref.db"), limits=Limits())
     store = RunStore(tmp_path / "b.db")
