@@ -117,11 +117,11 @@ def _tokenizer(path_or_id: str, trust_remote_code: bool):
 
 
 def _causal_lm(path_or_id: str, device: str | None, trust_remote_code: bool):
-    """(device, tokenizer, causal LM in eval mode on that device) for the families that read an LM's logits."""
+    """(device, causal LM in eval mode on it) for the families that read an LM's logits."""
     from transformers import AutoModelForCausalLM
     dev, dtype = pick_device(device)
     model = AutoModelForCausalLM.from_pretrained(path_or_id, dtype=dtype, trust_remote_code=trust_remote_code)
-    return dev, _tokenizer(path_or_id, trust_remote_code), model.to(dev).eval()
+    return dev, model.to(dev).eval()
 
 
 def _backbone(path_or_id: str, dtype: torch.dtype, trust_remote_code: bool):
@@ -322,7 +322,8 @@ class MathShepherdPRM(_PrefixCachedPRM):
 
     def __init__(self, path_or_id: str, name: str | None = None, device: str | None = None,
                  trust_remote_code: bool = False, step_join: str = "\n", **kw) -> None:
-        dev, tok, model = _causal_lm(path_or_id, device, trust_remote_code)
+        tok = _tokenizer(path_or_id, trust_remote_code)
+        dev, model = _causal_lm(path_or_id, device, trust_remote_code)
         super().__init__(name or path_or_id, tok, model, dev, **kw)
         self.candidates = list(_plus_minus_ids(tok, spaced=True))
         self.step_join = step_join
@@ -364,9 +365,10 @@ class RLHFlowPRM(_PrefixCachedPRM):
 
     def __init__(self, path_or_id: str, name: str | None = None, device: str | None = None,
                  trust_remote_code: bool = False, **kw) -> None:
-        if getattr(_tokenizer(path_or_id, trust_remote_code), "chat_template", None) is None:
+        tok = _tokenizer(path_or_id, trust_remote_code)
+        if getattr(tok, "chat_template", None) is None:
             raise ValueError(f"{path_or_id}: RLHFlow PRMs need the tokenizer's chat template, and it has none")
-        dev, tok, model = _causal_lm(path_or_id, device, trust_remote_code)
+        dev, model = _causal_lm(path_or_id, device, trust_remote_code)
         super().__init__(name or path_or_id, tok, model, dev, **kw)
         self.candidates = list(_plus_minus_ids(tok, spaced=False))
 
@@ -469,8 +471,8 @@ class LikelihoodPRM(_PrefixCachedPRM):
 
     def __init__(self, path_or_id: str, name: str | None = None, device: str | None = None,
                  trust_remote_code: bool = False, **kw) -> None:
-        dev, tok, model = _causal_lm(path_or_id, device, trust_remote_code)
-        super().__init__(name or path_or_id, tok, model, dev, **kw)
+        dev, model = _causal_lm(path_or_id, device, trust_remote_code)
+        super().__init__(name or path_or_id, _tokenizer(path_or_id, trust_remote_code), model, dev, **kw)
 
     def _encode(self, question, steps):
         """Ids, then the position where the solution starts followed by the last token of each step's delimiter."""
