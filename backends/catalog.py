@@ -205,6 +205,7 @@ for _id, _b in (("Qwen/Qwen2.5-Math-1.5B-Instruct", 1.5), ("Qwen/Qwen2.5-Math-7B
         from dataclasses import replace as _replace
         CATALOG[_id] = _replace(CATALOG[_id], params_b=_b)
 
+# the names of prm_families.FAMILIES, repeated so ids parse without importing torch (a test keeps them equal)
 FAMILY_PREFIXES = ("qwen-prm", "math-shepherd", "rlhflow", "skywork-prm", "likelihood", "orm")
 MATH_DELIMITER = "\n\n"
 

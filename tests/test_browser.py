@@ -345,6 +345,9 @@ def test_domain_switch_to_t2i_shows_the_prompt_and_its_sampler(served_images, br
     expect(page.locator("#explore-scheduler input")).to_have_value("ddim")
     expect(page.locator("#explore-interpolant")).to_be_visible()
     expect(page.locator("#explore-prompt-id")).to_be_hidden()
+    # rollover budget forcing needs a flow sampler: choosing it moves the DDIM default to flow_sde
+    pick(page, "explore-strategy", "Rollover budget forcing")
+    expect(page.locator("#explore-scheduler input")).to_have_value("flow_sde")
     page.close()
 
 

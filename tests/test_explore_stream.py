@@ -244,3 +244,14 @@ def test_verifier_dropdown_offers_every_verifier_the_catalog_lists():
         assert offered == [e.id for e in catalog.models(domain) if e.kind != "policy"]
     assert {"digit-thickness", "digit-centred"} <= {v for _, v in verifier_choices("image")}
     assert {"clip-score", "laion-aesthetic"} <= {v for _, v in verifier_choices("t2i")}
+
+
+def test_a_flow_only_strategy_moves_a_ddim_choice_to_flow_sde():
+    """Rollover budget forcing refuses DDIM (the image domain's default sampler): Explore switches it to flow_sde
+    when that strategy is chosen, and leaves a flow sampler the user chose, and the other strategies, alone."""
+    from ui.explore import scheduler_update
+
+    assert scheduler_update("rollover_budget_forcing", "image", "ddim")["value"] == "flow_sde"
+    assert "value" not in scheduler_update("rollover_budget_forcing", "image", "flow_ode")
+    assert "value" not in scheduler_update("fk_steering", "image", "ddim")
+    assert "value" not in scheduler_update("best_of_n", "reasoning", None)

@@ -315,3 +315,10 @@ def test_score_whole_treats_the_answer_as_one_step(shepherd):
     whole, _ = prm.score_whole(None, QUESTION, [STEPS])
     (one,), _ = prm.score_steps(None, QUESTION, [[" ".join(STEPS)]])
     assert whole[0] == pytest.approx(one[0], abs=1e-6)
+
+
+def test_catalog_prefixes_name_every_family():
+    """The catalog keeps its own list of prefixes so it can parse ids without importing torch; it must not drift."""
+    from backends import catalog
+
+    assert set(catalog.FAMILY_PREFIXES) == set(pf.FAMILIES)

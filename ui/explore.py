@@ -131,13 +131,13 @@ def build(ctx: AppContext) -> ExploreTab:
         stop_btn = gr.Button("Stop", variant="stop", elem_id="stop-btn", scale=1)
     viewer = build_viewer("explore")
 
-    def on_strategy(name: str):
+    def on_strategy(name: str, d: str, sched: str | None):
         name = name if name in STRATEGIES else DEFAULT_STRATEGY
         info = STRATEGIES[name]
         return (strategy_markdown(name), *[gr.update(visible=s == name) for s in groups],
-                gr.update(interactive=info.uses_verifier))
+                gr.update(interactive=info.uses_verifier), scheduler_update(name, d, sched))
 
-    strategy.change(on_strategy, [strategy], [strategy_info, *groups.values(), verifier],
+    strategy.change(on_strategy, [strategy, domain, scheduler], [strategy_info, *groups.values(), verifier, scheduler],
                     api_visibility="private", show_progress="hidden", queue=False)
 
     switched = {"strategy": strategy, "model": model, "verifier": verifier, "difficulty": difficulty, "digit": digit,
@@ -206,6 +206,16 @@ def domain_updates(domain: str) -> dict[str, Any]:
     out["guidance"] = gr.update(**out["guidance"], info=spec.guidance_info)
     out["scheduler"] = gr.update(**out["scheduler"], choices=list(spec.schedulers), info=spec.scheduler_info)
     return out
+
+
+def scheduler_update(strategy: str, domain: str, scheduler: str | None) -> dict:
+    """The image domain's flow-only strategies (rollover budget forcing) run on a flow sampler: a DDIM or DDPM
+    choice switches to flow_sde, the sampler the CLI gives them by default; any other choice is left alone."""
+    from backends import image
+
+    if domain == "image" and strategy in image.FLOW_ONLY_STRATEGIES and scheduler not in image.FLOW_SCHEDULERS:
+        return gr.update(value="flow_sde")
+    return gr.update()
 
 
 def _check_problem(domain: str, text: str | None, problem_id: str | None) -> None:
