@@ -111,11 +111,3 @@ def problem_at(name: str, index: int) -> MathProblem:
     return problems[index]
 
 
-def parse_problem_id(problem_id: str) -> tuple[str, int] | None:
-    """(set, index) for ``math500:3`` or ``gsm8k:12``; None when the id names no dataset."""
-    name, _, index = problem_id.partition(":")
-    if name not in DATASETS:
-        return None
-    if not index.isdigit():
-        raise InputError(f"problem id must look like {name}:17, got {problem_id!r}")
-    return name, int(index)

@@ -43,12 +43,13 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import Callable
 
 import torch
 
 from backends import flow
 from backends.errors import InputError
+from backends.problem_ids import check_problem_index, resolve_problem_with
 from strategies.core import CancelToken, Compute, Node, Score
 
 NULL_CLASS = 10
@@ -648,32 +649,6 @@ class DigitProblem:
     def to_dict(self) -> dict:
         return {"uid": self.uid, "text": self.text, "answer": self.answer, "difficulty": None,
                 "label": self.label, "seed": self.seed}
-
-
-P = TypeVar("P")  # a domain's problem type
-
-
-def check_problem_index(split: str, index: int, splits: tuple[str, ...]) -> None:
-    """InputError unless ``split:index`` names a problem of a domain whose splits are ``splits`` (the image
-    domains share the id form ``split:index``)."""
-    if split not in splits:
-        raise InputError(f"unknown split {split!r}; choose one of {', '.join(splits)}")
-    if index < 0:
-        raise InputError("problem index must be 0 or more")
-
-
-def resolve_problem_with(problem_text: str | None, problem_id: str | None, typed: Callable[[str], P],
-                         at: Callable[[str, int], P]) -> P:
-    """The problem a run of an image domain asks for: typed text (``typed`` reads it) wins over an id
-    ``split:index`` (``at`` looks it up); with neither, ``test:0``."""
-    if problem_text and problem_text.strip():
-        return typed(problem_text)
-    if problem_id:
-        split, _, index = problem_id.partition(":")
-        if not index.isdigit():
-            raise InputError(f"problem id must look like test:17, got {problem_id!r}")
-        return at(split, int(index))
-    return at("test", 0)
 
 
 def problem_at(split: str, index: int) -> DigitProblem:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from backends import catalog, datasets_local, math_grading
 from backends.embedded import arith
 from backends.errors import InputError
+from backends.problem_ids import resolve_problem_with
 from strategies.core import AGGREGATIONS, CancelToken, Compute, Node, Score, aggregate
 
 
@@ -132,29 +133,30 @@ class ReasoningSpace:
 
 
 def resolve_problem(problem_text: str | None, problem_id: str | None, difficulty: int | None) -> arith.Problem:
-    """The problem a request names: typed text, a split:index id, a random one of a level, or test:0."""
+    """The problem a request names: typed text, a split:index id (a bundled set's too: math500:3), a random one
+    of a level, or test:0."""
     try:
-        if problem_text and problem_text.strip():
-            if len(problem_text) > 2000:
-                raise InputError("the problem text is too long (2000 characters at most)")
-            return arith.parse_problem(problem_text)
-        if problem_id:
-            dataset = datasets_local.parse_problem_id(problem_id)  # math500:3, gsm8k:12
-            if dataset is not None:
-                return datasets_local.problem_at(*dataset)
-            split, _, index = problem_id.partition(":")
-            if not index.isdigit():
-                raise InputError(f"problem id must look like test:17, got {problem_id!r}")
-            return arith.problem_at(split, int(index))
-        if difficulty is not None:
+        if difficulty is not None and not (problem_text and problem_text.strip()) and not problem_id:
             if difficulty not in arith.LEVELS:
                 raise InputError(f"difficulty must be 1 to 5, got {difficulty}")
             return arith.random_problem(difficulty, random.Random())
-        return arith.problem_at("test", 0)
+        return resolve_problem_with(problem_text, problem_id, _typed_problem, _problem_at)
     except InputError:
         raise
     except ValueError as exc:  # ProblemFormatError and unknown splits carry their own message
         raise InputError(str(exc)) from None
+
+
+def _typed_problem(text: str) -> arith.Problem:
+    if len(text) > 2000:
+        raise InputError("the problem text is too long (2000 characters at most)")
+    return arith.parse_problem(text)
+
+
+def _problem_at(split: str, index: int):
+    if split in datasets_local.DATASETS:
+        return datasets_local.problem_at(split, index)
+    return arith.problem_at(split, index)
 
 
 @dataclass

@@ -32,8 +32,8 @@ from typing import Callable
 import torch
 
 from backends.errors import InputError
-from backends.image import (PREVIEWS, CandidateRun, ImageSpace, Latent, check_problem_index, derive, noise_latent,
-                            perturb_latent, resolve_problem_with)
+from backends.image import PREVIEWS, CandidateRun, ImageSpace, Latent, derive, noise_latent, perturb_latent
+from backends.problem_ids import check_problem_index, resolve_problem_with
 from backends.t2i_pipelines import SCHEDULERS, Pipeline, PromptGenerator, T2ISampling
 from strategies.core import CancelToken, Compute, Node
 
