@@ -15,13 +15,16 @@ What it trains
   prompt at inference is exactly ``problem.text + "\\n"``. Data are unlimited: fresh train-split problems
   (seeds 0..9,999,999, difficulty drawn uniformly from 1..5) are generated on the fly, sorted by length
   inside pools of batches to cut padding. AdamW, linear warmup then cosine decay to a tenth, gradient
-  clipping at 1. L has about six times the parameters of S; per step it learns the arithmetic faster, so
-  it gets slightly fewer steps than S (each of its steps costs about four of S's on a CPU).
+  clipping at 1. L has 4.3 times the parameters of S and gets more steps (3,000 against 2,200;
+  each of its steps costs about four of S's on a CPU).
 * ``tiny-prm``: a generative PRM (``LlamaForCausalLM``, the ``likelihood`` family of
   ``backends.prm_families``) whose input is ``problem.text + "\\n" + "\\n".join(steps) + "\\n"``; its score after
   step i is the probability it gives steps 1..i with their delimiters, a product of token probabilities.
-  It is a copy of the trained L policy fine-tuned with likelihood on the tokens of correct prefixes and
-  unlikelihood, -log(1 - p), on the first wrong token of each sampled solution (``prm_loss``).
+  It starts from the trained L policy, is trained on as the policies are for ``SPECS["prm"].steps`` more
+  steps of fresh chains (its task training: a generative verifier checks a step no better than it could
+  compute it, so the PRM must know the arithmetic better than the L policy for search with S to reach L),
+  then is fine-tuned (``PRM_TUNE``) with likelihood on the tokens of correct prefixes and unlikelihood,
+  -log(1 - p), on the first wrong token of each sampled solution (``prm_loss``).
   Why not a token-classification head read at the delimiters (the first design, kept in TRAINING_LOG.txt):
   it reached a pooled step AUROC of 0.93 but a within-problem AUROC of 0.53; it had learned which problems
   are hard, not which steps are wrong, and picked worse than chance among a problem's samples. Checking
@@ -64,7 +67,7 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 from tqdm.auto import tqdm
@@ -179,28 +182,36 @@ def collate_lm(rows: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str
 # Models and training
 # ----------------------------------------------------------------------------------------------------------
 @dataclass
-class Spec:
-    hidden: int
-    layers: int
-    heads: int
-    inter: int
+class Schedule:
     steps: int
     batch: int
     lr: float
     warmup: int
     seed: int
+
+
+@dataclass
+class Spec(Schedule):
+    hidden: int
+    layers: int
+    heads: int
+    inter: int
     init: float = 0.02  # initializer_range (std of the normal init)
     weights: tuple[float, ...] | None = None  # training mix over difficulties 1..5; None = uniform
 
 
+# The wide init (std 0.08, not Llama's 0.02) is what lets these tiny models learn the carries at all: with
+# 0.02 the loss falls just as low on the copied tokens but greedy accuracy stays near 5% (TRAINING_LOG.txt).
+_L = Spec(hidden=160, layers=6, heads=5, inter=448, steps=3000, batch=64, lr=2e-3, warmup=100, seed=2, init=0.06)
 SPECS = {
-    # The wide init (std 0.08, not Llama's 0.02) is what lets these tiny models learn the carries at all: with
-    # 0.02 the loss falls just as low on the copied tokens but greedy accuracy stays near 5% (TRAINING_LOG.txt).
     "s": Spec(hidden=96, layers=4, heads=4, inter=256, steps=2200, batch=64, lr=3e-3, warmup=100, seed=1, init=0.08),
-    "l": Spec(hidden=160, layers=6, heads=5, inter=448, steps=3000, batch=64, lr=2e-3, warmup=100, seed=2, init=0.06),
-    # PRM: a copy of L fine-tuned as a generative PRM (the loss is below 0.02 after ~200 steps).
-    "prm": Spec(hidden=160, layers=6, heads=5, inter=448, steps=200, batch=64, lr=5e-4, warmup=25, seed=3),
+    "l": _L,
+    # The PRM's task training: L's architecture and weights, trained on as many more fresh chains as L saw in
+    # its last two thirds, so the verifier knows the arithmetic better than the L policy (TRAINING_LOG.txt).
+    "prm": replace(_L, steps=2000, lr=1e-3, warmup=50, seed=3),
 }
+# Then the PRM fine-tuning (likelihood + unlikelihood on labelled samples; the loss is below 0.02 after ~200 steps).
+PRM_TUNE = Schedule(steps=200, batch=64, lr=5e-4, warmup=25, seed=3)
 QUICK_STEPS = {"s": 12, "l": 8, "prm": 8}
 PROBE_EVERY = 500  # learning-curve probe of the policies (greedy on dev problems)
 
@@ -272,12 +283,15 @@ def train_loop(model, batches, steps: int, spec: Spec, desc: str, probe=None, pr
     return losses
 
 
-def train_policy(name: str, spec: Spec, tok, steps: int):
+def train_policy(name: str, spec: Spec, tok, steps: int, init=None):
+    """A policy trained on fresh chains: from scratch, or on from ``init``'s weights (the PRM's task training)."""
     from transformers import LlamaForCausalLM
 
     torch.manual_seed(spec.seed)
-    model = LlamaForCausalLM(llama_config(spec, tok))
-    log.info("tiny-arith-%s: %d parameters, %s", name, n_params(model), asdict(spec))
+    model = LlamaForCausalLM(llama_config(spec, tok) if init is None else init.config)
+    if init is not None:
+        model.load_state_dict(init.state_dict())
+    log.info("%s: %d parameters, %s%s", name, n_params(model), asdict(spec), "" if init is None else ", from L")
     stream = ChainStream(Encoder(tok), seed=spec.seed, batch_size=spec.batch, weights=spec.weights)
     dev = [arith.problem_at("dev", i) for i in range(100)]
 
@@ -594,7 +608,7 @@ def main(argv: list[str] | None = None) -> int:
     for n in ("s", "l"):
         if n in only:
             t0 = time.time()
-            policies[n] = train_policy(n, SPECS[n], tok, steps[n])
+            policies[n] = train_policy(f"tiny-arith-{n}", SPECS[n], tok, steps[n])
             save_model(policies[n], tok, paths[n])
             times[f"train {n}"] = time.time() - t0
         elif os.path.isdir(paths[n]):
@@ -626,10 +640,14 @@ def main(argv: list[str] | None = None) -> int:
 
     if "prm" in only and policies:
         t0 = time.time()
+        base = policies.get("l") or policies.get("s")
+        lm = train_policy("tiny-prm (task training)", SPECS["prm"], tok, steps["prm"], init=base)
+        times["train prm (task)"] = time.time() - t0
+        t0 = time.time()
         items, labels = build_prm_data(policies, tok, prm_sizes, seed=11)
         times["sample prm data"] = time.time() - t0
         t0 = time.time()
-        prm = train_prm(SPECS["prm"], tok, policies.get("l") or policies.get("s"), items, labels, steps["prm"])
+        prm = train_prm(PRM_TUNE, tok, lm, items, labels, QUICK_STEPS["prm"] if args.quick else PRM_TUNE.steps)
         save_model(prm, tok, paths["prm"])
         results["params"]["prm"] = n_params(prm)
         times["train prm"] = time.time() - t0
