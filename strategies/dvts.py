@@ -3,8 +3,9 @@
 Follows DVTS as used in "Can 1B LLM Surpass 405B LLM? Rethinking Compute-Optimal Test-Time Scaling"
 (search-and-learn). Each subtree starts from its own first step and never exchanges candidates with
 another, which keeps the N/M final answers diverse where beam search collapses onto one prefix. Each
-step every open subtree expands its current node into M children and keeps the best-scored one; a
-subtree ends when that child is final. At the step limit open subtrees are rolled out to the end. The
+step, the first included (search-and-learn's ``_dvts``: every subtree starts at the question), every open
+subtree expands its current node into M children and keeps the best-scored one; a subtree ends when that
+child is final. At the step limit open subtrees are rolled out to the end. The
 answer is the best-scored subtree result (``select=best``) or their weighted vote.
 """
 from __future__ import annotations
@@ -33,13 +34,20 @@ def search(space: SearchSpace, params: Params, cancel: CancelToken | None = None
     scores: dict[str, float] = {}
     root = space.initial(1)[0]
     yield from add_nodes([root])
-    # The first step gives each subtree its own first step, so the subtrees differ from the start.
+    # Step 1 as in search-and-learn: every subtree samples its own M first steps from the question and keeps
+    # the best, so step 1 costs N like every later step and the subtrees differ from the start.
     check(cancel)
-    firsts = space.extend([root], n_trees)[0]
+    firsts = space.extend([root], n_trees * params.beam_width)[0]
     yield from add_nodes(firsts)
     yield from score_nodes(space, firsts, scores)
+    heads: list[Node] = []  # one current node per subtree
+    for i in range(n_trees):
+        group = firsts[i * params.beam_width:(i + 1) * params.beam_width]
+        heads.append(best_scored(group, scores))
+        for c in group:
+            if c is not heads[-1]:
+                yield NodePruned(id=c.id, reason=f"subtree {i}: not the best of {len(group)}")
     yield StepDone(step=1)
-    heads: list[Node] = list(firsts)  # one current node per subtree
     for step in range(2, space.max_steps + 1):
         open_idx = [i for i, h in enumerate(heads) if not h.finished]
         if not open_idx:

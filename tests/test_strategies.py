@@ -91,15 +91,19 @@ def test_dvts_keeps_subtrees_apart():
     space = FakeSpace(length=4, seed=5)
     events = run(dvts, space, n=8, beam_width=2)
     parents = {e["id"]: e["parent"] for e in of(events, "NodeAdded")}
-    firsts = [e["id"] for e in of(events, "NodeAdded") if e["step"] == 1]
-    assert len(firsts) == 4  # N/M subtrees
+    pruned = {p["id"] for p in of(events, "NodePruned")}
+    step1 = [e["id"] for e in of(events, "NodeAdded") if e["step"] == 1]
+    assert len(step1) == 8  # step 1 costs N too: each subtree samples M first steps (search-and-learn)
+    firsts = [i for i in step1 if i not in pruned]
+    assert len(firsts) == 4  # N/M subtrees, each keeping the best of its own M
+    assert [c for c in space.calls if c[0] == "extend"][0] == ("extend", 1, 8)
 
     def subtree(i):
         while parents[i] not in (None,) and parents[parents[i]] is not None:
             i = parents[i]
         return i
     finals = [e["id"] for e in of(events, "NodeFinished")]
-    survivors = [f for f in finals if f not in {p["id"] for p in of(events, "NodePruned")}]
+    survivors = [f for f in finals if f not in pruned]
     assert sorted(subtree(f) for f in survivors) == sorted(firsts)  # one result per subtree
     # after the first step every open head expands M children
     assert [c for c in space.calls if c[0] == "extend"][1] == ("extend", 4, 2)
