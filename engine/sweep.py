@@ -146,7 +146,10 @@ def run_sweep(config: SweepConfig, store, cancel: CancelToken | None = None,
                                    sweep_id=sweep_id, judge=config.judge, options=dict(config.options))
                     started = time.perf_counter()
                     out = _run_one(rc, store, cancel, config.resume, limits)
-                    cells.setdefault((s, b), []).append((problem, out, time.perf_counter() - started))
+                    # the run's own recorded wall time, so a reused run counts what it took when it ran and a
+                    # resumed sweep reports the wall time of an uninterrupted one
+                    wall = out["compute"].get("wall_s", time.perf_counter() - started)
+                    cells.setdefault((s, b), []).append((problem, out, wall))
                     if not need_oracle_runs and s == oracle_source and b == max_b:
                         oracle_counts.append(_counts(problem, out, b))
                         oracle_problems.add(problem.uid or problem.text)

@@ -61,6 +61,11 @@ def test_resume_continues_a_stopped_sweep_with_identical_results(tmp_path, rando
                           r["compute"]["generated_tokens"]) for r in res["results"]]
     assert strip(resumed) == strip(reference)
     assert resumed["oracle"]["pass@k"] == reference["oracle"]["pass@k"]
+    # every run reused: the wall times are the ones the runs took, not the milliseconds of reading them back
+    again = run_sweep(_config(random_lm_path, resume=True), store, limits=Limits())
+    assert all(r["reused_runs"] == r["n_runs"] for r in again["results"])
+    assert [r["wall_s"] for r in again["results"]] == pytest.approx([r["wall_s"] for r in resumed["results"]])
+    assert all(r["wall_s"] > 0 for r in again["results"])
 
 
 def test_sweep_caps(tmp_path, random_lm_path):
