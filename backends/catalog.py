@@ -149,7 +149,7 @@ CATALOG: dict[str, ModelEntry] = {e.id: e for e in [
                "Embedded larger policy, same data, several times the parameters."),
     ModelEntry("tiny-prm", "prm", "reasoning", f"{_E}/tiny-prm",
                "Embedded generative process reward model: the probability it gives the steps so far "
-               "(fine-tuned from tiny-arith-l on the policies' labelled samples).", delimiter="\n",
+               "(tiny-arith-l trained further on the task, then on the policies' labelled samples).", delimiter="\n",
                family="likelihood"),
     ModelEntry("oracle", "oracle", "reasoning", "ground truth",
                "ORACLE: grades each step against the known solution. Not a real verifier: a ceiling."),

@@ -35,9 +35,10 @@ Families (``FAMILIES``; input formats from the model cards and the reference inf
   after step i is exp(sum of log p(token | everything before it)) over the tokens of steps 1..i and their
   delimiters (the question's own tokens excluded), a cumulative product, so it can only fall from step to
   step, like a first-error PRM's. An unchanged policy model works (its self-certainty); the embedded
-  ``tiny-prm`` is one fine-tuned for it (likelihood on correct steps, unlikelihood on the first wrong token,
-  ``backends/embedded/train.py``). The delimiter after the final step is scored too, so a model used this
-  way should have seen a delimiter (not end-of-text) after its answers.
+  ``tiny-prm`` is one trained for it (L trained further on the task, then likelihood on correct steps and
+  unlikelihood on the first wrong token, ``backends/embedded/train.py``). The delimiter after the final
+  step is scored too, so a model used this way should have seen a delimiter (not end-of-text) after its
+  answers.
 - ``orm``: an outcome reward model through ``AutoModelForSequenceClassification`` (the question and the
   answer as a chat through the tokenizer's template when it has one); score = sigmoid of the single logit,
   or P(class 1) for two labels. ``score_whole`` scores each whole answer once; ``score_steps`` scores each

@@ -519,7 +519,7 @@ def build_prm_data(policies: dict, tok, sizes: dict[str, tuple[int, int]], seed:
 
 
 def train_prm(spec: Spec, tok, init_from, items, labels, steps: int):
-    """The generative PRM: a copy of ``init_from`` (the L policy) fine-tuned with ``prm_loss``."""
+    """The generative PRM: a copy of ``init_from`` (L after the PRM's task training) fine-tuned with ``prm_loss``."""
     from transformers import LlamaForCausalLM
 
     torch.manual_seed(spec.seed)
