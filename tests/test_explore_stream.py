@@ -255,3 +255,16 @@ def test_a_flow_only_strategy_moves_a_ddim_choice_to_flow_sde():
     assert "value" not in scheduler_update("rollover_budget_forcing", "image", "flow_ode")
     assert "value" not in scheduler_update("fk_steering", "image", "ddim")
     assert "value" not in scheduler_update("best_of_n", "reasoning", None)
+
+
+def test_a_domain_starts_on_a_verifier_that_is_available_here(monkeypatch):
+    """t2i's first verifier (clip-score) may not be cached while a later one is: the switch picks the later one;
+    with none available it keeps the first, whose label says so."""
+    from ui import registry
+    from ui.explore import domain_updates
+
+    monkeypatch.setattr(registry, "_available", lambda e: e.id == "laion-aesthetic")
+    assert domain_updates("t2i")["verifier"]["value"] == "laion-aesthetic"
+    monkeypatch.setattr(registry, "_available", lambda e: False)
+    assert domain_updates("t2i")["verifier"]["value"] == "clip-score"
+    assert registry.default_verifier("reasoning") == "tiny-prm"

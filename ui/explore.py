@@ -21,8 +21,8 @@ from backends.domains import IMAGE_DOMAINS
 from ui import views
 from ui.common import (AppContext, Viewer, build_viewer, candidates_update, gallery_update, load_values, nfe_update,
                        parse_choice, parse_int, particles_update, session_key, start_worker, strips_update)
-from ui.registry import (PROBLEM_TEXT_MAX, ParamField, budget_choices, default_model, domain_choices,
-                         model_choices, param_fields, sampler_spec, strategy_choices, strategy_markdown,
+from ui.registry import (PROBLEM_TEXT_MAX, ParamField, budget_choices, default_model, default_verifier,
+                         domain_choices, model_choices, param_fields, sampler_spec, strategy_choices, strategy_markdown,
                          t2i_prompt_choices, verifier_choices)
 
 log = logging.getLogger(__name__)
@@ -179,8 +179,8 @@ def build(ctx: AppContext) -> ExploreTab:
 
 def domain_updates(domain: str) -> dict[str, Any]:
     """Widget updates for a switch to ``domain``, by widget name: its strategies, models and verifiers (the
-    first of each chosen, but the first model that is available here, and beam search kept where the domain
-    has it); its problem inputs (difficulty, digit or bundled prompt, and the typed-problem box's wording); for
+    first strategy, but beam search kept where the domain has it; the first model and the first verifier that
+    are available here); its problem inputs (difficulty, digit or bundled prompt, and the typed-problem box's wording); for
     the image domains the sampler options their backend knows, at its defaults (the others hidden); for
     reasoning the aggregation and temperature."""
     d = domain if domain in domain_choices() else domain_choices()[0]
@@ -192,7 +192,7 @@ def domain_updates(domain: str) -> dict[str, Any]:
     label, placeholder = PROBLEM_BOX.get(d, PROBLEM_BOX["reasoning"])
     out = {"strategy": gr.update(choices=strategies, value=keep),
            "model": gr.update(choices=models, value=default_model(d)),
-           "verifier": gr.update(choices=verifiers, value=first(verifiers)),
+           "verifier": gr.update(choices=verifiers, value=default_verifier(d)),
            "difficulty": gr.update(visible=not img), "digit": gr.update(visible=d == "image"),
            "prompt_id": gr.update(visible=d == "t2i"), "problem": gr.update(label=label, placeholder=placeholder),
            "aggregation": gr.update(visible=not img), "temperature": gr.update(visible=not img),

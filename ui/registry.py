@@ -105,17 +105,26 @@ def model_choices(domain: str | None) -> list[tuple[str, str]]:
     return [(_label(e), e.id) for e in _entries(domain) if e.kind == "policy"] or [("tiny-arith-s", "tiny-arith-s")]
 
 
+def _first_available(entries: list[Any], fallback: str) -> str:
+    """The first entry that is available here (a hub model that is not cached would fail the first run), else the
+    first one, whose label says it is not."""
+    ready = next((e for e in entries if _available(e)), None)
+    return (ready or entries[0]).id if entries else fallback
+
+
 def default_model(domain: str | None) -> str:
-    """The policy a domain starts with: the first one in the catalog that is available here (a hub pipeline
-    that is not cached would fail the first run), else the first one, whose label says it is not."""
-    policies = [e for e in _entries(domain) if e.kind == "policy"]
-    ready = next((e for e in policies if _available(e)), None)
-    return (ready or policies[0]).id if policies else model_choices(domain)[0][1]
+    """The policy a domain starts with."""
+    return _first_available([e for e in _entries(domain) if e.kind == "policy"], model_choices(domain)[0][1])
 
 
 def verifier_choices(domain: str | None) -> list[tuple[str, str]]:
     """Every entry of the domain that is not a policy: PRMs, ORMs, judges, classifiers, rewards, the oracle."""
     return [(_label(e), e.id) for e in _entries(domain) if e.kind != "policy"] or [("tiny-prm", "tiny-prm")]
+
+
+def default_verifier(domain: str | None) -> str:
+    """The verifier a domain starts with."""
+    return _first_available([e for e in _entries(domain) if e.kind != "policy"], verifier_choices(domain)[0][1])
 
 
 def t2i_prompt_choices() -> list[tuple[str, str]]:
