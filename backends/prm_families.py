@@ -83,6 +83,12 @@ def split_steps(text: str, delimiter: str) -> list[str]:
     return [p.strip() for p in text.split(delimiter) if p.strip()]
 
 
+def likelihood_pieces(question: str, steps: list[str], delimiter: str) -> list[str]:
+    """What a ``likelihood`` PRM reads, in pieces: the question, then every step, each closed by the delimiter
+    (the last step too). The embedded PRM's training text (``backends.embedded.train.prm_text``) is their join."""
+    return [question + delimiter] + [step + delimiter for step in steps]
+
+
 def question_of(problem: object, prompt: str) -> str:
     text = getattr(problem, "text", None) if problem is not None else None
     return text if isinstance(text, str) and text else prompt
@@ -477,10 +483,11 @@ class LikelihoodPRM(_PrefixCachedPRM):
 
     def _encode(self, question, steps):
         """Ids, then the position where the solution starts followed by the last token of each step's delimiter."""
-        ids = self.tokenizer(question + self.delimiter, add_special_tokens=True)["input_ids"]
+        first, *rest = likelihood_pieces(question, steps, self.delimiter)
+        ids = self.tokenizer(first, add_special_tokens=True)["input_ids"]
         positions = [len(ids) - 1]
-        for step in steps:
-            ids = ids + self.tokenizer(step + self.delimiter, add_special_tokens=False)["input_ids"]
+        for piece in rest:
+            ids = ids + self.tokenizer(piece, add_special_tokens=False)["input_ids"]
             positions.append(len(ids) - 1)
         return ids, positions
 

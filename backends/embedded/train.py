@@ -390,8 +390,10 @@ def auroc(scores: list[float], labels: list[int]) -> float:
 # PRM
 # ----------------------------------------------------------------------------------------------------------
 def prm_text(problem: arith.Problem, steps: list[str]) -> str:
-    """What the PRM reads: the question, then every step closed by the delimiter (the last one too)."""
-    return problem.text + NEWLINE + NEWLINE.join(steps) + NEWLINE
+    """What the PRM reads, as the app's ``likelihood`` family builds it."""
+    from backends.prm_families import likelihood_pieces
+
+    return "".join(likelihood_pieces(problem.text, steps, NEWLINE))
 
 
 def prm_rows(enc: Encoder, items: list[tuple[arith.Problem, list[str]]],
