@@ -40,13 +40,9 @@ def search(space: SearchSpace, params: Params, cancel: CancelToken | None = None
     firsts = space.extend([root], n_trees * params.beam_width)[0]
     yield from add_nodes(firsts)
     yield from score_nodes(space, firsts, scores)
-    heads: list[Node] = []  # one current node per subtree
-    for i in range(n_trees):
-        group = firsts[i * params.beam_width:(i + 1) * params.beam_width]
-        heads.append(best_scored(group, scores))
-        for c in group:
-            if c is not heads[-1]:
-                yield NodePruned(id=c.id, reason=f"subtree {i}: not the best of {len(group)}")
+    heads: list[Node] = [root] * n_trees  # one current node per subtree
+    m = params.beam_width
+    yield from _keep_best(heads, range(n_trees), [firsts[i * m:(i + 1) * m] for i in range(n_trees)], scores)
     yield StepDone(step=1)
     for step in range(2, space.max_steps + 1):
         open_idx = [i for i, h in enumerate(heads) if not h.finished]
@@ -57,12 +53,7 @@ def search(space: SearchSpace, params: Params, cancel: CancelToken | None = None
         flat = [c for g in groups for c in g]
         yield from add_nodes(flat)
         yield from score_nodes(space, flat, scores)
-        for i, group in zip(open_idx, groups):
-            best = best_scored(group, scores)
-            for c in group:
-                if c is not best:
-                    yield NodePruned(id=c.id, reason=f"subtree {i}: not the best of {len(group)}")
-            heads[i] = best
+        yield from _keep_best(heads, open_idx, groups, scores)
         yield StepDone(step=step)
     open_heads = [h for h in heads if not h.finished]
     if open_heads:
@@ -78,3 +69,12 @@ def search(space: SearchSpace, params: Params, cancel: CancelToken | None = None
     finished = [h for h in heads if h.finished]
     chosen = weighted_vote(space, finished, scores) if params.select == "weighted" else best_scored(finished, scores)
     yield from finish(space, finished, scores, chosen)
+
+
+def _keep_best(heads: list[Node], subtrees, groups: list[list[Node]], scores: dict[str, float]) -> Iterator[Event]:
+    """Each listed subtree moves its head to the best-scored node of its group; the rest are pruned."""
+    for i, group in zip(subtrees, groups):
+        heads[i] = best_scored(group, scores)
+        for c in group:
+            if c is not heads[i]:
+                yield NodePruned(id=c.id, reason=f"subtree {i}: not the best of {len(group)}")

@@ -180,9 +180,9 @@ def build(ctx: AppContext) -> ExploreTab:
 def domain_updates(domain: str) -> dict[str, Any]:
     """Widget updates for a switch to ``domain``, by widget name: its strategies, models and verifiers (the
     first strategy, but beam search kept where the domain has it; the first model and the first verifier that
-    are available here); its problem inputs (difficulty, digit or bundled prompt, and the typed-problem box's wording); for
-    the image domains the sampler options their backend knows, at its defaults (the others hidden); for
-    reasoning the aggregation and temperature."""
+    are available here); its problem inputs (difficulty, digit or bundled prompt, and the typed-problem box's
+    wording); for the image domains the sampler options their backend knows, at its defaults (the others
+    hidden); for reasoning the aggregation and temperature."""
     d = domain if domain in domain_choices() else domain_choices()[0]
     strategies = strategy_choices(d)
     models, verifiers = model_choices(d), verifier_choices(d)
@@ -211,9 +211,11 @@ def domain_updates(domain: str) -> dict[str, Any]:
 def scheduler_update(strategy: str, domain: str, scheduler: str | None) -> dict:
     """The image domain's flow-only strategies (rollover budget forcing) run on a flow sampler: a DDIM or DDPM
     choice switches to flow_sde, the sampler the CLI gives them by default; any other choice is left alone."""
+    if domain != "image":
+        return gr.update()
     from backends import image
 
-    if domain == "image" and strategy in image.FLOW_ONLY_STRATEGIES and scheduler not in image.FLOW_SCHEDULERS:
+    if strategy in image.FLOW_ONLY_STRATEGIES and scheduler not in image.FLOW_SCHEDULERS:
         return gr.update(value="flow_sde")
     return gr.update()
 

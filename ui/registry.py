@@ -101,8 +101,11 @@ def _label(e: Any) -> str:
     return f"{e.id}{tag}"
 
 
+FALLBACK_MODEL, FALLBACK_VERIFIER = "tiny-arith-s", "tiny-prm"  # when the catalog lists nothing for a domain
+
+
 def model_choices(domain: str | None) -> list[tuple[str, str]]:
-    return [(_label(e), e.id) for e in _entries(domain) if e.kind == "policy"] or [("tiny-arith-s", "tiny-arith-s")]
+    return [(_label(e), e.id) for e in _entries(domain) if e.kind == "policy"] or [(FALLBACK_MODEL, FALLBACK_MODEL)]
 
 
 def _first_available(entries: list[Any], fallback: str) -> str:
@@ -114,17 +117,17 @@ def _first_available(entries: list[Any], fallback: str) -> str:
 
 def default_model(domain: str | None) -> str:
     """The policy a domain starts with."""
-    return _first_available([e for e in _entries(domain) if e.kind == "policy"], model_choices(domain)[0][1])
+    return _first_available([e for e in _entries(domain) if e.kind == "policy"], FALLBACK_MODEL)
 
 
 def verifier_choices(domain: str | None) -> list[tuple[str, str]]:
     """Every entry of the domain that is not a policy: PRMs, ORMs, judges, classifiers, rewards, the oracle."""
-    return [(_label(e), e.id) for e in _entries(domain) if e.kind != "policy"] or [("tiny-prm", "tiny-prm")]
+    return [(_label(e), e.id) for e in _entries(domain) if e.kind != "policy"] or [(FALLBACK_VERIFIER, FALLBACK_VERIFIER)]
 
 
 def default_verifier(domain: str | None) -> str:
     """The verifier a domain starts with."""
-    return _first_available([e for e in _entries(domain) if e.kind != "policy"], verifier_choices(domain)[0][1])
+    return _first_available([e for e in _entries(domain) if e.kind != "policy"], FALLBACK_VERIFIER)
 
 
 def t2i_prompt_choices() -> list[tuple[str, str]]:

@@ -520,14 +520,10 @@ def build_prm_data(policies: dict, tok, sizes: dict[str, tuple[int, int]], seed:
     return items, labels
 
 
-def train_prm(spec: Spec, tok, init_from, items, labels, steps: int):
-    """The generative PRM: a copy of ``init_from`` (L after the PRM's task training) fine-tuned with ``prm_loss``."""
-    from transformers import LlamaForCausalLM
-
+def train_prm(spec: Schedule, tok, prm, items, labels, steps: int):
+    """The generative PRM: ``prm`` (L after the PRM's task training) fine-tuned in place with ``prm_loss``."""
     torch.manual_seed(spec.seed)
-    prm = LlamaForCausalLM(init_from.config)
-    prm.load_state_dict(init_from.state_dict())
-    log.info("tiny-prm: %d parameters (generative, initialised from the policy)", n_params(prm))
+    log.info("tiny-prm: %d parameters (generative, fine-tuned from its task training)", n_params(prm))
     enc = Encoder(tok)
     stream = PRMStream(prm_rows(enc, items, labels), enc.pad_id, spec.batch, seed=spec.seed)
     train_loop(prm, stream, steps, spec, "train prm", loss_fn=prm_loss)
@@ -615,6 +611,9 @@ def main(argv: list[str] | None = None) -> int:
             times[f"train {n}"] = time.time() - t0
         elif os.path.isdir(paths[n]):
             policies[n] = load_policy(paths[n])
+    if "prm" in only and "l" not in policies:
+        print(f"the PRM starts from tiny-arith-l, which is not in {out}: train it too (--only l,prm)", file=sys.stderr)
+        return 2
     problems = test_problems(n_eval)
     results: dict = {"params": {}}
     for n, model in policies.items():
@@ -640,10 +639,9 @@ def main(argv: list[str] | None = None) -> int:
         pass_items = [(p, arith.split_steps(t)) for p, t in zip([p for p in pp for _ in range(k_pass)], texts)]
         times["eval pass@16 s"] = time.time() - t0
 
-    if "prm" in only and policies:
+    if "prm" in only:
         t0 = time.time()
-        base = policies.get("l") or policies.get("s")
-        lm = train_policy("tiny-prm (task training)", SPECS["prm"], tok, steps["prm"], init=base)
+        lm = train_policy("tiny-prm (task training)", SPECS["prm"], tok, steps["prm"], init=policies["l"])
         times["train prm (task)"] = time.time() - t0
         t0 = time.time()
         items, labels = build_prm_data(policies, tok, prm_sizes, seed=11)
