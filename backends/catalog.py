@@ -7,11 +7,11 @@ A local folder in Hugging Face format can be given as a policy id directly.
 Prefixed ids pick a backend or a verifier family for any hub id or local folder:
 
 - ``openai:<model>`` (optionally ``openai:<model>@<base_url>``): a policy served by an OpenAI-compatible
-  ``/v1/completions`` endpoint (``backends.openai_backend``; base URL and key from ``OPENAI_BASE_URL`` and
+  ``/v1/completions`` endpoint (``backends.text.openai_backend``; base URL and key from ``OPENAI_BASE_URL`` and
   ``OPENAI_API_KEY`` unless given);
-- ``vllm:<path or id>``: a policy run in process by vLLM (``backends.vllm_backend``, optional install);
+- ``vllm:<path or id>``: a policy run in process by vLLM (``backends.text.vllm_backend``, optional install);
 - ``qwen-prm:``, ``math-shepherd:``, ``rlhflow:``, ``skywork-prm:``, ``likelihood:``, ``orm:`` + path or id: a verifier of that
-  family (``backends.prm_families``); ``judge:<path or id>``: an LLM judge (``backends.judge``).
+  family (``backends.text.prm_families``); ``judge:<path or id>``: an LLM judge (``backends.text.judge``).
 
 A local folder given as a verifier without a prefix is read as a PRM family when its config names one
 (``prm_families.detect_family``), else as a token-classification PRM.
@@ -22,7 +22,6 @@ runs only when the caller passes ``trust_remote_code=True`` (the UI's tick box, 
 """
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import threading
@@ -51,7 +50,7 @@ class ModelEntry:
     chat_template: bool = False
     size: str = ""
     hardware: str = ""
-    family: str = ""        # PRM family (backends.prm_families.FAMILIES) for prm/orm entries
+    family: str = ""        # PRM family (backends.text.prm_families.FAMILIES) for prm/orm entries
     backend: str = "transformers"  # transformers / openai / vllm for policies
     params_b: float = 0.0   # listed parameter count in billions, for the memory estimate before download
 
@@ -60,7 +59,7 @@ class ModelEntry:
 
         Read from the config when it is on disk (a local folder or the Hugging Face cache), else from the
         listed parameter count. No torch import: the model list stays fast. At load time,
-        ``backends.transformers_lm.memory_estimate_bytes`` gives the device-aware figure (float32 on CPU).
+        ``backends.text.transformers_lm.memory_estimate_bytes`` gives the device-aware figure (float32 on CPU).
         """
         if self.kind == "oracle" or self.backend == "openai":
             return 0
@@ -73,7 +72,7 @@ class ModelEntry:
         if self.kind == "oracle":
             return True, "built in: grades against the ground truth"
         if self.backend == "openai":
-            from backends.openai_backend import resolve_endpoint
+            from backends.text.openai_backend import resolve_endpoint
             base, _, _ = resolve_endpoint(self.source)
             if not base:
                 return False, "no endpoint: set OPENAI_BASE_URL or use openai:<model>@<base_url>"
@@ -247,7 +246,7 @@ def resolve(model_id: str, kind: str) -> ModelEntry:
             return entry
     if kind == "verifier" and model_id not in CATALOG and Path(model_id).is_dir() \
             and (Path(model_id) / "config.json").exists():
-        from backends.prm_families import detect_family
+        from backends.text.prm_families import detect_family
         family = detect_family(model_id)
         if family:
             return ModelEntry(model_id, "orm" if family == "orm" else "prm", "reasoning", model_id,
@@ -270,48 +269,16 @@ def resolve(model_id: str, kind: str) -> ModelEntry:
 _load_lock = threading.Lock()
 
 
-@functools.lru_cache(maxsize=4)
-def _load_policy(model_id: str, trust_remote_code: bool, delimiter: str | None = None):
-    entry = resolve(model_id, "policy")
-    delimiter = delimiter or entry.delimiter
-    if entry.backend == "openai":
-        from backends.openai_backend import OpenAIPolicy
-        return OpenAIPolicy.from_source(entry.source, delimiter=delimiter)
-    if entry.backend == "vllm":
-        from backends.vllm_backend import VLLMPolicy
-        return VLLMPolicy(entry.source, delimiter=delimiter, trust_remote_code=trust_remote_code,
-                          chat_template=entry.chat_template)
-    from backends.transformers_lm import CausalLMPolicy
-    return CausalLMPolicy(entry.source, trust_remote_code=trust_remote_code, delimiter=delimiter,
-                          chat_template=entry.chat_template)
-
-
-@functools.lru_cache(maxsize=4)
-def _load_verifier(model_id: str, trust_remote_code: bool):
-    from backends.verifiers import TokenClassificationPRM
-    entry = resolve(model_id, "verifier")
-    if entry.kind == "oracle":
-        from backends.math_grading import AnyOracle
-        return AnyOracle()  # ArithOracle for arithmetic chains, MathOracle for MATH-500 / GSM8K
-    if entry.kind == "judge":
-        from backends.judge import load_judge
-        return load_judge(entry.source, name=entry.id, trust_remote_code=trust_remote_code)
-    if entry.family:
-        from backends import prm_families
-        return prm_families.load(entry.family, entry.source, name=entry.id, trust_remote_code=trust_remote_code)
-    return TokenClassificationPRM(entry.source, name=entry.id, delimiter=entry.delimiter,
-                                  trust_remote_code=trust_remote_code)
-
-
-def _load(fn, model_id: str, kind: str, trust_remote_code: bool, *extra):
+def available(model_id: str, kind: str) -> ModelEntry:
+    """The entry of a reasoning-domain policy or verifier, refused with one line when it is not available here."""
     entry = resolve(model_id, kind)
     ok, reason = entry.availability()
     if not ok:
         raise ModelLoadError(f"{model_id} is not available here: {reason}")
-    return _one_line_failures(model_id, fn, model_id, trust_remote_code, *extra)
+    return entry
 
 
-def _one_line_failures(model_id: str, fn, *args):
+def guarded_load(model_id: str, fn, *args):
     """``fn(*args)`` under the load lock; any loader failure becomes one clear ModelLoadError line."""
     with _load_lock:
         try:
@@ -324,21 +291,10 @@ def _one_line_failures(model_id: str, fn, *args):
             raise ModelLoadError(f"{model_id} failed to load: {first}") from exc
 
 
-def load_policy(model_id: str, trust_remote_code: bool = False, delimiter: str | None = None):
-    """A loaded policy; ``delimiter`` overrides the entry's step delimiter (math problems use blank lines)."""
-    if delimiter is None:
-        return _load(_load_policy, model_id, "policy", trust_remote_code)
-    return _load(_load_policy, model_id, "policy", trust_remote_code, delimiter)
-
-
-def load_verifier(model_id: str, trust_remote_code: bool = False):
-    return _load(_load_verifier, model_id, "verifier", trust_remote_code)
-
-
 # ---- image domain (issue 5) -----------------------------------------------------------------------------
 # The embedded image models are written by ``python -m backends.embedded.digits.train``; the rewards are
-# plain functions of the image (``backends.image_verifiers``). Image verifiers of kind classifier/reward
-# and the image policy load only through ``load_image_model`` / ``load_image_verifier``.
+# plain functions of the image (``backends.image.verifiers``). Image verifiers of kind classifier/reward
+# and the image policy load only through ``backends.image.loaders``.
 
 @dataclass(frozen=True)
 class ImageModelEntry(ModelEntry):
@@ -371,7 +327,7 @@ for _e in [
     CATALOG.setdefault(_e.id, _e)
 
 
-def _image_entry(model_id: str, kind: str) -> ModelEntry:
+def image_entry(model_id: str, kind: str) -> ModelEntry:
     entry = CATALOG.get(model_id)
     folder = Path(model_id)
     if entry is None and folder.is_dir():  # a local folder: a diffusers model, or a classifier we trained
@@ -397,39 +353,9 @@ def _usable(entry, model_id: str, domain: str, kinds, what: str):
     return entry
 
 
-@functools.lru_cache(maxsize=4)
-def _load_image_model(model_id: str):
-    from backends.image import DiffusionModel
-    return DiffusionModel(_image_entry(model_id, "policy").source, name=model_id)
-
-
-@functools.lru_cache(maxsize=8)
-def _load_image_verifier(model_id: str):
-    from backends.image_verifiers import AttributeReward, ClassifierVerifier
-    entry = _image_entry(model_id, "verifier")
-    if entry.source.startswith("builtin:"):
-        return AttributeReward(entry.source.split(":", 1)[1], name=entry.id)
-    return ClassifierVerifier(entry.source, name=entry.id)
-
-
-def _load_image(fn, model_id: str, kind: str):
-    _image_entry(model_id, kind)
-    return _one_line_failures(model_id, fn, model_id)
-
-
-def load_image_model(model_id: str):
-    """The diffusion model of the image domain (a local diffusers folder with unet/ and scheduler/)."""
-    return _load_image(_load_image_model, model_id, "policy")
-
-
-def load_image_verifier(model_id: str):
-    """An image verifier or judge: a classifier folder (safetensors + config.json) or a built-in reward."""
-    return _load_image(_load_image_verifier, model_id, "verifier")
-
-
 # ---- text-to-image domain (issue 7) ---------------------------------------------------------------------
 # Pipelines are diffusers folders (``model_index.json`` + components) by hub id or local path, driven by
-# ``backends.t2i_pipelines``; verifiers (``backends.t2i_verifiers``) are CLIP models, aesthetic folders, or the
+# ``backends.image.t2i_pipelines``; verifiers (``backends.image.t2i_verifiers``) are CLIP models, aesthetic folders, or the
 # optional ImageReward / HPS packages, or a vision-language judge. ``clip:<id or folder>``, ``aesthetic:<folder>``
 # and ``vlm:<id or folder>`` name any CLIP model, aesthetic folder or image-text-to-text model. The family of an
 # entry says which loader it takes.
@@ -503,7 +429,7 @@ for _e in [
     CATALOG.setdefault(_e.id, _e)
 
 
-def _t2i_entry(model_id: str, kind: str) -> ModelEntry:
+def t2i_entry(model_id: str, kind: str) -> ModelEntry:
     entry = CATALOG.get(model_id)
     prefix, sep, rest = model_id.partition(":")
     if entry is None and sep and rest and prefix in ("clip", "aesthetic", "vlm") and kind == "verifier":
@@ -526,30 +452,3 @@ def _t2i_entry(model_id: str, kind: str) -> ModelEntry:
         raise ModelLoadError(f"unknown text-to-image {kind} {model_id!r}: use one of {known}{extra}, "
                              "or a local folder")
     return _usable(entry, model_id, "t2i", T2I_KINDS[kind], f"a text-to-image {kind}")
-
-
-@functools.lru_cache(maxsize=2)
-def _load_t2i_model(model_id: str):
-    from backends.t2i_pipelines import Pipeline
-    return Pipeline(_t2i_entry(model_id, "policy").source, name=model_id)
-
-
-@functools.lru_cache(maxsize=8)
-def _load_t2i_verifier(model_id: str):
-    from backends import t2i_verifiers as tv
-    entry = _t2i_entry(model_id, "verifier")
-    loaders = {"clip": tv.CLIPScore, "aesthetic": tv.AestheticScore, "vlm": tv.VLMJudge,
-               "imagereward": tv.ImageRewardScore, "hpsv2": tv.HPSScore}
-    return loaders[entry.family](entry.source, name=model_id)
-
-
-def load_t2i_model(model_id: str):
-    """A text-to-image pipeline (hub id or local diffusers folder), ready to be stepped."""
-    _t2i_entry(model_id, "policy")
-    return _one_line_failures(model_id, _load_t2i_model, model_id)
-
-
-def load_t2i_verifier(model_id: str):
-    """A text-to-image verifier: CLIP score, aesthetic, VLM judge, ImageReward or HPS (backends.t2i_verifiers)."""
-    _t2i_entry(model_id, "verifier")
-    return _one_line_failures(model_id, _load_t2i_verifier, model_id)

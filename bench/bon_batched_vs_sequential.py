@@ -18,7 +18,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 
-from backends import catalog  # noqa: E402
+from backends.text.loaders import load_policy  # noqa: E402
 from backends.embedded import arith  # noqa: E402
 from engine.run import RunConfig, execute  # noqa: E402
 from storage import RunStore  # noqa: E402
@@ -32,7 +32,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(2)
     problems = [arith.problem_at("test", i) for i in range(args.problems)]
-    policy = catalog.load_policy(args.model)
+    policy = load_policy(args.model)
     store = RunStore(Path(tempfile.mkdtemp()) / "bench.db")
 
     # warm up both paths once so neither pays first-call costs

@@ -21,8 +21,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 
-from backends import catalog  # noqa: E402
-from backends import image as im  # noqa: E402
+from backends.image.loaders import load_image_model  # noqa: E402
+from backends.image.diffusion import PREVIEWS, Sampling, derive, sample  # noqa: E402
+from backends.image.digits import problem_at
 from engine.run import RunConfig, execute  # noqa: E402
 from storage import RunStore  # noqa: E402
 
@@ -33,14 +34,14 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=16)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is best on a shared 2-core machine)")
-    ap.add_argument("--previews", default="all", choices=im.PREVIEWS)
+    ap.add_argument("--previews", default="all", choices=PREVIEWS)
     ap.add_argument("--repeats", type=int, default=2, help="take the best of this many timings of each side")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     os.environ.setdefault("TTS_IMAGES_DIR", tempfile.mkdtemp(prefix="bench-images-"))
-    problems = [im.problem_at("test", i) for i in range(args.problems)]
-    model = catalog.load_image_model("tiny-digits")
-    sampling = im.Sampling(steps=args.steps)
+    problems = [problem_at("test", i) for i in range(args.problems)]
+    model = load_image_model("tiny-digits")
+    sampling = Sampling(steps=args.steps)
     store = RunStore(Path(tempfile.mkdtemp()) / "bench.db")
     options = {"steps": args.steps, "previews": args.previews}
 
@@ -59,19 +60,19 @@ def main() -> None:
         t0 = time.perf_counter()
         for p in problems:
             for s in range(args.n):
-                im.sample(model, sampling, [p.label], [im.derive("bench", p.seed, s)])
+                sample(model, sampling, [p.label], [derive("bench", p.seed, s)])
         return time.perf_counter() - t0, len(problems) * args.n * args.steps
 
     def batched_side() -> tuple[float, int]:
         t0 = time.perf_counter()
         for p in problems:
-            im.sample(model, sampling, [p.label] * args.n, [im.derive("bench", p.seed, s) for s in range(args.n)])
+            sample(model, sampling, [p.label] * args.n, [derive("bench", p.seed, s) for s in range(args.n)])
         return time.perf_counter() - t0, len(problems) * args.n * args.steps
 
     # warm up every path once so none pays first-call costs
     list(execute(RunConfig(domain="image", model="tiny-digits", verifier="digit-classifier", judge="digit-judge",
                            strategy="random_search", budget=2, problem_id="test:0", options=options), store))
-    im.sample(model, sampling, [0, 1], [1, 2])
+    sample(model, sampling, [0, 1], [1, 2])
     results = {}
     for name, fn in (("engine", engine_side), ("sequential", sequential_side), ("batched", batched_side)):
         results[name] = min((fn() for _ in range(args.repeats)), key=lambda r: r[0])

@@ -14,6 +14,7 @@ from typing import Iterator
 
 from backends.domains import DOMAINS
 from backends.errors import InputError
+from engine import zerogpu
 from engine.limits import Limits
 from strategies import params as params_mod
 from strategies.core import AGGREGATIONS, CancelToken, Cancelled, Compute, RunFinished
@@ -141,13 +142,25 @@ def run_events(config: RunConfig, limits: Limits | None = None, cancel: CancelTo
     yield {"type": "Graded", "correct": correct, "extras": extras, "totals": _totals(space.meter, started)}
 
 
+def _gpu_work(config: RunConfig, limits: Limits | None = None) -> Iterator[dict]:
+    """The whole model side of one run, as plain dicts (what the ZeroGPU worker sends back)."""
+    yield from run_events(config, limits)
+
+
+gpu_events = zerogpu.on_gpu(_gpu_work)  # decorated at import, as ZeroGPU requires
+
+
+def on_zerogpu() -> bool:
+    """True when ``spaces`` wrapped the run's model work, i.e. on a ZeroGPU Space."""
+    return gpu_events is not _gpu_work
+
+
 def execute(config: RunConfig, store, cancel: CancelToken | None = None, limits: Limits | None = None) -> Iterator[dict]:
     """Run one search and yield its events; see the module docstring. Raises ConfigError on bad input.
 
     The model work is :func:`run_events`, here in process, or on a ZeroGPU Space inside the GPU worker when
     the run needs a real model (``engine.zerogpu``); either way only this function writes to the store.
     """
-    from engine import zerogpu
     prep = prepare(config, limits)
     cancel = cancel or CancelToken()
     run_id = store.create_run(prep.record())
@@ -157,10 +170,10 @@ def execute(config: RunConfig, store, cancel: CancelToken | None = None, limits:
              "cost": Compute().to_dict(), "totals": _totals(Compute(), started)}
     store.append_events(run_id, [first])
     yield first
-    on_gpu = zerogpu.enabled() and zerogpu.needs_gpu(config)
+    on_gpu = on_zerogpu() and zerogpu.needs_gpu(config)
     if on_gpu:
         log.info("run %s: model work on the ZeroGPU worker", run_id)
-    stream = zerogpu.gpu_events(config, limits) if on_gpu else run_events(config, limits, cancel, prep)
+    stream = gpu_events(config, limits) if on_gpu else run_events(config, limits, cancel, prep)
     status, error, result, graded = "running", None, None, None
     pending: list[dict] = []
     totals = first["totals"]

@@ -11,10 +11,9 @@ import logging
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
-from backends.domains import PROBLEM_SETS
-from backends.embedded import arith
+from backends.domains import PROBLEM_SETS, ProblemSet
 from engine.limits import Limits
 from engine.run import ConfigError, RunConfig, execute, prepare
 from strategies.core import CancelToken, Cancelled
@@ -42,9 +41,10 @@ class SweepConfig:
     options: dict = field(default_factory=dict)    # domain options (image: steps, eta, guidance, ...)
 
 
-def _problem_set(domain: str):
-    """(problem_at(split, index), splits) of a domain: the arithmetic chains unless the domain brings its own."""
-    return PROBLEM_SETS.get(domain, (arith.problem_at, arith.SPLITS))
+def _problem_set(domain: str) -> ProblemSet:
+    if domain not in PROBLEM_SETS:
+        raise ConfigError(f"unknown domain {domain!r}; choose one of {', '.join(PROBLEM_SETS)}")
+    return PROBLEM_SETS[domain]
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -75,7 +75,7 @@ def validate(config: SweepConfig, limits: Limits) -> None:
         raise ConfigError(f"problems must be from 1 to {limits.max_problems}")
     if not config.seeds or len(config.seeds) > limits.max_seeds:
         raise ConfigError(f"give 1 to {limits.max_seeds} seeds")
-    splits = _problem_set(config.domain)[1]
+    splits = _problem_set(config.domain).splits
     if config.split not in splits:
         raise ConfigError(f"unknown split {config.split!r}; choose one of {', '.join(splits)}")
     runs = len(config.strategies) * len(config.budgets) * config.problems * len(config.seeds)
@@ -115,9 +115,9 @@ def run_sweep(config: SweepConfig, store, cancel: CancelToken | None = None,
     cancel = cancel or CancelToken()
     validate(config, limits)
     sweep_id = store.create_sweep(asdict(config))
-    problem_at = _problem_set(config.domain)[0]
-    problems = [problem_at(config.split, i) for i in range(config.problems)]
-    cells: dict[tuple[str, int], list[tuple[arith.Problem, dict, float]]] = {}
+    problem_set = _problem_set(config.domain)
+    problems = [problem_set.problem_at(config.split, i) for i in range(config.problems)]
+    cells: dict[tuple[str, int], list[tuple[Any, dict, float]]] = {}
     plan = []
     for s in config.strategies:
         width = int(config.params.get(s, {}).get("beam_width", 4))
@@ -151,7 +151,7 @@ def run_sweep(config: SweepConfig, store, cancel: CancelToken | None = None,
                     wall = out["compute"].get("wall_s", time.perf_counter() - started)
                     cells.setdefault((s, b), []).append((problem, out, wall))
                     if not need_oracle_runs and s == oracle_source and b == max_b:
-                        oracle_counts.append(_counts(problem, out, b))
+                        oracle_counts.append(_counts(problem_set, problem, out, b))
                         oracle_problems.add(problem.uid or problem.text)
                     done += 1
                     if progress:
@@ -162,7 +162,7 @@ def run_sweep(config: SweepConfig, store, cancel: CancelToken | None = None,
                                    strategy=oracle_runs, budget=max_b, problem_id=problem.uid, seed=seed,
                                    temperature=config.temperature, sweep_id=sweep_id, judge=config.judge,
                                    options=dict(config.options))
-                    oracle_counts.append(_counts(problem, _run_one(rc, store, cancel, config.resume, limits), max_b))
+                    oracle_counts.append(_counts(problem_set, problem, _run_one(rc, store, cancel, config.resume, limits), max_b))
                     oracle_problems.add(problem.uid or problem.text)
                     done += 1
                     if progress:
@@ -180,7 +180,7 @@ def run_sweep(config: SweepConfig, store, cancel: CancelToken | None = None,
     return result
 
 
-def _counts(problem: arith.Problem, out: dict, n: int) -> tuple[int, int]:
+def _counts(problem_set: ProblemSet, problem, out: dict, n: int) -> tuple[int, int]:
     """(samples drawn, correct samples) from a sampling run: one candidate row per finished sample.
 
     A domain that grades candidates itself (the image judge) reports ``candidates_correct`` in its extras.
@@ -188,7 +188,7 @@ def _counts(problem: arith.Problem, out: dict, n: int) -> tuple[int, int]:
     graded = (out.get("extras") or {}).get("candidates_correct")
     if graded is not None:
         return n, sum(1 for row in out["candidates"] if graded.get(row["id"]))
-    correct = sum(1 for row in out["candidates"] if arith.is_correct(problem, row["answer"]))
+    correct = sum(1 for row in out["candidates"] if problem_set.is_correct(problem, row["answer"]))
     return n, correct
 
 
@@ -196,7 +196,7 @@ def _mean(xs: list[float]) -> float | None:
     return sum(xs) / len(xs) if xs else None
 
 
-def _cell(strategy: str, budget: int, rows: list[tuple[arith.Problem, dict, float]]) -> dict:
+def _cell(strategy: str, budget: int, rows: list[tuple[Any, dict, float]]) -> dict:
     by_level: dict[str, list[bool]] = {}
     compute: dict[str, float] = {}
     vscores = []

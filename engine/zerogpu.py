@@ -2,14 +2,15 @@
 
 On a ZeroGPU Space the ``spaces`` package runs a decorated function in a forked worker process that holds a
 GPU for the length of the call; the arguments go to the worker and whatever it yields comes back by
-pickling. So the decorated function here, :func:`gpu_events`, takes the plain ``RunConfig`` and ``Limits``
-and yields the run's events as plain dicts (``engine.run.run_events``); the parent process, the Gradio
-server, writes them to SQLite: the worker never opens the database.
+pickling. So the function the engine hands to :func:`on_gpu` (``engine.run.gpu_events``) takes the plain
+``RunConfig`` and ``Limits`` and yields the run's events as plain dicts; the parent process, the Gradio
+server, writes them to SQLite: the worker never opens the database. This module is handed that function
+rather than importing the engine, so the engine imports it and not the other way round.
 
-The decoration happens at import, as ZeroGPU requires (it looks for decorated functions when the app starts).
-Where the package is missing nothing is decorated, and where it is installed but the machine is not a
-ZeroGPU Space (``SPACES_ZERO_GPU`` unset) ``spaces.GPU`` hands the function back unchanged: then
-:func:`enabled` is false and every run executes in process, as it always did.
+The decoration happens when ``engine.run`` is imported, as ZeroGPU requires (it looks for decorated
+functions when the app starts). Where the package is missing nothing is decorated, and where it is installed
+but the machine is not a ZeroGPU Space (``SPACES_ZERO_GPU`` unset) ``spaces.GPU`` hands the function back
+unchanged: then ``engine.run.on_zerogpu()`` is false and every run executes in process, as it always did.
 
 Even on ZeroGPU, runs whose models are all embedded (tiny CPU models, built-in rewards, the oracle) or
 served elsewhere (``openai:`` endpoints) stay in process (:func:`needs_gpu`): they need no GPU, spend no
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Iterator
+from typing import Callable, Iterator
 
 log = logging.getLogger(__name__)
 
@@ -39,23 +40,18 @@ def _duration(config, limits=None) -> int:
         return DEFAULT_DURATION_S
 
 
-def _run_on_gpu(config, limits=None) -> Iterator[dict]:
-    """The whole model side of one run, as plain dicts (what the ZeroGPU worker sends back)."""
-    from engine.run import run_events
-    yield from run_events(config, limits)
-
-
 try:
     import spaces
 except ImportError:  # not on a Space, or a Space without the package: no wrapping at all
     spaces = None
 
-gpu_events = spaces.GPU(duration=_duration)(_run_on_gpu) if spaces is not None else _run_on_gpu
+GpuWork = Callable[..., Iterator[dict]]
 
 
-def enabled() -> bool:
-    """True when ``spaces`` wrapped the run function, i.e. on a ZeroGPU Space."""
-    return gpu_events is not _run_on_gpu
+def on_gpu(fn: GpuWork) -> GpuWork:
+    """``fn`` as a ZeroGPU function (``spaces.GPU`` with this module's duration); ``fn`` itself where the
+    package is missing, and (``spaces`` hands it back) where the machine is not a ZeroGPU Space."""
+    return spaces.GPU(duration=_duration)(fn) if spaces is not None else fn
 
 
 def needs_gpu(config) -> bool:

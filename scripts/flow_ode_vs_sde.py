@@ -22,16 +22,17 @@ sys.path.insert(0, str(ROOT))
 def rows(label: int, steps: int, at: int, copies: int, diffusion: float, seed: int):
     import torch
 
-    from backends import catalog
-    from backends import image as im
+    from backends.image.loaders import load_image_model
+    from backends.image.diffusion import Sampling
+    from backends.image.space import ImageSpace
 
-    model = catalog.load_image_model("tiny-digits")
+    model = load_image_model("tiny-digits")
     out = []
     for title, scheduler, interpolant in [("flow ODE (linear)", "flow_ode", "linear"),
                                           (f"flow SDE (linear, g = {diffusion:g} s^2)", "flow_sde", "linear"),
                                           (f"flow SDE (VP, g = {diffusion:g} s^2)", "flow_sde", "vp")]:
-        sampling = im.Sampling(steps=steps, scheduler=scheduler, diffusion=diffusion, interpolant=interpolant)
-        space = im.ImageSpace(model, None, label, sampling, seed=seed)
+        sampling = Sampling(steps=steps, scheduler=scheduler, diffusion=diffusion, interpolant=interpolant)
+        space = ImageSpace(model, None, label, sampling, seed=seed)
         node = space.initial(1)[0]
         for _ in range(at):
             node = space.extend([node], 1)[0][0]

@@ -19,7 +19,7 @@ def tiny_unet(seed: int = 0):
 
 def tiny_model():
     """An in-memory ``DiffusionModel`` over a random tiny UNet."""
-    from backends.image import DiffusionModel
+    from backends.image.diffusion import DiffusionModel
     return DiffusionModel.from_parts(tiny_unet(), SCHEDULER, name="tiny-random")
 
 
@@ -28,7 +28,7 @@ def build(root: Path) -> dict[str, Path]:
     import torch
     from diffusers import DDPMScheduler
 
-    from backends import image_verifiers as iv
+    from backends.image import verifiers as iv
     unet_dir = root / "tiny-unet"
     tiny_unet().save_pretrained(str(unet_dir / "unet"))
     DDPMScheduler(**SCHEDULER).save_pretrained(str(unet_dir / "scheduler"))

@@ -184,7 +184,7 @@ def build(root: Path) -> dict[str, Path]:
     model, processor = clip_model()
     model.save_pretrained(str(paths["clip"]))
     processor.save_pretrained(str(paths["clip"]))
-    from backends.t2i_verifiers import AestheticHead, save_aesthetic
+    from backends.image.t2i_verifiers import AestheticHead, save_aesthetic
     torch.manual_seed(3)
     save_aesthetic(paths["aesthetic"], AestheticHead(model.config.projection_dim), clip=str(paths["clip"]))
     return paths

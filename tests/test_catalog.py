@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from backends import catalog
+from backends.text.loaders import load_policy, load_verifier
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,37 +30,37 @@ def test_models_json_lists_every_id_with_kind_source_and_availability():
 def test_unavailable_hub_model_fails_with_a_reason_not_a_crash(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(catalog.ModelLoadError, match="not available here"):
-        catalog.load_policy("Qwen/Qwen2.5-Math-7B-Instruct")
+        load_policy("Qwen/Qwen2.5-Math-7B-Instruct")
 
 
 def test_unknown_and_wrong_kind_ids_are_refused():
     with pytest.raises(catalog.ModelLoadError, match="unknown policy"):
-        catalog.load_policy("no/such-model-anywhere")
+        load_policy("no/such-model-anywhere")
     with pytest.raises(catalog.ModelLoadError, match="not a policy"):
-        catalog.load_policy("tiny-prm")
+        load_policy("tiny-prm")
     with pytest.raises(catalog.ModelLoadError, match="not a verifier"):
-        catalog.load_verifier("tiny-arith-s")
+        load_verifier("tiny-arith-s")
 
 
 def test_a_folder_that_fails_to_load_gives_one_line(tmp_path):
     (tmp_path / "config.json").write_text("{not json")
     with pytest.raises(catalog.ModelLoadError, match="failed to load"):
-        catalog.load_policy(str(tmp_path))
+        load_policy(str(tmp_path))
 
 
 def test_local_folder_loads_through_from_pretrained(random_lm_path):
-    policy = catalog.load_policy(str(random_lm_path))
+    policy = load_policy(str(random_lm_path))
     assert policy.n_params > 0 and policy.delimiter == "\n"
 
 
 def test_any_causal_lm_folder_is_a_likelihood_verifier():
     """``likelihood:<folder>`` reads a policy as a generative PRM through the hub loader (here the small policy)."""
     from backends.embedded import arith
-    from backends.prm_families import LikelihoodPRM
+    from backends.text.prm_families import LikelihoodPRM
 
     entry = catalog.resolve(f"likelihood:{catalog.EMBEDDED_DIR}/tiny-arith-s", "verifier")
     assert (entry.kind, entry.family) == ("prm", "likelihood")
-    prm = catalog.load_verifier(entry.id)
+    prm = load_verifier(entry.id)
     assert isinstance(prm, LikelihoodPRM)
     p = arith.problem_at("test", 0)
     wrong = p.steps[:-1] + ["The answer is 99999"]

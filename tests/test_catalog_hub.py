@@ -4,8 +4,9 @@ from __future__ import annotations
 import pytest
 
 from backends import catalog
-from backends.judge import LLMJudge
-from backends.prm_families import QwenMathPRM, SkyworkPRM
+from backends.text.loaders import load_verifier
+from backends.text.judge import LLMJudge
+from backends.text.prm_families import QwenMathPRM, SkyworkPRM
 from tests.test_prm_families import qwen_prm, skywork  # noqa: F401 - fixtures
 
 
@@ -35,21 +36,21 @@ def test_memory_estimate_from_a_local_config(random_lm_path):
 
 
 def test_prefixed_and_detected_verifiers_load_their_family(qwen_prm, skywork):  # noqa: F811
-    v = catalog.load_verifier(f"qwen-prm:{qwen_prm[0]}")
+    v = load_verifier(f"qwen-prm:{qwen_prm[0]}")
     assert isinstance(v, QwenMathPRM)
-    assert isinstance(catalog.load_verifier(str(skywork[0])), SkyworkPRM)  # detected from the config
+    assert isinstance(load_verifier(str(skywork[0])), SkyworkPRM)  # detected from the config
     with pytest.raises(catalog.ModelLoadError, match="not a policy"):
         catalog.resolve(f"rlhflow:{qwen_prm[0]}", "policy")
 
 
 def test_judge_prefix_loads_an_llm_judge(random_lm_path):
-    j = catalog.load_verifier(f"judge:{random_lm_path}")
+    j = load_verifier(f"judge:{random_lm_path}")
     assert isinstance(j, LLMJudge) and not j.is_oracle
 
 
 def test_oracle_still_grades_arithmetic():
     from backends.embedded import arith
-    oracle = catalog.load_verifier("oracle")
+    oracle = load_verifier("oracle")
     p = arith.parse_problem("Start with 5. Multiply by 3.")
     scores, _ = oracle.score_steps(p, "", [["5 * 3 = 15", "The answer is 15"]])
     assert scores == [[1.0, 1.0]]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from backends import datasets_local as dl
+from backends.text import datasets_local as dl
 from backends.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,8 +43,8 @@ def test_math500_and_gsm8k_load_from_shared_data():
 
 @needs_data
 def test_problem_ids_resolve_through_the_reasoning_domain():
-    from backends.math_grading import MathProblem
-    from backends.reasoning import resolve_problem
+    from backends.text.math_grading import MathProblem
+    from backends.text.reasoning import resolve_problem
     p = resolve_problem(None, "math500:3", None)
     assert isinstance(p, MathProblem) and p.uid == "math500:3"
     with pytest.raises(InputError, match="0 to 499"):

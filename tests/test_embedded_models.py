@@ -89,9 +89,9 @@ def test_small_policy_greedy_solution_is_well_formed(tok, policy_s):
 
 def test_prm_prefers_correct_steps():
     """Through the app's loader: one score per step in (0, 1], never rising, and a wrong result scores lower."""
-    from backends import catalog
+    from backends.text.loaders import load_verifier
 
-    prm = catalog.load_verifier("tiny-prm")
+    prm = load_verifier("tiny-prm")
     rng = random.Random(0)
     pairs = []
     for i in range(20):

@@ -25,13 +25,13 @@ def ctx():
     ok, why = embedded_models_ready()
     if not ok:
         pytest.skip(f"embedded models not available ({why}); python -m backends.embedded.train writes them")
-    from backends import catalog
+    from backends.text.loaders import load_policy, load_verifier
     from engine.limits import Limits
     from storage import RunStore
     from ui.common import AppContext
 
-    catalog.load_policy("tiny-arith-s")  # cached, as the app's warm-up leaves them
-    catalog.load_verifier("tiny-prm")
+    load_policy("tiny-arith-s")  # cached, as the app's warm-up leaves them
+    load_verifier("tiny-prm")
     store = RunStore(Path(tempfile.mkdtemp()) / "runs.db")
     yield AppContext(store=store, limits=Limits(max_budget=64))
     store.close()
@@ -68,7 +68,7 @@ def test_first_update_carries_the_tree_and_the_resets(ctx, monkeypatch):
 
 def test_slow_start_is_acknowledged_before_the_tree(ctx):
     from backends import catalog
-    from ui import views
+    from ui.figures.tables import compute_meter_html
 
     gen = stream(ctx)
     # another thread holds the model-load lock (as the app's warm-up does while it loads the models): the
@@ -79,7 +79,7 @@ def test_slow_start_is_acknowledged_before_the_tree(ctx):
     assert "starting" in ack[STATUS]
     assert ack[GALLERY] == {"__type__": "update", "value": [], "visible": False}
     assert ack[CANDIDATES] == {"__type__": "update", "value": [], "visible": True}
-    assert ack[METER] == views.compute_meter_html({})  # the previous run's meter is cleared
+    assert ack[METER] == compute_meter_html({})  # the previous run's meter is cleared
     rest = list(gen)
     assert isinstance(rest[0][TREE], go.Figure)
     assert "finished" in rest[-1][STATUS]
@@ -89,21 +89,21 @@ def test_the_model_work_sees_the_request_context(ctx, monkeypatch):
     """On a ZeroGPU Space the ``spaces`` package reads the visitor's request from context variables when the
     run's @spaces.GPU function is called, which happens in Explore's worker thread: a variable set in the
     handler's thread must be visible there (a plain thread starts with empty ones). ZeroGPU stands in here:
-    the run goes through ``zerogpu.gpu_events``, which records what it sees."""
+    the run goes through ``engine.run.gpu_events``, which records what it sees."""
     import contextvars
 
-    from engine import zerogpu
+    from engine import run, zerogpu
 
     request = contextvars.ContextVar("request", default=None)
     seen = []
 
     def gpu_events(config, limits=None):
         seen.append(request.get())
-        yield from zerogpu._run_on_gpu(config, limits)
+        yield from run._gpu_work(config, limits)
 
-    monkeypatch.setattr(zerogpu, "enabled", lambda: True)
+    monkeypatch.setattr(run, "on_zerogpu", lambda: True)
     monkeypatch.setattr(zerogpu, "needs_gpu", lambda config: True)
-    monkeypatch.setattr(zerogpu, "gpu_events", gpu_events)
+    monkeypatch.setattr(run, "gpu_events", gpu_events)
     token = request.set("visitor-1")
     try:
         outs = list(stream(ctx))
@@ -211,8 +211,9 @@ def test_bad_image_domain_input_is_a_clear_gr_error(inputs, domain, change, mess
 
 
 def test_domain_switch_shows_the_t2i_inputs_with_the_backends_choices():
-    from backends import catalog, t2i
-    from backends.t2i_pipelines import SCHEDULERS
+    from backends import catalog
+    from backends.image import t2i
+    from backends.image.t2i_pipelines import SCHEDULERS
     from ui.explore import SAMPLER_OPTIONS, domain_updates
 
     u = domain_updates("t2i")

@@ -1,4 +1,4 @@
-"""The flow samplers (backends.flow, the image domain's flow_ode / flow_sde) and rollover budget forcing.
+"""The flow samplers (backends.image.flow, the image domain's flow_ode / flow_sde) and rollover budget forcing.
 
 The math is checked where the answer is known: on Gaussian data the exact x0-hat is known in closed form, so
 the ODE and its SDE conversion must keep the interpolant's marginals; with DDIM's noise levels as the grid
@@ -13,8 +13,10 @@ import math
 import pytest
 import torch
 
-from backends import flow
-from backends import image as im
+from backends.image import flow
+from backends.image.diffusion import DiffusionModel, FLOW_SCHEDULERS, Latent, Sampling, flow_predict, gaussian, noise_latent, sample
+from backends.image.digits import parse_options
+from backends.image.space import ImageSpace
 from backends.errors import InputError
 from strategies import rollover_budget_forcing as rbf
 from strategies.core import Compute, Node, NodePruned, Score
@@ -37,9 +39,9 @@ class Brightness:
 
 
 def space(model, scheduler="flow_sde", steps=6, **kw):
-    sampling = im.Sampling(steps=steps, scheduler=scheduler, diffusion=kw.pop("diffusion", 3.0),
+    sampling = Sampling(steps=steps, scheduler=scheduler, diffusion=kw.pop("diffusion", 3.0),
                            interpolant=kw.pop("interpolant", "linear"))
-    return im.ImageSpace(model, Brightness(), label=4, sampling=sampling, seed=kw.pop("seed", 0), **kw)
+    return ImageSpace(model, Brightness(), label=4, sampling=sampling, seed=kw.pop("seed", 0), **kw)
 
 
 # ---- the math -------------------------------------------------------------------------------------------
@@ -89,7 +91,7 @@ def test_timestep_mapping_inverts_the_ddpm_schedule(model):
 def test_euler_on_the_linear_interpolant_is_ddim_on_ddims_noise_levels():
     """Reparameterisation check: same noise levels, no clipping: the flow ODE and DDIM (eta 0) agree."""
     cfg = {**image_models.SCHEDULER, "clip_sample": False}
-    m = im.DiffusionModel.from_parts(image_models.tiny_unet(), cfg, name="no-clip")
+    m = DiffusionModel.from_parts(image_models.tiny_unet(), cfg, name="no-clip")
     steps = 5
     sched = m.scheduler("ddim", steps)
     ac = sched.alphas_cumprod
@@ -97,9 +99,9 @@ def test_euler_on_the_linear_interpolant_is_ddim_on_ddims_noise_levels():
     times = [1 / (1 + math.sqrt(r)) for r in snr] + [0.0]
     grid = flow.make_grid("linear", steps, ac, times)
     assert grid.timesteps == pytest.approx([float(t) for t in sched.timesteps], abs=1e-4)
-    z = im.gaussian(5, m.shape)
-    want = im.sample(m, im.Sampling(steps=steps, eta=0.0), [2], [5])[0]
-    assert torch.equal(z, im.noise_latent(m, 5, steps).x)
+    z = gaussian(5, m.shape)
+    want = sample(m, Sampling(steps=steps, eta=0.0), [2], [5])[0]
+    assert torch.equal(z, noise_latent(m, 5, steps).x)
     a0, s0, _, _ = flow.alpha_sigma("linear", times[0])
     x = z * math.sqrt(a0 * a0 + s0 * s0)                    # the DDPM latent written on the interpolant
     for i in range(steps):
@@ -144,8 +146,8 @@ def test_a_flow_candidate_is_scored_on_its_own_x0_hat_and_costs_one_nfe(model):
     assert sp.meter.nfe - before == 3
     xs = [k.payload.x0 for k in kids]
     assert not torch.allclose(xs[0], xs[1])                    # siblings differ, and so do their x0-hats
-    fresh = im.Latent(kids[0].payload.x.clone(), 1, 6, 0, (), 0)
-    im.flow_predict(model, sp.sampling, 4, [fresh])
+    fresh = Latent(kids[0].payload.x.clone(), 1, 6, 0, (), 0)
+    flow_predict(model, sp.sampling, 4, [fresh])
     assert torch.allclose(fresh.x0, kids[0].payload.x0, atol=1e-6)
     before = sp.meter.nfe
     leaves = sp.complete([root] * 2)                           # a full trajectory: steps NFE
@@ -153,7 +155,7 @@ def test_a_flow_candidate_is_scored_on_its_own_x0_hat_and_costs_one_nfe(model):
     assert torch.equal(leaves[0].payload.x, leaves[0].payload.x0)
 
 
-@pytest.mark.parametrize("kind", im.FLOW_SCHEDULERS)
+@pytest.mark.parametrize("kind", FLOW_SCHEDULERS)
 def test_flow_candidates_regenerate_exactly_from_their_recipes(model, kind):
     sp = space(model, kind, interpolant="vp" if kind == "flow_sde" else "linear")
     root = sp.initial(1)[0]
@@ -166,11 +168,11 @@ def test_flow_candidates_regenerate_exactly_from_their_recipes(model, kind):
 
 
 def test_flow_options_are_validated():
-    assert im.parse_options({"scheduler": "flow_sde", "diffusion": "1.5", "interpolant": "vp"})["diffusion"] == 1.5
+    assert parse_options({"scheduler": "flow_sde", "diffusion": "1.5", "interpolant": "vp"})["diffusion"] == 1.5
     for bad, msg in [({"scheduler": "euler"}, "scheduler must be one of"), ({"diffusion": 11}, "diffusion must be"),
                      ({"interpolant": "cosine"}, "interpolant must be one of"), ({"diffusion": "x"}, "bad value")]:
         with pytest.raises(InputError, match=msg):
-            im.parse_options(bad)
+            parse_options(bad)
 
 
 def test_rbf_asks_for_a_flow_sampler(tmp_path):

@@ -9,7 +9,9 @@ import re
 import pytest
 import torch
 
-from backends import image as im
+from backends.image.diffusion import Sampling, denoise, noise_latent, sample, x0_formula
+from backends.image.digits import parse_options, parse_problem, problem_at
+from backends.image.space import ImageSpace
 from strategies import fk_steering, smc
 from strategies.core import Node
 from tests import image_models
@@ -37,20 +39,20 @@ class Verifier:
 
 
 def space(model, **kw):
-    sampling = im.Sampling(steps=kw.pop("steps", 5), eta=kw.pop("eta", 1.0), guidance=kw.pop("guidance", 1.0),
+    sampling = Sampling(steps=kw.pop("steps", 5), eta=kw.pop("eta", 1.0), guidance=kw.pop("guidance", 1.0),
                            scheduler=kw.pop("scheduler", "ddim"))
-    return im.ImageSpace(model, kw.pop("verifier", Verifier()), label=kw.pop("label", 3), sampling=sampling,
+    return ImageSpace(model, kw.pop("verifier", Verifier()), label=kw.pop("label", 3), sampling=sampling,
                          seed=kw.pop("seed", 0), **kw)
 
 
 @pytest.mark.parametrize("kind", ["ddim", "ddpm"])
 def test_sampling_shapes_and_determinism_from_a_seed(model, kind):
-    s = im.Sampling(steps=4, eta=1.0, scheduler=kind)
-    a = im.sample(model, s, [1, 2, 2], [10, 11, 12])
-    b = im.sample(model, s, [1, 2, 2], [10, 11, 12])
+    s = Sampling(steps=4, eta=1.0, scheduler=kind)
+    a = sample(model, s, [1, 2, 2], [10, 11, 12])
+    b = sample(model, s, [1, 2, 2], [10, 11, 12])
     assert a.shape == (3, 1, 8, 8)
     assert torch.equal(a, b)
-    c = im.sample(model, s, [1, 2, 2], [10, 11, 99])
+    c = sample(model, s, [1, 2, 2], [10, 11, 99])
     assert torch.equal(a[:2], c[:2]) and not torch.equal(a[2], c[2])
 
 
@@ -72,13 +74,13 @@ def test_space_nodes_carry_latents_and_steps(model, tmp_path):
 
 def test_x0_hat_from_the_scheduler_equals_the_formula(model):
     sched = model.scheduler("ddim", 5)
-    lat = im.noise_latent(model, 7, 5)
+    lat = noise_latent(model, 7, 5)
     for step in range(3):
         t = int(sched.timesteps[step])
         eps, _ = model.eps(lat.x.unsqueeze(0), torch.tensor([t]), torch.tensor([3]), 1.0)
         a = float(sched.alphas_cumprod[t])
-        expected = im.x0_formula(lat.x.unsqueeze(0), eps, a).clamp(-1, 1)  # the config clips x0-hat
-        nxt = im.denoise(model, im.Sampling(steps=5), 3, [lat])[0][0]
+        expected = x0_formula(lat.x.unsqueeze(0), eps, a).clamp(-1, 1)  # the config clips x0-hat
+        nxt = denoise(model, Sampling(steps=5), 3, [lat])[0][0]
         torch.testing.assert_close(nxt.x0.unsqueeze(0), expected, rtol=1e-5, atol=1e-5)
         lat = nxt
 
@@ -88,7 +90,7 @@ def test_x0_hat_formula_without_clipping_inverts_the_forward_process():
     eps = torch.randn(2, 1, 4, 4)
     a = 0.3
     xt = math.sqrt(a) * x0 + math.sqrt(1 - a) * eps
-    torch.testing.assert_close(im.x0_formula(xt, eps, a), x0)
+    torch.testing.assert_close(x0_formula(xt, eps, a), x0)
 
 
 @pytest.mark.parametrize("guidance, per_step", [(1.0, 1), (3.0, 2)])
@@ -212,24 +214,24 @@ def test_systematic_resampling_gives_floor_or_ceil_copies():
 
 
 def test_problems_are_class_and_seed():
-    p = im.problem_at("test", 17)
+    p = problem_at("test", 17)
     assert p.label == 7 and p.answer == "7" and p.uid == "test:17"
-    assert p.seed == im.problem_at("test", 17).seed != im.problem_at("test", 27).seed
-    assert im.parse_problem("digit 4").label == 4 and im.parse_problem("seven").label == 7
+    assert p.seed == problem_at("test", 17).seed != problem_at("test", 27).seed
+    assert parse_problem("digit 4").label == 4 and parse_problem("seven").label == 7
     with pytest.raises(ValueError):
-        im.parse_problem("a cat")
+        parse_problem("a cat")
     with pytest.raises(ValueError):
-        im.parse_options({"eta": "2"})
-    assert im.parse_options({"steps": "8", "scheduler": "ddpm"})["steps"] == 8
+        parse_options({"eta": "2"})
+    assert parse_options({"steps": "8", "scheduler": "ddpm"})["steps"] == 8
 
 
 @pytest.mark.parametrize("domain", ["image", "t2i"])
 def test_image_domains_resolve_problems_by_id_or_text(domain):
     """Both image domains read ``split:index`` ids and typed text with the same rules and messages; each reads
     typed text its own way."""
-    from backends import t2i
+    from backends.image import digits, t2i
 
-    mod = {"image": im, "t2i": t2i}[domain]
+    mod = {"image": digits, "t2i": t2i}[domain]
     assert mod.resolve_problem(None, None).uid == "test:0"
     assert mod.resolve_problem("  ", "test:3").uid == "test:3"  # blank text falls through to the id
     assert mod.resolve_problem(None, "test:12") == mod.problem_at("test", 12)

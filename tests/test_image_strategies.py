@@ -134,12 +134,13 @@ def test_image_sweep_reports_judge_accuracy_and_verifier_score(models, store):
 
 @pytest.mark.parametrize("strategy, budget, params", CASES)
 def test_cancel_mid_run_stops_at_the_next_step(strategy, budget, params):
-    from backends import image as im
+    from backends.image.diffusion import Sampling
+    from backends.image.space import ImageSpace
     from strategies.core import CancelToken, Cancelled
     from strategies.params import build
     model = image_models.tiny_model()
     token = CancelToken()
-    sp = im.ImageSpace(model, _Brightness(), label=2, sampling=im.Sampling(steps=STEPS), cancel=token)
+    sp = ImageSpace(model, _Brightness(), label=2, sampling=Sampling(steps=STEPS), cancel=token)
     info = STRATEGIES[strategy]
     calls_at_cancel = None
     try:

@@ -1,6 +1,6 @@
 """The image views built from stored events: runs made through ``engine.run.execute`` into a real SQLite
 store on tiny random diffusers models (tests/image_models.py), read back with ``ui.common.stored_events``
-and drawn by ``ui.image_views`` / ``ui.views`` exactly as the Runs tab replays them."""
+and drawn by ``ui.figures.images`` / ``ui.fold`` and ``ui.figures`` exactly as the Runs tab replays them."""
 from __future__ import annotations
 
 import json
@@ -12,7 +12,12 @@ import pytest
 from engine.run import RunConfig, execute
 from storage import RunStore
 from tests import image_models
-from ui import image_views, views
+from ui.figures import images as image_views
+from ui.figures.curves import score_vs_compute_figure
+from ui.figures.particles import particle_figure
+from ui.figures.tables import candidates_rows, metrics_rows
+from ui.figures.tree import tree_figure
+from ui.fold import ViewState, fold, run_verdict
 from ui.common import frame, stored_events
 
 STEPS = 6
@@ -60,10 +65,10 @@ def stored(tmp_path_factory, images):
     store.close()
 
 
-def folded(stored, strategy: str, k: int | None = None) -> tuple[views.ViewState, list[dict]]:
+def folded(stored, strategy: str, k: int | None = None) -> tuple[ViewState, list[dict]]:
     store, ids = stored
     events = stored_events(store, ids[strategy])
-    return views.fold(events, upto_step=k), events
+    return fold(events, upto_step=k), events
 
 
 @pytest.mark.parametrize("strategy", list(PARAMS))
@@ -81,9 +86,9 @@ def test_image_views_render_from_stored_events(stored, images, strategy):
     for img in strips.layout.images:
         assert img.source.startswith(image_views.FILE_ROUTE)
         assert Path(img.source[len(image_views.FILE_ROUTE):]).is_file()
-    score = views.score_vs_compute_figure([st])
+    score = score_vs_compute_figure([st])
     assert score.layout.xaxis.title.text.startswith("NFE")
-    tree = views.tree_figure(st)
+    tree = tree_figure(st)
     assert tree.layout.xaxis.title.text == "denoising step"
     hover = " ".join(" ".join(t.hovertext or []) for t in tree.data)
     assert str(images) not in hover and "digit 3" in hover  # the prompt, no file paths
@@ -106,15 +111,15 @@ def test_gallery_sorted_by_score_with_the_judges_verdicts(stored, images):
         assert st.nodes[nid].correct is j["judge_correct"]  # the judge, not "answer == asked class"
     assert items[0][1].startswith("★")  # random search picks the best verifier score
     # the candidates table is not used for images; its rows agree with the judge anyway
-    rows = {r[0]: r[4] for r in views.candidates_rows(st)}
+    rows = {r[0]: r[4] for r in candidates_rows(st)}
     assert all(rows[i] == ("✓" if judged[i]["judge_correct"] else "✗") for i in judged)
 
 
 def test_live_fold_has_no_verdict_before_the_judge(stored, images):
     _, events = folded(stored, "random_search")
-    live = views.fold([e for e in events if e["type"] != "RunEnded"])
+    live = fold([e for e in events if e["type"] != "RunEnded"])
     assert all(n.correct is None for n in live.nodes.values() if n.finished)
-    assert views.run_verdict(live) is None
+    assert run_verdict(live) is None
     live.status = "running"
     assert all(c.endswith("judge at the end") for _, c in image_views.gallery_items(live, images))
 
@@ -128,7 +133,7 @@ def test_fk_steering_lanes_and_ess_from_the_same_events(stored):
         assert abs(sum(ps.weights) - 1) < 1e-6 and 1 - 1e-6 <= ps.ess <= n + 1e-6
     # populations link one to one (the i-th resampled particle is the i-th at the next resampling)
     assert all(ps.next_index == list(range(n)) for ps in st.particle_steps[:-1])
-    fig = views.particle_figure(st)
+    fig = particle_figure(st)
     names = [t.name for t in fig.data]
     assert "ESS" in names and any("threshold" in (x or "") for x in names)
     ess = next(t for t in fig.data if t.name == "ESS")
@@ -143,7 +148,7 @@ def test_strips_follow_the_lineage_and_the_replay_step(stored, images):
     assert list(fig.layout.xaxis.ticktext) == [str(s) for s in range(1, STEPS + 1)]  # aligned on steps
     assert fig.layout.yaxis.ticktext[0].startswith("★")  # the chosen lineage first
     assert len(fig.layout.shapes) == 1  # and framed
-    early = image_views.strips_figure(views.fold(events, upto_step=2), images)
+    early = image_views.strips_figure(fold(events, upto_step=2), images)
     assert 0 < len(early.layout.images) < len(fig.layout.images)
     assert len(early.layout.xaxis.ticktext) < STEPS
 
@@ -151,7 +156,7 @@ def test_strips_follow_the_lineage_and_the_replay_step(stored, images):
 def test_score_vs_nfe_and_the_compare_axis(stored):
     a, _ = folded(stored, "random_search")
     b, _ = folded(stored, "fk_steering")
-    fig = views.score_vs_compute_figure([a, b], ["random", "fk"])
+    fig = score_vs_compute_figure([a, b], ["random", "fk"])
     assert [t.name for t in fig.data] == ["random", "fk"]
     for t in fig.data:
         assert list(t.y) == sorted(t.y) and min(t.x) > 0
@@ -160,10 +165,10 @@ def test_score_vs_nfe_and_the_compare_axis(stored):
              "problem": {"answer": "1"}},
             {"type": "NodeAdded", "id": "n0", "parent": None, "step": 0, "preview": "p"},
             {"type": "NodeScored", "id": "n0", "score": 0.5, "totals": {"tokens": 10}}]
-    mixed = views.score_vs_compute_figure([text, a], ["text", "img"])
+    mixed = score_vs_compute_figure([text, a], ["text", "img"])
     assert mixed.layout.xaxis.title.text.startswith("tokens") and [t.name for t in mixed.data] == ["text"]
     assert "left out" in mixed.layout.annotations[0].text
-    headers, rows = views.metrics_rows([a, b], ["a", "b"])
+    headers, rows = metrics_rows([a, b], ["a", "b"])
     assert next(r for r in rows if r[0] == "NFE")[1:] == [int(a.totals["nfe"]), int(b.totals["nfe"])]
 
 
@@ -183,7 +188,7 @@ def test_only_pngs_inside_the_images_root_are_shown(stored, images, tmp_path):
 
 def test_reasoning_runs_hide_the_image_views():
     from ui.common import candidates_update, image_updates
-    st = views.fold([{"type": "RunStarted", "run_id": "r1", "strategy": "best_of_n",
+    st = fold([{"type": "RunStarted", "run_id": "r1", "strategy": "best_of_n",
                       "config": {"domain": "reasoning"}, "problem": {"answer": "42"}},
                      {"type": "NodeAdded", "id": "n0", "parent": None, "step": 0, "preview": "p"},
                      {"type": "NodeAdded", "id": "n1", "parent": "n0", "step": 1, "preview": "x", "finished": True,

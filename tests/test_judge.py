@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from backends.judge import LLMJudge, aggregate_judgments, load_judge, parse_verdict
-from backends.transformers_lm import StepSample
+from backends.text.judge import LLMJudge, aggregate_judgments, load_judge, parse_verdict
+from backends.text.transformers_lm import StepSample
 from strategies.core import Compute
 
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from backends import math_grading as mg
+from backends.text import math_grading as mg
 
 
 def test_extract_boxed_takes_the_last_balanced_box():

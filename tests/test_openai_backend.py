@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from backends.errors import InputError
-from backends.openai_backend import EndpointError, OpenAIPolicy, resolve_endpoint
+from backends.text.openai_backend import EndpointError, OpenAIPolicy, resolve_endpoint
 from strategies.core import CancelToken
 
 
@@ -196,15 +196,16 @@ def test_endpoint_from_environment_and_catalog_ids(monkeypatch):
 
 def test_reasoning_space_and_engine_run_over_the_endpoint(server, monkeypatch, tmp_path):
     """Best-of-N through engine.run.execute on the scripted endpoint: answers, grading and server counts."""
-    from backends import catalog, reasoning
-    from backends.math_grading import MathProblem
+    from backends.text import loaders as text_loaders
+    from backends.text import reasoning
+    from backends.text.math_grading import MathProblem
     from engine.run import RunConfig, execute
     from storage import RunStore
 
     problem = MathProblem(uid="x:0", text="Q:", answer="5")
     monkeypatch.setattr(reasoning, "resolve_problem", lambda *a: problem)
     monkeypatch.setattr(reasoning.math_grading, "math_prompt", lambda policy, p: "Q:")
-    catalog._load_policy.cache_clear()
+    text_loaders._load_policy.cache_clear()
     store = RunStore(tmp_path / "runs.db")
     try:
         cfg = RunConfig(model=f"openai:m@{server.url}", verifier="oracle", strategy="best_of_n", budget=2,
@@ -212,7 +213,7 @@ def test_reasoning_space_and_engine_run_over_the_endpoint(server, monkeypatch, t
         events = list(execute(cfg, store))
     finally:
         store.close()
-        catalog._load_policy.cache_clear()
+        text_loaders._load_policy.cache_clear()
     end = events[-1]
     assert end["status"] == "finished", end["error"]
     assert end["answer"] == "5" and end["correct"] is True

@@ -120,8 +120,9 @@ def _problem_id() -> str | None:
 
 @pytest.mark.parametrize("strategy,budget,params", [("best_of_n", 2, {}), ("beam_search", 4, {"beam_width": 2})])
 def test_search_end_to_end_against_the_server(server, smol_hf, strategy, budget, params, monkeypatch, tmp_path):
-    from backends import catalog, reasoning
-    from backends.math_grading import MathProblem
+    from backends.text import loaders as text_loaders
+    from backends.text import reasoning
+    from backends.text.math_grading import MathProblem
     from engine.run import RunConfig, execute
     from storage import RunStore
 
@@ -133,7 +134,7 @@ def test_search_end_to_end_against_the_server(server, smol_hf, strategy, budget,
         monkeypatch.setattr(reasoning, "resolve_problem",
                             lambda *a: MathProblem(uid="lit:0", text="What is 2 + 3?", answer="5"))
         pid = "lit:0"
-    catalog._load_policy.cache_clear()
+    text_loaders._load_policy.cache_clear()
     store = RunStore(tmp_path / "runs.db")
     try:
         cfg = RunConfig(model=f"openai:smollm2@{server}", verifier="oracle", strategy=strategy, budget=budget,
@@ -141,7 +142,7 @@ def test_search_end_to_end_against_the_server(server, smol_hf, strategy, budget,
         events = list(execute(cfg, store))
     finally:
         store.close()
-        catalog._load_policy.cache_clear()
+        text_loaders._load_policy.cache_clear()
     end = events[-1]
     assert end["status"] == "finished", end["error"]
     assert events[0]["prompt"].startswith("<|im_start|>system\nPlease reason step by step")
@@ -153,8 +154,8 @@ def test_search_end_to_end_against_the_server(server, smol_hf, strategy, budget,
 
 
 def test_token_counts_match_transformers_on_the_dequantized_weights(server, smol_hf):
-    from backends.openai_backend import OpenAIPolicy
-    from backends.transformers_lm import CausalLMPolicy
+    from backends.text.openai_backend import OpenAIPolicy
+    from backends.text.transformers_lm import CausalLMPolicy
 
     remote = OpenAIPolicy("smollm2", base_url=server, tokenizer=str(smol_hf), delimiter="\n\n")
     local = CausalLMPolicy(str(smol_hf), device="cpu", delimiter="\n\n", chat_template=True)

@@ -13,7 +13,8 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from backends import prm_families as pf
+from backends.text import prm_families as pf
+from backends.text.prm_base import split_steps
 
 QUESTION = "What is 2 + 3?"
 STEPS = ["2 + 3 = 5", "So the answer is \\boxed{5}."]
@@ -114,8 +115,8 @@ def test_qwen_prm_batches_and_caches_prefixes(qwen_prm):
 def test_trailing_delimiter_makes_no_empty_step(qwen_prm):
     path, *_ = qwen_prm
     prm = pf.load("qwen-prm", str(path), device="cpu")
-    assert pf.split_steps("a\n\nb\n\n", "\n\n") == ["a", "b"]
-    assert pf.split_steps("a\n\n\n\nb", "\n\n") == ["a", "b"]
+    assert split_steps("a\n\nb\n\n", "\n\n") == ["a", "b"]
+    assert split_steps("a\n\n\n\nb", "\n\n") == ["a", "b"]
     scores, _ = prm.score_text(None, QUESTION, STEPS[0] + "\n\n" + STEPS[1] + "\n\n")
     (ref,), _ = prm.score_steps(None, QUESTION, [STEPS])
     assert scores == ref

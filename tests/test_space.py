@@ -116,8 +116,8 @@ def test_the_real_spaces_package_off_a_space_wraps_nothing(monkeypatch):
         yield 1
 
     assert spaces.GPU(duration=10)(task) is task  # off ZeroGPU the package hands the function back
-    from engine import zerogpu
-    assert not zerogpu.enabled() and zerogpu.gpu_events is zerogpu._run_on_gpu
+    from engine import run
+    assert not run.on_zerogpu() and run.gpu_events is run._gpu_work
 
 
 ZERO_GPU_SCRIPT = r"""
@@ -126,8 +126,9 @@ import torch
 torch.set_num_threads(1)
 import spaces
 from backends import catalog
+from backends.image.loaders import load_image_model
 from engine import zerogpu
-from engine.run import RunConfig, execute
+from engine.run import RunConfig, execute, on_zerogpu
 from storage import RunStore
 from strategies.core import CancelToken
 from tests import image_models
@@ -142,7 +143,7 @@ for name in ("create_run", "append_events", "finish_run"):
         return _orig(self, *a, **kw)
     setattr(RunStore, name, wrapped)
 store = RunStore(os.path.join(root, "runs.db"))
-result = {"enabled": zerogpu.enabled(), "parent": os.getpid()}
+result = {"enabled": on_zerogpu(), "parent": os.getpid()}
 
 def cfg(model, verifier, judge, **kw):
     return RunConfig(domain="image", model=model, verifier=verifier, judge=judge, strategy="fk_steering",
@@ -154,7 +155,7 @@ events = list(execute(real, store))
 result["real"] = {"status": events[-1]["status"], "nfe": events[-1]["compute"]["nfe"],
                   "correct": events[-1]["correct"], "judged": len(events[-1]["extras"]["candidates_judged"]),
                   "stored": store.get_run(events[0]["run_id"])["status"],
-                  "parent_evaluations": catalog.load_image_model(str(models["model"])).evaluations,
+                  "parent_evaluations": load_image_model(str(models["model"])).evaluations,
                   "calls": list(spaces.CALLS)}
 
 embedded = cfg("tiny-digits", "digit-classifier", "digit-judge")
@@ -162,7 +163,7 @@ result["needs_gpu_embedded"] = zerogpu.needs_gpu(embedded)
 calls = len(spaces.CALLS)
 events = list(execute(embedded, store))
 result["embedded"] = {"status": events[-1]["status"], "new_calls": len(spaces.CALLS) - calls,
-                      "parent_evaluations": catalog.load_image_model("tiny-digits").evaluations}
+                      "parent_evaluations": load_image_model("tiny-digits").evaluations}
 
 token = CancelToken()
 seen = []
@@ -199,7 +200,7 @@ def test_zerogpu_runs_real_models_in_the_gpu_worker_and_the_parent_writes_the_da
     assert real["status"] == real["stored"] == "finished" and isinstance(real["correct"], bool)
     assert real["nfe"] == 3 * 4 and real["judged"] == 3
     assert real["parent_evaluations"] == 0
-    assert [c["task"] for c in real["calls"]] == ["_run_on_gpu"] and real["calls"][0]["duration"] == 120
+    assert [c["task"] for c in real["calls"]] == ["_gpu_work"] and real["calls"][0]["duration"] == 120
     assert real["calls"][0]["worker_pid"] != r["parent"]
     # the database is written by the parent process only
     assert r["writers"] == [r["parent"]]
@@ -249,4 +250,4 @@ def test_serving_decorates_the_gpu_function_before_launch(tmp_path):
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     seen = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert seen == {"decorated_at_launch": ["_run_on_gpu"], "rc": 0}
+    assert seen == {"decorated_at_launch": ["_gpu_work"], "rc": 0}

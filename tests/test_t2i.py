@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from backends.image.loaders import load_t2i_verifier
 from engine.run import ConfigError, RunConfig, execute, summary
 from tests import t2i_models
 
@@ -31,8 +32,8 @@ def models(tmp_path_factory):
 
 
 def pipeline(models, family):
-    from backends import catalog
-    return catalog.load_t2i_model(str(models[family]))
+    from backends.image.loaders import load_t2i_model
+    return load_t2i_model(str(models[family]))
 
 
 def config(models, family, strategy, budget, **kw):
@@ -109,8 +110,8 @@ def test_our_loop_matches_the_pipeline(models, family, scheduler):
     latents and decoded image."""
     from diffusers import DDIMScheduler
 
-    from backends.image import noise_latent
-    from backends.t2i_pipelines import PromptGenerator, T2ISampling
+    from backends.image.diffusion import noise_latent
+    from backends.image.t2i_pipelines import PromptGenerator, T2ISampling
     p = pipeline(models, family)
     if family == "sdxl":  # the pipeline's own loop with the scheduler ours builds from its Euler config
         p.pipe.scheduler = DDIMScheduler.from_config(p.pipe.scheduler.config)
@@ -134,8 +135,8 @@ def test_our_loop_matches_the_pipeline(models, family, scheduler):
 
 @pytest.mark.parametrize("family, scheduler", [("sd", "ddim"), ("sd3", "euler")])
 def test_x0_hat_per_step(models, family, scheduler):
-    from backends.image import noise_latent
-    from backends.t2i_pipelines import PromptGenerator, T2ISampling
+    from backends.image.diffusion import noise_latent
+    from backends.image.t2i_pipelines import PromptGenerator, T2ISampling
     p = pipeline(models, family)
     gen = PromptGenerator(p, PROMPT, T2ISampling(steps=4, eta=1.0, guidance=1.0, scheduler=scheduler, size=16))
     lat = gen.denoise([noise_latent(gen, 1, 4)])[0][0]
@@ -154,8 +155,8 @@ def test_x0_hat_per_step(models, family, scheduler):
 def test_stochastic_sampler_separates_resampled_copies(models):
     """Euler at eta 0 keeps two copies of a particle identical; at eta > 0, or with the flow SDE, they draw their
     own noise."""
-    from backends.t2i import T2ISpace
-    from backends.t2i_pipelines import PromptGenerator, T2ISampling
+    from backends.image.t2i import T2ISpace
+    from backends.image.t2i_pipelines import PromptGenerator, T2ISampling
     p = pipeline(models, "sd3")
     for scheduler, eta, same in (("euler", 0.0, True), ("euler", 0.5, False), ("flow_sde", 0.0, False)):
         s = T2ISampling(steps=4, eta=eta, guidance=1.0, scheduler=scheduler, size=16)
@@ -167,8 +168,8 @@ def test_stochastic_sampler_separates_resampled_copies(models):
 
 
 def test_regenerate_rebuilds_a_candidate_exactly(models):
-    from backends.t2i import T2ISpace
-    from backends.t2i_pipelines import PromptGenerator, T2ISampling
+    from backends.image.t2i import T2ISpace
+    from backends.image.t2i_pipelines import PromptGenerator, T2ISampling
     p = pipeline(models, "sd")
     s = T2ISampling(steps=4, eta=1.0, guidance=2.0, scheduler="ddim", size=16)
     sp = T2ISpace(PromptGenerator(p, PROMPT, s), None, PROMPT, s, previews="none", seed=3)
@@ -188,7 +189,7 @@ def test_explore_runs_t2i_from_the_page_inputs(models, store, tmp_path, monkeypa
     a run that streams into the image views; a scheduler the model's family does not take is refused."""
     import gradio as gr
 
-    from backends.t2i import prompt_set
+    from backends.image.t2i import prompt_set
     from engine.limits import Limits
     from ui.common import AppContext
     from ui.explore import SAMPLER_OPTIONS, make_config, stream_run
@@ -230,8 +231,7 @@ def _pixels(processor, images: torch.Tensor) -> torch.Tensor:
 def test_clip_score_is_the_cosine_of_clip_embeddings(models):
     from transformers import CLIPModel, CLIPProcessor
 
-    from backends import catalog
-    verifier = catalog.load_t2i_verifier(f"clip:{models['clip']}")  # cached: earlier tests may have used it
+    verifier = load_t2i_verifier(f"clip:{models['clip']}")  # cached: earlier tests may have used it
     images, prompts = _images(3), ["a cat", "a dog on grass", "a cat"]
     before = verifier.calls
     scores, cost = verifier.score(images, prompts)
@@ -252,9 +252,8 @@ def test_aesthetic_is_the_laion_head_on_normalised_clip_embeddings(models, tmp_p
     from safetensors.torch import load_file
     from transformers import CLIPModel, CLIPProcessor
 
-    from backends import catalog
-    from backends.t2i_verifiers import AestheticHead, AestheticScore, load_head
-    verifier = catalog.load_t2i_verifier(str(models["aesthetic"]))
+    from backends.image.t2i_verifiers import AestheticHead, AestheticScore, load_head
+    verifier = load_t2i_verifier(str(models["aesthetic"]))
     images = _images(2)
     scores, cost = verifier.score(images, ["x", "y"])
     assert cost.verifier_calls == 2
@@ -279,8 +278,7 @@ def test_aesthetic_is_the_laion_head_on_normalised_clip_embeddings(models, tmp_p
 
 
 def test_vlm_judge_samples_k_critiques_and_reads_their_verdicts(models, monkeypatch):
-    from backends import catalog
-    judge = catalog.load_t2i_verifier(f"vlm:{models['vlm']}")
+    judge = load_t2i_verifier(f"vlm:{models['vlm']}")
     judge.max_new_tokens = 5  # too short for any verdict: random text abstains
     scores, cost = judge.score(_images(2), ["a cat", "a dog"])
     assert scores == [0.5, 0.5] and cost.verifier_calls == 2 and cost.verifier_tokens > 0
@@ -330,7 +328,7 @@ def test_catalog_lists_hub_pipelines_and_verifiers_with_reasons(monkeypatch):
         if importlib.util.find_spec(module) is None:
             assert not rows[rid]["available"] and f"pip install {pip_name}" in rows[rid]["reason"]
             with pytest.raises(catalog.ModelLoadError, match="not installed"):
-                catalog.load_t2i_verifier(rid)
+                load_t2i_verifier(rid)
 
 
 @pytest.mark.parametrize("change, message", [

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from backends.transformers_lm import CausalLMPolicy
+from backends.text.transformers_lm import CausalLMPolicy
 from strategies.core import CancelToken, Cancelled
 
 

@@ -16,7 +16,13 @@ import pytest
 from strategies.core import Compute, Node, Score
 from strategies.registry import STRATEGIES
 from strategies import params as params_mod
-from ui import views
+from ui.figures.curves import score_vs_compute_figure
+from ui.figures.particles import particle_figure
+from ui.figures.style import PRUNED
+from ui.figures.sweeps import compute_optimal_table, scaling_figure
+from ui.figures.tables import candidates_rows, compute_meter_html, metrics_rows, status_html
+from ui.figures.tree import tree_figure
+from ui.fold import ViewState, fold, step_count
 
 TRUTH = "42"
 
@@ -109,21 +115,21 @@ REASONING = [n for n, i in STRATEGIES.items() if "reasoning" in i.domains]
 @pytest.mark.parametrize("strategy", REASONING)
 def test_every_strategy_folds_and_draws(strategy):
     events = run_events(strategy, n=4 if strategy != "mcts" else 6)
-    st = views.fold(events)
+    st = fold(events)
     assert st.status == "finished" and st.run_id == "rtest" and st.nodes
-    fig = views.tree_figure(st)
+    fig = tree_figure(st)
     json.loads(fig.to_json())  # serialisable, as gradio sends it
     assert fig.layout.uirevision == "tree-rtest"
-    views.particle_figure(st).to_json()
-    views.candidates_rows(st)
-    views.compute_meter_html(st.totals)
-    views.status_html(st)
+    particle_figure(st).to_json()
+    candidates_rows(st)
+    compute_meter_html(st.totals)
+    status_html(st)
 
 
 def test_one_edge_trace_float32_and_chosen_path():
     events = run_events("beam_search", n=8, beam_width=2)
-    st = views.fold(events)
-    fig = views.tree_figure(st)
+    st = fold(events)
+    fig = tree_figure(st)
     edges = trace(fig, "edges")
     assert len(edges) == 1
     n_edges = sum(1 for n in st.nodes.values() if n.parent is not None)
@@ -139,28 +145,28 @@ def test_one_edge_trace_float32_and_chosen_path():
 
 
 def test_pruned_nodes_are_grey_and_scored_nodes_have_a_colour_bar():
-    st = views.fold(run_events("beam_search", n=8, beam_width=2))
+    st = fold(run_events("beam_search", n=8, beam_width=2))
     pruned = [n for n in st.nodes.values() if n.pruned]
     assert pruned
-    fig = views.tree_figure(st)
+    fig = tree_figure(st)
     (pt,) = trace(fig, "pruned")
-    assert pt.marker.color == views.PRUNED and len(pt.x) == len(pruned)
+    assert pt.marker.color == PRUNED and len(pt.x) == len(pruned)
     (scored,) = trace(fig, "scored")
     assert scored.marker.colorbar.title.text.startswith("verifier")
     assert scored.marker.cmin == 0 and scored.marker.cmax == 1
 
 
 def test_finished_marked_correct_and_wrong_from_the_problem_answer():
-    st = views.fold(run_events("best_of_n", n=16))
+    st = fold(run_events("best_of_n", n=16))
     fin = [n for n in st.nodes.values() if n.finished]
     good = [n for n in fin if n.answer == TRUTH]
     bad = [n for n in fin if n.answer != TRUTH]
     assert good and bad
     assert all(n.correct is True for n in good) and all(n.correct is False for n in bad)
-    fig = views.tree_figure(st)
+    fig = tree_figure(st)
     assert len(trace(fig, "correct answer")[0].x) == len(good)
     assert len(trace(fig, "wrong answer")[0].x) == len(bad)
-    rows = views.candidates_rows(st)
+    rows = candidates_rows(st)
     assert len(rows) == len(fin)
     assert {r[4] for r in rows} == {"✓", "✗"}
     assert sum(1 for r in rows if r[5] == "★") == 1
@@ -171,47 +177,47 @@ def test_finished_marked_correct_and_wrong_from_the_problem_answer():
 def test_hover_and_html_escape_model_and_user_text():
     evil = '<script>window.__pwned=1</script><img src=x onerror="alert(1)">${alert(2)}`'
     events = run_events("beam_search", n=4, beam_width=2, problem_text=evil, preview=evil)
-    st = views.fold(events)
-    fig = views.tree_figure(st)
+    st = fold(events)
+    fig = tree_figure(st)
     hover = " ".join(h for t in fig.data if t.hovertext is not None for h in t.hovertext)
     assert "<script>" not in hover and "<img" not in hover and "${" not in hover
     assert "&lt;script&gt;" in hover
-    page = views.status_html(st)
+    page = status_html(st)
     assert "<script>" not in page and "<img" not in page and "${" not in page and "`" not in page
     assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in page
     st.error = evil
-    assert "<script>" not in views.status_html(st)
-    meter = views.compute_meter_html({"prompt_tokens": "<b>1</b>"})
+    assert "<script>" not in status_html(st)
+    meter = compute_meter_html({"prompt_tokens": "<b>1</b>"})
     assert "<b>1</b>" not in meter
 
 
 def test_fold_upto_step_replays_prefixes():
     events = run_events("beam_search", n=8, beam_width=2)
-    total = views.step_count(events)
+    total = step_count(events)
     assert total >= 2
-    sizes = [len(views.fold(events, upto_step=k).nodes) for k in range(total + 1)]
-    assert sizes == sorted(sizes) and sizes[0] == 1 and sizes[-1] == len(views.fold(events).nodes)
-    assert views.fold(events, upto_step=1).selected is None
-    assert views.fold(events, upto_step=total).selected is not None
-    assert views.fold(events, upto_step=total).status == "finished"
-    assert views.fold(events, upto_step=1).status == "running"
+    sizes = [len(fold(events, upto_step=k).nodes) for k in range(total + 1)]
+    assert sizes == sorted(sizes) and sizes[0] == 1 and sizes[-1] == len(fold(events).nodes)
+    assert fold(events, upto_step=1).selected is None
+    assert fold(events, upto_step=total).selected is not None
+    assert fold(events, upto_step=total).status == "finished"
+    assert fold(events, upto_step=1).status == "running"
 
 
 def test_incremental_fold_matches_full_fold():
     events = run_events("particle_filtering", n=6)
-    st = views.ViewState()
+    st = ViewState()
     for i in range(0, len(events), 7):
-        views.fold(events[i:i + 7], state=st)
-    full = views.fold(events)
+        fold(events[i:i + 7], state=st)
+    full = fold(events)
     assert st.nodes.keys() == full.nodes.keys() and len(st.particle_steps) == len(full.particle_steps)
 
 
 def test_particle_lanes_ancestry_and_extinct_lineages():
     events = run_events("particle_filtering", n=8, temperature=0.3)
-    st = views.fold(events)
+    st = fold(events)
     steps = st.particle_steps
     assert steps and all(len(ps.weights) == 8 for ps in steps)
-    fig = views.particle_figure(st)
+    fig = particle_figure(st)
     (dots,) = trace(fig, "particle (size = weight)")
     assert len(dots.x) == 8 * len(steps)
     (live,) = trace(fig, "surviving lineage")
@@ -242,8 +248,8 @@ def test_particle_lineage_by_hand():
            for i, p in enumerate(["a0", "a0", "a1"])]
     ev += [{"type": "Resampled", "step": 2, "particles": ["b1", "b1", "b1"], "ancestors": [1, 1, 1],
             "weights": [0.1, 0.8, 0.1], "ess": 1.5}]
-    st = views.fold(ev)
-    fig = views.particle_figure(st)
+    st = fold(ev)
+    fig = particle_figure(st)
     (dots,) = trace(fig, "particle (size = weight)")
     alive = [c == "#3b6fd6" for c in dots.marker.color]
     # step 1: particle 0 is the ancestor of b1 (lane 1 at step 2); particles 1 and 2 died out
@@ -283,9 +289,9 @@ def test_500_node_tree_builds_fast(capsys):
         ev.append({"type": "StepDone", "step": depth})
     ev.append({"type": "Selected", "id": frontier[0], "answer": "1", "score": 0.9})
     t0 = time.perf_counter()
-    st = views.fold(ev)
+    st = fold(ev)
     t1 = time.perf_counter()
-    fig = views.tree_figure(st)
+    fig = tree_figure(st)
     t2 = time.perf_counter()
     payload = fig.to_json()
     t3 = time.perf_counter()
@@ -298,14 +304,14 @@ def test_500_node_tree_builds_fast(capsys):
 def test_meter_and_candidates_live_votes():
     events = run_events("majority_vote", n=8)
     cut = [e for e in events if e["type"] not in ("RunFinished", "Selected", "RunEnded")]
-    st = views.fold(cut)
-    rows = views.candidates_rows(st)
+    st = fold(cut)
+    rows = candidates_rows(st)
     assert rows and all(r[3] >= 1 for r in rows)
     by_answer: dict = {}
     for r in rows:
         by_answer[r[1]] = by_answer.get(r[1], 0) + 1
     assert all(r[3] == by_answer[r[1]] for r in rows)
-    html = views.compute_meter_html({"prompt_tokens": 1234, "generated_tokens": 2_500_000, "flops": 3.2e12,
+    html = compute_meter_html({"prompt_tokens": 1234, "generated_tokens": 2_500_000, "flops": 3.2e12,
                                      "kv_bytes_peak": 3 * 2**20, "wall_s": 1.5, "model_calls": 3})
     for text in ("1.23 k", "2.50 M", "3.20 T", "3.00 MiB", "1.50 s"):
         assert text in html
@@ -330,35 +336,35 @@ SWEEP = {
 
 
 def test_scaling_figure_and_compute_optimal_table():
-    fig = views.scaling_figure(SWEEP)
+    fig = scaling_figure(SWEEP)
     json.loads(fig.to_json())
     names = {t.name for t in fig.data}
     assert {"greedy", "best_of_n", "beam_search", "oracle pass@N (ceiling)"} <= names
     assert fig.layout.xaxis.type == "log"
     oracle = trace(fig, "oracle pass@N (ceiling)")[0]
     assert list(oracle.y) == [0.4, 0.7, 0.9]  # pass@1 sits at greedy's compute (no sampling cell at budget 1)
-    table = views.compute_optimal_table(SWEEP)
+    table = compute_optimal_table(SWEEP)
     by = {(r[0], r[1]): r[2] for r in table}
     assert by[("all", 16)] == "beam_search"
     assert by[("1", 16)] == "best_of_n"
     assert by[("3", 4)] == "best_of_n"  # tie at 0.1: the cheaper one wins
-    assert views.scaling_figure(None).layout.annotations
+    assert scaling_figure(None).layout.annotations
 
 
 def test_score_vs_compute_and_metrics():
     a, b = run_events("best_of_n", n=8), run_events("beam_search", n=8, beam_width=2)
-    fig = views.score_vs_compute_figure([a, b], ["bon", "beam"])
+    fig = score_vs_compute_figure([a, b], ["bon", "beam"])
     assert [t.name for t in fig.data] == ["bon", "beam"]
     for t in fig.data:
         assert list(t.y) == sorted(t.y)  # best so far never decreases
-    headers, rows = views.metrics_rows([views.fold(a), views.fold(b)], ["bon", "beam"])
+    headers, rows = metrics_rows([fold(a), fold(b)], ["bon", "beam"])
     assert headers == ["metric", "bon", "beam"]
     assert any(r[0] == "tokens" for r in rows)
 
 
 def test_empty_states():
-    st = views.fold([])
-    assert views.tree_figure(st).layout.annotations
-    assert views.particle_figure(st).layout.annotations
-    assert views.candidates_rows(st) == []
-    assert math.isfinite(len(views.status_html(st)))
+    st = fold([])
+    assert tree_figure(st).layout.annotations
+    assert particle_figure(st).layout.annotations
+    assert candidates_rows(st) == []
+    assert math.isfinite(len(status_html(st)))

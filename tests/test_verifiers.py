@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from backends.embedded import arith
-from backends.verifiers import ArithOracle, TokenClassificationPRM
+from backends.text.verifiers import ArithOracle, TokenClassificationPRM
 from tests.conftest import build_char_tokenizer
 
 

@@ -6,12 +6,13 @@ import sys
 
 import pytest
 
+from backends.text.loaders import load_policy
+
 HAVE_VLLM = importlib.util.find_spec("vllm") is not None
 
 
 def test_the_app_never_imports_vllm_unless_chosen(random_lm_path):
-    from backends import catalog
-    catalog.load_policy(str(random_lm_path))
+    load_policy(str(random_lm_path))
     assert "vllm" not in sys.modules or HAVE_VLLM
 
 
@@ -21,8 +22,8 @@ def test_vllm_ids_are_unavailable_with_the_reason():
     ok, reason = catalog.resolve("vllm:Qwen/Qwen2.5-Math-1.5B-Instruct", "policy").availability()
     assert not ok and "requirements-gpu.txt" in reason
     with pytest.raises(catalog.ModelLoadError, match="not available here"):
-        catalog.load_policy("vllm:Qwen/Qwen2.5-Math-1.5B-Instruct")
-    from backends.vllm_backend import VLLMPolicy
+        load_policy("vllm:Qwen/Qwen2.5-Math-1.5B-Instruct")
+    from backends.text.vllm_backend import VLLMPolicy
     with pytest.raises(ImportError, match="requirements-gpu.txt"):
         VLLMPolicy("x")
 
@@ -34,7 +35,7 @@ needs_vllm_gpu = pytest.mark.skipif(
 
 @needs_vllm_gpu
 def test_vllm_policy_steps_samples_and_counts(random_lm_path):
-    from backends.vllm_backend import VLLMPolicy
+    from backends.text.vllm_backend import VLLMPolicy
     policy = VLLMPolicy(str(random_lm_path), delimiter="\n", chat_template=False, gpu_memory_utilization=0.2,
                         logprobs=1, enforce_eager=True)
     groups = policy.generate_steps(["Start with 5. Add 3.\n", "Start with 2.\n"], k=3, temperature=1.0,

@@ -82,9 +82,9 @@ def _open_session() -> None:
 def _warm_up() -> None:
     """Load the default policy and verifier once, so the first Run's first update is not a model load."""
     try:
-        from backends import catalog
-        catalog.load_policy("tiny-arith-s")
-        catalog.load_verifier("tiny-prm")
+        from backends.text.loaders import load_policy, load_verifier
+        load_policy("tiny-arith-s")
+        load_verifier("tiny-prm")
         log.info("default models loaded")
     except Exception as exc:  # noqa: BLE001 - the Run button reports the real problem
         log.warning("could not preload the default models: %s", exc)
@@ -115,7 +115,7 @@ def resolve_address(host: str | None = None, port: int | None = None) -> tuple[s
 
 
 def images_dir(db: Path | None) -> Path:
-    """The image runs' preview folder (``backends.image.images_root``), created; refused (ValueError) when
+    """The image runs' preview folder (``backends.image.diffusion.images_root``), created; refused (ValueError) when
     serving it would serve the working directory or the run database."""
     from ui.common import images_root
     root = images_root().resolve()

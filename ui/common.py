@@ -15,7 +15,12 @@ from typing import Any, Callable
 
 import gradio as gr
 
-from ui import image_views, views
+from ui.figures import images as image_views
+from ui.figures.curves import score_vs_compute_figure
+from ui.figures.particles import particle_figure
+from ui.figures.tables import CANDIDATE_HEADERS, METER_CSS, candidates_rows, compute_meter_html, status_html
+from ui.figures.tree import tree_figure
+from ui.fold import ViewState, fold, step_count
 
 log = logging.getLogger(__name__)
 
@@ -150,15 +155,15 @@ def load_values(view_values: tuple, slider: Any, events: Any) -> tuple:
 
 def build_viewer(prefix: str, with_transport: bool = True, idle: str = "Ready: press <b>Run</b>.") -> Viewer:
     """Lay out a viewer in the current Blocks context and wire its transport. ``idle`` is trusted HTML."""
-    status = gr.HTML(f'{views.METER_CSS}<div class="tts-status" data-testid="run-status">{idle}</div>',
+    status = gr.HTML(f'{METER_CSS}<div class="tts-status" data-testid="run-status">{idle}</div>',
                      elem_id=f"{prefix}-status", padding=False)
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=360):
-            tree = gr.Plot(views.tree_figure(views.ViewState()), label="Search tree", elem_id=f"{prefix}-tree",
+            tree = gr.Plot(tree_figure(ViewState()), label="Search tree", elem_id=f"{prefix}-tree",
                            show_label=False)
         with gr.Column(scale=2, min_width=300):
-            meter = gr.HTML(views.compute_meter_html({}), elem_id=f"{prefix}-meter", padding=False)
-            candidates = gr.Dataframe(value=[], headers=views.CANDIDATE_HEADERS, label="Finished candidates",
+            meter = gr.HTML(compute_meter_html({}), elem_id=f"{prefix}-meter", padding=False)
+            candidates = gr.Dataframe(value=[], headers=CANDIDATE_HEADERS, label="Finished candidates",
                                       interactive=False, max_height=330, elem_id=f"{prefix}-candidates",
                                       datatype=["str", "str", "number", "number", "str", "str"])
             # image runs: best score against NFE in place of the (text) candidates table
@@ -171,7 +176,7 @@ def build_viewer(prefix: str, with_transport: bool = True, idle: str = "Ready: p
     strips = gr.Plot(label="x_t | x0-hat strips", elem_id=f"{prefix}-strips", visible=False, show_label=False,
                      elem_classes=["tts-pixels"])
     # only runs that resample (particle filtering, FK steering) show the genealogy lanes
-    particles = gr.Plot(views.particle_figure(views.ViewState()), label="Particles: lanes and ESS",
+    particles = gr.Plot(particle_figure(ViewState()), label="Particles: lanes and ESS",
                         elem_id=f"{prefix}-particles", visible=False, show_label=False)
     with gr.Row(visible=with_transport):
         slider = gr.Slider(0, 1, value=1, step=1, label="Step (replay)", elem_id=f"{prefix}-slider",
@@ -204,68 +209,68 @@ def stored_events(store: Any, run_id: str) -> list[dict]:
 
 def frame(events: list[dict], k: int | None, title: str | None = None) -> tuple:
     """The view values (``Viewer.view_outputs``) at step ``k`` of a run (None: the whole run)."""
-    st = views.fold(events, upto_step=k)
-    n = views.step_count(events)
+    st = fold(events, upto_step=k)
+    n = step_count(events)
     if k is not None and k < n:
         st.status = f"replay: step {k} of {n}"
-    return (views.status_html(st), views.tree_figure(st, title=title), particles_update(st),
-            candidates_update(st), views.compute_meter_html(st.totals), *image_updates(st))
+    return (status_html(st), tree_figure(st, title=title), particles_update(st),
+            candidates_update(st), compute_meter_html(st.totals), *image_updates(st))
 
 
-def particles_update(st: views.ViewState) -> Any:
+def particles_update(st: ViewState) -> Any:
     """The particle view, shown only for runs that resample."""
     if not st.particle_steps:
         return gr.update(visible=False)
-    return gr.update(value=views.particle_figure(st), visible=True)
+    return gr.update(value=particle_figure(st), visible=True)
 
 
-def candidates_update(st: views.ViewState) -> Any:
+def candidates_update(st: ViewState) -> Any:
     """The candidates table, for text runs (an image run's candidates are in the gallery)."""
     if st.is_image:
         return gr.update(visible=False)
-    return gr.update(value=views.candidates_rows(st), visible=True)
+    return gr.update(value=candidates_rows(st), visible=True)
 
 
 def images_root() -> Path:
     """The folder image runs write their previews to (the only folder the app serves files from)."""
-    from backends.image import images_root as root  # torch loads only once images are involved
+    from backends.image.diffusion import images_root as root  # torch loads only once images are involved
     return root()
 
 
-def gallery_update(st: views.ViewState) -> Any:
+def gallery_update(st: ViewState) -> Any:
     if not st.is_image:
         return gr.update(visible=False)
     return gr.update(value=image_views.gallery_items(st, images_root()), visible=True)
 
 
-def strips_update(st: views.ViewState) -> Any:
+def strips_update(st: ViewState) -> Any:
     """The strips, for image runs whose lineages have more than one image (random search's have one)."""
     if not st.is_image or not any(len(p) > 1 for p in image_views.lineages(st)):
         return gr.update(visible=False)
     return gr.update(value=image_views.strips_figure(st, images_root()), visible=True)
 
 
-def nfe_update(st: views.ViewState) -> Any:
+def nfe_update(st: ViewState) -> Any:
     if not st.is_image:
         return gr.update(visible=False)
     label = f"{st.strategy} {st.run_id or ''}".strip()
-    return gr.update(value=views.score_vs_compute_figure([st], [label], x="nfe", height=330), visible=True)
+    return gr.update(value=score_vs_compute_figure([st], [label], x="nfe", height=330), visible=True)
 
 
-def image_updates(st: views.ViewState) -> tuple:
+def image_updates(st: ViewState) -> tuple:
     """Gallery, strips and score-vs-NFE updates: shown for image runs, hidden for the others."""
     return gallery_update(st), strips_update(st), nfe_update(st)
 
 
 def show_run(events: list[dict]) -> tuple:
     """Viewer outputs for a freshly opened run: the finished state, the slider at its end."""
-    n = views.step_count(events)
+    n = step_count(events)
     return load_values(frame(events, None), gr.update(minimum=0, maximum=max(n, 1), value=max(n, 1), step=1),
                        events)
 
 
 def _clamp_step(value: Any, events: list[dict]) -> int:
-    n = views.step_count(events or [])
+    n = step_count(events or [])
     try:
         k = int(float(value))
     except (TypeError, ValueError):
@@ -285,7 +290,7 @@ def _wire_transport(v: Viewer, prefix: str) -> None:
         """Start (from 0 when at the end) or pause playback."""
         if not events:
             raise gr.Error("Open a run first.", print_exception=False)
-        n = views.step_count(events)
+        n = step_count(events)
         k = _clamp_step(value, events)
         start = 0 if k >= n else k
         return (*frame(events, start), start, gr.Timer(active=True), gr.update(value="❚❚ Pause"))
@@ -293,7 +298,7 @@ def _wire_transport(v: Viewer, prefix: str) -> None:
     def on_tick(value: Any, events: list[dict]):
         if not events:
             return (*(gr.skip(),) * n_views, gr.skip(), gr.Timer(active=False), gr.update(value="▶ Play"))
-        n = views.step_count(events)
+        n = step_count(events)
         k = _clamp_step(value, events) + 1
         done = k >= n
         k = min(k, n)

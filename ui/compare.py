@@ -7,7 +7,10 @@ from typing import Any
 
 import gradio as gr
 
-from ui import views
+from ui.figures.curves import score_vs_compute_figure
+from ui.figures.tables import metrics_rows
+from ui.figures.tree import tree_figure
+from ui.fold import fold, step_count
 from ui.common import AppContext, check_run_id, gallery_update, stored_events
 
 log = logging.getLogger(__name__)
@@ -52,7 +55,7 @@ def build(ctx: AppContext) -> CompareTab:
             galleries.append(gr.Gallery(value=[], visible=False, label=f"Run {i + 1}: candidates", columns=3,
                                         fit_columns=False, height=300, object_fit="contain", interactive=False,
                                         min_width=260, elem_id=f"compare-gallery-{i}", elem_classes=["tts-pixels"]))
-    score_plot = gr.Plot(views.score_vs_compute_figure([]), label="Best verifier score vs compute (NFE for images)",
+    score_plot = gr.Plot(score_vs_compute_figure([]), label="Best verifier score vs compute (NFE for images)",
                          elem_id="compare-score", show_label=False)
     runs_state = gr.State([])  # [(label, events)] per session
 
@@ -63,10 +66,10 @@ def build(ctx: AppContext) -> CompareTab:
     refresh_btn.click(refresh, None, [picker], api_visibility="private", show_progress="hidden")
 
     def frames(loaded: list, k: int | None):
-        states = [views.fold(ev, upto_step=k) for _, ev in loaded]
+        states = [fold(ev, upto_step=k) for _, ev in loaded]
         labels = [lab for lab, _ in loaded]
-        headers, rows = views.metrics_rows(states, labels)
-        figs = [gr.update(value=views.tree_figure(st, height=400, title=lab, legend=False), visible=True)
+        headers, rows = metrics_rows(states, labels)
+        figs = [gr.update(value=tree_figure(st, height=400, title=lab, legend=False), visible=True)
                 for st, lab in zip(states, labels)]
         figs += [gr.update(value=None, visible=False)] * (MAX_RUNS - len(figs))
         gals = [gallery_update(st) for st in states] + [gr.update(visible=False)] * (MAX_RUNS - len(states))
@@ -83,9 +86,9 @@ def build(ctx: AppContext) -> CompareTab:
                 raise gr.Error(f"No run {rid} in the store.", print_exception=False)
             ev = stored_events(ctx.store, rid)
             loaded.append((_label(ev, rid), ev))
-        n = max(views.step_count(ev) for _, ev in loaded)
-        # x = NFE when every run is an image run, tokens otherwise (views.compute_axis)
-        score = views.score_vs_compute_figure([views.fold(ev) for _, ev in loaded], [lab for lab, _ in loaded])
+        n = max(step_count(ev) for _, ev in loaded)
+        # x = NFE when every run is an image run, tokens otherwise (ui.figures.curves.compute_axis)
+        score = score_vs_compute_figure([fold(ev) for _, ev in loaded], [lab for lab, _ in loaded])
         return (*frames(loaded, None), score, gr.update(minimum=0, maximum=max(n, 1), value=max(n, 1)), loaded)
 
     go_btn.click(compare, [picker], [metrics, *plots, *galleries, score_plot, slider, runs_state],

@@ -18,7 +18,10 @@ from typing import Any, Iterator
 import gradio as gr
 
 from backends.domains import IMAGE_DOMAINS
-from ui import views
+from ui.figures.style import empty_figure
+from ui.figures.tables import compute_meter_html, status_html
+from ui.figures.tree import tree_figure
+from ui.fold import ViewState, fold, step_count
 from ui.common import (AppContext, Viewer, build_viewer, candidates_update, gallery_update, load_values, nfe_update,
                        parse_choice, parse_int, particles_update, session_key, start_worker, strips_update)
 from ui.registry import (PROBLEM_TEXT_MAX, ParamField, budget_choices, default_model, default_verifier,
@@ -54,7 +57,7 @@ class ExploreTab:
 
 
 def build(ctx: AppContext) -> ExploreTab:
-    from backends import flow
+    from backends.image import flow
     from engine.run import ConfigError, RunConfig, execute  # noqa: F401 - fail at build time if missing
     from strategies.core import AGGREGATIONS
     from strategies.registry import STRATEGIES
@@ -213,9 +216,9 @@ def scheduler_update(strategy: str, domain: str, scheduler: str | None) -> dict:
     choice switches to flow_sde, the sampler the CLI gives them by default; any other choice is left alone."""
     if domain != "image":
         return gr.update()
-    from backends import image
+    from backends.image.diffusion import FLOW_ONLY_STRATEGIES, FLOW_SCHEDULERS
 
-    if strategy in image.FLOW_ONLY_STRATEGIES and scheduler not in image.FLOW_SCHEDULERS:
+    if strategy in FLOW_ONLY_STRATEGIES and scheduler not in FLOW_SCHEDULERS:
         return gr.update(value="flow_sde")
     return gr.update()
 
@@ -223,11 +226,11 @@ def scheduler_update(strategy: str, domain: str, scheduler: str | None) -> dict:
 def _check_problem(domain: str, text: str | None, problem_id: str | None) -> None:
     """The image domains' own problem check (``resolve_problem``: a digit, a prompt's length, an id's form) as a
     gr.Error before anything starts."""
-    from backends import image, t2i
+    from backends.image import digits, t2i
     from backends.errors import InputError
 
     try:
-        {"image": image, "t2i": t2i}[domain].resolve_problem(text, problem_id)
+        {"image": digits, "t2i": t2i}[domain].resolve_problem(text, problem_id)
     except InputError as exc:
         raise gr.Error(str(exc), print_exception=False) from None
 
@@ -321,7 +324,7 @@ def stream_run(ctx: AppContext, config, key: str, viewer: Viewer) -> Iterator[tu
 
     start_worker(work, f"run-{key[-8:]}")
     skip = gr.skip()
-    st = views.ViewState(strategy=config.strategy, status="starting", domain=config.domain)
+    st = ViewState(strategy=config.strategy, status="starting", domain=config.domain)
     is_image = st.is_image
     events: list[dict] = []
     finished = False
@@ -330,7 +333,7 @@ def stream_run(ctx: AppContext, config, key: str, viewer: Viewer) -> Iterator[tu
         # tree is left alone until it has a node (an empty figure would cost a plot render right before
         # the first real one).
         hidden = gr.update(visible=False)
-        reset = (None, None, hidden, gr.update(value=[], visible=not is_image), views.compute_meter_html({}),
+        reset = (None, None, hidden, gr.update(value=[], visible=not is_image), compute_meter_html({}),
                  gr.update(value=[], visible=is_image), hidden, hidden)
         acked = False
 
@@ -366,11 +369,11 @@ def stream_run(ctx: AppContext, config, key: str, viewer: Viewer) -> Iterator[tu
                     break
                 if isinstance(item, tuple):  # refused (bad input, unusable model): say so in place too
                     st.status, st.error = "refused", item[1]
-                    refused = views.empty_figure("The run was refused: see the message.")
-                    yield load_values(with_reset((views.status_html(st), refused, *(skip,) * 6)), skip, skip)
+                    refused = empty_figure("The run was refused: see the message.")
+                    yield load_values(with_reset((status_html(st), refused, *(skip,) * 6)), skip, skip)
                     raise gr.Error(item[1], print_exception=False)
                 events.append(item)
-                views.fold([item], state=st)
+                fold([item], state=st)
                 dirty = True
                 if (st.nodes and not shown_nodes) or time.monotonic() - last_sent >= interval:
                     break  # an update is due: send it rather than keep draining a busy queue
@@ -382,7 +385,7 @@ def stream_run(ctx: AppContext, config, key: str, viewer: Viewer) -> Iterator[tu
             first_nodes = not shown_nodes and bool(st.nodes)
             if not acked and not finished and not first_nodes and now >= ack_due:
                 # a slow start (the models' first load): say at once that the run is under way
-                yield load_values(with_reset((views.status_html(st), *(skip,) * 7)), skip, skip)
+                yield load_values(with_reset((status_html(st), *(skip,) * 7)), skip, skip)
                 acked, last_sent = True, time.monotonic()
                 continue
             if finished or (dirty and (first_nodes or now - last_sent >= interval)):
@@ -398,12 +401,12 @@ def stream_run(ctx: AppContext, config, key: str, viewer: Viewer) -> Iterator[tu
                 else:
                     cands = candidates_update(st) if changed("candidates", n_fin) else skip
                     gallery = strips = nfe = skip
-                values = (views.status_html(st), views.tree_figure(st), particles, cands,
-                          views.compute_meter_html(st.totals), gallery, strips, nfe)
+                values = (status_html(st), tree_figure(st), particles, cands,
+                          compute_meter_html(st.totals), gallery, strips, nfe)
                 if not acked:
                     values, acked = with_reset(values), True
                 if finished:
-                    n = views.step_count(events)
+                    n = step_count(events)
                     yield load_values(values, gr.update(minimum=0, maximum=max(n, 1), value=max(n, 1)), events)
                 else:
                     yield load_values(values, skip, skip)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from ui import views
+from ui.fold import step_count
 from ui.common import AppContext, build_viewer, frame, load_values, parse_choice
 from ui.learn_content import card_markdown
 
@@ -80,7 +80,7 @@ def build(ctx: AppContext) -> None:
             if not events:
                 raise gr.Error("No example run of this strategy is shipped (python -m ui.examples makes them).",
                                print_exception=False)
-            n = views.step_count(events)
+            n = step_count(events)
             # start at step 0 and let the viewer's timer play it forward
             return (*load_values(frame(events, 0), gr.update(minimum=0, maximum=max(n, 1), value=0), events),
                     gr.Timer(active=True), gr.update(value="❚❚ Pause"))

@@ -7,7 +7,7 @@ from typing import Any
 
 import gradio as gr
 
-from ui.views import esc
+from ui.figures.style import esc
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ def default_verifier(domain: str | None) -> str:
 
 def t2i_prompt_choices() -> list[tuple[str, str]]:
     """The bundled text-to-image prompts as (label, problem id), ``test:<i>`` as the CLI's ``--problem-id``."""
-    from backends import t2i
+    from backends.image import t2i
 
     out = []
     for i, row in enumerate(t2i.prompt_set()):
@@ -154,8 +154,8 @@ class SamplerSpec:
 
 def sampler_spec(domain: str) -> SamplerSpec:
     if domain == "t2i":
-        from backends import t2i
-        from backends.t2i_pipelines import DEFAULT_GUIDANCE, SCHEDULERS
+        from backends.image import t2i
+        from backends.image.t2i_pipelines import DEFAULT_GUIDANCE, SCHEDULERS
 
         # "auto" is what t2i.parse_options reads as the pipeline's own choice; which schedulers a model takes
         # depends on its family, checked once the pipeline is loaded
@@ -164,9 +164,9 @@ def sampler_spec(domain: str) -> SamplerSpec:
         return SamplerSpec(defaults, ("auto", *dict.fromkeys(s for ss in SCHEDULERS.values() for s in ss)),
                            "empty = the model's own (" + ", ".join(f"{f} {g:g}" for f, g in DEFAULT_GUIDANCE.items())
                            + "); 1 = off", f"auto = the model's first; by family: {families}")
-    from backends import image
+    from backends.image.diffusion import DEFAULTS, SCHEDULERS
 
-    return SamplerSpec(dict(image.DEFAULTS), tuple(image.SCHEDULERS), "1 = off (1 NFE per step, 2 otherwise)",
+    return SamplerSpec(dict(DEFAULTS), tuple(SCHEDULERS), "1 = off (1 NFE per step, 2 otherwise)",
                        "ddim / ddpm; flow_ode / flow_sde run the UNet as a flow model")
 
 

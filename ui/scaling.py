@@ -10,9 +10,9 @@ from typing import Any
 
 import gradio as gr
 
-from ui import views
+from ui.figures.sweeps import OPTIMAL_HEADERS, compute_optimal_table, scaling_figure
 from ui.common import AppContext, check_run_id, parse_choice, parse_int, session_key, start_worker
-from ui.views import esc
+from ui.figures.style import esc
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +75,8 @@ def build(ctx: AppContext) -> ScalingTab:
                              elem_id="sweep-pick")
         refresh_btn = gr.Button("↻ Refresh", scale=1)
     x_axis = gr.Radio([("tokens", "tokens"), ("FLOPs", "flops")], value="tokens", label="Compute axis")
-    figure = gr.Plot(views.scaling_figure(None), label="Accuracy vs compute", elem_id="sweep-figure")
-    table = gr.Dataframe(value=[], headers=views.OPTIMAL_HEADERS, interactive=False,
+    figure = gr.Plot(scaling_figure(None), label="Accuracy vs compute", elem_id="sweep-figure")
+    table = gr.Dataframe(value=[], headers=OPTIMAL_HEADERS, interactive=False,
                          label="Compute-optimal strategy per difficulty and budget", elem_id="sweep-table")
     result_state = gr.State(None)
 
@@ -95,13 +95,13 @@ def build(ctx: AppContext) -> ScalingTab:
         if not s.get("result"):
             raise gr.Error(f"Sweep {sid} has no result ({s.get('status')}).", print_exception=False)
         x = parse_choice(x, "compute axis", ["tokens", "flops"])
-        return views.scaling_figure(s["result"], x=x), views.compute_optimal_table(s["result"]), s["result"]
+        return scaling_figure(s["result"], x=x), compute_optimal_table(s["result"]), s["result"]
 
     sweeps.change(open_sweep, [sweeps, x_axis], [figure, table, result_state], api_name="open_sweep")
 
     def redraw(x, result):
         x = parse_choice(x, "compute axis", ["tokens", "flops"])
-        return views.scaling_figure(result, x=x) if result else gr.skip()
+        return scaling_figure(result, x=x) if result else gr.skip()
 
     x_axis.change(redraw, [x_axis, result_state], [figure], api_visibility="private", show_progress="hidden")
 
@@ -173,8 +173,8 @@ def build(ctx: AppContext) -> ScalingTab:
                 if item[0] == "result":
                     result = item[1]
             note = "stopped" if (result or {}).get("status") == "cancelled" else "done"
-            yield (progress_html(done, total or done, started, note), views.scaling_figure(result, x=x),
-                   views.compute_optimal_table(result), result)
+            yield (progress_html(done, total or done, started, note), scaling_figure(result, x=x),
+                   compute_optimal_table(result), result)
         finally:
             if not finished:
                 token.cancel()

@@ -18,7 +18,7 @@ What it trains
   clipping at 1. L has 4.3 times the parameters of S and gets more steps (3,000 against 2,200;
   each of its steps costs about four of S's on a CPU).
 * ``tiny-prm``: a generative PRM (``LlamaForCausalLM``, the ``likelihood`` family of
-  ``backends.prm_families``) whose input is ``problem.text + "\\n" + "\\n".join(steps) + "\\n"``; its score after
+  ``backends.text.prm_families``) whose input is ``problem.text + "\\n" + "\\n".join(steps) + "\\n"``; its score after
   step i is the probability it gives steps 1..i with their delimiters, a product of token probabilities.
   It starts from the trained L policy, is trained on as the policies are for ``SPECS["prm"].steps`` more
   steps of fresh chains (its task training: a generative verifier checks a step no better than it could
@@ -391,7 +391,7 @@ def auroc(scores: list[float], labels: list[int]) -> float:
 # ----------------------------------------------------------------------------------------------------------
 def prm_text(problem: arith.Problem, steps: list[str]) -> str:
     """What the PRM reads, as the app's ``likelihood`` family builds it."""
-    from backends.prm_families import likelihood_pieces
+    from backends.text.prm_base import likelihood_pieces
 
     return "".join(likelihood_pieces(problem.text, steps, NEWLINE))
 
@@ -538,7 +538,7 @@ def evaluate_prm(path: str, items: list[tuple[arith.Problem, list[str]]], k: int
     above its wrong ones, which is what best-of-N and search need (pooled AUROC also rewards a PRM that only
     recognises hard problems).
     """
-    from backends.prm_families import LikelihoodPRM
+    from backends.text.prm_families import LikelihoodPRM
 
     prm = LikelihoodPRM(path, name="tiny-prm", device="cpu", batch_size=64)
     flat_s, flat_l, within, picked = [], [], [], []

@@ -41,8 +41,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from backends import image as image_mod
-from backends import image_verifiers as iv
+from backends.image.diffusion import DiffusionModel, NULL_CLASS, Sampling, derive, grid_png, sample
+from backends.image import verifiers as iv
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE.parent / "models"
@@ -105,7 +105,7 @@ def train_unet(data, steps: int, batch: int, lr: float, seed: int, snapshots: tu
     for s in range(steps):
         idx = torch.randint(0, len(x_all), (batch,), generator=g)
         x0, y = x_all[idx], y_all[idx].clone()
-        y[torch.rand(batch, generator=g) < 0.1] = image_mod.NULL_CLASS
+        y[torch.rand(batch, generator=g) < 0.1] = NULL_CLASS
         noise = torch.randn(x0.shape, generator=g)
         t = torch.randint(0, sched.config.num_train_timesteps, (batch,), generator=g)
         xt = sched.add_noise(x0, noise, t)
@@ -261,13 +261,13 @@ def choose_snapshot(unet, sched, kept: dict[int, dict], judge_dir: Path, low: fl
     """
     judge = iv.ClassifierVerifier(judge_dir, "digit-judge")
     labels = [c for c in range(10) for _ in range(10)]
-    seeds = [image_mod.derive("select", i) for i in range(len(labels))]
+    seeds = [derive("select", i) for i in range(len(labels))]
     target = (low + high) / 2
     best, best_gap = max(kept), float("inf")
     for step in sorted(kept):
         unet.load_state_dict(kept[step])
-        model = image_mod.DiffusionModel.from_parts(unet, dict(sched.config), name=f"snapshot-{step}")
-        images = image_mod.sample(model, image_mod.Sampling(20, 1.0, 1.0), labels, seeds)
+        model = DiffusionModel.from_parts(unet, dict(sched.config), name=f"snapshot-{step}")
+        images = sample(model, Sampling(20, 1.0, 1.0), labels, seeds)
         acc = sum(v["correct"] for v in judge.verdicts(images, labels)) / len(labels)
         say(f"  snapshot at step {step}: judge accuracy on 100 plain samples {acc:.2f}")
         if abs(acc - target) <= best_gap:
@@ -277,19 +277,19 @@ def choose_snapshot(unet, sched, kept: dict[int, dict], judge_dir: Path, low: fl
 
 def evaluate(out: Path, per_class: int = 20) -> None:
     """Judge and classifier accuracy on plain samples (``per_class`` per class) under several sampler settings."""
-    model = image_mod.DiffusionModel(out / "tiny-digits", "tiny-digits")
+    model = DiffusionModel(out / "tiny-digits", "tiny-digits")
     judge = iv.ClassifierVerifier(out / "digit-judge", "digit-judge")
     clf = iv.ClassifierVerifier(out / "digit-classifier", "digit-classifier")
     labels = [c for c in range(10) for _ in range(per_class)]
-    seeds = [image_mod.derive("eval", i) for i in range(len(labels))]
+    seeds = [derive("eval", i) for i in range(len(labels))]
     say(f"plain samples, {per_class} per class (judge = held-out digit-judge, clf = search verifier digit-classifier):")
-    for name, sampling in [("DDIM 20 steps, eta 1, guidance 1 (the default)", image_mod.Sampling(20, 1.0, 1.0)),
-                           ("DDIM 20 steps, eta 0, guidance 1", image_mod.Sampling(20, 0.0, 1.0)),
-                           ("DDPM 20 steps, guidance 1", image_mod.Sampling(20, 1.0, 1.0, "ddpm")),
-                           ("DDIM 20 steps, eta 1, guidance 3", image_mod.Sampling(20, 1.0, 3.0)),
-                           ("DDIM 80 steps, eta 1, guidance 1", image_mod.Sampling(80, 1.0, 1.0))][:None if per_class >= 20 else 1]:
+    for name, sampling in [("DDIM 20 steps, eta 1, guidance 1 (the default)", Sampling(20, 1.0, 1.0)),
+                           ("DDIM 20 steps, eta 0, guidance 1", Sampling(20, 0.0, 1.0)),
+                           ("DDPM 20 steps, guidance 1", Sampling(20, 1.0, 1.0, "ddpm")),
+                           ("DDIM 20 steps, eta 1, guidance 3", Sampling(20, 1.0, 3.0)),
+                           ("DDIM 80 steps, eta 1, guidance 1", Sampling(80, 1.0, 1.0))][:None if per_class >= 20 else 1]:
         started = time.perf_counter()
-        images = image_mod.sample(model, sampling, labels, seeds)
+        images = sample(model, sampling, labels, seeds)
         secs = time.perf_counter() - started
         v = judge.verdicts(images, labels)
         acc = sum(r["correct"] for r in v) / len(v)
@@ -302,7 +302,7 @@ def evaluate(out: Path, per_class: int = 20) -> None:
         say("    judge per class " + " ".join(f"{c}:{a:.2f}" for c, a in enumerate(per)))
         if name.endswith("(the default)"):
             grid = torch.stack([images[c * per_class + j] for c in range(10) for j in range(min(10, per_class))])
-            image_mod.grid_png(grid, 10, HERE / "samples.png")
+            grid_png(grid, 10, HERE / "samples.png")
             say(f"  sample grid (rows = classes 0..9, default sampler): {HERE / 'samples.png'}")
 
 

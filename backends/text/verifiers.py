@@ -15,7 +15,7 @@ import torch
 from transformers import AutoModelForTokenClassification, AutoTokenizer
 
 from backends.embedded import arith
-from backends.transformers_lm import flops_for, model_shape, pick_device
+from backends.text.transformers_lm import flops_for, model_shape, pick_device
 from strategies.core import CancelToken, Compute
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,10 @@ import os
 import random
 from dataclasses import dataclass, field
 
-from backends import catalog, datasets_local, math_grading
+from backends import catalog
+from backends.text.loaders import load_policy, load_verifier
+from backends.text import datasets_local
+from backends.text import math_grading
 from backends.embedded import arith
 from backends.errors import InputError
 from backends.problem_ids import resolve_problem_with
@@ -200,12 +203,12 @@ def prepare(config, uses_verifier: bool) -> ReasoningRun:
     if is_math:
         entry = catalog.resolve(config.model, "policy")
         delimiter = entry.delimiter if entry.delimiter != "\n" else catalog.MATH_DELIMITER
-    policy = catalog.load_policy(config.model, config.trust_remote_code, delimiter=delimiter)
+    policy = load_policy(config.model, config.trust_remote_code, delimiter=delimiter)
     verifier = None
     if uses_verifier:
         if not config.verifier:
             raise InputError(f"{config.strategy} needs a verifier; choose one (for example tiny-prm)")
-        verifier = catalog.load_verifier(config.verifier, config.trust_remote_code)
+        verifier = load_verifier(config.verifier, config.trust_remote_code)
     if is_math:
         prompt = math_grading.math_prompt(policy, problem)
     else:

@@ -33,7 +33,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from backends.prm_families import question_of
+from backends.text.prm_base import question_of
 from strategies.core import CancelToken, Compute
 
 JUDGE_TEMPLATE = (
@@ -165,6 +165,6 @@ class LLMJudge:
 
 def load_judge(path_or_id: str, name: str | None = None, trust_remote_code: bool = False, **kw) -> LLMJudge:
     """A judge over a causal LM folder or hub id, with its chat template when it has one."""
-    from backends.transformers_lm import CausalLMPolicy
+    from backends.text.transformers_lm import CausalLMPolicy
     policy = CausalLMPolicy(path_or_id, trust_remote_code=trust_remote_code, chat_template=True)
     return LLMJudge(policy, name=name or path_or_id, **kw)

@@ -1,6 +1,6 @@
 """The published process reward model families, each called exactly as it was trained (DESIGN.md section 4).
 
-Every family here implements the ``StepVerifier`` protocol of ``backends.verifiers``: ``score_steps`` returns
+Every family here implements the ``StepVerifier`` protocol of ``backends.text.verifiers``: ``score_steps`` returns
 one score in [0, 1] per given step, ``score_whole`` one score per whole answer. The models are causal, so the
 score read at the end of step i depends only on the question and steps 1..i: one forward pass over a
 solution scores all its prefixes, and each distinct prefix is scored once (a per-verifier cache guarded by a
@@ -15,7 +15,7 @@ Families (``FAMILIES``; input formats from the model cards and the reference inf
   architecture ``Qwen2ForProcessRewardModel`` is remote code on the hub; it is a known head, so it is built
   here without remote code: the Qwen2 backbone through ``AutoModel`` (weights ``model.*``) and the two-layer MLP
   ``score`` (Linear(h, h) -> ReLU -> Linear(h, 2), weights ``score.0.*`` and ``score.2.*``) read from the
-  checkpoint's safetensors by ``_read_tensors``. ``AutoModelForTokenClassification`` does not fit: its head
+  checkpoint's safetensors by ``read_tensors``. ``AutoModelForTokenClassification`` does not fit: its head
   is one Linear. Score = softmax over the 2 classes, class 1, at each ``<extra_0>`` position.
 - ``math-shepherd``: peiyi9979/math-shepherd-mistral-7b-prm, a causal LM. Input ``f"{question} {step_1} ки\\n
   {step_2} ки..."`` (with BOS, as ``tokenizer.encode`` does in the model card); at each ``ки`` tag take the
@@ -57,16 +57,18 @@ from __future__ import annotations
 import json
 import logging
 import math
-import threading
 import time
+import threading
 from collections import OrderedDict
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from backends.transformers_lm import flops_for, model_shape, pick_device
-from strategies.core import CancelToken, Compute
+from backends.text.transformers_lm import flops_for, model_shape, pick_device
+from backends.text.prm_base import (PrefixCachedPRM, causal_lm, likelihood_pieces, load_backbone, load_tokenizer,
+                                    question_of, read_tensors, split_steps, token_starting_at)
+from strategies.core import Compute
 
 log = logging.getLogger(__name__)
 
@@ -75,177 +77,6 @@ QWEN_STEP_TOKEN = "<extra_0>"
 SHEPHERD_TAG = "ки"
 
 
-def split_steps(text: str, delimiter: str) -> list[str]:
-    """Steps of a text: split at the delimiter, surrounding whitespace stripped, no empty trailing step.
-
-    Empty pieces in the middle (two delimiters in a row) are dropped too: a PRM never scores an empty step.
-    """
-    return [p.strip() for p in text.split(delimiter) if p.strip()]
-
-
-def likelihood_pieces(question: str, steps: list[str], delimiter: str) -> list[str]:
-    """What a ``likelihood`` PRM reads, in pieces: the question, then every step, each closed by the delimiter
-    (the last step too). The embedded PRM's training text (``backends.embedded.train.prm_text``) is their join."""
-    return [question + delimiter] + [step + delimiter for step in steps]
-
-
-def question_of(problem: object, prompt: str) -> str:
-    text = getattr(problem, "text", None) if problem is not None else None
-    return text if isinstance(text, str) and text else prompt
-
-
-def _read_tensors(path_or_id: str, prefixes: tuple[str, ...]) -> dict[str, torch.Tensor]:
-    """Tensors whose names start with one of ``prefixes``, read from a checkpoint's safetensors (sharded or not)."""
-    from safetensors import safe_open
-    from transformers.utils import cached_file
-
-    index = cached_file(path_or_id, "model.safetensors.index.json", _raise_exceptions_for_missing_entries=False)
-    if index:
-        weight_map = json.loads(Path(index).read_text())["weight_map"]
-        files = sorted({f for k, f in weight_map.items() if k.startswith(prefixes)})
-    else:
-        files = ["model.safetensors"]
-    out: dict[str, torch.Tensor] = {}
-    for name in files:
-        local = cached_file(path_or_id, name)
-        with safe_open(local, framework="pt") as f:
-            for key in f.keys():
-                if key.startswith(prefixes):
-                    out[key] = f.get_tensor(key)
-    return out
-
-
-def _tokenizer(path_or_id: str, trust_remote_code: bool):
-    from transformers import AutoTokenizer
-    tok = AutoTokenizer.from_pretrained(path_or_id, trust_remote_code=trust_remote_code)
-    if tok.pad_token_id is None:
-        tok.pad_token = tok.eos_token
-    return tok
-
-
-def _causal_lm(path_or_id: str, device: str | None, trust_remote_code: bool):
-    """(device, causal LM in eval mode on it) for the families that read an LM's logits."""
-    from transformers import AutoModelForCausalLM
-    dev, dtype = pick_device(device)
-    model = AutoModelForCausalLM.from_pretrained(path_or_id, dtype=dtype, trust_remote_code=trust_remote_code)
-    return dev, model.to(dev).eval()
-
-
-def _backbone(path_or_id: str, dtype: torch.dtype, trust_remote_code: bool):
-    """The transformer without any head (``model.*`` weights); heads are loaded by the family."""
-    from transformers import AutoModel
-    return AutoModel.from_pretrained(path_or_id, dtype=dtype, trust_remote_code=trust_remote_code)
-
-
-class _PrefixCachedPRM:
-    """Shared machinery: batched right-padded forwards, per-prefix cache, compute counting.
-
-    A family provides ``_encode(question, steps) -> (input_ids, read_positions)`` (one position per step)
-    and ``_scores(input_ids, attention_mask) -> tensor[batch, seq]`` (the family's score at every position);
-    ``_read`` turns a row and its positions into the step scores (the likelihood family reads relative ones).
-    """
-
-    is_oracle = False
-    joiner = "\n\n"      # how score_whole joins steps into one
-    delimiter = "\n\n"   # how score_text splits a text into steps
-
-    def __init__(self, name: str, tokenizer, model: nn.Module, device: torch.device, batch_size: int = 16,
-                 cache_size: int = 200_000) -> None:
-        self.name = name
-        self.tokenizer = tokenizer
-        self.model = model
-        self.device = device
-        self.batch_size = batch_size
-        self.n_params = sum(p.numel() for p in model.parameters())
-        self.layers, _, self.hidden = model_shape(getattr(model, "config", None) or object())
-        self._cache: OrderedDict[tuple[str, tuple[str, ...]], float] = OrderedDict()
-        self._cache_size = cache_size
-        self._lock = threading.Lock()
-
-    # -- family hooks -------------------------------------------------------------------------------
-    def _encode(self, question: str, steps: list[str]) -> tuple[list[int], list[int]]:
-        raise NotImplementedError
-
-    def _scores(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
-    def _read(self, row: torch.Tensor, positions: list[int]) -> list[float]:
-        """Per-step scores from one row of ``_scores``; a family whose score is relative to a start overrides it."""
-        return [float(row[p]) for p in positions]
-
-    # -- shared ---------------------------------------------------------------------------------------
-    @torch.inference_mode()
-    def _forward(self, question: str, step_lists: list[list[str]],
-                 cancel: CancelToken | None) -> tuple[list[list[float]], Compute]:
-        cost = Compute()
-        started = time.perf_counter()
-        out: list[list[float]] = []
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        for b in range(0, len(step_lists), self.batch_size):
-            if cancel is not None:
-                cancel.check()
-            built = [self._encode(question, steps) for steps in step_lists[b:b + self.batch_size]]
-            width = max(len(ids) for ids, _ in built)
-            ids = torch.full((len(built), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(built), width), dtype=torch.long)
-            for row, (seq, _) in enumerate(built):
-                ids[row, :len(seq)] = torch.tensor(seq, dtype=torch.long)
-                mask[row, :len(seq)] = 1
-            scores = self._scores(ids.to(self.device), mask.to(self.device)).float().cpu()
-            n_tokens = int(mask.sum())
-            cost.verifier_tokens += n_tokens
-            cost.verifier_calls += 1
-            cost.flops += flops_for(self.n_params, self.layers, self.hidden, n_tokens, width // 2)
-            for row, (_, positions) in enumerate(built):
-                out.append(self._read(scores[row], positions))
-        cost.wall_s = time.perf_counter() - started
-        return out, cost
-
-    def score_steps(self, problem: object, prompt: str, step_lists: list[list[str]],
-                    cancel: CancelToken | None = None) -> tuple[list[list[float]], Compute]:
-        question = question_of(problem, prompt)
-        with self._lock:
-            keys = [(question, tuple(steps)) for steps in step_lists]
-            todo = sorted({k for k in keys if k not in self._cache and k[1]}, key=lambda k: -len(k[1]))
-            covered: set[tuple[str, tuple[str, ...]]] = set()
-            maximal = []
-            for k in todo:  # a longer solution's forward pass also scores its prefixes
-                if k not in covered:
-                    maximal.append(k)
-                    covered.update((k[0], k[1][:i]) for i in range(1, len(k[1]) + 1))
-            cost = Compute()
-            if maximal:
-                scores, cost = self._forward(question, [list(k[1]) for k in maximal], cancel)
-                for k, per_step in zip(maximal, scores):
-                    for i, s in enumerate(per_step, 1):
-                        self._cache[(k[0], k[1][:i])] = s
-                while len(self._cache) > self._cache_size:
-                    self._cache.popitem(last=False)
-            return [[self._cache[(q, steps[:i])] for i in range(1, len(steps) + 1)] for q, steps in keys], cost
-
-    def score_whole(self, problem: object, prompt: str, step_lists: list[list[str]],
-                    cancel: CancelToken | None = None) -> tuple[list[float], Compute]:
-        whole = [[self.joiner.join(steps)] for steps in step_lists]
-        scores, cost = self._forward(question_of(problem, prompt), whole, cancel)
-        return [s[-1] for s in scores], cost
-
-    def score_text(self, problem: object, prompt: str, text: str,
-                   cancel: CancelToken | None = None) -> tuple[list[float], Compute]:
-        """Scores of a solution given as text, split at the family's delimiter (no empty trailing step)."""
-        (scores,), cost = self.score_steps(problem, prompt, [split_steps(text, self.delimiter)], cancel)
-        return scores, cost
-
-
-def _token_starting_at(offsets: list[tuple[int, int]], char_index: int) -> int:
-    for i, (s, e) in enumerate(offsets):
-        if s <= char_index < e:
-            return i
-    raise ValueError(f"no token covers character {char_index}")
-
-
-# ----------------------------------------------------------------------------------------------------
-# Qwen2.5-Math-PRM
-# ----------------------------------------------------------------------------------------------------
 class QwenPRMHead(nn.Module):
     """``Qwen2ForProcessRewardModel`` without remote code: backbone + MLP score head (Linear, ReLU, Linear)."""
 
@@ -263,8 +94,8 @@ class QwenPRMHead(nn.Module):
 
 def load_qwen_prm_head(path_or_id: str, dtype: torch.dtype, trust_remote_code: bool = False,
                        num_labels: int | None = None) -> QwenPRMHead:
-    backbone = _backbone(path_or_id, dtype, trust_remote_code)
-    tensors = _read_tensors(path_or_id, ("score.",))
+    backbone = load_backbone(path_or_id, dtype, trust_remote_code)
+    tensors = read_tensors(path_or_id, ("score.",))
     if not tensors:
         raise ValueError(f"{path_or_id} has no score.* weights: not a Qwen2 process/outcome reward model")
     labels = num_labels or int(tensors["score.2.weight"].shape[0])
@@ -273,7 +104,7 @@ def load_qwen_prm_head(path_or_id: str, dtype: torch.dtype, trust_remote_code: b
     return model.to(dtype)
 
 
-class QwenMathPRM(_PrefixCachedPRM):
+class QwenMathPRM(PrefixCachedPRM):
     """Qwen2.5-Math-PRM: class-1 probability at each ``<extra_0>`` after a step (see the module docstring)."""
 
     family = "qwen-prm"
@@ -282,7 +113,7 @@ class QwenMathPRM(_PrefixCachedPRM):
     def __init__(self, path_or_id: str, name: str | None = None, device: str | None = None,
                  trust_remote_code: bool = False, system: str = QWEN_PRM_SYSTEM, **kw) -> None:
         dev, dtype = pick_device(device)
-        tok = _tokenizer(path_or_id, trust_remote_code)
+        tok = load_tokenizer(path_or_id, trust_remote_code)
         model = load_qwen_prm_head(path_or_id, dtype, trust_remote_code).to(dev).eval()
         super().__init__(name or path_or_id, tok, model, dev, **kw)
         ids = tok.convert_tokens_to_ids(QWEN_STEP_TOKEN)
@@ -320,7 +151,7 @@ def _plus_minus_ids(tok, spaced: bool) -> tuple[int, int]:
     return plus, minus
 
 
-class MathShepherdPRM(_PrefixCachedPRM):
+class MathShepherdPRM(PrefixCachedPRM):
     """Math-Shepherd: P("+") over the ("+", "-") logits of a causal LM at each " ки" step tag."""
 
     family = "math-shepherd"
@@ -329,8 +160,8 @@ class MathShepherdPRM(_PrefixCachedPRM):
 
     def __init__(self, path_or_id: str, name: str | None = None, device: str | None = None,
                  trust_remote_code: bool = False, step_join: str = "\n", **kw) -> None:
-        tok = _tokenizer(path_or_id, trust_remote_code)
-        dev, model = _causal_lm(path_or_id, device, trust_remote_code)
+        tok = load_tokenizer(path_or_id, trust_remote_code)
+        dev, model = causal_lm(path_or_id, device, trust_remote_code)
         super().__init__(name or path_or_id, tok, model, dev, **kw)
         self.candidates = list(_plus_minus_ids(tok, spaced=True))
         self.step_join = step_join
@@ -351,7 +182,7 @@ class MathShepherdPRM(_PrefixCachedPRM):
         enc = self.tokenizer(text, add_special_tokens=True, return_offsets_mapping=True)
         offsets = [tuple(o) for o in enc["offset_mapping"]]
         # the token holding the tag's last character (the tag token itself in the real tokenizer)
-        return enc["input_ids"], [_token_starting_at(offsets, t + len(SHEPHERD_TAG) - 1) for t in tags]
+        return enc["input_ids"], [token_starting_at(offsets, t + len(SHEPHERD_TAG) - 1) for t in tags]
 
     def _scores(self, input_ids, attention_mask):
         logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits[..., self.candidates]
@@ -364,7 +195,7 @@ class MathShepherdPRM(_PrefixCachedPRM):
 _SLOT = "\u0000\u0001SLOT\u0001\u0000"
 
 
-class RLHFlowPRM(_PrefixCachedPRM):
+class RLHFlowPRM(PrefixCachedPRM):
     """RLHFlow PRMs: one user turn per step, assistant "+"; P("+") vs P("-") just before each assistant "+"."""
 
     family = "rlhflow"
@@ -372,10 +203,10 @@ class RLHFlowPRM(_PrefixCachedPRM):
 
     def __init__(self, path_or_id: str, name: str | None = None, device: str | None = None,
                  trust_remote_code: bool = False, **kw) -> None:
-        tok = _tokenizer(path_or_id, trust_remote_code)
+        tok = load_tokenizer(path_or_id, trust_remote_code)
         if getattr(tok, "chat_template", None) is None:
             raise ValueError(f"{path_or_id}: RLHFlow PRMs need the tokenizer's chat template, and it has none")
-        dev, model = _causal_lm(path_or_id, device, trust_remote_code)
+        dev, model = causal_lm(path_or_id, device, trust_remote_code)
         super().__init__(name or path_or_id, tok, model, dev, **kw)
         self.candidates = list(_plus_minus_ids(tok, spaced=False))
 
@@ -401,7 +232,7 @@ class RLHFlowPRM(_PrefixCachedPRM):
         offsets = [tuple(o) for o in enc["offset_mapping"]]
         positions = []
         for c in plus_at:
-            t = _token_starting_at(offsets, c)
+            t = token_starting_at(offsets, c)
             if offsets[t][0] != c:
                 raise ValueError("the assistant '+' is merged into a longer token by this tokenizer")
             positions.append(t - 1)  # the logits one position earlier predict the "+"
@@ -429,7 +260,7 @@ class ValueHeadModel(nn.Module):
         return self.summary(hidden.to(self.summary.weight.dtype)).squeeze(-1)
 
 
-class SkyworkPRM(_PrefixCachedPRM):
+class SkyworkPRM(PrefixCachedPRM):
     """Skywork-o1-Open-PRM: sigmoid of the value head at the "\\n" closing each step."""
 
     family = "skywork-prm"
@@ -440,9 +271,9 @@ class SkyworkPRM(_PrefixCachedPRM):
     def __init__(self, path_or_id: str, name: str | None = None, device: str | None = None,
                  trust_remote_code: bool = False, **kw) -> None:
         dev, dtype = pick_device(device)
-        tok = _tokenizer(path_or_id, trust_remote_code)
-        backbone = _backbone(path_or_id, dtype, trust_remote_code)
-        tensors = _read_tensors(path_or_id, ("v_head.",))
+        tok = load_tokenizer(path_or_id, trust_remote_code)
+        backbone = load_backbone(path_or_id, dtype, trust_remote_code)
+        tensors = read_tensors(path_or_id, ("v_head.",))
         if "v_head.summary.weight" not in tensors:
             raise ValueError(f"{path_or_id} has no v_head.summary weights: not a Skywork PRM checkpoint")
         model = ValueHeadModel(backbone)
@@ -469,7 +300,7 @@ class SkyworkPRM(_PrefixCachedPRM):
 # ----------------------------------------------------------------------------------------------------
 # Generative PRM (likelihood)
 # ----------------------------------------------------------------------------------------------------
-class LikelihoodPRM(_PrefixCachedPRM):
+class LikelihoodPRM(PrefixCachedPRM):
     """A causal LM as a PRM: the probability it gives the solution so far (see the module docstring)."""
 
     family = "likelihood"
@@ -478,8 +309,8 @@ class LikelihoodPRM(_PrefixCachedPRM):
 
     def __init__(self, path_or_id: str, name: str | None = None, device: str | None = None,
                  trust_remote_code: bool = False, **kw) -> None:
-        dev, model = _causal_lm(path_or_id, device, trust_remote_code)
-        super().__init__(name or path_or_id, _tokenizer(path_or_id, trust_remote_code), model, dev, **kw)
+        dev, model = causal_lm(path_or_id, device, trust_remote_code)
+        super().__init__(name or path_or_id, load_tokenizer(path_or_id, trust_remote_code), model, dev, **kw)
 
     def _encode(self, question, steps):
         """Ids, then the position where the solution starts followed by the last token of each step's delimiter."""
@@ -518,7 +349,7 @@ class SequenceClassificationORM:
         from transformers import AutoModelForSequenceClassification
         self.device, dtype = pick_device(device)
         self.name = name or path_or_id
-        self.tokenizer = _tokenizer(path_or_id, trust_remote_code)
+        self.tokenizer = load_tokenizer(path_or_id, trust_remote_code)
         self.tokenizer.padding_side = "right"
         self.model = AutoModelForSequenceClassification.from_pretrained(
             path_or_id, dtype=dtype, trust_remote_code=trust_remote_code).to(self.device).eval()
@@ -609,5 +440,5 @@ def detect_family(path: str) -> str | None:
     if any(a.endswith("ForSequenceClassification") for a in archs):
         return "orm"
     if any(a.endswith("ForTokenClassification") for a in archs):
-        return None  # the generic token-classification PRM of backends.verifiers
+        return None  # the generic token-classification PRM of backends.text.verifiers
     return None

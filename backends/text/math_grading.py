@@ -168,7 +168,7 @@ class AnyOracle:
     is_oracle = True
 
     def __init__(self) -> None:
-        from backends.verifiers import ArithOracle
+        from backends.text.verifiers import ArithOracle
         self._arith, self._math = ArithOracle(), MathOracle()
 
     def _pick(self, problem):

@@ -19,7 +19,8 @@ from urllib.parse import quote
 
 import plotly.graph_objects as go
 
-from ui.views import _TEMPLATE, CHOSEN, NodeView, ViewState, empty_figure, esc
+from ui.figures.style import TEMPLATE, CHOSEN, empty_figure, esc
+from ui.fold import NodeView, ViewState
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +183,7 @@ def strips_figure(state: ViewState, root: Path, url=file_url, max_columns: int =
     # _validate=False: plotly's per-property validation of ~100 layout images was most of the build time
     # (tests/test_image_views.py checks the figure's JSON); everything here is built by this function
     fig = go.Figure(data=[hover_trace], _validate=False, layout={
-        "template": _TEMPLATE, "height": 70 + CELL_PX * 2 * len(rows), "images": images,
+        "template": TEMPLATE, "height": 70 + CELL_PX * 2 * len(rows), "images": images,
         "margin": dict(l=130, r=10, t=34, b=36), "hovermode": "closest", "showlegend": False,
         "uirevision": f"strips-{state.run_id}",
         "title": {"text": "x_t | x0-hat along each lineage" + (" (chosen first)" if state.selected else ""),

@@ -4,7 +4,7 @@ HPS v2 where their packages are installed.
 All take a batch of RGB images ``(B, 3, H, W)`` in [-1, 1] with the prompt of each image, score the whole
 batch at once, count the images they score in ``calls`` (and ``verifier_calls`` of the returned compute),
 and carry a ``pass_mark``: the score at which a held-out judge calls an image good, so any of them can
-judge another's search (``backends.t2i``).
+judge another's search (``backends.image.t2i``).
 
 - :class:`CLIPScore`: cosine of the CLIP image embedding and the prompt's text embedding (transformers
   ``CLIPModel`` and its processor; both embeddings are the projected ones, L2-normalised). The raw cosine,
@@ -16,7 +16,7 @@ judge another's search (``backends.t2i``).
   A folder holds ``config.json`` (``{"clip": <hub id or folder>, "head": <file>}``) and the head's weights
   (``.safetensors``, or the published ``.pth`` read with ``weights_only=True``). Pass mark 5 (LAION's
   "aesthetic" subsets start there).
-- :class:`VLMJudge`: a vision-language model as a generative verifier (``backends.judge``'s verdict parsing
+- :class:`VLMJudge`: a vision-language model as a generative verifier (``backends.text.judge``'s verdict parsing
   and aggregation over k sampled critiques); scores in [0, 1], pass mark 0.5.
 - :class:`ImageRewardScore` (package ``image-reward``) and :class:`HPSScore` (package ``hpsv2``): the
   packages' own loaders and scorers; pass marks 0 (ImageReward is standardised on its training set) and 0.25.
@@ -233,7 +233,7 @@ VLM_TEMPLATE = (
 class VLMJudge(_Counted):
     """A vision-language model as a generative verifier: ``k`` sampled critiques ending in a verdict per image.
 
-    The image-side twin of ``backends.judge.LLMJudge``, with its verdict parser and aggregation rules: the model
+    The image-side twin of ``backends.text.judge.LLMJudge``, with its verdict parser and aggregation rules: the model
     (``AutoModelForImageTextToText`` with its processor and chat template, no remote code) is shown the image
     and ``VLM_TEMPLATE``; ``parse_verdict`` reads yes/no (or a score out of 10) from each sample, and ``rule``
     (vote / mean / min) turns the ``k`` values into the score; all-abstain gives 0.5. Sampling is seeded per
@@ -247,7 +247,7 @@ class VLMJudge(_Counted):
                  max_new_tokens: int = 128, seed: int = 0) -> None:
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
-        from backends.judge import RULES
+        from backends.text.judge import RULES
         if rule not in RULES:
             raise ValueError(f"unknown judge rule {rule!r}; choose one of {', '.join(RULES)}")
         self.name = name
@@ -267,8 +267,8 @@ class VLMJudge(_Counted):
 
     @torch.inference_mode()
     def score(self, images: torch.Tensor, prompts: list[str]) -> tuple[list[float], Compute]:
-        from backends.image import derive
-        from backends.judge import aggregate_judgments, parse_verdict
+        from backends.image.diffusion import derive
+        from backends.text.judge import aggregate_judgments, parse_verdict
         started = time.perf_counter()
         inputs = self.processor(images=to_pil(images), text=[self._chat(p) for p in prompts], return_tensors="pt",
                                 padding=True).to(self.model.device)

@@ -40,7 +40,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor, wait
 
 from backends.errors import InputError
-from backends.transformers_lm import StepSample, chat_prompt
+from backends.text.transformers_lm import StepSample, chat_prompt
 from strategies.core import CancelToken, Compute
 
 log = logging.getLogger(__name__)

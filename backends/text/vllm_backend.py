@@ -17,14 +17,15 @@ built exactly as ``prm_families.QwenMathPRM`` builds it, and the class-1 probabi
 ``<extra_0>`` positions (vLLM's STEP pooler returns only those rows; an ALL pooler returns every position and
 the rows are picked here). vLLM's runner and pooling-task names changed across releases (``task="reward"``
 then ``runner="pooling"``; ``reward()`` then ``encode(pooling_task="token_classify")``): both are tried.
-Other PRM families run through transformers (``backends.prm_families``).
+Other PRM families run through transformers (``backends.text.prm_families``).
 """
 from __future__ import annotations
 
 import time
 
-from backends.prm_families import QWEN_PRM_SYSTEM, QWEN_STEP_TOKEN, _PrefixCachedPRM
-from backends.transformers_lm import StepSample, chat_prompt
+from backends.text.prm_base import PrefixCachedPRM
+from backends.text.prm_families import QWEN_PRM_SYSTEM, QWEN_STEP_TOKEN
+from backends.text.transformers_lm import StepSample, chat_prompt
 from strategies.core import CancelToken, Compute
 
 
@@ -55,7 +56,7 @@ class VLLMPolicy:
         self.logprobs = logprobs
         self.last_logprobs: list[list[list[float]]] = []
         cfg = self.llm.llm_engine.model_config.hf_config
-        from backends.transformers_lm import flops_for, model_shape
+        from backends.text.transformers_lm import flops_for, model_shape
         self._flops_for = flops_for
         self.layers, self.kv_width, self.hidden = model_shape(cfg)
         vocab = getattr(cfg, "vocab_size", 0) or 0
@@ -111,7 +112,7 @@ class VLLMPolicy:
                                                   stop_at_delimiter=False)]
 
 
-class VLLMQwenPRM(_PrefixCachedPRM):
+class VLLMQwenPRM(PrefixCachedPRM):
     """Qwen2.5-Math-PRM through vLLM's pooling runner (see the module docstring)."""
 
     family = "qwen-prm"
@@ -131,7 +132,7 @@ class VLLMQwenPRM(_PrefixCachedPRM):
         dummy = torch.nn.Linear(1, 1)  # the base class counts parameters of a module; vLLM's live on its workers
         super().__init__(name or path_or_id, tok, dummy, torch.device("cpu"))
         cfg = llm.llm_engine.model_config.hf_config
-        from backends.transformers_lm import model_shape
+        from backends.text.transformers_lm import model_shape
         self.layers, _, self.hidden = model_shape(cfg)
         self.n_params = int(7.6e9) if self.hidden >= 3584 else int(1.5e9)
         self.step_id = tok.convert_tokens_to_ids(QWEN_STEP_TOKEN)

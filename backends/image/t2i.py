@@ -3,12 +3,12 @@
 Why a domain of its own rather than more of ``image``: a problem here is a (prompt, seed) pair, not a
 (class, seed) pair; the verifiers read the prompt (CLIP score, preference models), not a class; the models
 and verifiers of the two domains cannot be mixed; and sweeps walk a prompt set, not digit classes. What is
-shared is everything about latents: :class:`T2ISpace` is ``backends.image.ImageSpace`` (node bookkeeping,
+shared is everything about latents: :class:`T2ISpace` is ``backends.image.space.ImageSpace`` (node bookkeeping,
 prompt roots, noises, perturbation, re-noising, resampling, recipes, the preview files and their names)
 with the generator's step, its re-noising, and its images swapped for the pipeline's
-(``backends.t2i_pipelines``). Node previews and result extras have the image domain's shapes.
+(``backends.image.t2i_pipelines``). Node previews and result extras have the image domain's shapes.
 
-Problems: ``test:<i>`` is prompt i of ``backends/prompts/t2i.jsonl`` (40 prompts written for this project in
+Problems: ``test:<i>`` is prompt i of ``backends/image/prompts/t2i.jsonl`` (40 prompts written for this project in
 the spirit of DrawBench: colours, counting, positions, text, conflicting scenes, long descriptions, rare
 words, misspellings; the category is the problem's difficulty, so sweeps break results down by it) with a
 seed derived from the index; a typed prompt is its own problem with seed 0.
@@ -32,9 +32,10 @@ from typing import Callable
 import torch
 
 from backends.errors import InputError
-from backends.image import PREVIEWS, CandidateRun, ImageSpace, Latent, derive, noise_latent, perturb_latent
+from backends.image.diffusion import PREVIEWS, Latent, derive, noise_latent, perturb_latent
+from backends.image.space import CandidateRun, ImageSpace
 from backends.problem_ids import check_problem_index, resolve_problem_with
-from backends.t2i_pipelines import SCHEDULERS, Pipeline, PromptGenerator, T2ISampling
+from backends.image.t2i_pipelines import SCHEDULERS, Pipeline, PromptGenerator, T2ISampling
 from strategies.core import CancelToken, Compute, Node
 
 PROMPTS_FILE = Path(__file__).resolve().parent / "prompts" / "t2i.jsonl"
@@ -305,16 +306,16 @@ class T2IRun(CandidateRun):
 
 def prepare(config, uses_verifier: bool) -> T2IRun:
     """Resolve the (prompt, seed) problem, load the pipeline, the verifier and the judge."""
-    from backends import catalog
+    from backends.image.loaders import load_t2i_model, load_t2i_verifier
     problem = resolve_problem(config.problem_text, config.problem_id)
-    pipeline = catalog.load_t2i_model(config.model)
+    pipeline = load_t2i_model(config.model)
     options = parse_options(getattr(config, "options", None), pipeline)
     verifier = None
     if config.verifier:
-        verifier = catalog.load_t2i_verifier(config.verifier)
+        verifier = load_t2i_verifier(config.verifier)
     elif uses_verifier:
         raise InputError(f"{config.strategy} needs a verifier; choose one (for example clip-score)")
-    judge = catalog.load_t2i_verifier(config.judge) if config.judge else None
+    judge = load_t2i_verifier(config.judge) if config.judge else None
     if judge is None and getattr(config, "sweep_id", None):
         raise InputError("a text-to-image sweep needs a held-out judge (--judge, for example clip-score)")
     return T2IRun(problem, pipeline, verifier, judge, options)

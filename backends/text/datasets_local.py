@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from backends.errors import InputError
-from backends.math_grading import MathProblem
+from backends.text.math_grading import MathProblem
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)

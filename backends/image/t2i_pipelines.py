@@ -17,7 +17,7 @@ families are driven, told apart by the pipeline class the index names:
   Euler step x + (σ' - σ) v (what the pipeline's scheduler does), at η = 1 it is diffusers'
   ``stochastic_sampling`` (x0-hat re-noised with fresh noise), in between the fresh share of the noise is η.
   Particle and evolutionary methods need η > 0: with η = 0 resampled copies stay identical. ``flow_sde`` is
-  the flow-models paper's SDE conversion on the same grid, the step of ``backends.flow`` on the linear
+  the flow-models paper's SDE conversion on the same grid, the step of ``backends.image.flow`` on the linear
   interpolant (Euler-Maruyama with the score -ε-hat / σ and g = ``diffusion`` × σ²), as the digits sampler uses.
 
 The step is ours, not the scheduler's ``step`` (FlowMatchEuler keeps a step index, which particles at
@@ -49,9 +49,9 @@ from dataclasses import dataclass
 
 import torch
 
-from backends import flow
+from backends.image import flow
 from backends.errors import InputError
-from backends.image import Latent, derive, gaussian
+from backends.image.diffusion import Latent, derive, gaussian
 from strategies.core import CancelToken, Compute
 
 log = logging.getLogger(__name__)
@@ -316,7 +316,7 @@ class T2ISampling:
 
 
 class PromptGenerator:
-    """A pipeline bound to one prompt and one sampling setup: what :class:`backends.t2i.T2ISpace` steps.
+    """A pipeline bound to one prompt and one sampling setup: what :class:`backends.image.t2i.T2ISpace` steps.
 
     It offers what ``ImageSpace`` reads of its model (``shape``, ``num_train_timesteps``) and the family's
     one-step ``denoise`` and ``renoise``.

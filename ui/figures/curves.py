@@ -1,0 +1,71 @@
+"""Several runs on one axis: best score against compute."""
+from __future__ import annotations
+
+import textwrap
+
+import plotly.graph_objects as go
+
+from ui.figures.style import TEMPLATE, esc, f32
+from ui.fold import ViewState, fold
+
+
+# ---- several runs -------------------------------------------------------------------------------
+
+X_AXES = {"tokens": "tokens (prompt + generated + verifier)", "flops": "FLOPs",
+          "nfe": "NFE (denoiser evaluations)"}
+
+
+def best_score_curve(state: ViewState, x: str = "tokens") -> tuple[list[float], list[float]]:
+    """(compute, best verifier score so far) after each scoring event of one folded run; ``x`` is
+    tokens, flops or nfe."""
+    col = {"tokens": 0, "flops": 1, "nfe": 2}[x]
+    xs, best = [], []
+    cur = None
+    for point in state.score_trace:
+        cur = point[3] if cur is None else max(cur, point[3])
+        xs.append(point[col])
+        best.append(cur)
+    return xs, best
+
+
+def compute_axis(states: list[ViewState]) -> str:
+    """The compute axis that fits these runs: NFE when every run is an image run, else tokens."""
+    return "nfe" if states and all(s.is_image for s in states) else "tokens"
+
+
+def score_vs_compute_figure(runs: list[ViewState | list[dict]], labels: list[str] | None = None,
+                            x: str | None = None, height: int = 360) -> go.Figure:
+    """Best verifier score found so far against compute spent, one line per run (folded states or event
+    lists). ``x``: tokens, flops or nfe; by default NFE for image runs, tokens otherwise. A run of the
+    other domain than the axis is left out with a note (tokens and NFE share no axis)."""
+    states = [r if isinstance(r, ViewState) else fold(r) for r in runs]
+    x = x or compute_axis(states)
+    what = "NFE" if x == "nfe" else "compute"
+    fig = go.Figure(layout={"template": TEMPLATE, "height": height, "margin": dict(l=50, r=10, t=60, b=40),
+                            "title": {"text": f"Best verifier score found so far vs {what}",
+                                      "font": {"size": 13}, "y": 0.98, "yanchor": "top"},
+                            "xaxis": {"title": {"text": X_AXES[x]}, "type": "log"},
+                            "yaxis": {"title": {"text": "best verifier score so far"}},
+                            "legend": {"orientation": "h", "y": 1.0, "yanchor": "bottom"},
+                            "uirevision": "score-vs-compute"})
+    any_points = False
+    left_out = 0
+    for i, st in enumerate(states):
+        if st.is_image != (x == "nfe"):
+            left_out += 1
+            continue
+        xs, best = best_score_curve(st, x)
+        if not xs:
+            continue
+        any_points = True
+        label = labels[i] if labels and i < len(labels) else f"run {i + 1}"
+        fig.add_trace(go.Scatter(x=f32(xs), y=f32(best), mode="lines+markers", line={"shape": "hv"},
+                                 name=esc(label), marker={"size": 4}))
+    note = "No verifier scores in these runs." if not any_points else ""
+    if left_out:
+        note = (f"{left_out} run(s) of the other domain left out: image runs are measured in NFE, "
+                "reasoning runs in tokens. " + note)
+    if note:
+        fig.add_annotation(text="<br>".join(esc(line) for line in textwrap.wrap(note, 70)), showarrow=False,
+                           x=0.5, y=0.5, xref="paper", yref="paper")
+    return fig

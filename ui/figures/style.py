@@ -1,0 +1,80 @@
+"""What every figure shares: the plotly template, the colours, escaping of untrusted text, number formats."""
+from __future__ import annotations
+
+from ui.fold import num
+
+
+import html
+import textwrap
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+
+# An empty template: plotly's default one adds ~7 kB of JSON to every streamed figure.
+TEMPLATE = go.layout.Template(layout={"font": {"family": "system-ui, sans-serif", "size": 12},
+                                       "paper_bgcolor": "white", "plot_bgcolor": "#fbfbfd",
+                                       "hoverlabel": {"align": "left"}})
+SCORE_SCALE = "Viridis"
+PRUNED = "#c8c8cc"
+CHOSEN = "#f5a400"
+CORRECT = "#1a9e3f"
+WRONG = "#d62728"
+UNKNOWN = "#444444"
+HOVER_WIDTH = 64
+PREVIEW_CHARS = 400
+
+
+def esc(text: Any) -> str:
+    """HTML-escape untrusted text, and also the characters a JS template literal would act on.
+
+    ``html.escape`` covers tags and attributes; ``$``, backtick, braces and backslash are escaped too so
+    that the text stays inert even if some future component evaluates it as a template string.
+    """
+    s = html.escape("" if text is None else str(text), quote=True)
+    return (s.replace("$", "&#36;").replace("`", "&#96;").replace("{", "&#123;").replace("}", "&#125;")
+            .replace("\\", "&#92;"))
+
+
+def hover_text(text: str | None) -> str:
+    """Untrusted multi-line text as escaped, wrapped plotly hover lines."""
+    text = "" if text is None else str(text)
+    if len(text) > PREVIEW_CHARS:
+        text = text[:PREVIEW_CHARS] + "…"
+    lines: list[str] = []
+    for raw in text.split("\n") or [""]:
+        lines += textwrap.wrap(raw, HOVER_WIDTH, replace_whitespace=False, drop_whitespace=False) or [""]
+    return "<br>".join(esc(line) for line in lines)
+
+
+def fmt(x: Any, digits: int = 3) -> str:
+    v = num(x)
+    return "–" if v is None else f"{v:.{digits}f}"
+
+
+def f32(values: list[float]) -> np.ndarray:
+    return np.asarray(values, dtype=np.float32)
+
+
+def empty_figure(message: str, height: int = 420) -> go.Figure:
+    fig = go.Figure(layout={"template": TEMPLATE, "height": height, "margin": dict(l=20, r=20, t=30, b=20),
+                            "xaxis": {"visible": False}, "yaxis": {"visible": False}})
+    fig.add_annotation(text="<br>".join(esc(line) for line in textwrap.wrap(message, 56)), showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
+                       font={"size": 14, "color": "#666"})
+    return fig
+
+
+def human(x: float, unit: str = "") -> str:
+    x = float(x)
+    for div, suffix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= div:
+            return f"{x / div:.2f} {suffix}{unit}"
+    return f"{x:.0f} {unit}".strip() if x == int(x) else f"{x:.2f} {unit}".strip()
+
+
+def human_bytes(x: float) -> str:
+    x = float(x)
+    for div, suffix in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
+        if x >= div:
+            return f"{x / div:.2f} {suffix}"
+    return f"{x:.0f} B"

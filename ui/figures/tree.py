@@ -1,0 +1,160 @@
+"""The search tree: node layout by step, one edge trace, nodes coloured by score, the chosen path lit."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+
+from ui.figures.style import (CHOSEN, CORRECT, PRUNED, SCORE_SCALE, TEMPLATE, UNKNOWN, WRONG, empty_figure, esc, f32,
+                              fmt, hover_text)
+from ui.fold import NodeView, ViewState
+
+
+# ---- the tree -----------------------------------------------------------------------------------
+
+def layout_tree(state: ViewState) -> dict[str, tuple[float, float]]:
+    """x = step depth, y = leaf order (depth-first, children in insertion order), parents centred."""
+    pos: dict[str, tuple[float, float]] = {}
+    next_leaf = 0.0
+    roots = list(state.children.get(None, []))
+    # parents that never arrived (a replay cut mid-way) still get drawn: treat them as roots
+    roots += [nid for nid, n in state.nodes.items() if n.parent is not None and n.parent not in state.nodes]
+    for root in roots:
+        stack: list[tuple[str, bool]] = [(root, False)]
+        while stack:
+            nid, done = stack.pop()
+            kids = state.children.get(nid, [])
+            if not kids:
+                pos[nid] = (float(state.nodes[nid].step), next_leaf)
+                next_leaf += 1.0
+            elif done:
+                ys = [pos[k][1] for k in kids if k in pos]
+                pos[nid] = (float(state.nodes[nid].step), sum(ys) / len(ys) if ys else next_leaf)
+            else:
+                stack.append((nid, True))
+                for k in reversed(kids):
+                    if k not in pos:
+                        stack.append((k, False))
+    return pos
+
+
+def _node_hover(n: NodeView, chosen: bool, judged: dict | None = None, image: bool = False) -> str:
+    parts = [f"<b>{esc(n.id)}</b> · step {n.step}" + (" · <b>chosen</b>" if chosen else "")]
+    if image and n.parent is not None:  # a file path: the picture itself is in the gallery and the strips
+        parts.append("final image" if n.finished else "latent (x_t and its x0-hat in the strips)")
+    else:
+        parts.append(hover_text(n.preview))
+    if n.score is not None:
+        parts.append(f"verifier score (aggregated): <b>{fmt(n.score)}</b>")
+    if n.per_step:
+        shown = ", ".join(fmt(s, 2) for s in n.per_step[-12:])
+        parts.append(f"per-step PRM scores: [{'…, ' if len(n.per_step) > 12 else ''}{shown}]")
+    if n.visits is not None:
+        parts.append(f"MCTS visits {n.visits}, mean value {fmt(n.value)}")
+    c = n.node_cost or {}
+    gen, pre = c.get("generated_tokens"), c.get("prompt_tokens")
+    if gen is not None or pre is not None:
+        parts.append(f"cost of this step: {int(gen or 0)} generated + {int(pre or 0)} prompt tokens")
+    if n.finished and image:
+        verdict = {True: "✓ correct", False: "✗ wrong", None: "not judged"}[n.correct]
+        seen = f"sees <b>{esc(judged.get('judge_predicted'))}</b>, " if judged else ""
+        parts.append(f"held-out judge: {seen}{verdict}")
+    elif n.finished:
+        verdict = {True: "✓ correct", False: "✗ wrong", None: ""}[n.correct]
+        parts.append(f"final answer: <b>{esc(n.answer)}</b> {verdict}")
+    if n.pruned:
+        parts.append(f"pruned: {esc(n.prune_reason)}")
+    return "<br>".join(parts)
+
+
+def tree_figure(state: ViewState, height: int = 460, title: str | None = None, legend: bool = True) -> go.Figure:
+    """The search tree: nodes at their step, coloured by verifier score; chosen path highlighted."""
+    if not state.nodes:
+        return empty_figure("Press Run: the search tree grows here step by step.", height)
+    pos = layout_tree(state)
+    chosen = set(state.chosen_path())
+
+    ex: list[float] = []
+    ey: list[float] = []
+    for nid, n in state.nodes.items():  # one trace for every edge: NaN breaks the line between edges
+        if n.parent is not None and n.parent in pos and nid in pos:
+            (x0, y0), (x1, y1) = pos[n.parent], pos[nid]
+            ex += [x0, x1, math.nan]
+            ey += [y0, y1, math.nan]
+    traces: list[go.Scatter] = [go.Scatter(x=f32(ex), y=f32(ey), mode="lines", hoverinfo="skip",
+                                           line={"color": "#b9bcc6", "width": 1}, showlegend=False,
+                                           name="edges")]
+    path = [p for p in state.chosen_path() if p in pos]
+    if len(path) > 1:
+        traces.append(go.Scatter(x=f32([pos[p][0] for p in path]), y=f32([pos[p][1] for p in path]),
+                                 mode="lines", hoverinfo="skip", line={"color": CHOSEN, "width": 5},
+                                 name="chosen path", opacity=0.8))
+
+    groups: dict[str, list[NodeView]] = {"scored": [], "unscored": [], "pruned": []}
+    for n in state.nodes.values():
+        if n.id not in pos:
+            continue
+        if n.pruned:
+            groups["pruned"].append(n)
+        elif n.score is None:
+            groups["unscored"].append(n)
+        else:
+            groups["scored"].append(n)
+
+    def xs(ns: list[NodeView]) -> np.ndarray:
+        return f32([pos[n.id][0] for n in ns])
+
+    def ys(ns: list[NodeView]) -> np.ndarray:
+        return f32([pos[n.id][1] for n in ns])
+
+    def hovers(ns: list[NodeView]) -> list[str]:
+        return [_node_hover(n, n.id in chosen, state.judged.get(n.id), state.is_image) for n in ns]
+
+    size = 11 if len(state.nodes) < 200 else 8
+    if groups["pruned"]:
+        ns = groups["pruned"]
+        traces.append(go.Scatter(x=xs(ns), y=ys(ns), mode="markers", name="pruned", hovertext=hovers(ns),
+                                 hovertemplate="%{hovertext}<extra></extra>", opacity=0.6,
+                                 marker={"color": PRUNED, "size": size - 2, "line": {"color": "#9a9aa0", "width": 1}}))
+    if groups["unscored"]:
+        ns = groups["unscored"]
+        traces.append(go.Scatter(x=xs(ns), y=ys(ns), mode="markers", name="not scored",
+                                 hovertext=hovers(ns), hovertemplate="%{hovertext}<extra></extra>",
+                                 marker={"color": "white", "size": size, "line": {"color": "#666", "width": 1.5}}))
+    scores = [n.score for n in groups["scored"]]
+    if groups["scored"]:
+        ns = groups["scored"]
+        lo, hi = (0.0, 1.0) if all(0.0 <= s <= 1.0 for s in scores) else (min(scores), max(scores) or 1.0)
+        traces.append(go.Scatter(
+            x=xs(ns), y=ys(ns), mode="markers", name="scored", showlegend=False, hovertext=hovers(ns),
+            hovertemplate="%{hovertext}<extra></extra>",
+            marker={"color": f32(scores), "colorscale": SCORE_SCALE, "cmin": lo, "cmax": hi, "size": size,
+                    "line": {"color": "#333", "width": 0.5},
+                    "colorbar": {"title": {"text": "verifier<br>score"}, "thickness": 12, "len": 0.8}}))
+    for label, verdict, colour, symbol in (("correct answer", True, CORRECT, "circle-open"),
+                                           ("wrong answer", False, WRONG, "x-thin-open"),
+                                           ("finished (answer unknown)", None, UNKNOWN, "diamond-open")):
+        ns = [n for n in state.nodes.values() if n.finished and n.correct is verdict and n.id in pos]
+        if ns:
+            traces.append(go.Scatter(x=xs(ns), y=ys(ns), mode="markers", name=label, hoverinfo="skip",
+                                     marker={"symbol": symbol, "size": size + 7, "color": colour,
+                                             "line": {"color": colour, "width": 2}}))
+    ring = [state.nodes[p] for p in path]
+    if ring:
+        traces.append(go.Scatter(x=xs(ring), y=ys(ring), mode="markers", hoverinfo="skip", showlegend=False,
+                                 marker={"symbol": "circle-open", "size": size + 4, "color": CHOSEN,
+                                         "line": {"color": CHOSEN, "width": 3}}, name="chosen"))
+    max_step = max((n.step for n in state.nodes.values()), default=1)
+    fig = go.Figure(data=traces, layout={
+        "template": TEMPLATE, "height": height, "uirevision": f"tree-{state.run_id}",
+        "margin": dict(l=20, r=10, t=(64 if legend else 34) if title else 40, b=36), "hovermode": "closest",
+        "title": {"text": esc(title), "font": {"size": 13}, "y": 0.99, "yanchor": "top"} if title else None,
+        "xaxis": {"title": {"text": "denoising step" if state.is_image else "reasoning step"},
+                  "dtick": 1 if max_step <= 30 else None, "range": [-0.5, max(max_step, 1) + 0.5],
+                  "zeroline": False},
+        "yaxis": {"visible": False},
+        "legend": {"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 0, "font": {"size": 11}},
+        "showlegend": legend,
+    })
+    return fig
