@@ -57,6 +57,15 @@ def weighted_vote(space: SearchSpace, nodes: list[Node], scores: dict[str, float
     return best_scored(group, scores) if scores is not None else group[0]
 
 
+def spread_extend(space: SearchSpace, nodes: list[Node], n: int) -> list[list[Node]]:
+    """Children of ``nodes`` (at most ``n`` of them) sharing ``n`` new step generations: n // len(nodes) each,
+    and one more for each of the first n % len(nodes) nodes (callers list their best first). Equal shares are
+    one batched ``extend``; unequal ones two, so no prefix is prefilled twice."""
+    base, extra = divmod(n, len(nodes))
+    more = space.extend(nodes[:extra], base + 1) if extra else []
+    return more + space.extend(nodes[extra:], base)
+
+
 def check(cancel: CancelToken | None) -> None:
     if cancel is not None:
         cancel.check()

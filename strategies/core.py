@@ -124,7 +124,12 @@ def aggregate(per_step: list[float], how: str) -> float:
 
 
 class SearchSpace(Protocol):
-    """What a domain offers a strategy. All methods are batched over nodes."""
+    """What a domain offers a strategy. All methods are batched over nodes.
+
+    ``max_steps`` is the step limit, and the space enforces it: a node ``extend`` makes at depth
+    ``max_steps`` is finished, with no answer when its last step gave none (a truncated chain), so strategies
+    never roll out past the limit and such a node competes as an answerless candidate.
+    """
 
     max_steps: int
     seed: int  # seeds the strategy's own randomness (resampling, tie-breaks), so a run is reproducible

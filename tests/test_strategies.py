@@ -1,6 +1,8 @@
 """Each strategy's defining behaviour on a deterministic fake space."""
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from strategies import beam_search, best_of_n, dvts, first_finish, greedy, majority_vote, mcts, particle_filtering, weighted_bon
@@ -118,42 +120,6 @@ def test_particle_weights_are_softmax_of_logit():
     assert sharp[1] > ws[1]
 
 
-def test_particle_resampling_records_ancestry():
-    space = FakeSpace(length=3, seed=4)
-    events = run(particle_filtering, space, n=6)
-    res = of(events, "Resampled")
-    assert res, "particle filtering resamples every step"
-    added = {e["id"]: e for e in of(events, "NodeAdded")}
-    for r in res:
-        assert len(r["particles"]) == len(r["ancestors"]) == 6
-        assert sum(r["weights"]) == pytest.approx(1.0)
-        assert 1.0 <= r["ess"] <= 6.0
-    # after resampling, each next-step particle's parent is one of the resampled particles
-    first = res[0]
-    step2 = [e for e in added.values() if e["step"] == 2]
-    assert {e["parent"] for e in step2} <= set(first["particles"])
-
-
-def test_particle_filtering_freeze_sets_finished_aside():
-    space = FakeSpace(length=2, seed=4)
-    events = run(particle_filtering, space, n=4, finished="freeze")
-    assert len(of(events, "RunFinished")[0]["candidates"]) >= 1
-
-
-def test_mcts_visit_counts_add_up():
-    space = FakeSpace(length=3, seed=6)
-    events = run(mcts, space, iterations=10, width=2, rollout=False)
-    stats = of(events, "NodeStats")
-    root = of(events, "NodeAdded")[0]["id"]
-    root_visits = [s["visits"] for s in stats if s["id"] == root]
-    assert root_visits == list(range(1, 11))  # the root is on every iteration's path
-    last = {}
-    for s in stats:
-        last[s["id"]] = s["visits"]
-    children = [e["id"] for e in of(events, "NodeAdded") if e["parent"] == root]
-    assert sum(last.get(c, 0) for c in children) == 10
-
-
 def test_mcts_rollouts_add_candidates():
     space = FakeSpace(length=4, seed=6)
     events = run(mcts, space, iterations=3, width=2, rollout=True)
@@ -200,3 +166,63 @@ def test_every_strategy_finishes_with_a_selection(name):
     events = [e.to_dict() for e in info.search(FakeSpace(length=3, seed=1), build(info.params_cls, {}), None)]
     assert events[-1]["type"] == "RunFinished"
     assert events[-1]["answer"] is not None
+
+
+def _children_per_step(events) -> dict[int, list[dict]]:
+    out: dict[int, list[dict]] = {}
+    for e in of(events, "NodeAdded"):
+        if e["parent"] is not None:
+            out.setdefault(e["step"], []).append(e)
+    return out
+
+
+def test_beam_search_refills_n_generations_per_step_from_survivors():
+    # stop digits 6-9 finish the children the scorer likes best, so beams leave the beam every step
+    space = FakeSpace(length=6, max_steps=6, seed=0, stop_digits=(6, 7, 8, 9))
+    events = run(beam_search, space, n=8, beam_width=2)
+    layers = _children_per_step(events)
+    scores = {e["id"]: e["score"] for e in of(events, "NodeScored")}
+    pruned = {e["id"] for e in of(events, "NodePruned")}
+    refilled = False
+    for step in sorted(layers)[1:]:
+        assert len(layers[step]) == 8, f"step {step} generated {len(layers[step])}, not N"
+        survivors = [e for e in layers[step - 1] if not e["finished"] and e["id"] not in pruned]
+        kids = {s["id"]: sum(1 for c in layers[step] if c["parent"] == s["id"]) for s in survivors}
+        assert sum(kids.values()) == 8
+        # shares differ by at most one, and the extra children go to the better-scored survivors
+        ranked = sorted(survivors, key=lambda s: -scores[s["id"]])
+        assert [kids[s["id"]] for s in ranked] == sorted(kids.values(), reverse=True)
+        assert max(kids.values()) - min(kids.values()) <= 1
+        refilled |= len(survivors) < 4
+    assert refilled, "the fixed seed must make some step keep fewer than N/M open beams"
+
+
+def test_chains_at_the_step_limit_are_finished_answerless_candidates():
+    # Chains need 9 steps to answer but the space stops them at 3: they finish there with no answer,
+    # compete as such, and nothing is rolled out past the limit.
+    for module, values in ((beam_search, {"n": 4, "beam_width": 2}), (dvts, {"n": 4, "beam_width": 2}),
+                           (particle_filtering, {"n": 4})):
+        space = FakeSpace(length=9, max_steps=3, seed=1)
+        events = run(module, space, **values)
+        assert not [c for c in space.calls if c[0] == "complete"], module.__name__
+        cands = of(events, "RunFinished")[0]["candidates"]
+        assert cands and all(c["answer"] is None for c in cands), module.__name__
+        steps = {e["id"]: e["step"] for e in of(events, "NodeAdded")}
+        assert {steps[c["id"]] for c in cands} == {3}, module.__name__
+
+
+def test_dvts_gives_finished_subtrees_share_to_the_open_ones():
+    space = FakeSpace(length=6, max_steps=6, seed=2, stop_digits=(9,))
+    events = run(dvts, space, n=8, beam_width=2)
+    layers = _children_per_step(events)
+    pruned = {e["id"] for e in of(events, "NodePruned")}
+    fewer_open = False
+    for step in sorted(layers)[1:]:
+        assert len(layers[step]) == 8, f"step {step} generated {len(layers[step])}, not N"
+        heads = {c["parent"] for c in layers[step]}
+        # exactly the open subtree heads of the previous step expand, nothing else
+        assert heads == {e["id"] for e in layers[step - 1] if e["id"] not in pruned and not e["finished"]}
+        fewer_open |= len(heads) < 4
+    assert fewer_open, "the fixed seed must finish some subtree before the others"
+
+
