@@ -120,6 +120,64 @@ def test_particle_weights_are_softmax_of_logit():
     assert sharp[1] > ws[1]
 
 
+def check_puct_and_backups(events: list[dict], c_puct: float, width: int) -> int:
+    """Replay an MCTS run from its events and check every choice and every backup; returns the iterations.
+
+    Each iteration's NodeStats list its path, root first. Before the iteration, every step down that path must
+    be the child maximising Q + c_puct * (1 / children) * sqrt(N_parent + 1) / (1 + N_child) among children
+    with an unfinished node below them (Q: mean backed-up value, or the PRM score while unvisited); the
+    expanded node's ``width`` new children follow, the path ends at the best-scored one, and every node on the
+    path gains one visit and the value of that child (or of its rollout, the next node added).
+    """
+    scores = {e["id"]: e["score"] for e in events if e["type"] == "NodeScored"}
+    finished = {e["id"] for e in events if e["type"] == "NodeAdded" and e["finished"]}
+    root = next(e["id"] for e in events if e["type"] == "NodeAdded")
+    visits: dict[str, int] = {}
+    mean: dict[str, float] = {}
+    children: dict[str, list[str]] = {}
+    exhausted = set(finished)
+    iteration: list[dict] = []
+    done = 0
+    for e in events:
+        if e["type"] != "StepDone":
+            iteration.append(e)
+            continue
+        added = [x["id"] for x in iteration if x["type"] == "NodeAdded" and x["id"] != root]
+        path = [x["id"] for x in iteration if x["type"] == "NodeStats"]
+        kids, rollout = added[:width], added[width:]
+        assert path[0] == root and path[-1] in kids
+        for parent, chosen in zip(path, path[1:-1]):
+            options = [c for c in children[parent] if c not in exhausted]
+
+            def puct(c, parent=parent):
+                q = mean[c] if visits.get(c) else scores[c]
+                return q + c_puct * (1 / len(children[parent])) * math.sqrt(visits.get(parent, 0) + 1) / (1 + visits.get(c, 0))
+            assert chosen == max(options, key=puct), f"iteration {done + 1}: PUCT picks another child of {parent}"
+        children[path[-2]] = kids
+        assert path[-1] == max(kids, key=lambda c: scores[c])
+        value = scores[rollout[0]] if rollout else scores[path[-1]]
+        stats = [x for x in iteration if x["type"] == "NodeStats"]
+        for n, st in zip(path, stats):
+            old = visits.get(n, 0)
+            expected = (mean.get(n, 0.0) * old + value) / (old + 1)
+            assert st["visits"] == old + 1 and st["value"] == pytest.approx(expected)
+            visits[n], mean[n] = old + 1, st["value"]
+        for n in reversed(path[:-1]):
+            if all(c in exhausted for c in children.get(n, [None])):
+                exhausted.add(n)
+        iteration = []
+        done += 1
+    return done
+
+
+def test_mcts_picks_by_puct_and_backs_values_up():
+    space = FakeSpace(length=4, max_steps=6, seed=6, stop_digits=(0,))
+    events = run(mcts, space, iterations=10, width=2, c_puct=1.0, rollout=False)
+    assert check_puct_and_backups(events, c_puct=1.0, width=2) == 10
+    root = of(events, "NodeAdded")[0]["id"]
+    assert [s["visits"] for s in of(events, "NodeStats") if s["id"] == root] == list(range(1, 11))
+
+
 def test_mcts_rollouts_add_candidates():
     space = FakeSpace(length=4, seed=6)
     events = run(mcts, space, iterations=3, width=2, rollout=True)
@@ -224,5 +282,22 @@ def test_dvts_gives_finished_subtrees_share_to_the_open_ones():
         assert heads == {e["id"] for e in layers[step - 1] if e["id"] not in pruned and not e["finished"]}
         fewer_open |= len(heads) < 4
     assert fewer_open, "the fixed seed must finish some subtree before the others"
+
+
+def test_mcts_budget_is_expansions_not_reselections():
+    # Depth-1 nodes have only finished children: an iteration that went back to one would spend nothing.
+    space = FakeSpace(length=2, max_steps=6, seed=6)
+    events = run(mcts, space, iterations=4, width=3, rollout=False)
+    assert [c for c in space.calls if c[0] == "extend"] == [("extend", 1, 3)] * 4
+    assert len(of(events, "StepDone")) == 4
+
+
+def test_mcts_stops_when_the_whole_tree_is_finished():
+    # 1 + 2 expandable nodes; c_puct=0 would re-select the best finished leaf forever without the guard
+    space = FakeSpace(length=2, max_steps=6, seed=6)
+    events = run(mcts, space, iterations=50, width=2, c_puct=0.0, rollout=False)
+    assert len([c for c in space.calls if c[0] == "extend"]) == 3
+    assert len(of(events, "StepDone")) == 3
+    assert events[-1]["type"] == "RunFinished" and len(events[-1]["candidates"]) == 4
 
 
