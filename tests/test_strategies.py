@@ -120,6 +120,29 @@ def test_particle_weights_are_softmax_of_logit():
     assert sharp[1] > ws[1]
 
 
+def test_particle_resampling_records_ancestry():
+    space = FakeSpace(length=3, seed=4)
+    events = run(particle_filtering, space, n=6)
+    res = of(events, "Resampled")
+    assert res, "particle filtering resamples every step"
+    added = {e["id"]: e for e in of(events, "NodeAdded")}
+    for r in res:
+        assert len(r["particles"]) == len(r["ancestors"]) == 6
+    # after resampling, each next-step particle's parent is one of the resampled particles
+    first = res[0]
+    step2 = [e for e in added.values() if e["step"] == 2]
+    assert {e["parent"] for e in step2} <= set(first["particles"])
+
+
+def test_particle_filtering_freeze_sets_finished_aside():
+    space = FakeSpace(length=4, seed=4, stop_digits=(9,))
+    events = run(particle_filtering, space, n=6, finished="freeze")
+    finished = {e["id"] for e in of(events, "NodeAdded") if e["finished"]}
+    resampled = {p for r in of(events, "Resampled") for p in r["particles"]}
+    assert finished and not finished & resampled  # a finished particle is never resampled under freeze
+    assert {c["id"] for c in of(events, "RunFinished")[0]["candidates"]} == finished  # and none is lost
+
+
 def check_puct_and_backups(events: list[dict], c_puct: float, width: int) -> int:
     """Replay an MCTS run from its events and check every choice and every backup; returns the iterations.
 
@@ -301,3 +324,44 @@ def test_mcts_stops_when_the_whole_tree_is_finished():
     assert events[-1]["type"] == "RunFinished" and len(events[-1]["candidates"]) == 4
 
 
+def test_particle_filtering_prunes_only_particles_that_were_not_resampled():
+    # stop digit 9 finishes the best-weighted particles, so under "compete" a finished particle is copied
+    # and appears several times in the population; a copy left out is not a pruned particle.
+    space = FakeSpace(length=6, max_steps=6, seed=0, stop_digits=(9,))
+    events = run(particle_filtering, space, n=8, finished="compete")
+    pruned_since: set[str] = set()
+    duplicated_finished = False
+    finished = {e["id"] for e in of(events, "NodeAdded") if e["finished"]}
+    for e in events:
+        if e["type"] == "NodePruned":
+            assert e["id"] not in pruned_since, "pruned twice at one step"
+            pruned_since.add(e["id"])
+        elif e["type"] == "Resampled":
+            assert not pruned_since & set(e["particles"]), f"step {e['step']}: resampled particles marked pruned"
+            pruned_since = set()
+            dups = [p for p in set(e["particles"]) if e["particles"].count(p) > 1 and p in finished]
+            duplicated_finished |= bool(dups)
+    assert duplicated_finished, "the fixed seed must copy a finished particle"
+
+
+def test_particle_weights_in_events_are_paired_with_their_particles():
+    space = FakeSpace(length=4, max_steps=6, seed=4)
+    events = run(particle_filtering, space, n=6, temperature=0.5)
+    scores = {e["id"]: e["score"] for e in of(events, "NodeScored")}
+
+    def logit(r):
+        return math.log(r / (1 - r))
+    for r in of(events, "Resampled"):
+        pairs = list(zip(r["particles"], r["ancestors"]))
+        for (p, a), (q, b) in zip(pairs, pairs[1:]):
+            # w_a / w_b = exp((logit(r_a) - logit(r_b)) / T), read from the scores of the particles drawn
+            assert r["weights"][a] / r["weights"][b] == pytest.approx(math.exp((logit(scores[p]) - logit(scores[q])) / 0.5))
+
+
+def test_particle_ess_is_n_for_equal_scores_and_near_one_for_a_dominant_particle():
+    flat = run(particle_filtering, FakeSpace(length=3, seed=1, scorer=lambda n: [0.5]), n=6)
+    assert [r["ess"] for r in of(flat, "Resampled")] == pytest.approx([6.0] * len(of(flat, "Resampled")))
+    peaked = FakeSpace(length=3, seed=1, scorer=lambda n: [0.999 if n.id == "n1" else 0.01])
+    first = of(run(particle_filtering, peaked, n=6), "Resampled")[0]
+    assert first["ess"] == pytest.approx(1.0, abs=0.01)
+    assert first["particles"] == ["n1"] * 6
