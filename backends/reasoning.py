@@ -87,8 +87,13 @@ class ReasoningSpace:
             children = []
             for s in samples:
                 self.meter.add(s.cost)
-                steps = node.payload + (s.text.strip(),)
-                finished = s.finished or self.task.is_final_step(s.text) or len(steps) >= self.max_steps
+                text = s.text.strip()
+                # An empty step is never appended ("last" aggregation would score it): the model wrote nothing
+                # before the delimiter or EOS, so the chain ends there, as search-and-learn ends a beam whose
+                # next text is empty. A chain at the step limit ends too, answerless unless this step answers.
+                steps = node.payload + (text,) if text else node.payload
+                finished = (s.finished or not text or self.task.is_final_step(text)
+                            or len(steps) >= self.max_steps)
                 children.append(self._node(node, steps, finished, s.cost, seed))
             out.append(children)
         if len(unique) == 1 and len(nodes) > 1:
