@@ -34,6 +34,10 @@ class ReasoningTask:
     def split(self, text: str) -> list[str]:
         return arith.split_steps(text)
 
+    def same_answer(self, a: str, b: str) -> bool:
+        """Equal as the grader compares them (``arith.is_correct``: as integers)."""
+        return a == b or (a.lstrip("-").isdigit() and b.lstrip("-").isdigit() and int(a) == int(b))
+
 
 @dataclass
 class ReasoningSpace:
@@ -135,6 +139,10 @@ class ReasoningSpace:
 
     def extract(self, node: Node) -> str | None:
         return node.answer
+
+    def same_answer(self, a: str, b: str) -> bool:
+        """Whether two answers are equal by this task's grader, so votes group them."""
+        return self.task.same_answer(a, b)
 
 
 def resolve_problem(problem_text: str | None, problem_id: str | None, difficulty: int | None) -> arith.Problem:

@@ -1,11 +1,16 @@
-"""The reasoning domain's search space (backends/reasoning.py) with a scripted policy: what it appends as a step."""
+"""The reasoning domain's search space (backends/reasoning.py) with a scripted policy: what it appends as a step,
+and which answers it calls equal for voting."""
 from __future__ import annotations
 
 import pytest
 
+from backends import datasets_local
+from backends.math_grading import MathTask
 from backends.reasoning import ReasoningSpace, ReasoningTask
 from backends.embedded import arith
+from strategies import majority_vote, weighted_bon
 from strategies.core import Compute
+from strategies.params import build
 
 StepSample = pytest.importorskip("backends.transformers_lm").StepSample
 
@@ -64,3 +69,26 @@ def test_a_chain_at_the_step_limit_is_finished_without_an_answer():
     one = space.extend(space.initial(1), 1)[0][0]
     two = space.extend([one], 1)[0][0]
     assert not one.finished and two.finished and two.depth == 2 and two.answer is None
+
+
+@pytest.mark.parametrize("module", [majority_vote, weighted_bon])
+def test_math_answers_vote_by_the_graders_equivalence(module):
+    # MATH-500 "What power of 4 is equal to 8?": three samples write 3/2 three ways, two write a wrong 2/3.
+    # By string the wrong answer leads 2 votes to 1; math-verify calls the three forms equal, so 3/2 wins.
+    problem = datasets_local.problem_at("math500", 48)
+    assert problem.answer == "\\frac{3}{2}"
+    finals = ["so $4^{3/2} = 8$: \\boxed{\\frac32}", "\\boxed{\\frac{2}{3}}", "\\boxed{\\frac{3}{2}}",
+              "\\boxed{\\frac{2}{3}}", "\\boxed{1.5}"]
+    policy = ScriptedPolicy([(t, True) for t in finals])
+    policy.delimiter = "\n\n"
+    space = ReasoningSpace(policy, StepRecorder(), MathTask(problem, problem.text + "\n\n"))
+    events = [e.to_dict() for e in module.search(space, build(module.Params, {"n": 5}))]
+    end = events[-1]
+    assert space.task.grade(end["answer"]), end["answer"]
+    votes = {c["answer"]: c["votes"] for c in end["candidates"]}
+    assert votes == {"\\frac32": 3, "\\frac{3}{2}": 3, "1.5": 3, "\\frac{2}{3}": 2}
+
+
+def test_arithmetic_answers_are_equal_as_integers():
+    task = ReasoningTask(arith.problem_at("test", 0), "")
+    assert task.same_answer("-05", "-5") and task.same_answer("7", "7") and not task.same_answer("7", "-7")
