@@ -174,7 +174,8 @@ def check_puct_and_backups(events: list[dict], c_puct: float, width: int) -> int
 
             def puct(c, parent=parent):
                 q = mean[c] if visits.get(c) else scores[c]
-                return q + c_puct * (1 / len(children[parent])) * math.sqrt(visits.get(parent, 0) + 1) / (1 + visits.get(c, 0))
+                explore = math.sqrt(visits.get(parent, 0) + 1) / (1 + visits.get(c, 0))
+                return q + c_puct * (1 / len(children[parent])) * explore
             assert chosen == max(options, key=puct), f"iteration {done + 1}: PUCT picks another child of {parent}"
         children[path[-2]] = kids
         assert path[-1] == max(kids, key=lambda c: scores[c])
@@ -355,7 +356,8 @@ def test_particle_weights_in_events_are_paired_with_their_particles():
         pairs = list(zip(r["particles"], r["ancestors"]))
         for (p, a), (q, b) in zip(pairs, pairs[1:]):
             # w_a / w_b = exp((logit(r_a) - logit(r_b)) / T), read from the scores of the particles drawn
-            assert r["weights"][a] / r["weights"][b] == pytest.approx(math.exp((logit(scores[p]) - logit(scores[q])) / 0.5))
+            expected = math.exp((logit(scores[p]) - logit(scores[q])) / 0.5)
+            assert r["weights"][a] / r["weights"][b] == pytest.approx(expected)
 
 
 def test_particle_ess_is_n_for_equal_scores_and_near_one_for_a_dominant_particle():
