@@ -2,12 +2,19 @@
 
 Follows the beam search of "Can 1B LLM Surpass 405B LLM? Rethinking Compute-Optimal Test-Time
 Scaling" (as implemented in Hugging Face's search-and-learn): N candidates per step; the verifier keeps
-the top N/M unfinished ones; each survivor expands M children at the next step, so every step costs N
-step generations. Choices where the paper is silent:
+the top N/M unfinished ones; each survivor expands M children at the next step.
+
+What the budget buys: N step generations at every step (and N verifier scores), for at most
+``max_steps`` steps. When fewer than N/M unfinished candidates survive a step (the others finished), the
+survivors share the N generations, as search-and-learn duplicates its surviving beams back up to N.
+
+Choices where the paper is silent:
 - a candidate that finishes (writes its final answer) leaves the beam and joins the finished pool;
   the search stops once N candidates have finished, no beam is left, or the step limit is reached;
-- at the step limit, the surviving unfinished beams are rolled out to the end (search-and-learn's last
-  iteration generates to EOS) and scored, so they compete with the finished ones;
+- when N is not a multiple of the survivors, the best-scored survivors get one child more than the rest
+  (search-and-learn cycles through its beams in list order);
+- the step limit is the domain's: a chain that reaches it without an answer is finished there, answerless,
+  and competes as such (search-and-learn instead generates to EOS at its last iteration);
 - the answer is the best-scored finished candidate (``select=best``) or the weighted vote over the
   finished pool (``select=weighted``).
 """
@@ -16,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterator
 
-from strategies.common import add_nodes, best_scored, check, finish, score_nodes, weighted_vote
+from strategies.common import add_nodes, best_scored, check, finish, score_nodes, spread_extend, weighted_vote
 from strategies.core import CancelToken, Event, Node, NodePruned, SearchSpace, StepDone
 from strategies.params import param
 
@@ -38,12 +45,11 @@ def search(space: SearchSpace, params: Params, cancel: CancelToken | None = None
     scores: dict[str, float] = {}
     root = space.initial(1)[0]
     yield from add_nodes([root])
-    frontier: list[Node] = [root]
+    frontier: list[Node] = [root]  # best-scored first, so spread_extend gives any extra children to the best
     finished: list[Node] = []
     for step in range(1, space.max_steps + 1):
         check(cancel)
-        k = params.n if step == 1 else params.beam_width
-        children = [c for group in space.extend(frontier, k) for c in group]
+        children = [c for group in spread_extend(space, frontier, params.n) for c in group]
         yield from add_nodes(children)
         yield from score_nodes(space, children, scores)
         finished += [c for c in children if c.finished]
@@ -54,12 +60,5 @@ def search(space: SearchSpace, params: Params, cancel: CancelToken | None = None
         yield StepDone(step=step)
         if len(finished) >= params.n or not frontier:
             break
-    else:
-        check(cancel)
-        rolled = space.complete(frontier)
-        yield from add_nodes(rolled)
-        yield from score_nodes(space, rolled, scores)
-        finished += [n for n in rolled if n.finished]
-        yield StepDone(step=space.max_steps + 1)
     chosen = weighted_vote(space, finished, scores) if params.select == "weighted" else best_scored(finished, scores)
     yield from finish(space, finished, scores, chosen)

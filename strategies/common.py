@@ -26,11 +26,12 @@ def score_nodes(space: SearchSpace, nodes: list[Node], scores: dict[str, float])
 def finish(space: SearchSpace, finished: list[Node], scores: dict[str, float], chosen: Node | None) -> Iterator[Event]:
     """Emit Selected and RunFinished with the whole population of finished candidates."""
     answers = {n.id: space.extract(n) for n in finished}
+    groups = dict(zip(answers, answer_groups(space, list(answers.values()))))
     if chosen is not None:
         yield Selected(id=chosen.id, answer=space.extract(chosen), score=scores.get(chosen.id))
     yield RunFinished(answer=space.extract(chosen) if chosen else None, node_id=chosen.id if chosen else None,
                       score=scores.get(chosen.id) if chosen else None,
-                      candidates=candidates_table(finished, scores, answers))
+                      candidates=candidates_table(finished, scores, answers, groups))
 
 
 def best_scored(nodes: list[Node], scores: dict[str, float]) -> Node | None:
@@ -42,19 +43,47 @@ def best_scored(nodes: list[Node], scores: dict[str, float]) -> Node | None:
     return best
 
 
-def weighted_vote(space: SearchSpace, nodes: list[Node], scores: dict[str, float] | None) -> Node | None:
-    """Sum scores (or count votes, without scores) per canonical answer; return the best node of the top answer."""
-    totals: dict[str | None, float] = {}
-    for n in nodes:
-        a = space.extract(n)
+def answer_groups(space: SearchSpace, answers: list[str | None]) -> list[str | None]:
+    """For each answer, the first answer seen that the domain calls the same (``space.same_answer`` where the
+    domain offers one, exact equality otherwise), so equal answers written differently vote together.
+    None (no answer) stays None and joins no group."""
+    same = getattr(space, "same_answer", None) or (lambda a, b: a == b)
+    reps: list[str] = []
+    out: list[str | None] = []
+    for a in answers:
         if a is None:
+            out.append(None)
             continue
-        totals[a] = totals.get(a, 0.0) + (scores[n.id] if scores is not None else 1.0)
+        rep = next((r for r in reps if r == a or same(r, a)), None)
+        if rep is None:
+            reps.append(a)
+            rep = a
+        out.append(rep)
+    return out
+
+
+def weighted_vote(space: SearchSpace, nodes: list[Node], scores: dict[str, float] | None) -> Node | None:
+    """Sum scores (or count votes, without scores) per group of equal answers; return the best node of the top
+    group."""
+    groups = answer_groups(space, [space.extract(n) for n in nodes])
+    totals: dict[str, float] = {}
+    for n, g in zip(nodes, groups):
+        if g is not None:
+            totals[g] = totals.get(g, 0.0) + (scores[n.id] if scores is not None else 1.0)
     if not totals:
         return best_scored(nodes, scores or {}) if nodes else None
     top = max(totals, key=lambda a: totals[a])  # max keeps the first answer on ties
-    group = [n for n in nodes if space.extract(n) == top]
+    group = [n for n, g in zip(nodes, groups) if g == top]
     return best_scored(group, scores) if scores is not None else group[0]
+
+
+def spread_extend(space: SearchSpace, nodes: list[Node], n: int) -> list[list[Node]]:
+    """Children of ``nodes`` (at most ``n`` of them) sharing ``n`` new step generations: n // len(nodes) each,
+    and one more for each of the first n % len(nodes) nodes (callers list their best first). Equal shares are
+    one batched ``extend``; unequal ones two, so no prefix is prefilled twice."""
+    base, extra = divmod(n, len(nodes))
+    more = space.extend(nodes[:extra], base + 1) if extra else []
+    return more + space.extend(nodes[extra:], base)
 
 
 def check(cancel: CancelToken | None) -> None:

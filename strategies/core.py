@@ -124,7 +124,16 @@ def aggregate(per_step: list[float], how: str) -> float:
 
 
 class SearchSpace(Protocol):
-    """What a domain offers a strategy. All methods are batched over nodes."""
+    """What a domain offers a strategy. All methods are batched over nodes.
+
+    ``max_steps`` is the step limit, and the space enforces it: a node ``extend`` makes at depth
+    ``max_steps`` is finished, with no answer when its last step gave none (a truncated chain), so strategies
+    never roll out past the limit and such a node competes as an answerless candidate.
+
+    Optional: ``same_answer(a, b) -> bool``, whether two extracted answers are equal by the domain's grader
+    (``\\frac12`` and ``0.5`` in free-form math); votes use it to group answers, exact equality where a domain
+    has none (strategies/common.py ``answer_groups``).
+    """
 
     max_steps: int
     seed: int  # seeds the strategy's own randomness (resampling, tie-breaks), so a run is reproducible
@@ -280,12 +289,14 @@ def added(node: Node) -> NodeAdded:
                      finished=node.finished, answer=node.answer, node_cost=node.cost.to_dict(), seed=node.seed)
 
 
-def candidates_table(finished: list[Node], scores: dict[str, float], answers: dict[str, str | None]) -> list[dict]:
-    """Rows for every finished candidate: answer, score, and how many candidates share the answer."""
+def candidates_table(finished: list[Node], scores: dict[str, float], answers: dict[str, str | None],
+                     groups: dict[str, str | None]) -> list[dict]:
+    """Rows for every finished candidate: answer, score, and how many candidates share the answer (by the
+    answer group of each node id in ``groups``: answers the domain calls equal count together)."""
     votes: dict[str | None, int] = {}
     for n in finished:
-        votes[answers[n.id]] = votes.get(answers[n.id], 0) + 1
-    rows = [{"id": n.id, "answer": answers[n.id], "score": scores.get(n.id), "votes": votes[answers[n.id]]}
+        votes[groups[n.id]] = votes.get(groups[n.id], 0) + 1
+    rows = [{"id": n.id, "answer": answers[n.id], "score": scores.get(n.id), "votes": votes[groups[n.id]]}
             for n in finished]
     return sorted(rows, key=lambda r: -(r["score"] if r["score"] is not None else -1.0))
 

@@ -4,16 +4,27 @@ Follows DVTS as used in "Can 1B LLM Surpass 405B LLM? Rethinking Compute-Optimal
 (search-and-learn). Each subtree starts from its own first step and never exchanges candidates with
 another, which keeps the N/M final answers diverse where beam search collapses onto one prefix. Each
 step, the first included (search-and-learn's ``_dvts``: every subtree starts at the question), every open
-subtree expands its current node into M children and keeps the best-scored one; a subtree ends when that
-child is final. At the step limit open subtrees are rolled out to the end. The
-answer is the best-scored subtree result (``select=best``) or their weighted vote.
+subtree expands its current node into candidates and keeps the best-scored one; a subtree ends when that
+child is final.
+
+What the budget buys: N step generations at every step (and N verifier scores), for at most
+``max_steps`` steps, like beam search at the same N.
+
+Choices where the paper is silent or that differ from search-and-learn:
+- a finished subtree's share goes to the open ones: the open subtrees split the N generations of a step
+  (M each while all are open; N // open, the first N % open one more, once some have finished), where
+  search-and-learn lets a finished subtree's M generations go unspent; subtrees still never exchange
+  candidates, they only draw more of their own;
+- the step limit is the domain's: a subtree whose chain reaches it without an answer ends there, answerless,
+  and its result competes as such (search-and-learn generates to EOS at its last iteration);
+- the answer is the best-scored subtree result (``select=best``) or their weighted vote.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Iterator
 
-from strategies.common import add_nodes, best_scored, check, finish, score_nodes, weighted_vote
+from strategies.common import add_nodes, best_scored, check, finish, score_nodes, spread_extend, weighted_vote
 from strategies.core import CancelToken, Event, Node, NodePruned, SearchSpace, StepDone
 from strategies.params import param
 
@@ -49,23 +60,12 @@ def search(space: SearchSpace, params: Params, cancel: CancelToken | None = None
         if not open_idx:
             break
         check(cancel)
-        groups = space.extend([heads[i] for i in open_idx], params.beam_width)
+        groups = spread_extend(space, [heads[i] for i in open_idx], params.n)
         flat = [c for g in groups for c in g]
         yield from add_nodes(flat)
         yield from score_nodes(space, flat, scores)
         yield from _keep_best(heads, open_idx, groups, scores)
         yield StepDone(step=step)
-    open_heads = [h for h in heads if not h.finished]
-    if open_heads:
-        check(cancel)
-        rolled = iter(space.complete(open_heads))
-        new = []
-        for i, h in enumerate(heads):
-            if not h.finished:
-                heads[i] = next(rolled)
-                new.append(heads[i])
-        yield from add_nodes(new)
-        yield from score_nodes(space, new, scores)
     finished = [h for h in heads if h.finished]
     chosen = weighted_vote(space, finished, scores) if params.select == "weighted" else best_scored(finished, scores)
     yield from finish(space, finished, scores, chosen)

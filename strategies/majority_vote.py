@@ -1,7 +1,8 @@
 """Majority vote (self-consistency): the most frequent canonical answer among N samples, no verifier.
 
 Used as the verifier-free baseline in "Can 1B LLM Surpass 405B LLM? Rethinking Compute-Optimal
-Test-Time Scaling". Ties go to the answer seen first; no verifier is called, so none is charged.
+Test-Time Scaling". Answers vote together when the domain calls them equal (``same_answer``, as in weighted
+best-of-N). Ties go to the answer seen first; no verifier is called, so none is charged.
 """
 from __future__ import annotations
 

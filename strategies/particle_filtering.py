@@ -8,9 +8,15 @@ paper is silent or offers options:
 - ``finished=compete`` keeps finished particles in the population with their final weight, so a good
   finished answer can take over; ``finished=freeze`` sets them aside and resamples only the open ones;
 - copies of a finished particle stay finished; copies of an open particle each draw their own next step;
-- at the step limit open particles are rolled out to the end and scored;
+- a particle is pruned at a step when no copy of it survives that step's resampling (a finished particle can
+  sit in the population several times; it is pruned once, and only if every copy was left out);
+- the step limit is the domain's: a particle whose chain reaches it without an answer is finished there,
+  answerless, and stays in the population as such (weighted by its score) instead of being rolled out;
 - the answer is the best-scored finished particle (``select=best``) or the weighted vote.
 The parent index of every particle at every resampling is recorded in ``Resampled.ancestors``.
+
+What the budget buys: N particles, so at most N step generations per step (fewer once particles finish:
+finished copies generate nothing) and a verifier score for every new step, for at most ``max_steps`` steps.
 """
 from __future__ import annotations
 
@@ -69,9 +75,10 @@ def search(space: SearchSpace, params: Params, cancel: CancelToken | None = None
         ws = weights([scores[p.id] for p in population], params.temperature)
         ancestors = smc.multinomial(ws, rng)
         resampled = [population[a] for a in ancestors]
-        for i, p in enumerate(population):
-            if i not in ancestors:
-                yield NodePruned(id=p.id, reason=f"not resampled at step {step}")
+        survivors = {p.id for p in resampled}
+        # by id, not index: copies of one finished particle share a node, which survives if any copy is drawn
+        for pid in dict.fromkeys(p.id for p in population if p.id not in survivors):
+            yield NodePruned(id=pid, reason=f"not resampled at step {step}")
         yield Resampled(step=step, particles=[p.id for p in resampled], ancestors=ancestors, weights=ws, ess=ess(ws))
         yield StepDone(step=step)
         population = resampled
@@ -79,15 +86,10 @@ def search(space: SearchSpace, params: Params, cancel: CancelToken | None = None
         if not open_idx:
             break
         check(cancel)
-        if step == space.max_steps:
-            grown = space.complete([population[i] for i in open_idx])
-        else:
-            grown = [g[0] for g in space.extend([population[i] for i in open_idx], 1)]
+        grown = [g[0] for g in space.extend([population[i] for i in open_idx], 1)]
         yield from add_nodes(grown)
         for i, child in zip(open_idx, grown):
             population[i] = child
-    else:
-        yield from score_nodes(space, [p for p in population if p.id not in scores], scores)
     finished = {p.id: p for p in aside + population if p.finished}
     pool = list(finished.values())
     chosen = weighted_vote(space, pool, scores) if params.select == "weighted" else best_scored(pool, scores)

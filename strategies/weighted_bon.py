@@ -2,7 +2,8 @@
 
 Follows the weighted majority of "Can 1B LLM Surpass 405B LLM? Rethinking Compute-Optimal Test-Time
 Scaling". Answers are compared after the domain's canonicalisation (``space.extract``), so "044" and
-"44" pool their scores; candidates without an answer cast no vote. The representative node of the winning
+"44" pool their scores, and by the domain's ``same_answer`` where it has one (math-verify on free-form math:
+``\\frac12`` and ``0.5`` pool too); candidates without an answer cast no vote. The representative node of the winning
 answer is its best-scored candidate.
 """
 from __future__ import annotations

@@ -1,8 +1,11 @@
 """A small deterministic search space for testing strategies as algorithms, without any model.
 
 A node's payload is the tuple of digits chosen so far. A child appends one digit drawn from a seeded
-generator; a node is final after ``length`` steps and its answer is the sum of its digits. The score of a
-node is a fixed function of its digits, so tests know which children a strategy must keep.
+generator; a node is final after ``length`` steps, or earlier when it draws one of ``stop_digits`` (so depths are
+uneven, as a model writes its answer after more or fewer steps), and its answer is the sum of its digits.
+Like the reasoning domain, a node that reaches ``max_steps`` without its answer is finished with no answer
+(a truncated chain). The score of a node is a fixed function of its digits, so tests know which children a
+strategy must keep.
 """
 from __future__ import annotations
 
@@ -20,17 +23,21 @@ class FakeSpace:
     seed: int = 0
     cancel: CancelToken | None = None
     scorer: object = None
+    stop_digits: tuple[int, ...] = ()
     calls: list = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._ids = itertools.count()
         self._rng = random.Random(self.seed)
 
+    def _answered(self, digits: tuple[int, ...]) -> bool:
+        return len(digits) >= self.length or (bool(digits) and digits[-1] in self.stop_digits)
+
     def _node(self, parent: Node | None, digits: tuple[int, ...]) -> Node:
-        finished = len(digits) >= self.length
+        answered = self._answered(digits)
         return Node(id=f"n{next(self._ids)}", parent=parent.id if parent else None, depth=len(digits),
-                    preview=",".join(map(str, digits)), finished=finished,
-                    answer=str(sum(digits)) if finished else None, payload=digits,
+                    preview=",".join(map(str, digits)), finished=answered or len(digits) >= self.max_steps,
+                    answer=str(sum(digits)) if answered else None, payload=digits,
                     cost=Compute(generated_tokens=1, model_calls=1))
 
     def initial(self, n: int) -> list[Node]:
@@ -53,10 +60,9 @@ class FakeSpace:
         out = []
         for n in nodes:
             digits = n.payload
-            while len(digits) < self.length:
+            while not self._answered(digits):
                 digits = digits + (self._rng.randint(0, 9),)
-            leaf = self._node(n, digits)
-            out.append(leaf)
+            out.append(self._node(n, digits))
         return out
 
     def score(self, nodes: list[Node]) -> list[Score]:

@@ -1,6 +1,8 @@
 """Each strategy's defining behaviour on a deterministic fake space."""
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from strategies import beam_search, best_of_n, dvts, first_finish, greedy, majority_vote, mcts, particle_filtering, weighted_bon
@@ -126,8 +128,6 @@ def test_particle_resampling_records_ancestry():
     added = {e["id"]: e for e in of(events, "NodeAdded")}
     for r in res:
         assert len(r["particles"]) == len(r["ancestors"]) == 6
-        assert sum(r["weights"]) == pytest.approx(1.0)
-        assert 1.0 <= r["ess"] <= 6.0
     # after resampling, each next-step particle's parent is one of the resampled particles
     first = res[0]
     step2 = [e for e in added.values() if e["step"] == 2]
@@ -135,23 +135,71 @@ def test_particle_resampling_records_ancestry():
 
 
 def test_particle_filtering_freeze_sets_finished_aside():
-    space = FakeSpace(length=2, seed=4)
-    events = run(particle_filtering, space, n=4, finished="freeze")
-    assert len(of(events, "RunFinished")[0]["candidates"]) >= 1
+    space = FakeSpace(length=4, seed=4, stop_digits=(9,))
+    events = run(particle_filtering, space, n=6, finished="freeze")
+    finished = {e["id"] for e in of(events, "NodeAdded") if e["finished"]}
+    resampled = {p for r in of(events, "Resampled") for p in r["particles"]}
+    assert finished and not finished & resampled  # a finished particle is never resampled under freeze
+    assert {c["id"] for c in of(events, "RunFinished")[0]["candidates"]} == finished  # and none is lost
 
 
-def test_mcts_visit_counts_add_up():
-    space = FakeSpace(length=3, seed=6)
-    events = run(mcts, space, iterations=10, width=2, rollout=False)
-    stats = of(events, "NodeStats")
+def check_puct_and_backups(events: list[dict], c_puct: float, width: int) -> int:
+    """Replay an MCTS run from its events and check every choice and every backup; returns the iterations.
+
+    Each iteration's NodeStats list its path, root first. Before the iteration, every step down that path must
+    be the child maximising Q + c_puct * (1 / children) * sqrt(N_parent + 1) / (1 + N_child) among children
+    with an unfinished node below them (Q: mean backed-up value, or the PRM score while unvisited); the
+    expanded node's ``width`` new children follow, the path ends at the best-scored one, and every node on the
+    path gains one visit and the value of that child (or of its rollout, the next node added).
+    """
+    scores = {e["id"]: e["score"] for e in events if e["type"] == "NodeScored"}
+    finished = {e["id"] for e in events if e["type"] == "NodeAdded" and e["finished"]}
+    root = next(e["id"] for e in events if e["type"] == "NodeAdded")
+    visits: dict[str, int] = {}
+    mean: dict[str, float] = {}
+    children: dict[str, list[str]] = {}
+    exhausted = set(finished)
+    iteration: list[dict] = []
+    done = 0
+    for e in events:
+        if e["type"] != "StepDone":
+            iteration.append(e)
+            continue
+        added = [x["id"] for x in iteration if x["type"] == "NodeAdded" and x["id"] != root]
+        path = [x["id"] for x in iteration if x["type"] == "NodeStats"]
+        kids, rollout = added[:width], added[width:]
+        assert path[0] == root and path[-1] in kids
+        for parent, chosen in zip(path, path[1:-1]):
+            options = [c for c in children[parent] if c not in exhausted]
+
+            def puct(c, parent=parent):
+                q = mean[c] if visits.get(c) else scores[c]
+                explore = math.sqrt(visits.get(parent, 0) + 1) / (1 + visits.get(c, 0))
+                return q + c_puct * (1 / len(children[parent])) * explore
+            assert chosen == max(options, key=puct), f"iteration {done + 1}: PUCT picks another child of {parent}"
+        children[path[-2]] = kids
+        assert path[-1] == max(kids, key=lambda c: scores[c])
+        value = scores[rollout[0]] if rollout else scores[path[-1]]
+        stats = [x for x in iteration if x["type"] == "NodeStats"]
+        for n, st in zip(path, stats):
+            old = visits.get(n, 0)
+            expected = (mean.get(n, 0.0) * old + value) / (old + 1)
+            assert st["visits"] == old + 1 and st["value"] == pytest.approx(expected)
+            visits[n], mean[n] = old + 1, st["value"]
+        for n in reversed(path[:-1]):
+            if all(c in exhausted for c in children.get(n, [None])):
+                exhausted.add(n)
+        iteration = []
+        done += 1
+    return done
+
+
+def test_mcts_picks_by_puct_and_backs_values_up():
+    space = FakeSpace(length=4, max_steps=6, seed=6, stop_digits=(0,))
+    events = run(mcts, space, iterations=10, width=2, c_puct=1.0, rollout=False)
+    assert check_puct_and_backups(events, c_puct=1.0, width=2) == 10
     root = of(events, "NodeAdded")[0]["id"]
-    root_visits = [s["visits"] for s in stats if s["id"] == root]
-    assert root_visits == list(range(1, 11))  # the root is on every iteration's path
-    last = {}
-    for s in stats:
-        last[s["id"]] = s["visits"]
-    children = [e["id"] for e in of(events, "NodeAdded") if e["parent"] == root]
-    assert sum(last.get(c, 0) for c in children) == 10
+    assert [s["visits"] for s in of(events, "NodeStats") if s["id"] == root] == list(range(1, 11))
 
 
 def test_mcts_rollouts_add_candidates():
@@ -200,3 +248,122 @@ def test_every_strategy_finishes_with_a_selection(name):
     events = [e.to_dict() for e in info.search(FakeSpace(length=3, seed=1), build(info.params_cls, {}), None)]
     assert events[-1]["type"] == "RunFinished"
     assert events[-1]["answer"] is not None
+
+
+def _children_per_step(events) -> dict[int, list[dict]]:
+    out: dict[int, list[dict]] = {}
+    for e in of(events, "NodeAdded"):
+        if e["parent"] is not None:
+            out.setdefault(e["step"], []).append(e)
+    return out
+
+
+def test_beam_search_refills_n_generations_per_step_from_survivors():
+    # stop digits 6-9 finish the children the scorer likes best, so beams leave the beam every step
+    space = FakeSpace(length=6, max_steps=6, seed=0, stop_digits=(6, 7, 8, 9))
+    events = run(beam_search, space, n=8, beam_width=2)
+    layers = _children_per_step(events)
+    scores = {e["id"]: e["score"] for e in of(events, "NodeScored")}
+    pruned = {e["id"] for e in of(events, "NodePruned")}
+    refilled = False
+    for step in sorted(layers)[1:]:
+        assert len(layers[step]) == 8, f"step {step} generated {len(layers[step])}, not N"
+        survivors = [e for e in layers[step - 1] if not e["finished"] and e["id"] not in pruned]
+        kids = {s["id"]: sum(1 for c in layers[step] if c["parent"] == s["id"]) for s in survivors}
+        assert sum(kids.values()) == 8
+        # shares differ by at most one, and the extra children go to the better-scored survivors
+        ranked = sorted(survivors, key=lambda s: -scores[s["id"]])
+        assert [kids[s["id"]] for s in ranked] == sorted(kids.values(), reverse=True)
+        assert max(kids.values()) - min(kids.values()) <= 1
+        refilled |= len(survivors) < 4
+    assert refilled, "the fixed seed must make some step keep fewer than N/M open beams"
+
+
+def test_chains_at_the_step_limit_are_finished_answerless_candidates():
+    # Chains need 9 steps to answer but the space stops them at 3: they finish there with no answer,
+    # compete as such, and nothing is rolled out past the limit.
+    for module, values in ((beam_search, {"n": 4, "beam_width": 2}), (dvts, {"n": 4, "beam_width": 2}),
+                           (particle_filtering, {"n": 4})):
+        space = FakeSpace(length=9, max_steps=3, seed=1)
+        events = run(module, space, **values)
+        assert not [c for c in space.calls if c[0] == "complete"], module.__name__
+        cands = of(events, "RunFinished")[0]["candidates"]
+        assert cands and all(c["answer"] is None for c in cands), module.__name__
+        steps = {e["id"]: e["step"] for e in of(events, "NodeAdded")}
+        assert {steps[c["id"]] for c in cands} == {3}, module.__name__
+
+
+def test_dvts_gives_finished_subtrees_share_to_the_open_ones():
+    space = FakeSpace(length=6, max_steps=6, seed=2, stop_digits=(9,))
+    events = run(dvts, space, n=8, beam_width=2)
+    layers = _children_per_step(events)
+    pruned = {e["id"] for e in of(events, "NodePruned")}
+    fewer_open = False
+    for step in sorted(layers)[1:]:
+        assert len(layers[step]) == 8, f"step {step} generated {len(layers[step])}, not N"
+        heads = {c["parent"] for c in layers[step]}
+        # exactly the open subtree heads of the previous step expand, nothing else
+        assert heads == {e["id"] for e in layers[step - 1] if e["id"] not in pruned and not e["finished"]}
+        fewer_open |= len(heads) < 4
+    assert fewer_open, "the fixed seed must finish some subtree before the others"
+
+
+def test_mcts_budget_is_expansions_not_reselections():
+    # Depth-1 nodes have only finished children: an iteration that went back to one would spend nothing.
+    space = FakeSpace(length=2, max_steps=6, seed=6)
+    events = run(mcts, space, iterations=4, width=3, rollout=False)
+    assert [c for c in space.calls if c[0] == "extend"] == [("extend", 1, 3)] * 4
+    assert len(of(events, "StepDone")) == 4
+
+
+def test_mcts_stops_when_the_whole_tree_is_finished():
+    # 1 + 2 expandable nodes; c_puct=0 would re-select the best finished leaf forever without the guard
+    space = FakeSpace(length=2, max_steps=6, seed=6)
+    events = run(mcts, space, iterations=50, width=2, c_puct=0.0, rollout=False)
+    assert len([c for c in space.calls if c[0] == "extend"]) == 3
+    assert len(of(events, "StepDone")) == 3
+    assert events[-1]["type"] == "RunFinished" and len(events[-1]["candidates"]) == 4
+
+
+def test_particle_filtering_prunes_only_particles_that_were_not_resampled():
+    # stop digit 9 finishes the best-weighted particles, so under "compete" a finished particle is copied
+    # and appears several times in the population; a copy left out is not a pruned particle.
+    space = FakeSpace(length=6, max_steps=6, seed=0, stop_digits=(9,))
+    events = run(particle_filtering, space, n=8, finished="compete")
+    pruned_since: set[str] = set()
+    duplicated_finished = False
+    finished = {e["id"] for e in of(events, "NodeAdded") if e["finished"]}
+    for e in events:
+        if e["type"] == "NodePruned":
+            assert e["id"] not in pruned_since, "pruned twice at one step"
+            pruned_since.add(e["id"])
+        elif e["type"] == "Resampled":
+            assert not pruned_since & set(e["particles"]), f"step {e['step']}: resampled particles marked pruned"
+            pruned_since = set()
+            dups = [p for p in set(e["particles"]) if e["particles"].count(p) > 1 and p in finished]
+            duplicated_finished |= bool(dups)
+    assert duplicated_finished, "the fixed seed must copy a finished particle"
+
+
+def test_particle_weights_in_events_are_paired_with_their_particles():
+    space = FakeSpace(length=4, max_steps=6, seed=4)
+    events = run(particle_filtering, space, n=6, temperature=0.5)
+    scores = {e["id"]: e["score"] for e in of(events, "NodeScored")}
+
+    def logit(r):
+        return math.log(r / (1 - r))
+    for r in of(events, "Resampled"):
+        pairs = list(zip(r["particles"], r["ancestors"]))
+        for (p, a), (q, b) in zip(pairs, pairs[1:]):
+            # w_a / w_b = exp((logit(r_a) - logit(r_b)) / T), read from the scores of the particles drawn
+            expected = math.exp((logit(scores[p]) - logit(scores[q])) / 0.5)
+            assert r["weights"][a] / r["weights"][b] == pytest.approx(expected)
+
+
+def test_particle_ess_is_n_for_equal_scores_and_near_one_for_a_dominant_particle():
+    flat = run(particle_filtering, FakeSpace(length=3, seed=1, scorer=lambda n: [0.5]), n=6)
+    assert [r["ess"] for r in of(flat, "Resampled")] == pytest.approx([6.0] * len(of(flat, "Resampled")))
+    peaked = FakeSpace(length=3, seed=1, scorer=lambda n: [0.999 if n.id == "n1" else 0.01])
+    first = of(run(particle_filtering, peaked, n=6), "Resampled")[0]
+    assert first["ess"] == pytest.approx(1.0, abs=0.01)
+    assert first["particles"] == ["n1"] * 6

@@ -59,10 +59,11 @@ return most_common(answers)""",
     "beam_search": Card(
         idea="Search step by step with a process reward model (PRM). Each step N candidates are scored; the best "
              "N/M survive and each expands M children. Finished candidates leave the beam and compete at the "
-             "end; at the step limit open beams are rolled out to the end.",
+             "end; when fewer than N/M open beams survive, they share the N generations, so every step costs "
+             "N. A chain that reaches the step limit stops there and competes without an answer.",
         pseudocode="""beams = [prompt]
 for step in range(max_steps):
-    cands = [b + next_step(b) for b in beams for _ in range(M)]   # N = len(beams) * M
+    cands = [b + next_step(b) for b in share(beams, N)]   # N per step: M each, more once beams finish
     done += [c for c in cands if finished(c)]
     beams = top_k(open(cands), key=PRM, k=N // M)                 # the rest are pruned
 return best(done, key=PRM)""",
@@ -74,11 +75,12 @@ return best(done, key=PRM)""",
     "dvts": Card(
         idea="Diverse verifier tree search: split the budget into N/M independent subtrees; each is a greedy "
              "search that keeps the best of its M children per step. Subtrees never exchange candidates, so the "
-             "final answers stay diverse where beam search collapses.",
+             "final answers stay diverse where beam search collapses. A finished subtree's M generations go "
+             "to the open subtrees, so every step costs N.",
         pseudocode="""subtrees = [prompt] * (N // M)
 for step in range(max_steps):
-    for i, node in enumerate(subtrees):
-        kids = [node + next_step(node) for _ in range(M)]
+    for i, node in enumerate(open(subtrees)):
+        kids = [node + next_step(node) for _ in range(N // len(open(subtrees)))]   # M while all are open
         subtrees[i] = max(kids, key=PRM)            # the other M-1 are pruned
 return best(subtrees, key=PRM)""",
         wins="Large budgets and easy-to-medium problems, where beam search's lack of diversity hurts.",
@@ -103,9 +105,11 @@ return best(finished(particles), key=PRM)""",
     "mcts": Card(
         idea="Monte Carlo tree search: repeatedly select a path by PUCT (value plus an exploration bonus), "
              "expand a leaf into a few children, evaluate them with the PRM (and optionally a rollout to the "
-             "end), and back the value up the path. The budget is the number of iterations.",
+             "end), and back the value up the path. The budget is the number of expansions: selection skips "
+             "subtrees that are entirely finished, so every iteration generates, and the search ends early "
+             "once the whole tree is finished.",
         pseudocode="""for it in range(iterations):
-    path = select(root, by=PUCT)               # Q + c * P * sqrt(N_parent) / (1 + N_child)
+    path = select(root, by=PUCT, skip=finished_subtrees)   # Q + c * P * sqrt(N_parent + 1) / (1 + N_child)
     kids = expand(path[-1], width)
     v = PRM(best(kids)) or PRM(rollout(best(kids)))
     backup(path, v)

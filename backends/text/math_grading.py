@@ -128,6 +128,10 @@ class MathTask:
     def grade(self, answer: str | None) -> bool:
         return is_equivalent(self.problem.answer, answer)
 
+    def same_answer(self, a: str, b: str) -> bool:
+        """The grader's equivalence (math-verify), so ``\\frac12``, ``\\frac{1}{2}`` and ``0.5`` vote together."""
+        return is_equivalent(a, b)
+
 
 def math_prompt(policy, problem: MathProblem) -> str:
     """The policy's prompt for a math problem: its chat template with the step-by-step system prompt, or plain."""

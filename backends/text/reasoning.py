@@ -37,6 +37,10 @@ class ReasoningTask:
     def split(self, text: str) -> list[str]:
         return arith.split_steps(text)
 
+    def same_answer(self, a: str, b: str) -> bool:
+        """Equal as the grader compares them (``arith.is_correct``: as integers)."""
+        return a == b or (a.lstrip("-").isdigit() and b.lstrip("-").isdigit() and int(a) == int(b))
+
 
 @dataclass
 class ReasoningSpace:
@@ -90,8 +94,13 @@ class ReasoningSpace:
             children = []
             for s in samples:
                 self.meter.add(s.cost)
-                steps = node.payload + (s.text.strip(),)
-                finished = s.finished or self.task.is_final_step(s.text) or len(steps) >= self.max_steps
+                text = s.text.strip()
+                # An empty step is never appended ("last" aggregation would score it): the model wrote nothing
+                # before the delimiter or EOS, so the chain ends there, as search-and-learn ends a beam whose
+                # next text is empty. A chain at the step limit ends too, answerless unless this step answers.
+                steps = node.payload + (text,) if text else node.payload
+                finished = (s.finished or not text or self.task.is_final_step(text)
+                            or len(steps) >= self.max_steps)
                 children.append(self._node(node, steps, finished, s.cost, seed))
             out.append(children)
         if len(unique) == 1 and len(nodes) > 1:
@@ -133,6 +142,10 @@ class ReasoningSpace:
 
     def extract(self, node: Node) -> str | None:
         return node.answer
+
+    def same_answer(self, a: str, b: str) -> bool:
+        """Whether two answers are equal by this task's grader, so votes group them."""
+        return self.task.same_answer(a, b)
 
 
 def resolve_problem(problem_text: str | None, problem_id: str | None, difficulty: int | None) -> arith.Problem:

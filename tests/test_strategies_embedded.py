@@ -1,0 +1,102 @@
+"""Each reasoning strategy once on the embedded models (tiny-arith-s policy, tiny-prm verifier; committed weights,
+seconds on a CPU), checked for its defining behaviour on real generations, and the same run twice in one
+process charged the same strategy-level compute."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from engine.run import RunConfig, run_events
+from strategies.registry import STRATEGIES
+from tests.conftest import embedded_models_ready
+from tests.test_strategies import check_puct_and_backups
+
+ready, why = embedded_models_ready()
+pytestmark = [pytest.mark.skipif(not ready, reason=why), pytest.mark.usefixtures("one_torch_thread")]
+
+REASONING = [n for n, s in STRATEGIES.items() if "reasoning" in s.domains]
+
+
+def run(strategy: str, budget: int, problem_id: str = "test:17", **params) -> list[dict]:
+    cfg = RunConfig(model="tiny-arith-s", verifier="tiny-prm", strategy=strategy, budget=budget,
+                    params=params, problem_id=problem_id)
+    return list(run_events(cfg))
+
+
+def of(events, kind):
+    return [e for e in events if e["type"] == kind]
+
+
+def layers(events) -> dict[int, list[dict]]:
+    out: dict[int, list[dict]] = {}
+    for e in of(events, "NodeAdded"):
+        if e["parent"] is not None:
+            out.setdefault(e["step"], []).append(e)
+    return out
+
+
+def test_beam_search_keeps_n_over_m_and_expands_m_with_n_generations_per_step():
+    events = run("beam_search", 8, beam_width=2)
+    scores = {e["id"]: e["score"] for e in of(events, "NodeScored")}
+    pruned = {e["id"] for e in of(events, "NodePruned")}
+    by_step = layers(events)
+    assert len(by_step) >= 3, "the chain must take several steps for the check to mean anything"
+    for step, layer in sorted(by_step.items()):
+        assert len(layer) == 8  # N generations at every step
+        open_ = [e for e in layer if not e["finished"]]
+        kept = [e for e in open_ if e["id"] not in pruned]
+        assert len(kept) == min(4, len(open_))  # the top N/M open candidates survive...
+        if kept and len(kept) < len(open_):
+            assert min(scores[e["id"]] for e in kept) >= max(scores[e["id"]] for e in open_ if e not in kept)
+        if step + 1 in by_step:  # ...and each expands M (N / survivors) children
+            kids = [sum(1 for c in by_step[step + 1] if c["parent"] == k["id"]) for k in kept]
+            assert kids == [8 // len(kept)] * len(kept)
+
+
+def test_dvts_subtrees_each_keep_their_best_of_m():
+    events = run("dvts", 8, beam_width=2)
+    scores = {e["id"]: e["score"] for e in of(events, "NodeScored")}
+    pruned = {e["id"] for e in of(events, "NodePruned")}
+    for step, layer in sorted(layers(events).items()):
+        assert len(layer) == 8
+        siblings: dict[str, list[dict]] = {}
+        for e in layer:
+            siblings.setdefault(e["parent"], []).append(e)
+        if step == 1:  # one root: its 8 first steps are 4 subtrees of 2, in order
+            groups = [layer[i:i + 2] for i in range(0, 8, 2)]
+        else:
+            groups = list(siblings.values())
+        for g in groups:
+            kept = [e for e in g if e["id"] not in pruned]
+            assert len(kept) == 1 and scores[kept[0]["id"]] == max(scores[e["id"]] for e in g)
+
+
+def test_mcts_picks_the_puct_child_and_backs_values_up():
+    events = run("mcts", 16, width=3, c_puct=1.0)
+    # 16 iterations, each an expansion that generates (the loop once spent 5 of them here re-selecting finished leaves)
+    assert check_puct_and_backups(events, c_puct=1.0, width=3) == 16
+
+
+def test_particle_filtering_resamples_every_step_by_logit_weights():
+    events = run("particle_filtering", 8)
+    scores = {e["id"]: e["score"] for e in of(events, "NodeScored")}
+    res = of(events, "Resampled")
+    assert len(res) == len(layers(events))  # one resampling per step
+
+    def logit(r: float) -> float:
+        r = min(max(r, 1e-6), 1 - 1e-6)  # the strategy's documented clipping
+        return math.log(r / (1 - r))
+    for r in res:
+        pairs = list(zip(r["particles"], r["ancestors"]))
+        for (p, a), (q, b) in zip(pairs, pairs[1:]):  # T = 1: w_a / w_b = exp(logit(r_a) - logit(r_b))
+            assert r["weights"][a] / r["weights"][b] == pytest.approx(math.exp(logit(scores[p]) - logit(scores[q])))
+
+
+@pytest.mark.parametrize("name", REASONING)
+def test_the_same_run_twice_in_one_process_is_charged_the_same(name):
+    first, second = run(name, 4), run(name, 4)
+    counters = ("generated_tokens", "prompt_tokens", "model_calls")
+    assert {k: first[-1]["totals"][k] for k in counters} == {k: second[-1]["totals"][k] for k in counters}
+    assert first[-1]["totals"]["generated_tokens"] > 0
+    assert [(e["type"], e.get("id")) for e in first] == [(e["type"], e.get("id")) for e in second]
