@@ -63,6 +63,9 @@ DEFAULTS = {"steps": 20, "eta": 1.0, "guidance": 1.0, "scheduler": "ddim", "prev
 # strategies that score each candidate on its own x0-hat right after one step: with DDIM/DDPM, siblings
 # share their parent's x0-hat, so these need a flow sampler (flow_sde unless the user chose one)
 FLOW_ONLY_STRATEGIES = ("rollover_budget_forcing",)
+# strategies that search near a pivot noise: with a stochastic sampler a neighbour's image is as far from the
+# pivot's as an independent noise's, so these need DDIM with eta 0 (given them unless the user chose) or flow_ode
+DETERMINISTIC_STRATEGIES = ("zero_order",)
 MAX_STEPS = 1000
 
 
@@ -828,10 +831,17 @@ def prepare(config, uses_verifier: bool) -> ImageRun:
     given = dict(getattr(config, "options", None) or {})
     if config.strategy in FLOW_ONLY_STRATEGIES:
         given.setdefault("scheduler", "flow_sde")
+    if config.strategy in DETERMINISTIC_STRATEGIES:
+        given.setdefault("eta", 0.0)
     options = parse_options(given)
     if config.strategy in FLOW_ONLY_STRATEGIES and options["scheduler"] not in FLOW_SCHEDULERS:
         raise InputError(f"{config.strategy} scores each candidate on its own x0-hat: choose a flow sampler "
                          f"(scheduler=flow_sde, or flow_ode), not {options['scheduler']}")
+    if config.strategy in DETERMINISTIC_STRATEGIES and not (
+            options["scheduler"] == "flow_ode" or (options["scheduler"] == "ddim" and options["eta"] == 0.0)):
+        sampler = f"ddim with eta {options['eta']:g}" if options["scheduler"] == "ddim" else options["scheduler"]
+        raise InputError(f"{config.strategy} searches near a pivot noise and needs a deterministic sampler "
+                         f"(scheduler=ddim with eta=0, or scheduler=flow_ode), not {sampler}")
     model = catalog.load_image_model(config.model)
     verifier = None
     if config.verifier:

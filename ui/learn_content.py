@@ -141,7 +141,9 @@ return images[argmax(verifier(x) for x in images)]""",
     "zero_order": Card(
         idea="Local search in noise space: score a pivot noise, try K neighbours on the sphere of its norm at "
              "cosine about 0.95, move to the best neighbour if it beats the pivot, otherwise keep the pivot "
-             "and draw new neighbours.",
+             "and draw new neighbours. It runs on a deterministic sampler (DDIM eta 0 or the flow ODE), as in the "
+             "paper: with a stochastic one a neighbour's image is as far from the pivot's as a random noise's. "
+             "Budget N buys N full denoising runs (1 pivot + K per round), the NFE of random search at N.",
         pseudocode="""pivot = random_noise(); best = verifier(denoise(pivot))
 while budget_left():
     nbrs = [perturb(pivot, cosine=0.95) for _ in range(K)]
