@@ -10,9 +10,13 @@ zero-order search, ``ImageSearchSpace.perturb``). As in EvoSearch, the evolution
 denoising trajectory: generation g >= 1 mutates the parent's latent at step
 min((g - 1) x ``stride``, ``latest``) x the schedule length, so early generations mutate initial noises
 and later ones mutate intermediate latents x_t, which keeps more of the parent and costs fewer steps.
-The budget ``n`` counts full denoising runs (random search's N): generations are added while their NFE
-fits in n x steps, the last one with fewer children if only part of it fits. The answer is the fittest
-individual ever evaluated.
+The answer is the fittest individual ever evaluated.
+
+What the budget buys: ``n`` counts full denoising runs (random search's N), n x steps NFE. Generations
+are added while their NFE fits, the last one with fewer children if only part of it fits; a child
+costs the steps from its mutation point to the end, so what is left unspent is less than one child's
+cost: the run spends more than (n - 1) x steps and at most n x steps. Verifier calls (one per
+individual evaluated) are counted apart.
 """
 from __future__ import annotations
 
@@ -29,7 +33,8 @@ from strategies.stepping import advance
 
 @dataclass(frozen=True)
 class Params:
-    n: int = param(16, "Budget in full denoising runs (NFE = n x steps).", lo=1, hi=1024)
+    n: int = param(16, "Budget in full denoising runs: at most n × steps NFE, and less than one run short of it "
+                       "(as random search with N = n).", lo=1, hi=1024)
     population: int = param(6, "Individuals per generation.", lo=1, hi=256)
     elites: int = param(2, "Fittest individuals carried over unchanged.", lo=0, hi=256)
     tournament: int = param(3, "Tournament size for picking a parent.", lo=1, hi=64)

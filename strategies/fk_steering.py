@@ -21,6 +21,10 @@ rewards into weights; the population is resampled by those weights. Choices, as 
 - the sampler must be stochastic (DDPM, or DDIM with eta > 0): with eta = 0 copies stay identical;
 - the answer is the highest-reward final particle (``select=best``) or one particle drawn from the final
   corrected weights (``select=sample``).
+
+What the budget buys: ``n`` particles, each denoised through the whole schedule once (resampling copies
+a state and costs no model evaluation), so n x steps NFE, exactly random search's at N = n. Verifier calls
+(n per scheduled step, plus n at the end) are counted apart.
 The SMC arithmetic (logsumexp normalisation, ESS, systematic resampling) is ``strategies.smc``, shared
 with particle filtering; the events are the same as particle filtering's, so the lanes view serves both.
 """
@@ -38,7 +42,8 @@ from strategies.params import param
 
 @dataclass(frozen=True)
 class Params:
-    n: int = param(16, "Particles.", lo=1, hi=1024)
+    n: int = param(16, "Particles; each denoises the whole schedule once, so n × steps NFE, as random search "
+                       "with N = n.", lo=1, hi=1024)
     potential: str = param("max", "Potential from intermediate rewards.", choices=("max", "diff", "sum"))
     lmbda: float = param(10.0, "λ: potential sharpness; fit it to the verifier's score range.", lo=0.0, hi=1000.0)
     every: int = param(2, "Resample every this many denoising steps inside the window.", lo=1, hi=1000)
@@ -122,8 +127,7 @@ def search(space, params: Params, cancel: CancelToken | None = None) -> Iterator
         step += 1
     # final rewards and the final-step correction: the lineage's potentials multiply to exp(λ r_0)
     yield from score_nodes(space, [p for p in particles if p.id not in scores], scores)
-    final_log_w = [log_w[i] + params.lmbda * scores[p.id] - log_prod[i] for i, p in enumerate(particles)]
-    ws = smc.normalise_log(final_log_w)
+    ws = final_weights(log_w, log_prod, [scores[p.id] for p in particles], params.lmbda)
     if params.select == "sample":
         chosen = particles[rng.choices(range(n), weights=ws, k=1)[0]]
     else:
@@ -132,6 +136,7 @@ def search(space, params: Params, cancel: CancelToken | None = None) -> Iterator
 
 
 def final_weights(log_w: list[float], log_prod: list[float], rewards: list[float], lmbda: float) -> list[float]:
-    """Normalised final weights with the final-step correction (exposed for tests)."""
+    """Normalised final weights: each lineage's potentials so far are divided out and exp(λ r_0) put in, so the
+    weights are the tilted target's whatever the potential."""
     return smc.normalise_log([lw + lmbda * r - lp for lw, lp, r in zip(log_w, log_prod, rewards)])
 

@@ -62,10 +62,12 @@ STRATEGIES: dict[str, StrategyInfo] = {s.name: s for s in [
                  "Denoise N independent initial noises, keep the verifier's favourite image.",
                  ("image", "t2i"), True),
     StrategyInfo("zero_order", "Zero-order search", zero_order, "n", PAPER_DIFFUSION,
-                 "Move a pivot noise to its best neighbour at cosine 0.95 while that improves the score.",
+                 "Move a pivot noise to its best neighbour at cosine 0.95 while that improves the score "
+                 "(deterministic sampler).",
                  ("image", "t2i"), True),
     StrategyInfo("search_over_paths", "Search over paths", search_over_paths, "n", PAPER_DIFFUSION,
-                 "Denoise N paths part way, re-noise into M branches each, keep the best N, repeat.",
+                 "Denoise P paths part way, re-noise into M branches each, keep the best P, repeat; P is sized "
+                 "so the NFE is N samplings'.",
                  ("image", "t2i"), True),
     StrategyInfo("fk_steering", "FK steering", fk_steering, "n",
                  "A General Framework for Inference-time Scaling and Steering of Diffusion Models",

@@ -22,7 +22,8 @@ Choices, as in the paper's code where the paper is silent:
   final step to the clean image is deterministic (x0-hat itself) and costs nothing.
 
 Our choices where neither says: the budget ``n`` counts full trajectories, so RBF spends n × steps
-evaluations, exactly what random search with N = n and FK steering with n particles spend; a chain gets at
+evaluations, exactly what random search with N = n and FK steering with n particles spend (its verifier
+calls, one per initial noise and per candidate, are about n × steps too, counted apart); a chain gets at
 least one full trajectory (``chains`` is capped at ``n``); per-step quotas are whole numbers and the
 remainder of the division goes to the last search step. Every step's quota is at least one candidate, so a
 chain always reaches the end.

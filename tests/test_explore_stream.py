@@ -247,15 +247,23 @@ def test_verifier_dropdown_offers_every_verifier_the_catalog_lists():
     assert {"clip-score", "laion-aesthetic"} <= {v for _, v in verifier_choices("t2i")}
 
 
-def test_a_flow_only_strategy_moves_a_ddim_choice_to_flow_sde():
-    """Rollover budget forcing refuses DDIM (the image domain's default sampler): Explore switches it to flow_sde
-    when that strategy is chosen, and leaves a flow sampler the user chose, and the other strategies, alone."""
-    from ui.explore import scheduler_update
+def test_choosing_a_strategy_moves_the_sampler_to_one_it_runs_on():
+    """Rollover budget forcing refuses DDIM (the image domain's default sampler): Explore switches it to flow_sde.
+    Zero-order search refuses a stochastic sampler: DDIM or DDPM becomes DDIM with eta 0, flow_sde becomes
+    flow_ode. A sampler the strategy runs on, and the other strategies, are left alone."""
+    from ui.explore import sampler_update
 
-    assert scheduler_update("rollover_budget_forcing", "image", "ddim")["value"] == "flow_sde"
-    assert "value" not in scheduler_update("rollover_budget_forcing", "image", "flow_ode")
-    assert "value" not in scheduler_update("fk_steering", "image", "ddim")
-    assert "value" not in scheduler_update("best_of_n", "reasoning", None)
+    def moved(strategy, domain, scheduler):
+        return tuple(u.get("value") for u in sampler_update(strategy, domain, scheduler))
+
+    assert moved("rollover_budget_forcing", "image", "ddim") == ("flow_sde", None)
+    assert moved("rollover_budget_forcing", "image", "flow_ode") == (None, None)
+    assert moved("zero_order", "image", "ddim") == (None, 0.0)
+    assert moved("zero_order", "image", "ddpm") == ("ddim", 0.0)
+    assert moved("zero_order", "image", "flow_sde") == ("flow_ode", None)
+    assert moved("zero_order", "image", "flow_ode") == (None, None)
+    assert moved("fk_steering", "image", "ddim") == (None, None)
+    assert moved("best_of_n", "reasoning", None) == (None, None)
 
 
 def test_a_domain_starts_on_a_verifier_that_is_available_here(monkeypatch):

@@ -13,7 +13,7 @@ from backends.image.diffusion import Sampling, denoise, noise_latent, sample, x0
 from backends.image.digits import parse_options, parse_problem, problem_at
 from backends.image.space import ImageSpace
 from strategies import fk_steering, smc
-from strategies.core import Node
+from strategies.core import Node, Score
 from tests import image_models
 
 
@@ -174,12 +174,13 @@ def test_every_candidate_regenerates_from_its_recipe(model):
 
 
 def test_fk_weights_stay_finite_with_extreme_scores():
-    for log_w in ([1e6, -1e6, 0.0], [-1e308, -1e308], [float("-inf"), 0.0], [1000.0, 1000.0 + 1e-9],
-                  [float("nan"), 1.0]):
+    # the weights each extreme case must give, and their ESS: a naive exp() overflows or divides 0 by 0 here
+    for log_w, expected in [([1e6, -1e6, 0.0], [1.0, 0.0, 0.0]), ([-1e308, -1e308], [0.5, 0.5]),
+                            ([float("-inf"), 0.0], [0.0, 1.0]), ([1000.0, 1000.0 + 1e-9], [0.5, 0.5]),
+                            ([float("nan"), 1.0], [0.5, 0.5])]:
         ws = smc.normalise_log(log_w)
-        assert all(math.isfinite(w) and w >= 0 for w in ws)
-        assert sum(ws) == pytest.approx(1.0)
-        assert 1.0 <= smc.ess(ws) <= len(ws) + 1e-9
+        assert ws == pytest.approx(expected)
+        assert smc.ess(ws) == pytest.approx(1.0 / sum(w * w for w in expected))
     for kind in ("max", "sum", "diff"):
         state: dict = {}
         total = 0.0
@@ -191,16 +192,75 @@ def test_fk_weights_stay_finite_with_extreme_scores():
         assert all(math.isfinite(w) for w in ws) and ws[0] == pytest.approx(1.0)
 
 
-def test_fk_final_correction_makes_the_lineage_product_the_tilted_target():
-    # with the correction, a lineage's total log-weight is λ r_0 whatever the potential
-    for kind in ("max", "sum", "diff"):
-        state: dict = {}
-        log_prod = 0.0
-        for r in (0.2, 0.9, 0.4):
-            g, state = fk_steering.log_potential(kind, 5.0, r, state)
-            log_prod += g
-        final = log_prod + (5.0 * 0.7 - log_prod)
-        assert final == pytest.approx(5.0 * 0.7)
+class ScriptedSpace:
+    """A stand-in ImageSearchSpace for FK steering: particle i's verifier reward at depth d is rewards[i][d]."""
+
+    def __init__(self, rewards: list[list[float]], seed: int) -> None:
+        self.rewards, self.seed, self.max_steps = rewards, seed, len(rewards[0]) - 1
+        self._ids = 0
+
+    def _node(self, parent: Node | None, particle: int, depth: int) -> Node:
+        self._ids += 1
+        done = depth == self.max_steps
+        return Node(id=f"n{self._ids}", parent=parent.id if parent else None, depth=depth, preview="",
+                    finished=done, answer="x" if done else None, payload=particle)
+
+    def initial(self, n):
+        return [self._node(None, -1, 0) for _ in range(n)]
+
+    def extend(self, nodes, k, temperature=None):
+        if nodes[0].payload == -1:  # the prompt root: one particle per child
+            return [[self._node(nodes[0], i, 1) for i in range(k)]]
+        return [[self._node(n, n.payload, n.depth + 1) for _ in range(k)] for n in nodes]
+
+    def score(self, nodes):
+        return [Score(self.rewards[n.payload][n.depth]) for n in nodes]
+
+    def resample(self, nodes, ancestors):
+        return [nodes[a] for a in ancestors]
+
+    def extract(self, node):
+        return node.answer
+
+
+def log_potentials(kind: str, lmbda: float, rs: list[float]) -> list[float]:
+    """The log potentials a lineage with rewards ``rs`` at the scheduled steps collects, in order."""
+    state: dict = {}
+    out = []
+    for r in rs:
+        g, state = fk_steering.log_potential(kind, lmbda, r, state)
+        out.append(g)
+    return out
+
+
+@pytest.mark.parametrize("potential", ["max", "sum", "diff"])
+def test_fk_steering_draws_its_answer_from_the_tilted_target(potential):
+    """Without resampling, the final-step correction leaves each particle's weight ∝ exp(λ r_0) whatever the
+    potential: the strategy's draw (select=sample) is the one those weights give, and often not the one the
+    uncorrected potentials give (particle 0 led all the way and ends worst)."""
+    from strategies.core import Selected
+    from strategies.params import build
+    rewards = [[0.0, 0.9, 0.9, 0.9, 0.9, 0.0], [0.0, 0.1, 0.1, 0.1, 0.1, 0.9], [0.0, 0.5, 0.5, 0.5, 0.5, 0.5]]
+    lmbda = 1.0
+    params = build(fk_steering.Params, {"n": 3, "potential": potential, "lmbda": lmbda, "every": 1,
+                                        "window_start": 0.0, "window_end": 1.0, "ess_threshold": 0.0,
+                                        "select": "sample"})
+    tilted = smc.normalise_log([lmbda * r[-1] for r in rewards])
+    differs = 0
+    for seed in range(40):
+        space = ScriptedSpace(rewards, seed)
+        events = list(fk_steering.search(space, params))
+        chosen = next(e for e in events if isinstance(e, Selected))
+        particle = {e.id: i for i, e in enumerate(events[1:4])}  # the root's three children, in order
+        parents = {e.id: e.parent for e in events if hasattr(e, "parent")}
+        node = chosen.id
+        while node not in particle:
+            node = parents[node]
+        expected = random.Random(seed).choices(range(3), weights=tilted, k=1)[0]
+        assert particle[node] == expected
+        uncorrected = smc.normalise_log([sum(log_potentials(potential, lmbda, r[1:-1])) for r in rewards])
+        differs += random.Random(seed).choices(range(3), weights=uncorrected, k=1)[0] != expected
+    assert differs > 0
 
 
 def test_systematic_resampling_gives_floor_or_ceil_copies():

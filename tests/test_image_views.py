@@ -125,12 +125,14 @@ def test_live_fold_has_no_verdict_before_the_judge(stored, images):
 
 
 def test_fk_steering_lanes_and_ess_from_the_same_events(stored):
-    st, _ = folded(stored, "fk_steering")
+    st, events = folded(stored, "fk_steering")
     n = BUDGET["fk_steering"]
     assert st.particle_steps, "fk_steering emitted no Resampled events the lanes view folds"
-    for ps in st.particle_steps:
-        assert len(ps.weights) == len(ps.parent) == len(ps.particles) == n
-        assert abs(sum(ps.weights) - 1) < 1e-6 and 1 - 1e-6 <= ps.ess <= n + 1e-6
+    # the view holds each stored resampling as it was emitted: weights, ancestry, ESS, particles
+    stored_steps = [e for e in events if e["type"] == "Resampled"]
+    assert [(ps.step, ps.weights, ps.parent, ps.ess, ps.particles) for ps in st.particle_steps] == [
+        (e["step"], e["weights"], e["ancestors"], e["ess"], e["particles"]) for e in stored_steps]
+    assert all(len(ps.weights) == len(ps.parent) == len(ps.particles) == n for ps in st.particle_steps)
     # populations link one to one (the i-th resampled particle is the i-th at the next resampling)
     assert all(ps.next_index == list(range(n)) for ps in st.particle_steps[:-1])
     fig = particle_figure(st)

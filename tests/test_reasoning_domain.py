@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from backends import datasets_local
-from backends.math_grading import MathTask
-from backends.reasoning import ReasoningSpace, ReasoningTask
+from backends.text.math_grading import MathTask
+from backends.text.reasoning import ReasoningSpace, ReasoningTask
 from backends.embedded import arith
 from strategies import majority_vote, weighted_bon
 from strategies.core import Compute

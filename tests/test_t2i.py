@@ -74,8 +74,10 @@ def test_t2i_strategy_end_to_end(models, store, family, strategy, budget, params
     assert sum(e["cost"]["nfe"] for e in events[:-1]) == totals["nfe"]
     if strategy == "evo_search":
         assert per * (budget - 1) * STEPS < totals["nfe"] <= per * budget * STEPS
-    elif strategy == "search_over_paths":  # re-noised branches repeat steps: more than N trajectories' worth
-        assert totals["nfe"] > per * budget * STEPS and totals["nfe"] % per == 0
+    elif strategy == "search_over_paths":  # the paths the budget pays for, each with its re-noised branches
+        from strategies import search_over_paths as sop
+        plan = sop.plan(budget, STEPS, sop.Params(**params))
+        assert totals["nfe"] == per * plan.paths * plan.steps_per_path
     else:
         assert totals["nfe"] == per * budget * STEPS
     assert totals["verifier_calls"] > 0 and totals["flops"] > 0

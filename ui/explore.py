@@ -119,7 +119,8 @@ def build(ctx: AppContext) -> ExploreTab:
             steps = gr.Number(spec.defaults["steps"], precision=0, label="Denoising steps",
                               info="[1–200] per trajectory", elem_id="explore-steps")
             eta = gr.Slider(0.0, 1.0, value=spec.defaults["eta"], step=0.05, label="eta (DDIM noise)",
-                            info="0 = deterministic; particle and path methods need > 0", elem_id="explore-eta")
+                            info="0 = deterministic (zero-order needs it); particle and path methods need > 0",
+                            elem_id="explore-eta")
             guidance = gr.Number(spec.defaults["guidance"], label="Classifier-free guidance", info=spec.guidance_info,
                                  elem_id="explore-guidance")
             scheduler = gr.Dropdown(list(spec.schedulers), value=spec.defaults["scheduler"], label="Scheduler",
@@ -138,9 +139,10 @@ def build(ctx: AppContext) -> ExploreTab:
         name = name if name in STRATEGIES else DEFAULT_STRATEGY
         info = STRATEGIES[name]
         return (strategy_markdown(name), *[gr.update(visible=s == name) for s in groups],
-                gr.update(interactive=info.uses_verifier), scheduler_update(name, d, sched))
+                gr.update(interactive=info.uses_verifier), *sampler_update(name, d, sched))
 
-    strategy.change(on_strategy, [strategy, domain, scheduler], [strategy_info, *groups.values(), verifier, scheduler],
+    strategy.change(on_strategy, [strategy, domain, scheduler],
+                    [strategy_info, *groups.values(), verifier, scheduler, eta],
                     api_visibility="private", show_progress="hidden", queue=False)
 
     switched = {"strategy": strategy, "model": model, "verifier": verifier, "difficulty": difficulty, "digit": digit,
@@ -211,16 +213,24 @@ def domain_updates(domain: str) -> dict[str, Any]:
     return out
 
 
-def scheduler_update(strategy: str, domain: str, scheduler: str | None) -> dict:
-    """The image domain's flow-only strategies (rollover budget forcing) run on a flow sampler: a DDIM or DDPM
-    choice switches to flow_sde, the sampler the CLI gives them by default; any other choice is left alone."""
+def sampler_update(strategy: str, domain: str, scheduler: str | None) -> tuple[dict, dict]:
+    """The (scheduler, eta) updates when a strategy is chosen, so that the run is not refused for its sampler.
+
+    The image domain's flow-only strategies (rollover budget forcing) run on a flow sampler: a DDIM or DDPM choice
+    switches to flow_sde, the sampler the CLI gives them by default. Its deterministic-only strategies (zero-order
+    search) run on a deterministic sampler: DDIM or DDPM becomes DDIM with eta 0 (the CLI's default for them),
+    flow_sde becomes flow_ode. Any other choice is left alone."""
     if domain != "image":
-        return gr.update()
-    from backends.image.diffusion import FLOW_ONLY_STRATEGIES, FLOW_SCHEDULERS
+        return gr.update(), gr.update()
+    from backends.image.diffusion import DETERMINISTIC_STRATEGIES, FLOW_ONLY_STRATEGIES, FLOW_SCHEDULERS
 
     if strategy in FLOW_ONLY_STRATEGIES and scheduler not in FLOW_SCHEDULERS:
-        return gr.update(value="flow_sde")
-    return gr.update()
+        return gr.update(value="flow_sde"), gr.update()
+    if strategy in DETERMINISTIC_STRATEGIES:
+        if scheduler in FLOW_SCHEDULERS:
+            return (gr.update(value="flow_ode") if scheduler != "flow_ode" else gr.update()), gr.update()
+        return (gr.update(value="ddim") if scheduler != "ddim" else gr.update()), gr.update(value=0.0)
+    return gr.update(), gr.update()
 
 
 def _check_problem(domain: str, text: str | None, problem_id: str | None) -> None:

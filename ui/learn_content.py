@@ -145,7 +145,9 @@ return images[argmax(verifier(x) for x in images)]""",
     "zero_order": Card(
         idea="Local search in noise space: score a pivot noise, try K neighbours on the sphere of its norm at "
              "cosine about 0.95, move to the best neighbour if it beats the pivot, otherwise keep the pivot "
-             "and draw new neighbours.",
+             "and draw new neighbours. It runs on a deterministic sampler (DDIM eta 0 or the flow ODE), as in the "
+             "paper: with a stochastic one a neighbour's image is as far from the pivot's as a random noise's. "
+             "Budget N buys N full denoising runs (1 pivot + K per round), the NFE of random search at N.",
         pseudocode="""pivot = random_noise(); best = verifier(denoise(pivot))
 while budget_left():
     nbrs = [perturb(pivot, cosine=0.95) for _ in range(K)]
@@ -156,22 +158,27 @@ return denoise(pivot)""",
         loses="Rugged verifier landscapes, and a first pivot far from anything good.",
     ),
     "search_over_paths": Card(
-        idea="Beam search along the denoising trajectory: denoise N paths part way, take each back a few steps "
-             "with fresh noise into M branches, denoise further, score x0-hat, keep the best N, repeat.",
-        pseudocode="""paths = [denoise(noise(), to=start) for _ in range(N)]
+        idea="Beam search along the denoising trajectory: denoise P paths part way, take each back a few steps "
+             "with fresh noise into M branches, denoise further, score x0-hat, keep the best P, repeat. Budget N "
+             "buys the NFE of N full samplings: a path with its branches costs several samplings (47 steps on 20 "
+             "at the defaults), so P is N x steps / that cost, rounded (7 paths at N = 16).",
+        pseudocode="""P = round(N * steps / steps_per_path)        # matched NFE: N full samplings
+paths = [denoise(noise(), to=start) for _ in range(P)]
 while not at_end(paths):
     branches = [renoise(p, back=f) for p in paths for _ in range(M)]
     branches = [denoise(b, steps=f + b_steps) for b in branches]
-    paths = top_k(branches, key=lambda x: verifier(x0_hat(x)), k=N)
+    paths = top_k(branches, key=lambda x: verifier(x0_hat(x)), k=P)
 return best(paths, key=verifier)""",
         wins="Verifiers that can already judge x0-hat part way through the schedule.",
-        loses="Early steps, where x0-hat is blurry and scores mislead; more NFE per round than random search.",
+        loses="Early steps, where x0-hat is blurry and scores mislead; small budgets, where a few paths (one at "
+              "N = 1, costing 2.35 samplings) is all the NFE buys.",
     ),
     "fk_steering": Card(
         idea="Sequential Monte Carlo for diffusion: N particles denoise in lockstep; at scheduled steps x0-hat "
              "is scored, a potential (max, diff or sum of rewards) sets log-space weights, and the population "
              "is resampled (systematic, when ESS < N/2) so good particles multiply. The same particle view as "
-             "reasoning particle filtering.",
+             "reasoning particle filtering. Budget N buys N particles, each denoised once through the schedule: "
+             "the NFE of random search at N (resampling copies states for free).",
         pseudocode="""xs = [noise() for _ in range(N)]; logw = zeros(N)
 for t in schedule:
     xs = [step(x, t) for x in xs]                 # stochastic sampler (DDPM / DDIM eta > 0)
@@ -187,7 +194,8 @@ return best(xs, key=verifier)""",
     "evo_search": Card(
         idea="Evolution over noises, then latents: keep the elites, pick parents by tournament, mutate them on "
              "the sphere of their norm, and move the mutation point down the denoising trajectory as the "
-             "generations go, so children keep more of their parents and cost fewer steps.",
+             "generations go, so children keep more of their parents and cost fewer steps. Budget N buys the NFE of "
+             "N full denoising runs: generations are added while they fit, the last one cut short.",
         pseudocode="""pop = [noise() for _ in range(P)]
 for g in generations():
     ranked = sorted(pop, key=fitness, reverse=True)
@@ -201,7 +209,8 @@ return max(everything_evaluated, key=fitness)""",
         idea="For flow models made stochastic: the flow ODE is turned into an SDE with the same marginals, so "
              "one point x_t has many possible next points. Split the NFE budget over the steps; at each step "
              "draw next points one at a time, score their x0-hat, and move on at the first that beats the best "
-             "reward so far, rolling the step's unused NFE over to the next step.",
+             "reward so far, rolling the step's unused NFE over to the next step. Budget N buys N x steps model "
+             "evaluations, the NFE of random search at N.",
         pseudocode="""x = best_of(noises(K), key=verifier(x0_hat)); best = reward(x)
 for t in steps:
     quota = per_step + leftover                 # leftover rolled over from earlier steps

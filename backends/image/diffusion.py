@@ -51,6 +51,9 @@ DEFAULTS = {"steps": 20, "eta": 1.0, "guidance": 1.0, "scheduler": "ddim", "prev
 # strategies that score each candidate on its own x0-hat right after one step: with DDIM/DDPM, siblings
 # share their parent's x0-hat, so these need a flow sampler (flow_sde unless the user chose one)
 FLOW_ONLY_STRATEGIES = ("rollover_budget_forcing",)
+# strategies that search near a pivot noise: with a stochastic sampler a neighbour's image is as far from the
+# pivot's as an independent noise's, so these need DDIM with eta 0 (given them unless the user chose) or flow_ode
+DETERMINISTIC_STRATEGIES = ("zero_order",)
 MAX_STEPS = 1000
 
 
