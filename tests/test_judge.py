@@ -69,9 +69,12 @@ def test_k_judgments_aggregate_and_cost_is_counted():
     assert cost.prompt_tokens == 0 and cost.generated_tokens == 0  # the judge's tokens are verifier tokens
     assert "Problem:\nWhat is 1+1?" in policy.prompts[0] and "1 + 1 = 2\n\nThe answer is 2" in policy.prompts[0]
     assert [j.value for j in judge.last_judgments["1 + 1 = 2\n\nThe answer is 2"]] == [1.0, 0.0, 0.8, None]
-    # the same solution again is cached
-    _, again = judge.score_whole(None, "What is 1+1?", [["1 + 1 = 2", "The answer is 2"]])
-    assert again.verifier_calls == 0
+    # a solution is judged once per run (the run's cache), and in full again by another run
+    run_cache: dict = {}
+    _, first = judge.score_steps(None, "What is 1+1?", [["1 + 1 = 2", "The answer is 2"]], cache=run_cache)
+    _, again = judge.score_steps(None, "What is 1+1?", [["1 + 1 = 2", "The answer is 2"]], cache=run_cache)
+    _, other = judge.score_steps(None, "What is 1+1?", [["1 + 1 = 2", "The answer is 2"]], cache={})
+    assert first.verifier_calls == 4 and again.verifier_calls == 0 and other.verifier_calls == 4
 
 
 def test_pessimistic_rule_and_per_step_modes():

@@ -103,13 +103,16 @@ def test_qwen_prm_batches_and_caches_prefixes(qwen_prm):
     path, *_ = qwen_prm
     prm = pf.load("qwen-prm", str(path), device="cpu")
     (alone,), _ = prm.score_steps(None, QUESTION, [STEPS[:1]])
-    prm._cache.clear()
-    both, c1 = prm.score_steps(None, QUESTION, [STEPS, ["7 * 7 = 49"]])
+    run_cache: dict = {}
+    both, c1 = prm.score_steps(None, QUESTION, [STEPS, ["7 * 7 = 49"]], cache=run_cache)
     assert c1.verifier_calls == 1  # one padded batch
     assert both[0][0] == pytest.approx(alone[0], abs=1e-5)  # causal: later steps do not change earlier scores
-    again, c2 = prm.score_steps(None, QUESTION, [STEPS[:1], STEPS])
+    again, c2 = prm.score_steps(None, QUESTION, [STEPS[:1], STEPS], cache=run_cache)
     assert c2.verifier_calls == 0 and c2.verifier_tokens == 0
     assert again[1] == both[0]
+    # another run (its own cache) is charged again: a verifier keeps nothing between runs
+    _, c3 = prm.score_steps(None, QUESTION, [STEPS[:1], STEPS], cache={})
+    assert c3.verifier_calls == 1 and c3.verifier_tokens > 0
 
 
 def test_trailing_delimiter_makes_no_empty_step(qwen_prm):
@@ -296,10 +299,13 @@ def test_orm_scores_the_whole_answer_once(orm):
     with torch.no_grad():
         ref = torch.sigmoid(model(input_ids=ids).logits[0, 0])
     assert whole[0] == pytest.approx(float(ref), abs=1e-5)
-    per_step, c2 = v.score_steps(None, QUESTION, [STEPS])
+    run_cache: dict = {}
+    per_step, c2 = v.score_steps(None, QUESTION, [STEPS], cache=run_cache)
     assert per_step[0][-1] == pytest.approx(whole[0], abs=1e-5) and per_step[0][0] == pytest.approx(whole[1], abs=1e-5)
-    _, c3 = v.score_steps(None, QUESTION, [STEPS])
-    assert c3.verifier_calls == 0
+    _, c3 = v.score_steps(None, QUESTION, [STEPS], cache=run_cache)
+    assert c2.verifier_calls > 0 and c3.verifier_calls == 0
+    _, c4 = v.score_steps(None, QUESTION, [STEPS], cache={})  # another run pays in full
+    assert (c4.verifier_calls, c4.verifier_tokens) == (c2.verifier_calls, c2.verifier_tokens)
 
 
 def test_family_detection_from_config(qwen_prm, skywork, orm, shepherd):

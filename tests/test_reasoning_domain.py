@@ -1,10 +1,10 @@
-"""The reasoning domain's search space (backends/reasoning.py) with a scripted policy: what it appends as a step,
+"""The reasoning domain's search space (backends/text/reasoning.py) with a scripted policy: what it appends as a step,
 and which answers it calls equal for voting."""
 from __future__ import annotations
 
 import pytest
 
-from backends import datasets_local
+from backends.text import datasets_local
 from backends.text.math_grading import MathTask
 from backends.text.reasoning import ReasoningSpace, ReasoningTask
 from backends.embedded import arith
@@ -12,7 +12,7 @@ from strategies import majority_vote, weighted_bon
 from strategies.core import Compute
 from strategies.params import build
 
-StepSample = pytest.importorskip("backends.transformers_lm").StepSample
+StepSample = pytest.importorskip("backends.text.transformers_lm").StepSample
 
 
 class ScriptedPolicy:
@@ -42,7 +42,7 @@ class StepRecorder:
     def __init__(self) -> None:
         self.seen: list[list[str]] = []
 
-    def score_steps(self, problem, prompt, step_lists, cancel=None):
+    def score_steps(self, problem, prompt, step_lists, cancel=None, cache=None):
         self.seen += [list(s) for s in step_lists]
         return [[0.5] * len(s) for s in step_lists], Compute(verifier_tokens=1)
 

@@ -40,17 +40,19 @@ def test_one_score_per_step_read_at_the_delimiter(prm):
 def test_scores_of_a_prefix_do_not_depend_on_later_steps(prm):
     prompt = "Start with 2. Add 2.\n"
     (a,), _ = prm.score_steps(None, prompt, [["2 + 2 = 4", "The answer is 4"]])
-    prm._cache.clear()
     (b,), _ = prm.score_steps(None, prompt, [["2 + 2 = 4"]])
     assert a[0] == pytest.approx(b[0], abs=1e-5)
 
 
-def test_cache_scores_each_prefix_once(prm):
-    prm._cache.clear()
+def test_a_run_scores_each_prefix_once_and_the_next_run_pays_again(prm):
     prompt = "Start with 9. Add 1.\n"
-    _, c1 = prm.score_steps(None, prompt, [["9 + 1 = 10", "The answer is 10"]])
-    _, c2 = prm.score_steps(None, prompt, [["9 + 1 = 10"], ["9 + 1 = 10", "The answer is 10"]])
-    assert c1.verifier_calls == 1 and c2.verifier_calls == 0 and c2.verifier_tokens == 0
+    run_cache: dict = {}
+    _, c1 = prm.score_steps(None, prompt, [["9 + 1 = 10", "The answer is 10"]], cache=run_cache)
+    _, c2 = prm.score_steps(None, prompt, [["9 + 1 = 10"], ["9 + 1 = 10", "The answer is 10"]], cache=run_cache)
+    assert c1.verifier_calls == 1 and c1.verifier_tokens > 0
+    assert c2.verifier_calls == 0 and c2.verifier_tokens == 0
+    _, c3 = prm.score_steps(None, prompt, [["9 + 1 = 10", "The answer is 10"]], cache={})
+    assert (c3.verifier_calls, c3.verifier_tokens) == (c1.verifier_calls, c1.verifier_tokens)
 
 
 def test_oracle_labels_steps_exactly():

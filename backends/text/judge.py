@@ -21,7 +21,7 @@ When all k abstain the score is ``abstain_score`` (0.5: no information).
 StepVerifier: ``score_whole`` judges each whole solution (steps joined by blank lines). ``score_steps``
 has two modes (``per_step``): ``repeat`` (default) judges the solution so far once and repeats that score for
 every step, so "last" aggregation equals the judge's verdict on the prefix at hand; ``prefix`` judges every
-prefix as if it were a finished solution (k x steps generations, each prefix judged once and cached).
+prefix as if it were a finished solution (k x steps generations, each prefix judged once per run).
 Cost: the judge's prompt and generated tokens are counted as ``verifier_tokens``, its forward passes as
 ``verifier_calls``, and its FLOPs; nothing is added to the policy's own token counters. The judgments of the
 last call are kept in ``last_judgments`` for display.
@@ -29,8 +29,6 @@ last call are kept in ``last_judgments`` for display.
 from __future__ import annotations
 
 import re
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 
 from backends.text.prm_base import question_of
@@ -94,7 +92,7 @@ class LLMJudge:
 
     def __init__(self, policy, name: str = "judge", k: int = 4, rule: str = "mean", temperature: float = 0.7,
                  max_new_tokens: int = 256, per_step: str = "repeat", template: str = JUDGE_TEMPLATE,
-                 abstain_score: float = 0.5, seed: int = 0, cache_size: int = 50_000) -> None:
+                 abstain_score: float = 0.5, seed: int = 0) -> None:
         if rule not in RULES:
             raise ValueError(f"unknown judge rule {rule!r}; choose one of {', '.join(RULES)}")
         if per_step not in ("repeat", "prefix"):
@@ -106,9 +104,6 @@ class LLMJudge:
         self.k, self.rule, self.temperature = k, rule, temperature
         self.max_new_tokens, self.per_step, self.template = max_new_tokens, per_step, template
         self.abstain_score, self.seed = abstain_score, seed
-        self._cache: OrderedDict[tuple[str, str], list[Judgment]] = OrderedDict()
-        self._cache_size = cache_size
-        self._lock = threading.Lock()
         self.last_judgments: dict[str, list[Judgment]] = {}
 
     def judge_prompt(self, question: str, solution: str) -> str:
@@ -117,27 +112,27 @@ class LLMJudge:
             return self.policy.format_prompt(text)
         return text + "\n"
 
-    def _judge(self, question: str, solutions: list[str], cancel: CancelToken | None) -> tuple[list[float], Compute]:
+    def _judge(self, question: str, solutions: list[str], cancel: CancelToken | None,
+               cache: dict | None = None) -> tuple[list[float], Compute]:
+        """Scores of the solutions; each is judged once per run (``cache``, the run's own)."""
         cost = Compute()
-        with self._lock:
-            todo = list(dict.fromkeys(s for s in solutions if (question, s) not in self._cache))
-            if todo:
-                groups = self.policy.generate_steps([self.judge_prompt(question, s) for s in todo], self.k,
-                                                    self.temperature, 1.0, self.seed, self.max_new_tokens, cancel,
-                                                    stop_at_delimiter=False)
-                for sol, samples in zip(todo, groups):
-                    self._cache[(question, sol)] = [Judgment(s.text, parse_verdict(s.text)) for s in samples]
-                    for s in samples:
-                        cost.verifier_tokens += s.cost.prompt_tokens + s.cost.generated_tokens
-                        cost.verifier_calls += s.cost.model_calls
-                        cost.flops += s.cost.flops
-                        cost.wall_s += s.cost.wall_s
-                        cost.kv_bytes_peak = max(cost.kv_bytes_peak, s.cost.kv_bytes_peak)
-                while len(self._cache) > self._cache_size:
-                    self._cache.popitem(last=False)
-            self.last_judgments = {s: self._cache[(question, s)] for s in solutions}
-            scores = [aggregate_judgments([j.value for j in self._cache[(question, s)]], self.rule, self.abstain_score)
-                      for s in solutions]
+        cache = {} if cache is None else cache
+        todo = list(dict.fromkeys(s for s in solutions if (question, s) not in cache))
+        if todo:
+            groups = self.policy.generate_steps([self.judge_prompt(question, s) for s in todo], self.k,
+                                                self.temperature, 1.0, self.seed, self.max_new_tokens, cancel,
+                                                stop_at_delimiter=False)
+            for sol, samples in zip(todo, groups):
+                cache[(question, sol)] = [Judgment(s.text, parse_verdict(s.text)) for s in samples]
+                for s in samples:
+                    cost.verifier_tokens += s.cost.prompt_tokens + s.cost.generated_tokens
+                    cost.verifier_calls += s.cost.model_calls
+                    cost.flops += s.cost.flops
+                    cost.wall_s += s.cost.wall_s
+                    cost.kv_bytes_peak = max(cost.kv_bytes_peak, s.cost.kv_bytes_peak)
+        self.last_judgments = {s: cache[(question, s)] for s in solutions}
+        scores = [aggregate_judgments([j.value for j in cache[(question, s)]], self.rule, self.abstain_score)
+                  for s in solutions]
         return scores, cost
 
     @staticmethod
@@ -149,13 +144,13 @@ class LLMJudge:
         return self._judge(question_of(problem, prompt), [self._solution(s) for s in step_lists], cancel)
 
     def score_steps(self, problem: object, prompt: str, step_lists: list[list[str]],
-                    cancel: CancelToken | None = None) -> tuple[list[list[float]], Compute]:
+                    cancel: CancelToken | None = None, cache: dict | None = None) -> tuple[list[list[float]], Compute]:
         question = question_of(problem, prompt)
         if self.per_step == "repeat":
-            whole, cost = self._judge(question, [self._solution(s) for s in step_lists], cancel)
+            whole, cost = self._judge(question, [self._solution(s) for s in step_lists], cancel, cache)
             return [[w] * len(s) for w, s in zip(whole, step_lists)], cost
         prefixes = [self._solution(s[:i]) for s in step_lists for i in range(1, len(s) + 1)]
-        scores, cost = self._judge(question, prefixes, cancel)
+        scores, cost = self._judge(question, prefixes, cancel, cache)
         out, i = [], 0
         for s in step_lists:
             out.append(scores[i:i + len(s)])

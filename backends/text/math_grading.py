@@ -156,7 +156,7 @@ class MathOracle:
             return 0.5
         return 1.0 if is_equivalent(problem.answer, answer) else 0.0
 
-    def score_steps(self, problem, prompt, step_lists, cancel=None):
+    def score_steps(self, problem, prompt, step_lists, cancel=None, cache=None):
         from strategies.core import Compute
         return [[self._value(problem, steps[:i]) for i in range(1, len(steps) + 1)] for steps in step_lists], Compute()
 
@@ -178,8 +178,8 @@ class AnyOracle:
     def _pick(self, problem):
         return self._math if isinstance(problem, MathProblem) else self._arith
 
-    def score_steps(self, problem, prompt, step_lists, cancel=None):
-        return self._pick(problem).score_steps(problem, prompt, step_lists, cancel)
+    def score_steps(self, problem, prompt, step_lists, cancel=None, cache=None):
+        return self._pick(problem).score_steps(problem, prompt, step_lists, cancel, cache)
 
     def score_whole(self, problem, prompt, step_lists, cancel=None):
         return self._pick(problem).score_whole(problem, prompt, step_lists, cancel)

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import time
-import threading
-from collections import OrderedDict
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from backends.text.transformers_lm import flops_for, model_shape, pick_device
+from backends.text.verifiers import score_prefixes
 from strategies.core import CancelToken, Compute
 
 
@@ -90,8 +89,7 @@ class PrefixCachedPRM:
     joiner = "\n\n"      # how score_whole joins steps into one
     delimiter = "\n\n"   # how score_text splits a text into steps
 
-    def __init__(self, name: str, tokenizer, model: nn.Module, device: torch.device, batch_size: int = 16,
-                 cache_size: int = 200_000) -> None:
+    def __init__(self, name: str, tokenizer, model: nn.Module, device: torch.device, batch_size: int = 16) -> None:
         self.name = name
         self.tokenizer = tokenizer
         self.model = model
@@ -99,9 +97,6 @@ class PrefixCachedPRM:
         self.batch_size = batch_size
         self.n_params = sum(p.numel() for p in model.parameters())
         self.layers, _, self.hidden = model_shape(getattr(model, "config", None) or object())
-        self._cache: OrderedDict[tuple[str, tuple[str, ...]], float] = OrderedDict()
-        self._cache_size = cache_size
-        self._lock = threading.Lock()
 
     # -- family hooks -------------------------------------------------------------------------------
     def _encode(self, question: str, steps: list[str]) -> tuple[list[int], list[int]]:
@@ -143,26 +138,9 @@ class PrefixCachedPRM:
         return out, cost
 
     def score_steps(self, problem: object, prompt: str, step_lists: list[list[str]],
-                    cancel: CancelToken | None = None) -> tuple[list[list[float]], Compute]:
+                    cancel: CancelToken | None = None, cache: dict | None = None) -> tuple[list[list[float]], Compute]:
         question = question_of(problem, prompt)
-        with self._lock:
-            keys = [(question, tuple(steps)) for steps in step_lists]
-            todo = sorted({k for k in keys if k not in self._cache and k[1]}, key=lambda k: -len(k[1]))
-            covered: set[tuple[str, tuple[str, ...]]] = set()
-            maximal = []
-            for k in todo:  # a longer solution's forward pass also scores its prefixes
-                if k not in covered:
-                    maximal.append(k)
-                    covered.update((k[0], k[1][:i]) for i in range(1, len(k[1]) + 1))
-            cost = Compute()
-            if maximal:
-                scores, cost = self._forward(question, [list(k[1]) for k in maximal], cancel)
-                for k, per_step in zip(maximal, scores):
-                    for i, s in enumerate(per_step, 1):
-                        self._cache[(k[0], k[1][:i])] = s
-                while len(self._cache) > self._cache_size:
-                    self._cache.popitem(last=False)
-            return [[self._cache[(q, steps[:i])] for i in range(1, len(steps) + 1)] for q, steps in keys], cost
+        return score_prefixes(cache, question, step_lists, lambda todo: self._forward(question, todo, cancel))
 
     def score_whole(self, problem: object, prompt: str, step_lists: list[list[str]],
                     cancel: CancelToken | None = None) -> tuple[list[float], Compute]:

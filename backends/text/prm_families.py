@@ -3,8 +3,9 @@
 Every family here implements the ``StepVerifier`` protocol of ``backends.text.verifiers``: ``score_steps`` returns
 one score in [0, 1] per given step, ``score_whole`` one score per whole answer. The models are causal, so the
 score read at the end of step i depends only on the question and steps 1..i: one forward pass over a
-solution scores all its prefixes, and each distinct prefix is scored once (a per-verifier cache guarded by a
-lock, since UI sessions share a loaded verifier). Compute is counted per call: verifier tokens (real tokens,
+solution scores all its prefixes, and each distinct prefix is scored once per run (the run's own cache,
+``backends.text.verifiers.score_prefixes``: a verifier keeps no scores between runs, so a run's verifier
+counters do not depend on what ran before it). Compute is counted per call: verifier tokens (real tokens,
 padding excluded), forward passes (``verifier_calls``) and FLOPs (about 2 x params x tokens plus attention).
 
 Families (``FAMILIES``; input formats from the model cards and the reference inference code):
@@ -42,7 +43,7 @@ Families (``FAMILIES``; input formats from the model cards and the reference inf
 - ``orm``: an outcome reward model through ``AutoModelForSequenceClassification`` (the question and the
   answer as a chat through the tokenizer's template when it has one); score = sigmoid of the single logit,
   or P(class 1) for two labels. ``score_whole`` scores each whole answer once; ``score_steps`` scores each
-  prefix as if it were the whole answer (cached per prefix, one forward each: the end-of-turn tokens after
+  prefix as if it were the whole answer (once per run, one forward each: the end-of-turn tokens after
   the answer make prefixes unshareable).
 
 For the step-level families ``score_whole`` treats the whole answer as one step (steps joined by the
@@ -58,8 +59,6 @@ import json
 import logging
 import math
 import time
-import threading
-from collections import OrderedDict
 from pathlib import Path
 
 import torch
@@ -345,7 +344,7 @@ class SequenceClassificationORM:
     joiner = "\n\n"
 
     def __init__(self, path_or_id: str, name: str | None = None, device: str | None = None,
-                 trust_remote_code: bool = False, batch_size: int = 16, cache_size: int = 100_000) -> None:
+                 trust_remote_code: bool = False, batch_size: int = 16) -> None:
         from transformers import AutoModelForSequenceClassification
         self.device, dtype = pick_device(device)
         self.name = name or path_or_id
@@ -358,9 +357,6 @@ class SequenceClassificationORM:
         self.batch_size = batch_size
         self.n_params = sum(p.numel() for p in self.model.parameters())
         self.layers, _, self.hidden = model_shape(self.model.config)
-        self._cache: OrderedDict[tuple[str, str], float] = OrderedDict()
-        self._cache_size = cache_size
-        self._lock = threading.Lock()
 
     def build_text(self, question: str, answer: str) -> str:
         if getattr(self.tokenizer, "chat_template", None):
@@ -390,20 +386,17 @@ class SequenceClassificationORM:
     def score_whole(self, problem, prompt, step_lists, cancel=None):
         return self._score_answers(question_of(problem, prompt), [self.joiner.join(s) for s in step_lists], cancel)
 
-    def score_steps(self, problem, prompt, step_lists, cancel=None):
+    def score_steps(self, problem, prompt, step_lists, cancel=None, cache: dict | None = None):
         question = question_of(problem, prompt)
-        with self._lock:
-            prefixes = {self.joiner.join(s[:i]) for s in step_lists for i in range(1, len(s) + 1)}
-            todo = sorted(p for p in prefixes if (question, p) not in self._cache)
-            cost = Compute()
-            if todo:
-                scores, cost = self._score_answers(question, todo, cancel)
-                for p, s in zip(todo, scores):
-                    self._cache[(question, p)] = s
-                while len(self._cache) > self._cache_size:
-                    self._cache.popitem(last=False)
-            return [[self._cache[(question, self.joiner.join(s[:i]))] for i in range(1, len(s) + 1)]
-                    for s in step_lists], cost
+        cache = {} if cache is None else cache
+        prefixes = {self.joiner.join(s[:i]) for s in step_lists for i in range(1, len(s) + 1)}
+        todo = sorted(p for p in prefixes if (question, p) not in cache)
+        cost = Compute()
+        if todo:
+            scores, cost = self._score_answers(question, todo, cancel)
+            cache.update({(question, p): s for p, s in zip(todo, scores)})
+        return [[cache[(question, self.joiner.join(s[:i]))] for i in range(1, len(s) + 1)]
+                for s in step_lists], cost
 
 
 FAMILIES = {

@@ -60,6 +60,7 @@ class ReasoningSpace:
         if self.aggregation not in AGGREGATIONS:
             raise ValueError(f"unknown aggregation {self.aggregation!r}; choose one of {', '.join(AGGREGATIONS)}")
         self._ids = itertools.count()
+        self._verifier_cache: dict = {}  # this run's verifier scores: reused within the run, never across runs
         self._calls = itertools.count()
 
     def _node(self, parent: Node | None, steps: tuple[str, ...], finished: bool, cost: Compute, seed: int) -> Node:
@@ -132,7 +133,8 @@ class ReasoningSpace:
         if self.verifier is None:
             raise ValueError("this strategy needs a verifier, and none was chosen")
         steps = [list(n.payload) for n in nodes]
-        per_step, cost = self.verifier.score_steps(self.task.problem, self.task.prompt, steps, self.cancel)
+        per_step, cost = self.verifier.score_steps(self.task.problem, self.task.prompt, steps, self.cancel,
+                                                   cache=self._verifier_cache)
         self.meter.add(cost)
         if self.aggregation != "model":
             return [Score(aggregate(p, self.aggregation), p) for p in per_step]

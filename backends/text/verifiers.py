@@ -2,14 +2,16 @@
 
 A verifier returns raw per-step scores; aggregation is the space's recorded setting, so the UI can
 re-aggregate stored scores without regenerating anything.
+
+A run's counters are its own: a verifier keeps no scores between calls. The caller passes the run's own
+cache (``cache``, a dict the search space holds for the length of one run), so a run reuses the prefixes it
+scored itself and is charged for every one it scored, whatever ran before it, in this session or another.
 """
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections import OrderedDict
-from typing import Protocol
+from typing import Callable, Protocol
 
 import torch
 from transformers import AutoModelForTokenClassification, AutoTokenizer
@@ -26,12 +28,42 @@ class StepVerifier(Protocol):
     is_oracle: bool
 
     def score_steps(self, problem: object, prompt: str, step_lists: list[list[str]],
-                    cancel: CancelToken | None = None) -> tuple[list[list[float]], Compute]:
-        """Per-step scores for each list of steps, and the compute spent."""
+                    cancel: CancelToken | None = None, cache: dict | None = None) -> tuple[list[list[float]], Compute]:
+        """Per-step scores for each list of steps, and the compute spent; ``cache`` is the run's own."""
 
     def score_whole(self, problem: object, prompt: str, step_lists: list[list[str]],
                     cancel: CancelToken | None = None) -> tuple[list[float], Compute]:
         """One score per whole answer (the ``model`` aggregation)."""
+
+
+PrefixKey = tuple[str, tuple[str, ...]]
+
+
+def score_prefixes(cache: dict | None, question: str, step_lists: list[list[str]],
+                   forward: Callable[[list[list[str]]], tuple[list[list[float]], Compute]]
+                   ) -> tuple[list[list[float]], Compute]:
+    """Per-step scores of each solution for a causal verifier, through the run's ``cache`` of prefix scores.
+
+    The score at step i depends only on the question and steps 1..i, so one forward pass over a solution
+    scores all its prefixes: ``forward`` is called on the longest solutions whose prefixes are not all known
+    yet, and every prefix it scores is kept. Without a cache (None) nothing outlives the call.
+    """
+    cache = {} if cache is None else cache
+    keys: list[PrefixKey] = [(question, tuple(steps)) for steps in step_lists]
+    todo = sorted({k for k in keys if k[1] and k not in cache}, key=lambda k: -len(k[1]))
+    covered: set[PrefixKey] = set()
+    maximal = []
+    for k in todo:
+        if k not in covered:
+            maximal.append(k)
+            covered.update((k[0], k[1][:i]) for i in range(1, len(k[1]) + 1))
+    cost = Compute()
+    if maximal:
+        scores, cost = forward([list(k[1]) for k in maximal])
+        for k, per_step in zip(maximal, scores):
+            for i, s in enumerate(per_step, 1):
+                cache[(k[0], k[1][:i])] = s
+    return [[cache[(q, steps[:i])] for i in range(1, len(steps) + 1)] for q, steps in keys], cost
 
 
 class TokenClassificationPRM:
@@ -39,13 +71,13 @@ class TokenClassificationPRM:
 
     Input is the prompt followed by every step, each ending with the delimiter, the last one included.
     The model is causal, so the score at step i depends only on steps 1..i: one forward over a full
-    solution fills the cache for all its prefixes, and a prefix is never scored twice.
+    solution scores all its prefixes (``score_prefixes``), and a run never scores a prefix twice.
     """
 
     is_oracle = False
 
     def __init__(self, path_or_id: str, name: str, delimiter: str = "\n", device: str | None = None,
-                 trust_remote_code: bool = False, batch_size: int = 64, cache_size: int = 200_000) -> None:
+                 trust_remote_code: bool = False, batch_size: int = 64) -> None:
         self.name = name
         self.delimiter = delimiter
         self.device, dtype = pick_device(device)
@@ -58,9 +90,6 @@ class TokenClassificationPRM:
         self.batch_size = batch_size
         self.n_params = sum(p.numel() for p in self.model.parameters())
         self.layers, _, self.hidden = model_shape(self.model.config)
-        self._cache: OrderedDict[tuple[str, tuple[str, ...]], float] = OrderedDict()
-        self._cache_size = cache_size
-        self._lock = threading.Lock()  # several UI sessions share one loaded verifier and its cache
 
     def _text_and_ends(self, prompt: str, steps: list[str]) -> tuple[str, list[int]]:
         text, ends = prompt, []
@@ -95,30 +124,8 @@ class TokenClassificationPRM:
         return out, cost
 
     def score_steps(self, problem: object, prompt: str, step_lists: list[list[str]],
-                    cancel: CancelToken | None = None) -> tuple[list[list[float]], Compute]:
-        with self._lock:
-            return self._score_cached(prompt, step_lists, cancel)
-
-    def _score_cached(self, prompt: str, step_lists: list[list[str]],
-                      cancel: CancelToken | None) -> tuple[list[list[float]], Compute]:
-        keys = [(prompt, tuple(steps)) for steps in step_lists]
-        todo = sorted({k for k in keys if k not in self._cache}, key=lambda k: -len(k[1]))
-        # A longer solution's forward pass also scores its prefixes: score only the maximal new ones.
-        covered: set[tuple[str, tuple[str, ...]]] = set()
-        maximal = []
-        for k in todo:
-            if k not in covered:
-                maximal.append(k)
-                covered.update((k[0], k[1][:i]) for i in range(1, len(k[1]) + 1))
-        cost = Compute()
-        if maximal:
-            scores, cost = self._forward(prompt, [list(k[1]) for k in maximal], cancel)
-            for k, per_step in zip(maximal, scores):
-                for i, s in enumerate(per_step, 1):
-                    self._cache[(k[0], k[1][:i])] = s
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
-        return [[self._cache[(p, steps[:i])] for i in range(1, len(steps) + 1)] for p, steps in keys], cost
+                    cancel: CancelToken | None = None, cache: dict | None = None) -> tuple[list[list[float]], Compute]:
+        return score_prefixes(cache, prompt, step_lists, lambda todo: self._forward(prompt, todo, cancel))
 
     def score_whole(self, problem: object, prompt: str, step_lists: list[list[str]],
                     cancel: CancelToken | None = None) -> tuple[list[float], Compute]:
@@ -143,7 +150,7 @@ class ArithOracle:
     is_oracle = True
 
     def score_steps(self, problem: arith.Problem, prompt: str, step_lists: list[list[str]],
-                    cancel: CancelToken | None = None) -> tuple[list[list[float]], Compute]:
+                    cancel: CancelToken | None = None, cache: dict | None = None) -> tuple[list[list[float]], Compute]:
         return [[float(x) for x in arith.step_labels(problem, steps)] for steps in step_lists], Compute()
 
     def score_whole(self, problem: arith.Problem, prompt: str, step_lists: list[list[str]],
