@@ -13,6 +13,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 
 log = logging.getLogger("tts_explorer")
@@ -123,8 +124,11 @@ def _store(args):
 
 def cmd_run(args) -> int:
     from engine.run import ConfigError, RunConfig, execute, summary
+    from strategies.core import CancelToken
     from tqdm import tqdm
 
+    if args.problem is not None and not args.problem.strip():
+        raise CliError("--problem is empty: give the problem text, or leave it out (then --problem-id, else test:0)")
     config = RunConfig(domain=args.domain, model=args.model, verifier=args.verifier or None,
                        strategy=args.strategy, budget=args.budget, params=_params(args.param),
                        problem_text=args.problem, problem_id=args.problem_id, seed=args.seed,
@@ -132,15 +136,24 @@ def cmd_run(args) -> int:
                        trust_remote_code=args.trust_remote_code, options=_params(args.option))
     store = _store(args)
     events = []
+    # Ctrl-C and SIGTERM cancel the run cooperatively (the model loops check the token), so it is stored as
+    # cancelled, with the steps it finished, instead of being left running
+    token = CancelToken()
+    previous = {sig: signal.signal(sig, lambda *_: token.cancel()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         with tqdm(desc=f"{args.strategy}", unit="step", file=sys.stderr, disable=args.json or None) as bar:
-            for ev in execute(config, store):
+            for ev in execute(config, store, token):
                 events.append(ev)
                 if ev["type"] == "StepDone":
                     bar.update(1)
     except ConfigError as exc:
         raise CliError(str(exc)) from None
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     out = summary(events)
+    if out["status"] == "cancelled":
+        raise CliError(f"run {out['run_id']} cancelled; it is stored as cancelled with the steps it finished")
     if args.json:
         print(json.dumps(out, indent=2))
     else:
