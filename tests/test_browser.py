@@ -373,8 +373,9 @@ def test_image_search_fills_the_gallery_and_the_image_views(served_images, brows
     for m in parsed:
         j = judged[m.group(1)]
         assert (int(m.group(3)), m.group(4)) == (j["judge_predicted"], "✓" if j["judge_correct"] else "✗")
-    assert page.evaluate("[...document.querySelectorAll('#explore-gallery img')].every(i => i.complete "
-                         "&& i.naturalWidth > 0)")
+    # every gallery image loads (waited for: under a full-suite load the last ones may still be in flight)
+    page.wait_for_function("[...document.querySelectorAll('#explore-gallery img')].every(i => i.complete "
+                           "&& i.naturalWidth > 0)", timeout=15_000)
     assert page.locator("#explore-nfe .scatterlayer path.point").count() > 0  # best score vs NFE
     assert not page.locator("#explore-candidates").is_visible()  # the text table is for reasoning runs
     assert not page.locator("#explore-strips").is_visible()  # random search's lineages are one image long
