@@ -1,6 +1,6 @@
 """Each reasoning strategy once on the embedded models (tiny-arith-s policy, tiny-prm verifier; committed weights,
 seconds on a CPU), checked for its defining behaviour on real generations, and the same run twice in one
-process charged the same strategy-level compute."""
+process charged the same compute, the verifier's included."""
 from __future__ import annotations
 
 import math
@@ -96,7 +96,8 @@ def test_particle_filtering_resamples_every_step_by_logit_weights():
 @pytest.mark.parametrize("name", REASONING)
 def test_the_same_run_twice_in_one_process_is_charged_the_same(name):
     first, second = run(name, 4), run(name, 4)
-    counters = ("generated_tokens", "prompt_tokens", "model_calls")
+    counters = ("generated_tokens", "prompt_tokens", "model_calls", "verifier_tokens", "verifier_calls")
     assert {k: first[-1]["totals"][k] for k in counters} == {k: second[-1]["totals"][k] for k in counters}
     assert first[-1]["totals"]["generated_tokens"] > 0
+    assert (first[-1]["totals"]["verifier_tokens"] > 0) == STRATEGIES[name].uses_verifier
     assert [(e["type"], e.get("id")) for e in first] == [(e["type"], e.get("id")) for e in second]

@@ -12,6 +12,12 @@ import functools
 from backends.catalog import guarded_load, image_entry, t2i_entry
 
 
+def _load(entry_of, build, model_id: str, kind: str):
+    """``build(model_id)``, cached, once the catalog (``entry_of``) has said the id is a usable ``kind`` here."""
+    entry_of(model_id, kind)
+    return guarded_load(model_id, build, model_id)
+
+
 @functools.lru_cache(maxsize=4)
 def _load_image_model(model_id: str):
     from backends.image.diffusion import DiffusionModel
@@ -29,14 +35,12 @@ def _load_image_verifier(model_id: str):
 
 def load_image_model(model_id: str):
     """The diffusion model of the image domain (a local diffusers folder with unet/ and scheduler/)."""
-    image_entry(model_id, "policy")
-    return guarded_load(model_id, _load_image_model, model_id)
+    return _load(image_entry, _load_image_model, model_id, "policy")
 
 
 def load_image_verifier(model_id: str):
     """An image verifier or judge: a classifier folder (safetensors + config.json) or a built-in reward."""
-    image_entry(model_id, "verifier")
-    return guarded_load(model_id, _load_image_verifier, model_id)
+    return _load(image_entry, _load_image_verifier, model_id, "verifier")
 
 
 @functools.lru_cache(maxsize=2)
@@ -56,11 +60,9 @@ def _load_t2i_verifier(model_id: str):
 
 def load_t2i_model(model_id: str):
     """A text-to-image pipeline (hub id or local diffusers folder), ready to be stepped."""
-    t2i_entry(model_id, "policy")
-    return guarded_load(model_id, _load_t2i_model, model_id)
+    return _load(t2i_entry, _load_t2i_model, model_id, "policy")
 
 
 def load_t2i_verifier(model_id: str):
     """A text-to-image verifier: CLIP score, aesthetic, VLM judge, ImageReward or HPS (backends.image.t2i_verifiers)."""
-    t2i_entry(model_id, "verifier")
-    return guarded_load(model_id, _load_t2i_verifier, model_id)
+    return _load(t2i_entry, _load_t2i_verifier, model_id, "verifier")

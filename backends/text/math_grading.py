@@ -115,6 +115,8 @@ class MathTask:
     problem: MathProblem
     prompt: str
     delimiter: str = STEP_DELIMITER
+    # pairs already compared: a run's votes and its candidates table ask math-verify about the same pairs
+    _same: dict[tuple[str, str], bool] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def extract(self, text: str) -> str | None:
         return normalize_answer(extract_boxed(text))
@@ -130,7 +132,9 @@ class MathTask:
 
     def same_answer(self, a: str, b: str) -> bool:
         """The grader's equivalence (math-verify), so ``\\frac12``, ``\\frac{1}{2}`` and ``0.5`` vote together."""
-        return is_equivalent(a, b)
+        if (a, b) not in self._same:
+            self._same[(a, b)] = is_equivalent(a, b)
+        return self._same[(a, b)]
 
 
 def math_prompt(policy, problem: MathProblem) -> str:
