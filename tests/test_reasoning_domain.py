@@ -8,6 +8,7 @@ from backends.text import datasets_local
 from backends.text.math_grading import MathTask
 from backends.text.reasoning import ReasoningSpace, ReasoningTask
 from backends.embedded import arith
+from tests.test_datasets_local import needs_data
 from strategies import majority_vote, weighted_bon
 from strategies.core import Compute
 from strategies.params import build
@@ -71,6 +72,7 @@ def test_a_chain_at_the_step_limit_is_finished_without_an_answer():
     assert not one.finished and two.finished and two.depth == 2 and two.answer is None
 
 
+@needs_data
 @pytest.mark.parametrize("module", [majority_vote, weighted_bon])
 def test_math_answers_vote_by_the_graders_equivalence(module):
     # MATH-500 "What power of 4 is equal to 8?": three samples write 3/2 three ways, two write a wrong 2/3.
