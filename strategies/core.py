@@ -133,6 +133,9 @@ class SearchSpace(Protocol):
     Optional: ``same_answer(a, b) -> bool``, whether two extracted answers are equal by the domain's grader
     (``\\frac12`` and ``0.5`` in free-form math); votes use it to group answers, exact equality where a domain
     has none (strategies/common.py ``answer_groups``).
+
+    Optional: ``race(nodes, temperature=None) -> list[Node]``, the nodes rolled out in one batch that stops at
+    the token where the first ends: that one is finished, the others are cut there, unfinished (first finish).
     """
 
     max_steps: int

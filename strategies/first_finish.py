@@ -1,9 +1,18 @@
 """First finish search: launch N samples in parallel and keep the first one to finish.
 
 Follows "First Finish Search: Efficient Test-Time Scaling in Large Language Models": shorter traces are
-more often correct, so the first sample to end is returned and the others are stopped, which saves
-their remaining tokens. Samples advance one step at a time in one batch; when several finish in the same
-step, the one with the fewest generated tokens wins (ties: the earliest). No verifier is used.
+more often correct, so the first sample to end is returned and the others are stopped at that moment,
+which saves their remaining tokens. The N samples decode in one batch (``space.race``, an optional
+``SearchSpace`` method the reasoning domain offers); the batch ends at the token where the first sample
+ends, so every other sample has generated exactly as many tokens as the winner. No verifier is used.
+
+What the budget buys: N samples decoded together until the first ends, at most N x the winner's length
+in generated tokens; best-of-N at the same N and seed draws the same samples to their ends, so the
+difference is what first finish saved. Choices where the paper is silent: when several samples end on
+the same token, the first in batch order wins; when none ends before the token limit, every sample is
+a finished (answerless or not) roll-out and the shortest wins, as in best-of-N's table; a backend that
+cannot stop its other samples (an OpenAI-compatible server, vLLM) generates them to their ends and is
+charged so.
 """
 from __future__ import annotations
 
@@ -11,35 +20,25 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from strategies.common import add_nodes, check, finish
-from strategies.core import CancelToken, Event, Node, NodePruned, SearchSpace, StepDone
+from strategies.core import CancelToken, Event, NodePruned, SearchSpace, StepDone
 from strategies.params import param
 
 
 @dataclass(frozen=True)
 class Params:
-    n: int = param(16, "N: samples launched in parallel.", lo=1, hi=1024)
+    n: int = param(16, "N: samples decoded together until the first one ends.", lo=1, hi=1024)
 
 
 def search(space: SearchSpace, params: Params, cancel: CancelToken | None = None) -> Iterator[Event]:
     root = space.initial(1)[0]
     yield from add_nodes([root])
-    tokens: dict[str, int] = {root.id: 0}
-    live: list[Node] = [root] * params.n
-    winner: Node | None = None
-    for step in range(1, space.max_steps + 1):
-        check(cancel)
-        groups = space.extend([root], params.n) if step == 1 else space.extend(live, 1)
-        live = [c for g in groups for c in g]
-        for c in live:
-            tokens[c.id] = tokens[c.parent] + c.cost.generated_tokens
-        yield from add_nodes(live)
-        done = [c for c in live if c.finished]
-        if done:
-            winner = min(done, key=lambda c: tokens[c.id])
-            for c in live:
-                if c is not winner:
-                    yield NodePruned(id=c.id, reason=f"stopped at step {step}: another sample finished first")
-            yield StepDone(step=step)
-            break
-        yield StepDone(step=step)
+    check(cancel)
+    samples = space.race([root] * params.n)
+    yield from add_nodes(samples)
+    done = [s for s in samples if s.finished]
+    winner = min(done, key=lambda s: s.cost.generated_tokens) if done else None  # min keeps the first on ties
+    for s in samples:
+        if s is not winner:
+            yield NodePruned(id=s.id, reason="stopped: another sample finished first")
+    yield StepDone(step=1)
     yield from finish(space, [winner] if winner else [], {}, winner)

@@ -56,7 +56,7 @@ STRATEGIES: dict[str, StrategyInfo] = {s.name: s for s in [
                  "PUCT tree search with the PRM as value and optional rollouts.", ("reasoning",), True),
     StrategyInfo("first_finish", "First finish", first_finish, "n",
                  "First Finish Search: Efficient Test-Time Scaling in Large Language Models",
-                 "Launch N samples, keep the first to finish, stop the rest.", ("reasoning",), False),
+                 "Decode N samples together; the first to finish wins and the rest are stopped at that token.", ("reasoning",), False),
     # image domain; random search IS best-of-N (same module: N noises from the prompt root, best verified)
     StrategyInfo("random_search", "Random search", best_of_n, "n", PAPER_DIFFUSION,
                  "Denoise N independent initial noises, keep the verifier's favourite image.",

@@ -65,6 +65,23 @@ class FakeSpace:
             out.append(self._node(n, digits))
         return out
 
+    def race(self, nodes: list[Node], temperature: float | None = None) -> list[Node]:
+        """The nodes' roll-outs drawn one digit at a time in lockstep, all cut when the first is answered."""
+        self.calls.append(("race", len(nodes)))
+        if self.cancel is not None:
+            self.cancel.check()
+        digits = [n.payload for n in nodes]
+        while not any(self._answered(d) for d in digits) and max(map(len, digits)) < self.max_steps:
+            digits = [d + (self._rng.randint(0, 9),) for d in digits]
+        out = []
+        for n, d in zip(nodes, digits):
+            node = self._node(n, d)
+            node.cost = Compute(generated_tokens=len(d) - len(n.payload), model_calls=1)
+            if not self._answered(d) and any(self._answered(x) for x in digits):
+                node.finished = False  # cut when another was answered
+            out.append(node)
+        return out
+
     def score(self, nodes: list[Node]) -> list[Score]:
         self.calls.append(("score", len(nodes)))
         out = []

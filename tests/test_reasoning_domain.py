@@ -25,7 +25,7 @@ class ScriptedPolicy:
         self.texts, self.i = texts, 0
 
     def generate_steps(self, prefixes, k=1, temperature=0.8, top_p=1.0, seed=0, max_new_tokens=48, cancel=None,
-                       stop_at_delimiter=True):
+                       stop_at_delimiter=True, stop_at_first=False):
         out = []
         for _ in prefixes:
             group = []

@@ -209,13 +209,20 @@ def test_mcts_rollouts_add_candidates():
     assert of(events, "RunFinished")[0]["candidates"]
 
 
-def test_first_finish_stops_the_others():
-    space = FakeSpace(length=2, seed=0)
+def test_first_finish_races_the_samples_and_keeps_the_first_to_end():
+    space = FakeSpace(length=6, stop_digits=(7,), seed=3)
     events = run(first_finish, space, n=5)
-    pruned = of(events, "NodePruned")
-    assert len(pruned) == 4
+    assert space.calls == [("race", 5)]  # one batch, nothing step by step
+    added = {e["id"]: e for e in of(events, "NodeAdded")}
+    pruned = {e["id"] for e in of(events, "NodePruned")}
+    (chosen,) = of(events, "Selected")
+    samples = [a for a in added.values() if a["parent"] is not None]
+    assert len(samples) == 5 and pruned == {a["id"] for a in samples} - {chosen["id"]}
+    # every sample was cut at the winner's length; the winner is the first (in batch order) to have ended
+    lengths = {a["node_cost"]["generated_tokens"] for a in samples}
+    assert lengths == {added[chosen["id"]]["node_cost"]["generated_tokens"]}
+    assert chosen["id"] == next(a["id"] for a in samples if a["finished"])
     assert len(of(events, "RunFinished")[0]["candidates"]) == 1
-    assert len([c for c in space.calls if c[0] == "extend"]) == 2
 
 
 # the image strategies need latents: tests/test_image_strategies.py runs them on a tiny real model
@@ -237,8 +244,8 @@ def test_cancel_mid_run_stops_at_next_step(name):
         pass
     else:
         # Only a one-step method may finish normally after Stop: it had nothing left to generate.
-        assert name in ("best_of_n", "weighted_bon", "majority_vote")
-    generated_after = [c for c in space.calls[calls_at_cancel:] if c[0] in ("extend", "complete")]
+        assert name in ("best_of_n", "weighted_bon", "majority_vote", "first_finish")
+    generated_after = [c for c in space.calls[calls_at_cancel:] if c[0] in ("extend", "complete", "race")]
     assert generated_after == []
 
 

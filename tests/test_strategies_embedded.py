@@ -101,3 +101,21 @@ def test_the_same_run_twice_in_one_process_is_charged_the_same(name):
     assert first[-1]["totals"]["generated_tokens"] > 0
     assert (first[-1]["totals"]["verifier_tokens"] > 0) == STRATEGIES[name].uses_verifier
     assert [(e["type"], e.get("id")) for e in first] == [(e["type"], e.get("id")) for e in second]
+
+
+def test_first_finish_stops_every_sample_where_the_first_ends():
+    """Best-of-N at the same N and seed draws the same samples to their ends: first finish's samples are all cut
+    at the shortest one's length, its winner is that sample, and the difference is the tokens it saved."""
+    ff, bon = run("first_finish", 16, "test:14"), run("best_of_n", 16, "test:14")
+    full = [e for e in of(bon, "NodeAdded") if e["parent"] is not None]
+    cut = [e for e in of(ff, "NodeAdded") if e["parent"] is not None]
+    lengths = [e["node_cost"]["generated_tokens"] for e in full]
+    assert len(set(lengths)) > 1  # the samples' lengths differ, so stopping early saves something
+    shortest = next(e for e in full if e["node_cost"]["generated_tokens"] == min(lengths))
+    assert [e["node_cost"]["generated_tokens"] for e in cut] == [min(lengths)] * 16
+    winner = next(e for e in cut if e["id"] == of(ff, "Selected")[0]["id"])
+    assert (winner["preview"], winner["answer"], winner["finished"]) == \
+        (shortest["preview"], shortest["answer"], True)
+    assert sum(e["finished"] for e in cut) == lengths.count(min(lengths))
+    assert ff[-1]["totals"]["generated_tokens"] == 16 * min(lengths) < bon[-1]["totals"]["generated_tokens"]
+    assert ff[-1]["totals"]["prompt_tokens"] == bon[-1]["totals"]["prompt_tokens"]

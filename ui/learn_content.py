@@ -119,16 +119,18 @@ return best(finished_nodes, key=PRM)""",
               "the app shows that honestly.",
     ),
     "first_finish": Card(
-        idea="Launch N samples in parallel and return the first one to finish; stop the rest. Shorter traces "
-             "are more often correct, and the unfinished samples' remaining tokens are saved.",
-        pseudocode="""live = [prompt] * N
-while True:
-    live = [s + next_step(s) for s in live]
-    done = [s for s in live if finished(s)]
-    if done:
-        return min(done, key=generated_tokens)""",
+        idea="Decode N samples together and return the first one to finish; the batch stops at that token, so "
+             "the others' remaining tokens are never generated. Shorter traces are more often correct. The "
+             "budget buys N samples until the first ends: best-of-N at the same N and seed draws the same "
+             "samples to their ends, and the difference is the saving (small on the embedded chains, whose "
+             "length is fixed by the problem; large for models whose traces vary in length).",
+        pseudocode="""batch = [prompt] * N                 # one batched decode
+while not any(ended(s) for s in batch):
+    batch = [s + next_token(s) for s in batch]
+return first(s for s in batch if ended(s))   # the rest are cut here""",
         wins="Reasoning models that ramble when wrong; latency-bound serving (it stops early).",
-        loses="Tasks where the quick answer is the careless one; it ignores any verifier.",
+        loses="Tasks where the quick answer is the careless one; it ignores any verifier; a server that cannot "
+              "stop the other samples saves nothing.",
     ),
     # ---- images: a step is one denoising step; the searched object is the noise (or a latent x_t) ----
     "random_search": Card(

@@ -105,8 +105,11 @@ class OpenAIPolicy:
 
     def generate_steps(self, prefixes: list[str], k: int = 1, temperature: float = 0.8, top_p: float = 1.0,
                        seed: int = 0, max_new_tokens: int = 48, cancel: CancelToken | None = None,
-                       stop_at_delimiter: bool = True) -> list[list[StepSample]]:
-        """``k`` continuations of each prefix, each stopped at the delimiter (not included) or EOS."""
+                       stop_at_delimiter: bool = True, stop_at_first: bool = False) -> list[list[StepSample]]:
+        """``k`` continuations of each prefix, each stopped at the delimiter (not included) or EOS.
+
+        ``stop_at_first`` cannot stop the server's other samples once they are sent, so every sample is
+        generated to its end and charged so: first finish still picks the shortest, and saves nothing here."""
         if not prefixes:
             return []
         started = time.perf_counter()

@@ -110,21 +110,30 @@ class ReasoningSpace:
         return out
 
     def complete(self, nodes: list[Node], temperature: float | None = None) -> list[Node]:
+        return self._roll_out(nodes, temperature, race=False)
+
+    def race(self, nodes: list[Node], temperature: float | None = None) -> list[Node]:
+        """Each node rolled out in one batch that ends at the token where the first sample ends: that sample
+        is finished, the others are cut there, unfinished (First Finish Search; see ``generate_steps``)."""
+        return self._roll_out(nodes, temperature, race=True)
+
+    def _roll_out(self, nodes: list[Node], temperature: float | None, race: bool) -> list[Node]:
         unique, kk = self._grouped(nodes, 1)
         seed = self._call_seed()
         prefixes = [self._prefix(n) for n in unique]
         groups = self.policy.generate_steps(prefixes, kk, self.temperature if temperature is None else temperature,
                                             self.top_p, seed, self.max_step_tokens * self.max_steps, self.cancel,
-                                            stop_at_delimiter=False)
+                                            stop_at_delimiter=False, stop_at_first=race)
+        # A rollout is final: it ended (EOS or the token limit); answerless ones stay answerless. In a race only
+        # the samples that ended are, unless none did (then every sample ran to the token limit).
+        someone_ended = any(s.finished for samples in groups for s in samples)
         out = []
         for node, samples in zip(unique, groups):
             for s in samples:
                 self.meter.add(s.cost)
                 steps = node.payload + tuple(self.task.split(s.text))
-                # A rollout is final: it ended (EOS or the token limit); answerless ones stay answerless.
-                leaf = self._node(node, steps, True, s.cost, seed)
-                leaf.answer = self.task.extract(steps[-1]) if steps else None
-                out.append(leaf)
+                final = s.finished or not (race and someone_ended)
+                out.append(self._node(node, steps, final, s.cost, seed))
         return out
 
     def score(self, nodes: list[Node]) -> list[Score]:

@@ -101,10 +101,13 @@ class CausalLMPolicy:
     @torch.inference_mode()
     def generate_steps(self, prefixes: list[str], k: int = 1, temperature: float = 0.8, top_p: float = 1.0,
                        seed: int = 0, max_new_tokens: int = 48, cancel: CancelToken | None = None,
-                       stop_at_delimiter: bool = True) -> list[list[StepSample]]:
+                       stop_at_delimiter: bool = True, stop_at_first: bool = False) -> list[list[StepSample]]:
         """``k`` continuations of each prefix, each stopped at the delimiter (not included) or EOS.
 
-        Temperature 0 is greedy. Sampling draws from one generator seeded with ``seed`` so a call is
+        ``stop_at_first`` ends the whole batch at the token where the first sequence ends (EOS): the others
+        are cut there, unfinished, and their counters hold only the tokens they generated (First Finish
+        Search). The random draws are those of the uncut batch, so every cut sample is a prefix of the one the
+        same call without ``stop_at_first`` returns. Temperature 0 is greedy. Sampling draws from one generator seeded with ``seed`` so a call is
         reproducible. Returns samples grouped by prefix, in the order of ``prefixes``.
         """
         if not prefixes:
@@ -148,7 +151,7 @@ class CausalLMPolicy:
                     texts[i] = self.tokenizer.decode(tokens[i], skip_special_tokens=True)
                     if self.delimiter in texts[i]:
                         done[i] = True
-            if bool(done.all()):
+            if bool(done.all()) or (stop_at_first and any(hit_eos)):
                 break
             mask = torch.cat([mask, torch.ones(batch, 1, dtype=mask.dtype, device=self.device)], 1)
             out = self.model(input_ids=nxt.view(-1, 1), attention_mask=mask, position_ids=next_pos,

@@ -72,7 +72,9 @@ class VLLMPolicy:
 
     def generate_steps(self, prefixes: list[str], k: int = 1, temperature: float = 0.8, top_p: float = 1.0,
                        seed: int = 0, max_new_tokens: int = 48, cancel: CancelToken | None = None,
-                       stop_at_delimiter: bool = True) -> list[list[StepSample]]:
+                       stop_at_delimiter: bool = True, stop_at_first: bool = False) -> list[list[StepSample]]:
+        """``k`` continuations of each prefix; ``stop_at_first`` is not honoured (vLLM finishes every request of the
+        call), so every sample is generated to its end and charged so."""
         if not prefixes:
             return []
         if cancel is not None:
