@@ -263,6 +263,9 @@ def test_choosing_a_strategy_moves_the_sampler_to_one_it_runs_on():
     assert moved("zero_order", "image", "flow_sde") == ("flow_ode", None)
     assert moved("zero_order", "image", "flow_ode") == (None, None)
     assert moved("fk_steering", "image", "ddim") == (None, None)
+    assert moved("zero_order", "t2i", "flow_sde") == ("auto", 0.0)
+    assert moved("zero_order", "t2i", "auto") == (None, 0.0)
+    assert moved("random_search", "t2i", "ddpm") == (None, None)
     assert moved("best_of_n", "reasoning", None) == (None, None)
 
 

@@ -384,3 +384,21 @@ def test_cli_refuses_an_uncached_hub_pipeline_in_one_line(tmp_path):
     assert p.returncode == 2 and "Traceback" not in p.stderr
     assert p.stderr.strip().splitlines()[-1].endswith("not in the local Hugging Face cache and HF_HUB_OFFLINE=1 "
                                                       "(no download)")
+
+
+@pytest.mark.parametrize("family, options, sampler", [("sd", {}, ("ddim", 0.0)), ("sd3", {}, ("euler", 0.0)),
+                                                      ("sd", {"scheduler": "ddpm"}, None),
+                                                      ("sd", {"eta": 0.5}, None),
+                                                      ("sd3", {"scheduler": "flow_sde"}, None)])
+def test_t2i_zero_order_runs_only_on_a_deterministic_sampler(models, family, options, sampler):
+    """As on the digits: zero-order gets DDIM at eta 0 (or the flow families' euler, the ODE) unless the user
+    chose a stochastic sampler, which is refused with one line."""
+    from backends.errors import InputError
+    from backends.image import t2i
+    cfg = config(models, family, "zero_order", 2, options=options)
+    if sampler is None:
+        with pytest.raises(InputError, match="needs a deterministic sampler"):
+            t2i.prepare(cfg, uses_verifier=True)
+        return
+    run = t2i.prepare(cfg, uses_verifier=True)
+    assert (run.options["scheduler"], run.options["eta"]) == sampler

@@ -219,11 +219,16 @@ def sampler_update(strategy: str, domain: str, scheduler: str | None) -> tuple[d
     The image domain's flow-only strategies (rollover budget forcing) run on a flow sampler: a DDIM or DDPM choice
     switches to flow_sde, the sampler the CLI gives them by default. Its deterministic-only strategies (zero-order
     search) run on a deterministic sampler: DDIM or DDPM becomes DDIM with eta 0 (the CLI's default for them),
-    flow_sde becomes flow_ode. Any other choice is left alone."""
-    if domain != "image":
+    flow_sde becomes flow_ode; on t2i, eta goes to 0 and DDPM or flow_sde to auto (DDIM for the UNet families,
+    euler, the flow ODE, for the flow ones). Any other choice is left alone."""
+    if domain not in ("image", "t2i"):
         return gr.update(), gr.update()
     from backends.image.diffusion import DETERMINISTIC_STRATEGIES, FLOW_ONLY_STRATEGIES, FLOW_SCHEDULERS
 
+    if domain == "t2i":  # "auto" is ddim for the UNet families and euler (the flow ODE) for the flow ones
+        if strategy not in DETERMINISTIC_STRATEGIES:
+            return gr.update(), gr.update()
+        return (gr.update(value="auto") if scheduler in ("ddpm", "flow_sde") else gr.update()), gr.update(value=0.0)
     if strategy in FLOW_ONLY_STRATEGIES and scheduler not in FLOW_SCHEDULERS:
         return gr.update(value="flow_sde"), gr.update()
     if strategy in DETERMINISTIC_STRATEGIES:

@@ -54,6 +54,15 @@ FLOW_ONLY_STRATEGIES = ("rollover_budget_forcing",)
 # strategies that search near a pivot noise: with a stochastic sampler a neighbour's image is as far from the
 # pivot's as an independent noise's, so these need DDIM with eta 0 (given them unless the user chose) or flow_ode
 DETERMINISTIC_STRATEGIES = ("zero_order",)
+def check_deterministic(strategy: str, scheduler: str, eta: float, ode: str = "flow_ode") -> None:
+    """InputError unless ``strategy``, if it is one of ``DETERMINISTIC_STRATEGIES``, runs on a deterministic sampler:
+    DDIM at eta 0, or the domain's flow ODE (``ode``: the digits' flow_ode, t2i's euler)."""
+    if strategy in DETERMINISTIC_STRATEGIES and not (scheduler == ode or (scheduler == "ddim" and eta == 0)):
+        sampler = f"ddim with eta {eta:g}" if scheduler == "ddim" else scheduler
+        raise InputError(f"{strategy} searches near a pivot noise and needs a deterministic sampler "
+                         f"(scheduler=ddim with eta=0, or scheduler={ode}), not {sampler}")
+
+
 MAX_STEPS = 1000
 
 

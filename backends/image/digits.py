@@ -16,7 +16,7 @@ from backends.errors import InputError
 from backends.problem_ids import check_problem_index, resolve_problem_with
 from strategies.core import CancelToken, Node
 from backends.image.diffusion import (CLASSES, DEFAULTS, DETERMINISTIC_STRATEGIES, FLOW_ONLY_STRATEGIES, FLOW_SCHEDULERS,
-                                      PREVIEWS, SCHEDULERS, DiffusionModel, Sampling, derive)
+                                      PREVIEWS, SCHEDULERS, DiffusionModel, Sampling, check_deterministic, derive)
 from backends.image.space import CandidateRun, ImageSpace
 
 SPLITS = ("test", "train")
@@ -179,11 +179,7 @@ def prepare(config, uses_verifier: bool) -> ImageRun:
     if config.strategy in FLOW_ONLY_STRATEGIES and options["scheduler"] not in FLOW_SCHEDULERS:
         raise InputError(f"{config.strategy} scores each candidate on its own x0-hat: choose a flow sampler "
                          f"(scheduler=flow_sde, or flow_ode), not {options['scheduler']}")
-    if config.strategy in DETERMINISTIC_STRATEGIES and not (
-            options["scheduler"] == "flow_ode" or (options["scheduler"] == "ddim" and options["eta"] == 0.0)):
-        sampler = f"ddim with eta {options['eta']:g}" if options["scheduler"] == "ddim" else options["scheduler"]
-        raise InputError(f"{config.strategy} searches near a pivot noise and needs a deterministic sampler "
-                         f"(scheduler=ddim with eta=0, or scheduler=flow_ode), not {sampler}")
+    check_deterministic(config.strategy, options["scheduler"], options["eta"])
     model = load_image_model(config.model)
     verifier = None
     if config.verifier:

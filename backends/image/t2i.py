@@ -32,7 +32,8 @@ from typing import Callable
 import torch
 
 from backends.errors import InputError
-from backends.image.diffusion import PREVIEWS, Latent, derive, noise_latent, perturb_latent
+from backends.image.diffusion import (DETERMINISTIC_STRATEGIES, PREVIEWS, Latent, check_deterministic, derive,
+                                      noise_latent, perturb_latent)
 from backends.image.space import CandidateRun, ImageSpace
 from backends.problem_ids import check_problem_index, resolve_problem_with
 from backends.image.t2i_pipelines import SCHEDULERS, Pipeline, PromptGenerator, T2ISampling
@@ -309,7 +310,11 @@ def prepare(config, uses_verifier: bool) -> T2IRun:
     from backends.image.loaders import load_t2i_model, load_t2i_verifier
     problem = resolve_problem(config.problem_text, config.problem_id)
     pipeline = load_t2i_model(config.model)
-    options = parse_options(getattr(config, "options", None), pipeline)
+    given = dict(getattr(config, "options", None) or {})
+    if config.strategy in DETERMINISTIC_STRATEGIES:
+        given.setdefault("eta", 0.0)  # DDIM at eta 0 for the UNet families; the flow families' euler is the ODE
+    options = parse_options(given, pipeline)
+    check_deterministic(config.strategy, options["scheduler"], options["eta"], ode="euler")
     verifier = None
     if config.verifier:
         verifier = load_t2i_verifier(config.verifier)
