@@ -72,6 +72,13 @@ class FakeSpace:
             out.append(self._node(n, steps or ("done",), True))
         return out
 
+    def race(self, nodes: list[Node]) -> list[Node]:
+        """The roll-outs of one batch cut when the first ends: the first is finished, the others are not."""
+        out = self.complete(nodes)
+        for n in out[1:]:
+            n.finished, n.answer = False, None
+        return out
+
     def score(self, nodes: list[Node]) -> list[Score]:
         return [Score(self._h(n.id, "s"), [self._h(n.id, i) for i in range(max(1, n.depth))]) for n in nodes]
 
