@@ -45,6 +45,15 @@ def _int_list(text: str, what: str) -> list[int]:
         raise CliError(f"{what} must be comma-separated whole numbers, got {text!r}") from None
 
 
+def _budgets_help() -> str:
+    """What ``--budget`` buys for each strategy: its budget parameter's help, from the registry."""
+    from strategies.registry import STRATEGIES
+    lines = ["what --budget buys, per strategy (the parameter it sets):"]
+    for name, info in STRATEGIES.items():
+        lines.append(f"  {name} ({info.budget_param}): {info.budget_spec.help}")
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="app.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--host", default=None, help="bind address (default 127.0.0.1 or GRADIO_SERVER_NAME)")
@@ -58,13 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("models", help="list the models and verifiers the catalog knows")
     m.add_argument("--json", action="store_true", help="print JSON")
 
-    r = sub.add_parser("run", help="run one search, store it, print a summary")
+    r = sub.add_parser("run", help="run one search, store it, print a summary", epilog=_budgets_help(),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("--domain", default="reasoning")
     r.add_argument("--model", default="tiny-arith-s")
     r.add_argument("--verifier", default="tiny-prm")
     r.add_argument("--judge", default=None, help="held-out judge (image and t2i domains)")
     r.add_argument("--strategy", default="beam_search")
-    r.add_argument("--budget", type=int, default=16)
+    r.add_argument("--budget", type=int, default=16, help="what it buys depends on the strategy: see below")
     r.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="strategy parameter")
     r.add_argument("--problem", default=None, help="problem text")
     r.add_argument("--problem-id", default=None, help="split:index, e.g. test:17")

@@ -87,7 +87,7 @@ def prepare(config: RunConfig, limits: Limits | None = None) -> Prepared:
     if not 0.0 <= float(config.temperature) <= 2.0:
         raise ConfigError(f"temperature must be between 0 and 2, got {config.temperature}")
     values = dict(config.params)
-    budget_spec = next(s for s in params_mod.specs(info.params_cls) if s.name == info.budget_param)
+    budget_spec = info.budget_spec
     if budget_spec.hi is None or budget_spec.hi > 1:  # greedy has no budget to set
         if info.budget_param in values and str(values[info.budget_param]) != str(config.budget):
             raise ConfigError(f"give the budget once: budget {config.budget} and {info.budget_param}="

@@ -8,6 +8,7 @@ from typing import Callable
 from strategies import (beam_search, best_of_n, dvts, evo_search, first_finish, fk_steering, greedy, majority_vote,
                         mcts, more_steps, particle_filtering, rollover_budget_forcing, search_over_paths, weighted_bon,
                         zero_order)
+from strategies.params import ParamSpec, specs
 
 PAPER_1B = "Can 1B LLM Surpass 405B LLM? Rethinking Compute-Optimal Test-Time Scaling"
 PAPER_DIFFUSION = "Inference-Time Scaling for Diffusion Models beyond Scaling Denoising Steps"
@@ -31,6 +32,11 @@ class StrategyInfo:
     @property
     def search(self) -> Callable:
         return self.module.search
+
+    @property
+    def budget_spec(self) -> ParamSpec:
+        """The parameter the budget sets; its help says what the budget buys."""
+        return next(s for s in specs(self.params_cls) if s.name == self.budget_param)
 
 
 STRATEGIES: dict[str, StrategyInfo] = {s.name: s for s in [

@@ -58,3 +58,11 @@ def test_a_signalled_run_is_stored_as_cancelled(tmp_path, sig):
         store.close()
     with sqlite3.connect(db) as con:
         assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_run_help_says_what_the_budget_buys_for_every_strategy():
+    from strategies.registry import STRATEGIES
+    out = subprocess.run([sys.executable, "app.py", "run", "--help"], cwd=ROOT, env=ENV, capture_output=True,
+                         text=True, timeout=120).stdout
+    for name, info in STRATEGIES.items():
+        assert f"  {name} ({info.budget_param}): {info.budget_spec.help}" in out
