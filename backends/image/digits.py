@@ -78,6 +78,11 @@ def resolve_problem(problem_text: str | None, problem_id: str | None) -> DigitPr
     return resolve_problem_with(problem_text, problem_id, _typed_problem, problem_at)
 
 
+# numeric sampler options: (type, lowest, highest)
+RANGES = {"steps": (int, 1, 200), "eta": (float, 0.0, 1.0), "guidance": (float, 0.0, 20.0),
+          "diffusion": (float, 0.0, 10.0)}
+
+
 def parse_options(options: dict | None) -> dict:
     """Validated sampler options: steps, eta, guidance, scheduler, previews, diffusion, interpolant (strings
     allowed)."""
@@ -86,22 +91,12 @@ def parse_options(options: dict | None) -> dict:
         if name not in DEFAULTS:
             raise InputError(f"unknown image option {name!r}; known: {', '.join(DEFAULTS)}")
         try:
-            if name == "steps":
-                v = int(raw)
-                if not 1 <= v <= 200:
-                    raise InputError("steps must be from 1 to 200")
-            elif name == "eta":
-                v = float(raw)
-                if not 0.0 <= v <= 1.0:
-                    raise InputError("eta must be between 0 and 1")
-            elif name == "guidance":
-                v = float(raw)
-                if not 0.0 <= v <= 20.0:
-                    raise InputError("guidance must be between 0 and 20")
-            elif name == "diffusion":
-                v = float(raw)
-                if not 0.0 <= v <= 10.0:
-                    raise InputError("diffusion must be between 0 and 10")
+            if name in RANGES:
+                kind, lo, hi = RANGES[name]
+                v = kind(raw)
+                if not lo <= v <= hi:
+                    raise InputError(f"{name} must be from {lo} to {hi}" if kind is int
+                                     else f"{name} must be between {lo:g} and {hi:g}")
             else:
                 v = str(raw)
                 allowed = {"scheduler": SCHEDULERS, "interpolant": flow.INTERPOLANTS}.get(name, PREVIEWS)
