@@ -17,7 +17,8 @@ from strategies.params import param
 
 @dataclass(frozen=True)
 class Params:
-    n: int = param(16, "N: number of complete samples drawn.", lo=1, hi=1024)
+    n: int = param(16, "N: complete samples drawn (on images: N full samplings, N × steps NFE).",
+                   lo=1, hi=1024)
 
 
 def sample_and_score(space: SearchSpace, n: int, cancel: CancelToken | None, scores: dict[str, float],

@@ -33,7 +33,8 @@ from strategies.params import param
 
 @dataclass(frozen=True)
 class Params:
-    n: int = param(16, "Particles in the population.", lo=1, hi=1024)
+    n: int = param(16, "N: particles, so at most N step generations (and verifier scores) per step.", lo=1,
+                   hi=1024)
     temperature: float = param(1.0, "T in softmax(logit(r)/T): lower T resamples more greedily.", lo=0.01, hi=100.0)
     finished: str = param("compete", "Finished particles stay in resampling (compete) or are set aside (freeze).",
                           choices=("compete", "freeze"))
