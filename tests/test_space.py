@@ -154,6 +154,7 @@ result["needs_gpu_real"] = zerogpu.needs_gpu(real)
 events = list(execute(real, store))
 result["real"] = {"status": events[-1]["status"], "nfe": events[-1]["compute"]["nfe"],
                   "correct": events[-1]["correct"], "judged": len(events[-1]["extras"]["candidates_judged"]),
+                  "chosen_judge_correct": events[-1]["extras"]["chosen_judge_correct"],
                   "stored": store.get_run(events[0]["run_id"])["status"],
                   "parent_evaluations": load_image_model(str(models["model"])).evaluations,
                   "calls": list(spaces.CALLS)}
@@ -197,7 +198,8 @@ def test_zerogpu_runs_real_models_in_the_gpu_worker_and_the_parent_writes_the_da
     # a run on a real model: decorated call, model evaluated in the worker only, results back as plain data
     assert r["needs_gpu_real"] is True
     real = r["real"]
-    assert real["status"] == real["stored"] == "finished" and isinstance(real["correct"], bool)
+    assert real["status"] == real["stored"] == "finished"
+    assert real["correct"] is real["chosen_judge_correct"] is not None  # graded by the judge, in the worker
     assert real["nfe"] == 3 * 4 and real["judged"] == 3
     assert real["parent_evaluations"] == 0
     assert [c["task"] for c in real["calls"]] == ["_gpu_work"] and real["calls"][0]["duration"] == 120
