@@ -136,6 +136,11 @@ class SearchSpace(Protocol):
 
     Optional: ``race(nodes, temperature=None) -> list[Node]``, the nodes rolled out in one batch that stops at
     the token where the first ends: that one is finished, the others are cut there, unfinished (first finish).
+
+    Optional: ``complete_with_logprobs(nodes, top_k, stop=None, temperature=None) -> list[Node]``, rolled out as
+    by ``complete`` keeping each generated token's top-k log-probabilities, read back with
+    ``token_logprobs(node) -> list[list[float]]``; ``stop(top_logprobs so far) -> bool`` cuts a sample at the
+    token where it is true (unfinished, no answer): confidence-based methods (DeepConf).
     """
 
     max_steps: int
@@ -262,6 +267,21 @@ class NodeStats(Event):
 
 
 @dataclass
+class TraceConfidence(Event):
+    """A trace's confidence as DeepConf reads it: the group (sliding-window) confidence of each window (the last
+    ends at the trace's last token, ``tokens``), the trace's confidence by the chosen measure, the threshold it
+    was held to, and the number of tokens it kept when it was stopped (None: not stopped)."""
+
+    id: str
+    group: list[float]
+    confidence: float
+    threshold: float | None
+    tokens: int
+    stopped_at: int | None = None
+    warmup: bool = False
+
+
+@dataclass
 class StepDone(Event):
     """A strategy finished one step of its outer loop (drives the step slider and live updates)."""
 
@@ -277,8 +297,8 @@ class RunFinished(Event):
 
 
 EVENT_TYPES: dict[str, type[Event]] = {c.__name__: c for c in (
-    RunStarted, NodeAdded, NodeScored, NodePruned, Resampled, NodeFinished, NodeStats, Selected, StepDone,
-    RunFinished)}
+    RunStarted, NodeAdded, NodeScored, NodePruned, Resampled, NodeFinished, NodeStats, TraceConfidence, Selected,
+    StepDone, RunFinished)}
 
 
 def event_from_dict(d: dict) -> Event:

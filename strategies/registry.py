@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Callable
 
-from strategies import (beam_search, best_of_n, dvts, evo_search, first_finish, fk_steering, greedy, majority_vote,
+from strategies import (beam_search, best_of_n, deepconf, dvts, evo_search, first_finish, fk_steering, greedy, majority_vote,
                         mcts, more_steps, particle_filtering, rollover_budget_forcing, search_over_paths, weighted_bon,
                         zero_order)
 from strategies.params import ParamSpec, specs
@@ -24,6 +24,7 @@ class StrategyInfo:
     summary: str
     domains: tuple[str, ...]
     uses_verifier: bool
+    seed_paper: bool = True  # the paper is one of ../shared/papers.md's (False: a later one the issues name)
 
     @property
     def params_cls(self) -> type:
@@ -60,6 +61,9 @@ STRATEGIES: dict[str, StrategyInfo] = {s.name: s for s in [
     StrategyInfo("mcts", "MCTS", mcts, "iterations",
                  "Enhancing Test-Time Scaling of Large Language Models with Hierarchical Retrieval-Augmented MCTS",
                  "PUCT tree search with the PRM as value and optional rollouts.", ("reasoning",), True),
+    StrategyInfo("deepconf", "DeepConf", deepconf, "n", "Deep Think with Confidence (Fu et al., 2025)",
+                 "Vote over the traces the model is confident in; online, stop a trace when its confidence drops.",
+                 ("reasoning",), False, seed_paper=False),
     StrategyInfo("first_finish", "First finish", first_finish, "n",
                  "First Finish Search: Efficient Test-Time Scaling in Large Language Models",
                  "Decode N samples together; the first to finish wins and the rest are stopped at that token.", ("reasoning",), False),

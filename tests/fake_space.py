@@ -16,6 +16,12 @@ from dataclasses import dataclass, field
 from strategies.core import CancelToken, Compute, Node, Score
 
 
+def digit_logprobs(d: int) -> list[float]:
+    """A token's top log-probabilities in the fake space: digit d is drawn from a distribution whose top-1
+    log-probability is -0.1 * d, so its confidence (minus the mean of the top k) grows as d shrinks."""
+    return [-0.1 * d, -2.0 - 0.1 * d, -3.0, -4.0, -5.0]
+
+
 @dataclass
 class FakeSpace:
     length: int = 3
@@ -29,6 +35,7 @@ class FakeSpace:
     def __post_init__(self) -> None:
         self._ids = itertools.count()
         self._rng = random.Random(self.seed)
+        self._lps: dict[str, list[list[float]]] = {}
 
     def _answered(self, digits: tuple[int, ...]) -> bool:
         return len(digits) >= self.length or (bool(digits) and digits[-1] in self.stop_digits)
@@ -81,6 +88,33 @@ class FakeSpace:
                 node.finished = False  # cut when another was answered
             out.append(node)
         return out
+
+    def complete_with_logprobs(self, nodes: list[Node], top_k: int, stop=None,
+                               temperature: float | None = None) -> list[Node]:
+        """``complete`` with one token per digit whose top-k log-probabilities are ``digit_logprobs(d)``: a
+        sample is cut before the digit where ``stop`` first holds."""
+        self.calls.append(("complete_with_logprobs", len(nodes)))
+        if self.cancel is not None:
+            self.cancel.check()
+        out = []
+        for n in nodes:
+            digits, lps = n.payload, []
+            while not self._answered(digits):
+                d = self._rng.randint(0, 9)
+                lps.append(digit_logprobs(d)[:top_k])
+                if stop is not None and stop(lps):
+                    break
+                digits = digits + (d,)
+            node = self._node(n, digits)
+            node.cost = Compute(generated_tokens=len(digits) - len(n.payload), model_calls=1)
+            if not self._answered(digits):
+                node.finished, node.answer = False, None
+            self._lps[node.id] = lps
+            out.append(node)
+        return out
+
+    def token_logprobs(self, node: Node) -> list[list[float]]:
+        return self._lps.get(node.id, [])
 
     def score(self, nodes: list[Node]) -> list[Score]:
         self.calls.append(("score", len(nodes)))

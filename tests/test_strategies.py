@@ -245,7 +245,7 @@ def test_cancel_mid_run_stops_at_next_step(name):
     else:
         # Only a one-step method may finish normally after Stop: it had nothing left to generate.
         assert name in ("best_of_n", "weighted_bon", "majority_vote", "first_finish")
-    generated_after = [c for c in space.calls[calls_at_cancel:] if c[0] in ("extend", "complete", "race")]
+    generated_after = [c for c in space.calls[calls_at_cancel:] if c[0] in ("extend", "complete", "race", "complete_with_logprobs")]
     assert generated_after == []
 
 

@@ -32,7 +32,8 @@ def test_card_has_idea_pseudocode_paper_and_parameters(name):
 
 @pytest.mark.parametrize("name", list(STRATEGIES))
 def test_paper_title_is_exactly_a_seed_paper(name):
-    assert STRATEGIES[name].paper in titles()
+    """A seed paper's title is quoted exactly; a strategy from a later paper says it is not a seed paper."""
+    assert (STRATEGIES[name].paper in titles()) is STRATEGIES[name].seed_paper
 
 
 def test_every_heading_of_the_learn_page_has_cards():

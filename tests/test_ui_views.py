@@ -17,6 +17,7 @@ from strategies.core import Compute, Node, Score
 from strategies.registry import STRATEGIES
 from strategies import params as params_mod
 from ui.figures.curves import score_vs_compute_figure
+from ui.figures.confidence import confidence_figure
 from ui.figures.particles import particle_figure
 from ui.figures.style import PRUNED
 from ui.figures.sweeps import compute_optimal_table, scaling_figure
@@ -36,6 +37,7 @@ class FakeSpace:
         self.seed = seed
         self._ids = itertools.count()
         self.preview = preview
+        self._lps: dict[str, list[list[float]]] = {}
 
     def _h(self, *parts: object) -> float:
         d = hashlib.sha256(repr(parts).encode()).digest()
@@ -78,6 +80,23 @@ class FakeSpace:
         for n in out[1:]:
             n.finished, n.answer = False, None
         return out
+
+    def complete_with_logprobs(self, nodes: list[Node], top_k: int, stop=None) -> list[Node]:
+        """Roll-outs of 12 tokens each with hashed top-k log-probabilities, cut where ``stop`` holds."""
+        out = []
+        for n in self.complete(nodes):
+            lps = []
+            for t in range(12):
+                lps.append([-self._h(n.id, t, j) * (j + 1) for j in range(top_k)])
+                if stop is not None and stop(lps):
+                    n.finished, n.answer = False, None
+                    break
+            self._lps[n.id] = lps
+            out.append(n)
+        return out
+
+    def token_logprobs(self, node: Node) -> list[list[float]]:
+        return self._lps.get(node.id, [])
 
     def score(self, nodes: list[Node]) -> list[Score]:
         return [Score(self._h(n.id, "s"), [self._h(n.id, i) for i in range(max(1, n.depth))]) for n in nodes]
@@ -128,6 +147,7 @@ def test_every_strategy_folds_and_draws(strategy):
     json.loads(fig.to_json())  # serialisable, as gradio sends it
     assert fig.layout.uirevision == "tree-rtest"
     particle_figure(st).to_json()
+    confidence_figure(st).to_json()
     candidates_rows(st)
     compute_meter_html(st.totals)
     status_html(st)

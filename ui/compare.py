@@ -11,7 +11,7 @@ from ui.figures.curves import score_vs_compute_figure
 from ui.figures.tables import metrics_rows
 from ui.figures.tree import tree_figure
 from ui.fold import fold, step_count
-from ui.common import AppContext, check_run_id, gallery_update, stored_events
+from ui.common import AppContext, check_run_id, confidence_update, gallery_update, stored_events
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,11 @@ def build(ctx: AppContext) -> CompareTab:
             galleries.append(gr.Gallery(value=[], visible=False, label=f"Run {i + 1}: candidates", columns=3,
                                         fit_columns=False, height=300, object_fit="contain", interactive=False,
                                         min_width=260, elem_id=f"compare-gallery-{i}", elem_classes=["tts-pixels"]))
+    confs: list[gr.Plot] = []
+    with gr.Row():  # DeepConf runs: each run's trace confidences, under its tree
+        for i in range(MAX_RUNS):
+            confs.append(gr.Plot(visible=False, label=f"Run {i + 1}: trace confidence", show_label=False,
+                                 min_width=260, elem_id=f"compare-confidence-{i}"))
     score_plot = gr.Plot(score_vs_compute_figure([]), label="Best verifier score vs compute (NFE for images)",
                          elem_id="compare-score", show_label=False)
     runs_state = gr.State([])  # [(label, events)] per session
@@ -72,8 +77,10 @@ def build(ctx: AppContext) -> CompareTab:
         figs = [gr.update(value=tree_figure(st, height=400, title=lab, legend=False), visible=True)
                 for st, lab in zip(states, labels)]
         figs += [gr.update(value=None, visible=False)] * (MAX_RUNS - len(figs))
-        gals = [gallery_update(st) for st in states] + [gr.update(visible=False)] * (MAX_RUNS - len(states))
-        return gr.update(value=rows, headers=headers), *figs, *gals
+        rest = [gr.update(visible=False)] * (MAX_RUNS - len(states))
+        gals = [gallery_update(st) for st in states] + rest
+        conf = [confidence_update(st) for st in states] + rest
+        return gr.update(value=rows, headers=headers), *figs, *gals, *conf
 
     def compare(ids):
         ids = [check_run_id(i) for i in (ids or [])]
@@ -91,18 +98,18 @@ def build(ctx: AppContext) -> CompareTab:
         score = score_vs_compute_figure([fold(ev) for _, ev in loaded], [lab for lab, _ in loaded])
         return (*frames(loaded, None), score, gr.update(minimum=0, maximum=max(n, 1), value=max(n, 1)), loaded)
 
-    go_btn.click(compare, [picker], [metrics, *plots, *galleries, score_plot, slider, runs_state],
+    go_btn.click(compare, [picker], [metrics, *plots, *galleries, *confs, score_plot, slider, runs_state],
                  api_name="compare", concurrency_id="replay")
 
     def slide(value, loaded):
         if not loaded:
-            return (gr.skip(),) * (1 + 2 * MAX_RUNS)
+            return (gr.skip(),) * (1 + 3 * MAX_RUNS)
         try:
             k = max(0, int(float(value)))
         except (TypeError, ValueError):
             k = None
         return frames(loaded, k)
 
-    slider.input(slide, [slider, runs_state], [metrics, *plots, *galleries], trigger_mode="always_last",
+    slider.input(slide, [slider, runs_state], [metrics, *plots, *galleries, *confs], trigger_mode="always_last",
                  api_visibility="private", show_progress="hidden", concurrency_id="replay")
     return CompareTab(picker, refresh, [picker])

@@ -22,7 +22,8 @@ from ui.figures.style import empty_figure
 from ui.figures.tables import compute_meter_html, status_html
 from ui.figures.tree import tree_figure
 from ui.fold import ViewState, fold, step_count
-from ui.common import (AppContext, Viewer, build_viewer, candidates_update, gallery_update, load_values, nfe_update,
+from ui.common import (AppContext, Viewer, build_viewer, candidates_update, confidence_update, gallery_update, load_values,
+                       nfe_update,
                        parse_choice, parse_int, particles_update, session_key, start_worker, strips_update)
 from ui.registry import (PROBLEM_TEXT_MAX, ParamField, budget_choices, default_model, default_verifier,
                          domain_choices, model_choices, param_fields, sampler_spec, strategy_choices, strategy_markdown,
@@ -349,7 +350,7 @@ def stream_run(ctx: AppContext, config, key: str, viewer: Viewer) -> Iterator[tu
         # the first real one).
         hidden = gr.update(visible=False)
         reset = (None, None, hidden, gr.update(value=[], visible=not is_image), compute_meter_html({}),
-                 gr.update(value=[], visible=is_image), hidden, hidden)
+                 gr.update(value=[], visible=is_image), hidden, hidden, hidden)
         acked = False
 
         def with_reset(values: tuple) -> tuple:
@@ -385,7 +386,7 @@ def stream_run(ctx: AppContext, config, key: str, viewer: Viewer) -> Iterator[tu
                 if isinstance(item, tuple):  # refused (bad input, unusable model): say so in place too
                     st.status, st.error = "refused", item[1]
                     refused = empty_figure("The run was refused: see the message.")
-                    yield load_values(with_reset((status_html(st), refused, *(skip,) * 6)), skip, skip)
+                    yield load_values(with_reset((status_html(st), refused, *(skip,) * 7)), skip, skip)
                     raise gr.Error(item[1], print_exception=False)
                 events.append(item)
                 fold([item], state=st)
@@ -400,7 +401,7 @@ def stream_run(ctx: AppContext, config, key: str, viewer: Viewer) -> Iterator[tu
             first_nodes = not shown_nodes and bool(st.nodes)
             if not acked and not finished and not first_nodes and now >= ack_due:
                 # a slow start (the models' first load): say at once that the run is under way
-                yield load_values(with_reset((status_html(st), *(skip,) * 7)), skip, skip)
+                yield load_values(with_reset((status_html(st), *(skip,) * 8)), skip, skip)
                 acked, last_sent = True, time.monotonic()
                 continue
             if finished or (dirty and (first_nodes or now - last_sent >= interval)):
@@ -416,8 +417,9 @@ def stream_run(ctx: AppContext, config, key: str, viewer: Viewer) -> Iterator[tu
                 else:
                     cands = candidates_update(st) if changed("candidates", n_fin) else skip
                     gallery = strips = nfe = skip
+                confidence = confidence_update(st) if changed("confidence", len(st.confidence)) else skip
                 values = (status_html(st), tree_figure(st), particles, cands,
-                          compute_meter_html(st.totals), gallery, strips, nfe)
+                          compute_meter_html(st.totals), gallery, strips, nfe, confidence)
                 if not acked:
                     values, acked = with_reset(values), True
                 if finished:

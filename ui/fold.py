@@ -81,6 +81,8 @@ class ViewState:
     domain: str = "reasoning"
     # image runs: the judge's verdict per candidate id (from the run's extras once it ends)
     judged: dict[str, dict] = field(default_factory=dict)
+    # DeepConf: per trace id, its group confidences, confidence, threshold, cut position and warm-up flag
+    confidence: dict[str, dict] = field(default_factory=dict)
     # (tokens, FLOPs, NFE, score) at every NodeScored, in order: the best-score-vs-compute curves
     score_trace: list[tuple[float, float, float, float]] = field(default_factory=list)
     # particle bookkeeping while folding: children added since the last resampling, per parent id
@@ -217,6 +219,11 @@ def _apply(st: ViewState, ev: dict) -> None:
             node.value = num(ev.get("value"))
     elif kind == "Resampled":
         _apply_resampled(st, ev)
+    elif kind == "TraceConfidence":
+        st.confidence[str(ev.get("id"))] = {
+            "group": [float(x) for x in ev.get("group") or [] if num(x) is not None],
+            "confidence": num(ev.get("confidence")), "threshold": num(ev.get("threshold")),
+            "tokens": int(ev.get("tokens") or 0), "stopped_at": ev.get("stopped_at"), "warmup": bool(ev.get("warmup"))}
     elif kind == "Selected":
         st.selected = None if ev.get("id") is None else str(ev["id"])
         st.answer = ev.get("answer")

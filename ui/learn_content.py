@@ -48,6 +48,24 @@ return argmax(total)""",
         loses="Free-form answers that are hard to compare, and hard problems where the right answer is a "
               "minority.",
     ),
+    "deepconf": Card(
+        idea="Majority vote over the traces the model itself was sure of. A token's confidence is how peaked the "
+             "model's distribution was there (minus the mean of its top-k log-probabilities); a trace's group "
+             "confidence is that averaged over a sliding window. Offline, the least confident traces are dropped "
+             "and the rest vote, weighted by confidence. Online, a few warm-up traces set a threshold and every "
+             "later trace is stopped at the token where its window confidence falls below it: those tokens are "
+             "never generated.",
+        pseudocode="""warm = [sample_with_logprobs(prompt) for _ in range(W)]
+bar  = quantile([min(window_conf(t)) for t in warm], 1 - keep)
+rest = [sample_with_logprobs(prompt, stop=lambda t: window_conf(t)[-1] < bar)
+        for _ in range(N - W)]
+voters = [t for t in warm + rest if finished(t) and min(window_conf(t)) >= bar]
+return argmax_answer(sum of conf(t) over voters per answer)""",
+        wins="Long reasoning traces where a wrong turn shows as hesitation (low-confidence stretches): online "
+             "it saves the tokens of traces that were going wrong, offline it filters them out of the vote.",
+        loses="A model that is confidently wrong (errors with peaked distributions) or traces too short for a "
+              "window to see a dip: then it is majority vote with fewer voters.",
+    ),
     "majority_vote": Card(
         idea="Self-consistency: sample N solutions and return the most frequent final answer. No verifier at "
              "all, so it is the honest baseline for what a verifier adds.",
@@ -244,13 +262,14 @@ def card_markdown(name: str) -> str:
 
     info = STRATEGIES[name]
     card = CARDS.get(name)
+    paper = f"**Paper:** *{info.paper}*" + ("" if info.seed_paper else " (a later paper, not in the seed list)")
     lines = [f"### {info.title}", "", card.idea if card else info.summary, ""]
     if card:
         lines += ["```python", card.pseudocode, "```", "",
-                  f"**Paper:** *{info.paper}*", "",
+                  paper, "",
                   f"**When it wins:** {card.wins}", "", f"**When it does not:** {card.loses}", ""]
     else:
-        lines += [f"**Paper:** *{info.paper}*", ""]
+        lines += [paper, ""]
     params = [f"- `{s.name}` (default `{s.default}`{' — set by the budget' if s.name == info.budget_param else ''})"
               f": {s.help}" for s in specs(info.params_cls)]
     lines += ["**Parameters:**", *params]

@@ -40,7 +40,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor, wait
 
 from backends.errors import InputError
-from backends.text.transformers_lm import StepSample, chat_prompt
+from backends.text.transformers_lm import StepSample, StopRule, chat_prompt
 from strategies.core import CancelToken, Compute
 
 log = logging.getLogger(__name__)
@@ -105,17 +105,23 @@ class OpenAIPolicy:
 
     def generate_steps(self, prefixes: list[str], k: int = 1, temperature: float = 0.8, top_p: float = 1.0,
                        seed: int = 0, max_new_tokens: int = 48, cancel: CancelToken | None = None,
-                       stop_at_delimiter: bool = True, stop_at_first: bool = False) -> list[list[StepSample]]:
+                       stop_at_delimiter: bool = True, stop_at_first: bool = False, top_logprobs: int = 0,
+                       stop: StopRule | None = None) -> list[list[StepSample]]:
         """``k`` continuations of each prefix, each stopped at the delimiter (not included) or EOS.
 
         ``stop_at_first`` cannot stop the server's other samples once they are sent, so every sample is
-        generated to its end and charged so: first finish still picks the shortest, and saves nothing here."""
+        generated to its end and charged so: first finish still picks the shortest, and saves nothing here.
+        ``top_logprobs`` asks the server for the completions API's ``logprobs`` (the top-k per token); a server
+        that answers without them is an EndpointError saying so. ``stop`` is applied to the returned tokens:
+        the sample is cut where the rule fires, but the server generated (and this charges) every token."""
         if not prefixes:
             return []
         started = time.perf_counter()
         body = {"model": self.model, "max_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p}
         if stop_at_delimiter:
             body["stop"] = [self.delimiter]
+        if top_logprobs > 0:
+            body["logprobs"] = top_logprobs
         jobs = []  # (prefix index, sample indices, request body)
         for j, prefix in enumerate(prefixes):
             if self.use_n and k > 1:
@@ -136,7 +142,7 @@ class OpenAIPolicy:
         results: list[list[StepSample | None]] = [[None] * k for _ in prefixes]
         for (j, idx, _), fut in zip(jobs, futures):
             resp = fut.result()
-            for s, sample in zip(idx, self._samples(resp, len(idx), stop_at_delimiter)):
+            for s, sample in zip(idx, self._samples(resp, len(idx), stop_at_delimiter, top_logprobs, stop)):
                 results[j][s] = sample
         # A server that ignores ``n`` (llama.cpp) returns one choice: the missing samples go one by one.
         missing = [(j, s) for j, g in enumerate(results) for s, x in enumerate(g) if x is None]
@@ -147,7 +153,7 @@ class OpenAIPolicy:
                                        {**body, "prompt": prefixes[j], "n": 1, "seed": seed + j * k + s})
                      for j, s in missing]
             for (j, s), fut in zip(missing, extra):
-                results[j][s] = self._samples(fut.result(), 1, stop_at_delimiter)[0]
+                results[j][s] = self._samples(fut.result(), 1, stop_at_delimiter, top_logprobs, stop)[0]
         wall = time.perf_counter() - started
         n = sum(len(g) for g in results)
         for group in results:
@@ -168,7 +174,8 @@ class OpenAIPolicy:
                                                   stop_at_delimiter=False)]
 
     # -- HTTP ------------------------------------------------------------------------------------------
-    def _samples(self, resp: dict, expected: int, stop_at_delimiter: bool) -> list[StepSample]:
+    def _samples(self, resp: dict, expected: int, stop_at_delimiter: bool, top_logprobs: int = 0,
+                 stop: StopRule | None = None) -> list[StepSample]:
         usage = resp.get("usage") or {}
         prompt_tokens = int(usage.get("prompt_tokens", 0))
         completion = int(usage.get("completion_tokens", 0))
@@ -197,9 +204,30 @@ class OpenAIPolicy:
                 finished = reason == "stop"
             cost = Compute(prompt_tokens=prompt_tokens if i == 0 else 0, generated_tokens=gen,
                            model_calls=1 if i == 0 else 0)
-            out.append(StepSample(text=text, finished=finished, generated_tokens=gen,
-                                  prompt_tokens=cost.prompt_tokens, cost=cost))
+            sample = StepSample(text=text, finished=finished, generated_tokens=gen,
+                                prompt_tokens=cost.prompt_tokens, cost=cost)
+            if top_logprobs > 0:
+                self._attach_logprobs(sample, c.get("logprobs"), top_logprobs, stop)
+            out.append(sample)
         return out
+
+    def _attach_logprobs(self, sample: StepSample, logprobs: dict | None, k: int, stop: StopRule | None) -> None:
+        """The completions API's per-token ``top_logprobs`` (one {token: logprob} per token) on ``sample``, and
+        the sample cut where ``stop`` fires (the text up to that token; the tokens after stay charged)."""
+        top = (logprobs or {}).get("top_logprobs")
+        if not top:
+            raise EndpointError(
+                f"{self.base_url} returned no token log-probabilities: this strategy needs them (the completions "
+                "API's logprobs field; vLLM and llama.cpp's server return it, some hosted endpoints drop it)")
+        tokens = logprobs.get("tokens") or []
+        kept: list[list[float]] = []
+        for pos, d in enumerate(top):
+            kept.append(sorted((float(v) for v in (d or {}).values()), reverse=True)[:k])
+            if stop is not None and stop(kept):
+                sample.text = "".join(tokens[:pos])
+                sample.finished, sample.stopped = False, True
+                break
+        sample.top_logprobs = kept
 
     def _post(self, path: str, body: dict) -> dict:
         data = json.dumps(body).encode()

@@ -62,6 +62,7 @@ class ReasoningSpace:
         self._ids = itertools.count()
         self._verifier_cache: dict = {}  # this run's verifier scores: reused within the run, never across runs
         self._calls = itertools.count()
+        self._token_logprobs: dict[str, list[list[float]]] = {}  # node id -> top-k per generated token
 
     def _node(self, parent: Node | None, steps: tuple[str, ...], finished: bool, cost: Compute, seed: int) -> Node:
         answer = self.task.extract(steps[-1]) if steps and finished else None
@@ -117,13 +118,26 @@ class ReasoningSpace:
         is finished, the others are cut there, unfinished (First Finish Search; see ``generate_steps``)."""
         return self._roll_out(nodes, temperature, race=True)
 
-    def _roll_out(self, nodes: list[Node], temperature: float | None, race: bool) -> list[Node]:
+    def complete_with_logprobs(self, nodes: list[Node], top_k: int, stop=None,
+                               temperature: float | None = None) -> list[Node]:
+        """Each node rolled out as by ``complete``, keeping every generated token's top-k log-probabilities
+        (``token_logprobs``); a sample for which ``stop(top_logprobs so far)`` is true is cut at that token,
+        unfinished (DeepConf's online stop; a server that cannot stop mid-request is cut after the fact)."""
+        return self._roll_out(nodes, temperature, race=False, top_k=top_k, stop=stop)
+
+    def token_logprobs(self, node: Node) -> list[list[float]]:
+        """The top-k log-probabilities of each token a ``complete_with_logprobs`` rollout generated for ``node``."""
+        return self._token_logprobs.get(node.id, [])
+
+    def _roll_out(self, nodes: list[Node], temperature: float | None, race: bool, top_k: int = 0,
+                  stop=None) -> list[Node]:
         unique, kk = self._grouped(nodes, 1)
         seed = self._call_seed()
         prefixes = [self._prefix(n) for n in unique]
+        extra = {"top_logprobs": top_k, "stop": stop} if top_k else {}
         groups = self.policy.generate_steps(prefixes, kk, self.temperature if temperature is None else temperature,
                                             self.top_p, seed, self.max_step_tokens * self.max_steps, self.cancel,
-                                            stop_at_delimiter=False, stop_at_first=race)
+                                            stop_at_delimiter=False, stop_at_first=race, **extra)
         # A rollout is final: it ended (EOS or the token limit); answerless ones stay answerless. In a race only
         # the samples that ended are, unless none did (then every sample ran to the token limit).
         someone_ended = any(s.finished for samples in groups for s in samples)
@@ -132,8 +146,11 @@ class ReasoningSpace:
             for s in samples:
                 self.meter.add(s.cost)
                 steps = node.payload + tuple(self.task.split(s.text))
-                final = s.finished or not (race and someone_ended)
-                out.append(self._node(node, steps, final, s.cost, seed))
+                final = s.finished or not (race and someone_ended or s.stopped)
+                child = self._node(node, steps, final, s.cost, seed)
+                if top_k:
+                    self._token_logprobs[child.id] = s.top_logprobs
+                out.append(child)
         return out
 
     def score(self, nodes: list[Node]) -> list[Score]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, DynamicCache
@@ -44,6 +45,21 @@ class StepSample:
     generated_tokens: int
     prompt_tokens: int
     cost: Compute = field(default_factory=Compute)
+    # per generated token, the top-k log-probabilities of the model's distribution there (when asked)
+    top_logprobs: list[list[float]] = field(default_factory=list)
+    stopped: bool = False  # cut by the caller's stop rule (not finished: no answer)
+
+
+StopRule = Callable[[list[list[float]]], bool]
+"""Called after each generated token with that sample's top-k log-probabilities so far; True stops the
+sample at that token (DeepConf's online early stop)."""
+
+
+def top_k_logprobs(logits: torch.Tensor, k: int) -> list[list[float]]:
+    """The ``k`` largest log-probabilities of each row's distribution (the model's own, before temperature),
+    rounded to 4 places: what confidence measures need, not the whole vocabulary."""
+    values = torch.log_softmax(logits.float(), -1).topk(min(k, logits.shape[-1]), -1).values
+    return [[round(float(v), 4) for v in row] for row in values]
 
 
 def model_shape(config) -> tuple[int, int, int]:
@@ -101,8 +117,14 @@ class CausalLMPolicy:
     @torch.inference_mode()
     def generate_steps(self, prefixes: list[str], k: int = 1, temperature: float = 0.8, top_p: float = 1.0,
                        seed: int = 0, max_new_tokens: int = 48, cancel: CancelToken | None = None,
-                       stop_at_delimiter: bool = True, stop_at_first: bool = False) -> list[list[StepSample]]:
+                       stop_at_delimiter: bool = True, stop_at_first: bool = False, top_logprobs: int = 0,
+                       stop: StopRule | None = None) -> list[list[StepSample]]:
         """``k`` continuations of each prefix, each stopped at the delimiter (not included) or EOS.
+
+        ``top_logprobs`` > 0 keeps, for every generated token, the top-k log-probabilities of the model's
+        distribution at that position (``StepSample.top_logprobs``). ``stop`` (which needs ``top_logprobs``)
+        is asked after each token whether to stop that sample: a stopped sample ends at the token before, its
+        forward passes charged and no further, and is marked ``stopped``.
 
         ``stop_at_first`` ends the whole batch at the token where the first sequence ends (EOS): the others
         are cut there, unfinished, and their counters hold only the tokens they generated (First Finish
@@ -135,12 +157,23 @@ class CausalLMPolicy:
         tokens: list[list[int]] = [[] for _ in range(batch)]
         done = torch.zeros(batch, dtype=torch.bool, device=self.device)
         hit_eos = [False] * batch
+        stopped = [False] * batch
         texts = [""] * batch
+        lps: list[list[list[float]]] = [[] for _ in range(batch)]
         for _ in range(max_new_tokens):
             if cancel is not None:
                 cancel.check()
             nxt = self._sample(logits, temperature, top_p, gen)
+            top = top_k_logprobs(logits, top_logprobs) if top_logprobs > 0 else None
             for i in (~done).nonzero().flatten().tolist():
+                if top is not None:
+                    lps[i].append(top[i])
+                    if stop is not None and stop(lps[i]):
+                        # as DeepConf's logits processor forces EOS here: the token drawn at this position is
+                        # dropped, and the sample ends, unfinished
+                        stopped[i] = True
+                        done[i] = True
+                        continue
                 t = int(nxt[i])
                 if t in self.eos_ids:
                     hit_eos[i] = True
@@ -176,7 +209,8 @@ class CausalLMPolicy:
                                flops=flops_for(self.n_params, self.layers, self.hidden, shared_prompt, plen)
                                + flops_for(self.n_params, self.layers, self.hidden, n_new, plen + n_new // 2))
                 group.append(StepSample(text=text, finished=hit_eos[i], generated_tokens=n_new,
-                                        prompt_tokens=shared_prompt, cost=cost))
+                                        prompt_tokens=shared_prompt, cost=cost, top_logprobs=lps[i],
+                                        stopped=stopped[i]))
             samples.append(group)
         kv = 2 * self.layers * self.kv_width * self.bytes_per_value * batch * (ids.shape[1] + max_new_tokens)
         wall = time.perf_counter() - started

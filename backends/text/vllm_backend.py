@@ -25,7 +25,7 @@ import time
 
 from backends.text.prm_base import PrefixCachedPRM
 from backends.text.prm_families import QWEN_PRM_SYSTEM, QWEN_STEP_TOKEN
-from backends.text.transformers_lm import StepSample, chat_prompt
+from backends.text.transformers_lm import StepSample, StopRule, chat_prompt
 from strategies.core import CancelToken, Compute
 
 
@@ -72,9 +72,12 @@ class VLLMPolicy:
 
     def generate_steps(self, prefixes: list[str], k: int = 1, temperature: float = 0.8, top_p: float = 1.0,
                        seed: int = 0, max_new_tokens: int = 48, cancel: CancelToken | None = None,
-                       stop_at_delimiter: bool = True, stop_at_first: bool = False) -> list[list[StepSample]]:
+                       stop_at_delimiter: bool = True, stop_at_first: bool = False, top_logprobs: int = 0,
+                       stop: StopRule | None = None) -> list[list[StepSample]]:
         """``k`` continuations of each prefix; ``stop_at_first`` is not honoured (vLLM finishes every request of the
-        call), so every sample is generated to its end and charged so."""
+        call), so every sample is generated to its end and charged so. ``top_logprobs`` asks vLLM for the top-k
+        log-probabilities per token; ``stop`` cuts a sample where it fires, after the fact (every token was
+        generated and is charged)."""
         if not prefixes:
             return []
         if cancel is not None:
@@ -82,7 +85,8 @@ class VLLMPolicy:
         started = time.perf_counter()
         params = [self._SamplingParams(n=k, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens,
                                        stop=[self.delimiter] if stop_at_delimiter else None, seed=seed + j,
-                                       logprobs=self.logprobs) for j in range(len(prefixes))]
+                                       logprobs=max(self.logprobs or 0, top_logprobs) or None)
+                  for j in range(len(prefixes))]
         # token ids, not text: the tokenizer's BOS rules stay out of raw continuations (as in CausalLMPolicy)
         prompts = [{"prompt_token_ids": self.tokenizer(p, add_special_tokens=False)["input_ids"]} for p in prefixes]
         outputs = self.llm.generate(prompts, params, use_tqdm=False)
@@ -98,8 +102,11 @@ class VLLMPolicy:
                 cost = Compute(prompt_tokens=shared, generated_tokens=n_new,
                                flops=self._flops_for(self.n_params, self.layers, self.hidden, shared + n_new, plen),
                                wall_s=wall / max(1, len(prefixes) * k))
-                group.append(StepSample(text=c.text, finished=finished, generated_tokens=n_new,
-                                        prompt_tokens=shared, cost=cost))
+                sample = StepSample(text=c.text, finished=finished, generated_tokens=n_new,
+                                    prompt_tokens=shared, cost=cost)
+                if top_logprobs > 0:
+                    _attach_top(sample, c, top_logprobs, stop, self.tokenizer)
+                group.append(sample)
                 if c.logprobs:  # one dict per position: token id -> Logprob; keep the sampled token's
                     lps.append([d[t].logprob if t in d else float("nan") for t, d in zip(c.token_ids, c.logprobs)])
             groups.append(group)
@@ -112,6 +119,18 @@ class VLLMPolicy:
                  max_new_tokens: int = 256, cancel: CancelToken | None = None) -> list[StepSample]:
         return [g[0] for g in self.generate_steps(prefixes, 1, temperature, top_p, seed, max_new_tokens, cancel,
                                                   stop_at_delimiter=False)]
+
+
+def _attach_top(sample: StepSample, c, k: int, stop: StopRule | None, tokenizer) -> None:
+    """vLLM's per-position {token id: Logprob} as the top-k values on ``sample``, cut where ``stop`` fires."""
+    kept: list[list[float]] = []
+    for pos, d in enumerate(c.logprobs or []):
+        kept.append(sorted((lp.logprob for lp in d.values()), reverse=True)[:k])
+        if stop is not None and stop(kept):
+            sample.text = tokenizer.decode(list(c.token_ids[:pos]), skip_special_tokens=True)
+            sample.finished, sample.stopped = False, True
+            break
+    sample.top_logprobs = kept
 
 
 class VLLMQwenPRM(PrefixCachedPRM):
