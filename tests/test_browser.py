@@ -239,6 +239,27 @@ def test_html_in_problem_text_shows_as_text_and_runs_nothing(served, browser):
     page.close()
 
 
+def test_deepconf_shows_each_traces_confidence_and_the_threshold(served, browser):
+    """DeepConf in Explore: the confidence view appears with one line per trace and the threshold line; a
+    strategy that reports no confidences leaves it hidden."""
+    url, store = served
+    page = new_page(browser, url)
+    pick(page, "explore-strategy", "DeepConf")
+    pick(page, "explore-budget", "16")
+    page.click("#run-btn")
+    rid = run_id_of(wait_status(page, "explore", r"finished", timeout_s=120))
+    assert store.get_run(rid)["strategy"] == "deepconf"
+    page.wait_for_function("document.querySelectorAll('#explore-confidence .scatterlayer .trace').length >= 16")
+    assert "threshold" in page.locator("#explore-confidence").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "explore-deepconf.png"), full_page=True)
+    pick(page, "explore-strategy", "Best-of-N")
+    page.click("#run-btn")
+    wait_new_run_finished(page, "explore", [rid])
+    page.wait_for_function("!document.querySelector('#explore-confidence') || "
+                           "document.querySelector('#explore-confidence').offsetParent === null")
+    page.close()
+
+
 def test_two_sessions_at_once_each_see_only_their_run(served, browser):
     url, store = served
     ctx_a, ctx_b = browser.new_context(), browser.new_context()
