@@ -118,7 +118,9 @@ def _problem_id() -> str | None:
     return "gsm8k:0" if (SHARED / "gsm8k_test.jsonl").is_file() else None
 
 
-@pytest.mark.parametrize("strategy,budget,params", [("best_of_n", 2, {}), ("beam_search", 4, {"beam_width": 2})])
+@pytest.mark.parametrize("strategy,budget,params", [
+    ("best_of_n", 2, {}), ("beam_search", 4, {"beam_width": 2}),
+    ("deepconf", 4, {"warmup": 2, "keep": 0.5, "top_k": 3, "window": 4})])
 def test_search_end_to_end_against_the_server(server, smol_hf, strategy, budget, params, monkeypatch, tmp_path):
     from backends.text import loaders as text_loaders
     from backends.text import reasoning
@@ -150,6 +152,9 @@ def test_search_end_to_end_against_the_server(server, smol_hf, strategy, budget,
     assert c["prompt_tokens"] > 0 and c["generated_tokens"] > 0 and c["model_calls"] >= budget
     nodes = [e for e in events if e["type"] == "NodeAdded"]
     assert nodes, "the search added no nodes"
+    if strategy == "deepconf":  # the server's per-token top_logprobs became every trace's confidences
+        conf = [e for e in events if e["type"] == "TraceConfidence"]
+        assert len(conf) == budget and all(c["group"] and c["tokens"] > 0 for c in conf)
     print(json.dumps({"strategy": strategy, "answer": end["answer"], "correct": end["correct"], "compute": c}))
 
 
