@@ -136,6 +136,10 @@ class SearchSpace(Protocol):
 
     Optional: ``race(nodes, temperature=None) -> list[Node]``, the nodes rolled out in one batch that stops at
     the token where the first ends: that one is finished, the others are cut there, unfinished (first finish).
+
+    Optional: ``clusters(nodes) -> list[int]``, a semantic cluster label per node (0, 1, ... in order of first
+    appearance; nodes with one label say the same thing), for ETS's coverage term; ETS drops that term where a
+    domain has none (strategies/ets.py).
     """
 
     max_steps: int
@@ -269,16 +273,27 @@ class StepDone(Event):
 
 
 @dataclass
+class KVCacheKept(Event):
+    """The KV cache the kept tree needs at a step, for tree searches that report it (REBASE, ETS): the tokens of
+    the nodes kept for expansion and of all their ancestors, a shared prefix counted once (``kept_kv_tokens``
+    in strategies/common.py)."""
+
+    step: int
+    tokens: int
+
+
+@dataclass
 class RunFinished(Event):
     answer: str | None
     node_id: str | None
     score: float | None
     candidates: list[dict]
+    stats: dict = field(default_factory=dict)  # run-level numbers a strategy reports (kept KV cache: REBASE, ETS)
 
 
 EVENT_TYPES: dict[str, type[Event]] = {c.__name__: c for c in (
     RunStarted, NodeAdded, NodeScored, NodePruned, Resampled, NodeFinished, NodeStats, Selected, StepDone,
-    RunFinished)}
+    KVCacheKept, RunFinished)}
 
 
 def event_from_dict(d: dict) -> Event:
