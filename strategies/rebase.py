@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Protocol
 
 from strategies.common import (add_nodes, best_scored, check, extend_shares, finish, kept_kv_tokens, score_nodes,
                                weighted_vote)
@@ -42,6 +42,14 @@ from strategies.params import param
 
 # (frontier best first, its REBASE shares, every node by id) -> (the candidates kept, why the others were dropped)
 Prune = Callable[[list[Node], list[int], dict[str, Node]], tuple[list[Node], str]]
+
+
+class TreeParams(Protocol):
+    """What the loop reads of a strategy's parameters: REBASE's and ETS's both have these."""
+
+    n: int
+    temperature: float
+    select: str
 
 
 @dataclass(frozen=True)
@@ -79,9 +87,9 @@ def search(space: SearchSpace, params: Params, cancel: CancelToken | None = None
     yield from tree_search(space, params, cancel)
 
 
-def tree_search(space: SearchSpace, params, cancel: CancelToken | None, prune: Prune | None = None) -> Iterator[Event]:
-    """REBASE's loop; ``prune`` (ETS) drops frontier candidates before the width is split over the rest.
-    ``params`` has REBASE's fields."""
+def tree_search(space: SearchSpace, params: TreeParams, cancel: CancelToken | None,
+                prune: Prune | None = None) -> Iterator[Event]:
+    """REBASE's loop; ``prune`` (ETS) drops frontier candidates before the width is split over the rest."""
     scores: dict[str, float] = {}
     root = space.initial(1)[0]
     yield from add_nodes([root])
