@@ -173,7 +173,8 @@ class ReasoningSpace:
         out = []
         for n in nodes:
             value = key(n.payload) if key is not None else None
-            k = ("value", value) if value is not None else ("text", " ".join(n.payload[-1].split()) if n.payload else "")
+            text = " ".join(n.payload[-1].split()) if n.payload else ""
+            k = ("value", value) if value is not None else ("text", text)
             out.append(labels.setdefault(k, len(labels)))
         return out
 
