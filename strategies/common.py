@@ -84,13 +84,12 @@ def spread_extend(space: SearchSpace, nodes: list[Node], n: int) -> list[list[No
     and one more for each of the first n % len(nodes) nodes (callers list their best first). Equal shares are
     one batched ``extend``; unequal ones two, so no prefix is prefilled twice."""
     base, extra = divmod(n, len(nodes))
-    more = space.extend(nodes[:extra], base + 1) if extra else []
-    return more + space.extend(nodes[extra:], base)
+    return extend_shares(space, nodes, [base + 1] * extra + [base] * (len(nodes) - extra))
 
 
 def extend_shares(space: SearchSpace, nodes: list[Node], shares: list[int]) -> list[list[Node]]:
-    """Children of each node, ``shares[i]`` of them (every share at least 1): one batched ``extend`` per distinct
-    share, so a prefix is prefilled once; the groups come back in the nodes' order."""
+    """Children of each node, ``shares[i]`` of them: one batched ``extend`` per distinct share (in the order the
+    shares first appear), so a prefix is prefilled once; the groups come back in the nodes' order."""
     out: dict[int, list[Node]] = {}
     for k in dict.fromkeys(shares):
         idx = [i for i, s in enumerate(shares) if s == k]
