@@ -222,7 +222,8 @@ def _close(store, run_id: str, pending: list[dict], status: str, error: str | No
                      correct=correct, score=result["score"] if result else None, error=error)
     return {"type": "RunEnded", "run_id": run_id, "status": status, "answer": answer, "correct": correct,
             "score": result["score"] if result else None, "compute": totals, "error": error,
-            "candidates": result["candidates"] if result else [], "extras": extras}
+            "candidates": result["candidates"] if result else [], "extras": extras,
+            "stats": (result.get("stats") or {}) if result else {}}
 
 
 def summary(events: list[dict]) -> dict:
@@ -232,7 +233,8 @@ def summary(events: list[dict]) -> dict:
             "params": first["params"], "problem": first["problem"], "prompt": first["prompt"],
             "answer": last["answer"], "correct": last["correct"], "score": last["score"],
             "compute": last["compute"], "error": last["error"],
-            "candidates": last["candidates"], **({"extras": last["extras"]} if last.get("extras") else {})}
+            "candidates": last["candidates"], **({"extras": last["extras"]} if last.get("extras") else {}),
+            **({"stats": last["stats"]} if last.get("stats") else {})}
 
 
 def to_json(obj: dict) -> str:

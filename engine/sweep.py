@@ -97,7 +97,7 @@ def _run_one(rc: RunConfig, store, cancel: CancelToken, resume: bool, limits: Li
             result = found.get("result") or {}
             return {"correct": bool(found["correct"]), "compute": found["totals"] or {},
                     "candidates": result.get("candidates", []), "run_id": found["id"], "reused": True,
-                    "score": found.get("score"), "extras": result}
+                    "score": found.get("score"), "extras": result, "stats": result.get("stats") or {}}
     last = None
     for event in execute(rc, store, cancel, limits):
         last = event
@@ -106,7 +106,8 @@ def _run_one(rc: RunConfig, store, cancel: CancelToken, resume: bool, limits: Li
     if last["status"] != "finished":
         raise RuntimeError(f"run {last['run_id']} failed: {last['error']}")
     return {"correct": bool(last["correct"]), "compute": last["compute"], "candidates": last["candidates"],
-            "run_id": last["run_id"], "reused": False, "score": last["score"], "extras": last.get("extras") or {}}
+            "run_id": last["run_id"], "reused": False, "score": last["score"], "extras": last.get("extras") or {},
+            "stats": last.get("stats") or {}}
 
 
 def run_sweep(config: SweepConfig, store, cancel: CancelToken | None = None,
@@ -200,7 +201,11 @@ def _cell(strategy: str, budget: int, rows: list[tuple[Any, dict, float]]) -> di
     by_level: dict[str, list[bool]] = {}
     compute: dict[str, float] = {}
     vscores = []
+    stats: dict[str, list[float]] = {}  # a strategy's run-level numbers (kept KV cache: REBASE, ETS)
     for problem, out, _ in rows:
+        for k, v in (out.get("stats") or {}).items():
+            if isinstance(v, (int, float)):
+                stats.setdefault(k, []).append(v)
         if problem.difficulty is not None:
             by_level.setdefault(str(problem.difficulty), []).append(out["correct"])
         extras = out.get("extras") or {}
@@ -217,4 +222,5 @@ def _cell(strategy: str, budget: int, rows: list[tuple[Any, dict, float]]) -> di
             "by_difficulty": {k: sum(v) / len(v) for k, v in sorted(by_level.items())},
             "compute": mean_compute, "compute_total": compute, "wall_s": sum(w for _, _, w in rows),
             "reused_runs": sum(1 for _, o, _ in rows if o["reused"]),
-            "verifier_score": _mean(vscores)}  # mean search-verifier score of the chosen answers
+            "verifier_score": _mean(vscores),  # mean search-verifier score of the chosen answers
+            "stats": {k: sum(v) / len(v) for k, v in stats.items()}}  # means over the runs that report them

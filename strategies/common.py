@@ -23,15 +23,17 @@ def score_nodes(space: SearchSpace, nodes: list[Node], scores: dict[str, float])
         yield NodeScored(id=node.id, score=s.value, per_step=list(s.per_step))
 
 
-def finish(space: SearchSpace, finished: list[Node], scores: dict[str, float], chosen: Node | None) -> Iterator[Event]:
-    """Emit Selected and RunFinished with the whole population of finished candidates."""
+def finish(space: SearchSpace, finished: list[Node], scores: dict[str, float], chosen: Node | None,
+           stats: dict | None = None) -> Iterator[Event]:
+    """Emit Selected and RunFinished with the whole population of finished candidates (and the strategy's
+    run-level ``stats``, if it reports any)."""
     answers = {n.id: space.extract(n) for n in finished}
     groups = dict(zip(answers, answer_groups(space, list(answers.values()))))
     if chosen is not None:
         yield Selected(id=chosen.id, answer=space.extract(chosen), score=scores.get(chosen.id))
     yield RunFinished(answer=space.extract(chosen) if chosen else None, node_id=chosen.id if chosen else None,
                       score=scores.get(chosen.id) if chosen else None,
-                      candidates=candidates_table(finished, scores, answers, groups))
+                      candidates=candidates_table(finished, scores, answers, groups), stats=dict(stats or {}))
 
 
 def best_scored(nodes: list[Node], scores: dict[str, float]) -> Node | None:
@@ -82,8 +84,33 @@ def spread_extend(space: SearchSpace, nodes: list[Node], n: int) -> list[list[No
     and one more for each of the first n % len(nodes) nodes (callers list their best first). Equal shares are
     one batched ``extend``; unequal ones two, so no prefix is prefilled twice."""
     base, extra = divmod(n, len(nodes))
-    more = space.extend(nodes[:extra], base + 1) if extra else []
-    return more + space.extend(nodes[extra:], base)
+    return extend_shares(space, nodes, [base + 1] * extra + [base] * (len(nodes) - extra))
+
+
+def extend_shares(space: SearchSpace, nodes: list[Node], shares: list[int]) -> list[list[Node]]:
+    """Children of each node, ``shares[i]`` of them: one batched ``extend`` per distinct share (in the order the
+    shares first appear), so a prefix is prefilled once; the groups come back in the nodes' order."""
+    out: dict[int, list[Node]] = {}
+    for k in dict.fromkeys(shares):
+        idx = [i for i, s in enumerate(shares) if s == k]
+        out.update(zip(idx, space.extend([nodes[i] for i in idx], k)))
+    return [out[i] for i in range(len(nodes))]
+
+
+def kept_kv_tokens(kept: list[Node], tree: dict[str, Node]) -> int:
+    """The KV cache a kept tree needs: the generated tokens of the ``kept`` nodes and of all their ancestors
+    (``tree`` maps ids to nodes), each node counted once however many kept paths share it. A node's own tokens
+    are its ``cost.generated_tokens``, so the prompt at the root counts 0: it is the same for every strategy on
+    a problem."""
+    seen: set[str] = set()
+    total = 0
+    for node in kept:
+        nid: str | None = node.id
+        while nid is not None and nid not in seen:
+            seen.add(nid)
+            total += tree[nid].cost.generated_tokens
+            nid = tree[nid].parent
+    return total
 
 
 def check(cancel: CancelToken | None) -> None:

@@ -141,6 +141,10 @@ class SearchSpace(Protocol):
     by ``complete`` keeping each generated token's top-k log-probabilities, read back with
     ``token_logprobs(node) -> list[list[float]]``; ``stop(top_logprobs so far) -> bool`` cuts a sample at the
     token where it is true (unfinished, no answer): confidence-based methods (DeepConf).
+
+    Optional: ``clusters(nodes) -> list[int]``, a semantic cluster label per node (0, 1, ... in order of first
+    appearance; nodes with one label say the same thing), for ETS's coverage term; ETS drops that term where a
+    domain has none (strategies/ets.py).
     """
 
     max_steps: int
@@ -289,16 +293,27 @@ class StepDone(Event):
 
 
 @dataclass
+class KVCacheKept(Event):
+    """The KV cache the kept tree needs at a step, for tree searches that report it (REBASE, ETS): the tokens of
+    the nodes kept for expansion and of all their ancestors, a shared prefix counted once (``kept_kv_tokens``
+    in strategies/common.py)."""
+
+    step: int
+    tokens: int
+
+
+@dataclass
 class RunFinished(Event):
     answer: str | None
     node_id: str | None
     score: float | None
     candidates: list[dict]
+    stats: dict = field(default_factory=dict)  # run-level numbers a strategy reports (kept KV cache: REBASE, ETS)
 
 
 EVENT_TYPES: dict[str, type[Event]] = {c.__name__: c for c in (
     RunStarted, NodeAdded, NodeScored, NodePruned, Resampled, NodeFinished, NodeStats, TraceConfidence, Selected,
-    StepDone, RunFinished)}
+    StepDone, KVCacheKept, RunFinished)}
 
 
 def event_from_dict(d: dict) -> Event:

@@ -5,12 +5,13 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Callable
 
-from strategies import (beam_search, best_of_n, deepconf, dvts, evo_search, first_finish, fk_steering, greedy, majority_vote,
-                        mcts, more_steps, particle_filtering, rollover_budget_forcing, search_over_paths, weighted_bon,
-                        zero_order)
+from strategies import (beam_search, best_of_n, deepconf, dvts, ets, evo_search, first_finish, fk_steering, greedy,
+                        majority_vote, mcts, more_steps, particle_filtering, rebase, rollover_budget_forcing,
+                        search_over_paths, weighted_bon, zero_order)
 from strategies.params import ParamSpec, specs
 
 PAPER_1B = "Can 1B LLM Surpass 405B LLM? Rethinking Compute-Optimal Test-Time Scaling"
+PAPER_ETS = "ETS: Efficient Tree Search for Inference-Time Scaling"
 PAPER_DIFFUSION = "Inference-Time Scaling for Diffusion Models beyond Scaling Denoising Steps"
 
 
@@ -67,6 +68,14 @@ STRATEGIES: dict[str, StrategyInfo] = {s.name: s for s in [
     StrategyInfo("first_finish", "First finish", first_finish, "n",
                  "First Finish Search: Efficient Test-Time Scaling in Large Language Models",
                  "Decode N samples together; the first to finish wins and the rest are stopped at that token.", ("reasoning",), False),
+    StrategyInfo("rebase", "REBASE", rebase, "n",
+                 "Inference Scaling Laws: An Empirical Analysis of Compute-Optimal Inference for Problem-Solving "
+                 "with Language Models (Wu et al., 2024)",
+                 "Split each step's N expansions over the open chains by softmax(PRM/T); finished chains leave.",
+                 ("reasoning",), True, seed_paper=False),
+    StrategyInfo("ets", "ETS", ets, "n", PAPER_ETS,
+                 "REBASE, but an integer program first prunes the frontier to few shared prefixes that still cover "
+                 "its semantic clusters (a smaller KV cache).", ("reasoning",), True),
     # image domain; random search IS best-of-N (same module: N noises from the prompt root, best verified)
     StrategyInfo("random_search", "Random search", best_of_n, "n", PAPER_DIFFUSION,
                  "Denoise N independent initial noises, keep the verifier's favourite image.",

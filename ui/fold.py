@@ -85,6 +85,8 @@ class ViewState:
     confidence: dict[str, dict] = field(default_factory=dict)
     # (tokens, FLOPs, NFE, score) at every NodeScored, in order: the best-score-vs-compute curves
     score_trace: list[tuple[float, float, float, float]] = field(default_factory=list)
+    # (step, tokens) of every KVCacheKept: the KV cache the kept tree needs (tree searches that report it)
+    kv_kept: list[tuple[int, int]] = field(default_factory=list)
     # particle bookkeeping while folding: children added since the last resampling, per parent id
     _pf_children: dict[str, list[str]] = field(default_factory=dict, repr=False)
 
@@ -228,6 +230,8 @@ def _apply(st: ViewState, ev: dict) -> None:
         st.selected = None if ev.get("id") is None else str(ev["id"])
         st.answer = ev.get("answer")
         st.score = num(ev.get("score"))
+    elif kind == "KVCacheKept":
+        st.kv_kept.append((int(ev.get("step") or 0), int(num(ev.get("tokens")) or 0)))
     elif kind == "StepDone":
         st.steps_done += 1
         st.last_step = ev.get("step")

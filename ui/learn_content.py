@@ -150,6 +150,47 @@ return first(s for s in batch if ended(s))   # the rest are cut here""",
         loses="Tasks where the quick answer is the careless one; it ignores any verifier; a server that cannot "
               "stop the other samples saves nothing.",
     ),
+    "rebase": Card(
+        idea="Reward-balanced search (REBASE, Wu et al., \"Inference Scaling Laws\", 2024; cited here under ETS, the "
+             "seed paper built on its code). Every step the open chains share the step's expansions in proportion "
+             "to softmax(PRM score / T): a strong partial solution gets many children, a weak one few or none. "
+             "Nothing is set aside as in beam search's N/M, so the tree stays as wide as the budget. A chain that "
+             "finishes leaves the frontier and takes its slot with it: the width is N minus the chains finished, "
+             "and the run ends with N answers, voted on with their scores.",
+        pseudocode="""frontier, width = [prompt], N
+for step in range(max_steps):
+    w = softmax([PRM(c) / T for c in frontier])
+    kids = share(width, w)                       # ceil in score order: sums to width, the weak may get 0
+    cands = [c + next_step(c) for c, k in zip(frontier, kids) for _ in range(k)]
+    done += [c for c in cands if finished(c)]
+    width -= count(finished(cands))              # a finished chain takes its slot
+    frontier = open(cands)
+return weighted_vote(done, key=PRM)""",
+        wins="Medium budgets with a PRM that ranks steps well: it spends more on the promising branches without "
+             "betting everything on the top few, so it keeps more diversity than beam search at the same N.",
+        loses="A PRM whose scores are flat (T then decides everything) and memory: many distinct prefixes stay "
+              "alive, so its KV cache is large (what ETS prunes).",
+    ),
+    "ets": Card(
+        idea="Efficient tree search: REBASE, with a pruning step first. An integer program picks which frontier "
+             "candidates to keep: it rewards each kept candidate's REBASE share, charges the KV cache the kept tree "
+             "needs (a kept path keeps all its ancestors; shared prefixes are paid once) and rewards covering every "
+             "semantic cluster of the frontier, so redundant branches go and distinct ideas stay. The kept "
+             "candidates then share all of REBASE's width: as many steps generated, on fewer prefixes. Here two "
+             "arithmetic partial solutions are in one cluster when their running values agree.",
+        pseudocode="""for step in range(max_steps):
+    O = share(width, softmax(PRM(frontier) / T)) / width
+    keep = argmax_{x, y, z binary}  sum(O * x) - lambda_b * kv_cost(x, y) + lambda_s / K * sum(z)
+           s.t. y[a] >= x[i] for a above i,  z[k] <= sum(x in cluster k),  sum(x) >= 1
+    frontier = [c for c, x in zip(frontier, keep) if x]
+    cands = REBASE step over frontier with the whole width      # as in REBASE
+return weighted_vote(done, key=PRM)""",
+        wins="Serving at scale, where the KV cache bounds the batch: the paper reports a 1.8x smaller average "
+             "cache than REBASE with minimal accuracy loss. Frontiers with many near-duplicate branches (here: "
+             "chains at the same value).",
+        loses="Clusters that miss real differences (two different wrong routes to one value merge) and a "
+              "lambda_b set too high, which prunes to a single path, like greedy search.",
+    ),
     # ---- images: a step is one denoising step; the searched object is the noise (or a latent x_t) ----
     "random_search": Card(
         idea="Best-of-N for diffusion: denoise N independent initial noises and keep the image the verifier "

@@ -193,6 +193,19 @@ def extract_answer(text: str) -> str | None:
     return m.group(1).lstrip("0") or "0" if m else None
 
 
+_VALUE_RE = re.compile(r"=\s*(-?\d+)\s*$")
+
+
+def step_value(step: str) -> int | None:
+    """The running value a solution step reached: the number after its ``=`` (``85 * 6 = 510`` reached 510), or
+    the answer of a final-answer line; None when the step has neither."""
+    answer = extract_answer(step)
+    if answer is not None:
+        return int(answer)
+    m = _VALUE_RE.search(step)
+    return int(m.group(1)) if m else None
+
+
 def is_correct(problem: Problem, answer: str | None) -> bool:
     return answer is not None and answer.lstrip("-").isdigit() and int(answer) == problem.answer
 

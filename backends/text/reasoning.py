@@ -41,6 +41,11 @@ class ReasoningTask:
         """Equal as the grader compares them (``arith.is_correct``: as integers)."""
         return a == b or (a.lstrip("-").isdigit() and b.lstrip("-").isdigit() and int(a) == int(b))
 
+    def cluster_key(self, steps: tuple[str, ...]) -> int | None:
+        """What a partial solution says, for clustering: the running value its last step reached (None: the last
+        step shows none)."""
+        return arith.step_value(steps[-1]) if steps else None
+
 
 @dataclass
 class ReasoningSpace:
@@ -170,6 +175,25 @@ class ReasoningSpace:
 
     def extract(self, node: Node) -> str | None:
         return node.answer
+
+    def clusters(self, nodes: list[Node]) -> list[int]:
+        """A semantic cluster label per node (0, 1, ... in order of first appearance), for ETS's coverage term.
+
+        Arithmetic chains: two partial solutions are in one cluster when their running values agree (the number
+        their last step reached, ``arith.step_value``), whatever they wrote before. Other tasks (free-form math on
+        hub models), and steps that show no value: the last step's exact text, whitespace aside. ETS clusters the
+        new step's text by a sentence-embedding model (average linkage at cosine distance 0.05); no embedding model
+        ships with or loads in this app, so here only identical steps cluster, the limit of that rule at distance 0.
+        """
+        key = getattr(self.task, "cluster_key", None)
+        labels: dict[tuple, int] = {}
+        out = []
+        for n in nodes:
+            value = key(n.payload) if key is not None else None
+            text = " ".join(n.payload[-1].split()) if n.payload else ""
+            k = ("value", value) if value is not None else ("text", text)
+            out.append(labels.setdefault(k, len(labels)))
+        return out
 
     def same_answer(self, a: str, b: str) -> bool:
         """Whether two answers are equal by this task's grader, so votes group them."""

@@ -97,6 +97,9 @@ def status_html(state: ViewState) -> str:
     head = f"<b>{esc(state.strategy or '')}</b>" + (f" · run <code>{esc(state.run_id)}</code>" if state.run_id else "")
     status = esc(state.status)
     line = f"{head} · {status} · {state.steps_done} step{'s' if state.steps_done != 1 else ''} · {len(state.nodes)} nodes"
+    if state.kv_kept:
+        line += (f" · kept KV cache {state.kv_kept[-1][1]} tokens at step {state.kv_kept[-1][0]}"
+                 f" (peak {max(t for _, t in state.kv_kept)})")
     if state.answer is not None or state.status != "running":
         verdict = {True: '<span class="tts-ok">✓ correct</span>', False: '<span class="tts-bad">✗ wrong</span>',
                    None: ""}[run_verdict(state)]
@@ -137,6 +140,13 @@ def metrics_rows(states: list[ViewState], labels: list[str]) -> tuple[list[str],
         row("verifier calls", lambda s: int(t(s, "verifier_calls") or 0)),
         row("FLOPs", lambda s: human(t(s, "flops") or 0)),
         row("KV cache peak", lambda s: human_bytes(t(s, "kv_bytes_peak") or 0)),
+        row("kept KV tokens, mean / peak", _kept_kv),
         row("wall time (s)", lambda s: round(t(s, "wall_s") or 0.0, 2)),
     ]
     return headers, rows
+
+
+def _kept_kv(state: ViewState) -> str:
+    """The kept tree's KV cache over the steps folded so far (REBASE, ETS), blank for strategies that keep no count."""
+    kv = [t for _, t in state.kv_kept]
+    return f"{sum(kv) / len(kv):.0f} / {max(kv)}" if kv else ""
