@@ -9,10 +9,12 @@ Difficulty comes two ways: the task's own labels (``by_difficulty``), and the po
 quantile levels as the compute-optimal scaling paper (Snell et al. 2024) bins it (``by_pass1``): a problem's
 pass@1 is the fraction of right samples among the same samples as the oracle ceiling's (the largest sampling
 run, averaged over seeds), level 1 the easiest fifth (highest pass@1), level 5 the hardest. Problems with equal
-pass@1 share a level: each takes the level of its tie group's mean rank, so the levels are fifths up to ties.
+pass@1 share a level: a problem's level is ceil(5 F), F the share of problems whose pass@1 is at least its own,
+so the levels are fifths up to ties and the hardest problems are level 5 even when many of them tie at 0.
 """
 from __future__ import annotations
 
+import bisect
 import logging
 import math
 import time
@@ -216,20 +218,14 @@ def _pass1(counts: list[tuple[str, int, int]]) -> dict[str, float]:
 
 
 def pass1_levels(counts: list[tuple[str, int, int]], levels: int = PASS1_LEVELS) -> dict[str, str]:
-    """Problem -> difficulty level "1" (highest pass@1) to ``levels`` (lowest) by pass@1 quantile; equal pass@1
-    values take the level of their tie group's mean rank."""
+    """Problem -> difficulty level "1" (highest pass@1) to ``levels`` (lowest) by pass@1 quantile: ceil(levels F),
+    F the share of problems whose pass@1 is at least the problem's own (ties share a level)."""
     p1 = _pass1(counts)
-    order = sorted(p1, key=lambda k: -p1[k])
+    values = sorted(p1.values())
     out: dict[str, str] = {}
-    i = 0
-    while i < len(order):
-        j = i
-        while j < len(order) and p1[order[j]] == p1[order[i]]:
-            j += 1
-        mean_rank = (i + j - 1) / 2
-        for k in order[i:j]:
-            out[k] = str(1 + min(levels - 1, int(levels * mean_rank / len(order))))
-        i = j
+    for key, p in p1.items():
+        share = (len(values) - bisect.bisect_left(values, p)) / len(values)
+        out[key] = str(max(1, math.ceil(levels * share - 1e-9)))
     return out
 
 

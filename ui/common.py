@@ -271,7 +271,8 @@ def image_updates(st: ViewState) -> tuple:
 def show_run(events: list[dict], flops_per_byte: float = H100_FLOPS_PER_BYTE) -> tuple:
     """Viewer outputs for a freshly opened run: the finished state, the slider at its end."""
     n = step_count(events)
-    return load_values(frame(events, None, flops_per_byte=flops_per_byte), gr.update(minimum=0, maximum=max(n, 1), value=max(n, 1), step=1),
+    return load_values(frame(events, None, flops_per_byte=flops_per_byte),
+                       gr.update(minimum=0, maximum=max(n, 1), value=max(n, 1), step=1),
                        events)
 
 
@@ -299,7 +300,8 @@ def _wire_transport(v: Viewer, prefix: str) -> None:
         n = step_count(events)
         k = _clamp_step(value, events)
         start = 0 if k >= n else k
-        return (*frame(events, start, flops_per_byte=v.flops_per_byte), start, gr.Timer(active=True), gr.update(value="❚❚ Pause"))
+        return (*frame(events, start, flops_per_byte=v.flops_per_byte), start, gr.Timer(active=True),
+                gr.update(value="❚❚ Pause"))
 
     def on_tick(value: Any, events: list[dict]):
         if not events:
