@@ -77,7 +77,7 @@ def views(result: dict | None, v: View) -> tuple[Any, Any]:
     fig = scaling_figure(result, x=v.x, binning=v.binning, flops_per_byte=v.flops_per_byte, gain=v.gain)
     rows = compute_optimal_table(result, x=v.x, binning=v.binning, rank=v.rank, flops_per_byte=v.flops_per_byte,
                                  gain=v.gain)
-    return fig, gr.update(value=rows, headers=optimal_headers(v.x, v.binning))
+    return fig, {"data": rows, "headers": optimal_headers(v.x, v.binning)}
 
 
 def sweep_label(s: dict) -> str:
