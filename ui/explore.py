@@ -417,7 +417,7 @@ def stream_run(ctx: AppContext, config, key: str, viewer: Viewer) -> Iterator[tu
                     cands = candidates_update(st) if changed("candidates", n_fin) else skip
                     gallery = strips = nfe = skip
                 values = (status_html(st), tree_figure(st), particles, cands,
-                          compute_meter_html(st.totals, viewer.flops_per_byte), gallery, strips, nfe)
+                          compute_meter_html(st.totals, ctx.limits.flops_per_byte), gallery, strips, nfe)
                 if not acked:
                     values, acked = with_reset(values), True
                 if finished:
