@@ -72,8 +72,7 @@ def build(ctx: AppContext) -> None:
                                                   elem_id=f"learn-play-{name}", interactive=has)
                     first = False
         with gr.Column(scale=3, min_width=420):
-            viewer = build_viewer("learn", idle="Press a card's <b>▶ Play</b> button to replay its example run.",
-                                  flops_per_byte=ctx.limits.flops_per_byte)
+            viewer = build_viewer("learn", idle="Press a card's <b>▶ Play</b> button to replay its example run.")
 
     def make_play(strategy: str):
         def play():
@@ -83,8 +82,7 @@ def build(ctx: AppContext) -> None:
                                print_exception=False)
             n = step_count(events)
             # start at step 0 and let the viewer's timer play it forward
-            return (*load_values(frame(events, 0, flops_per_byte=viewer.flops_per_byte),
-                                 gr.update(minimum=0, maximum=max(n, 1), value=0), events),
+            return (*load_values(frame(events, 0), gr.update(minimum=0, maximum=max(n, 1), value=0), events),
                     gr.Timer(active=True), gr.update(value="❚❚ Pause"))
         return play
 
