@@ -199,8 +199,8 @@ def compute_optimal_table(result: dict | None, x: str = "tokens", binning: str =
 
         def row(acc: float, cost: float | None, best: dict, others: list) -> list[Any]:
             runner = next(((a, c) for a, _, c in others if c.get("strategy") != best.get("strategy")), None)
-            return [lv, int(best.get("budget") or 0), str(best.get("strategy")), f"{acc:.0%}",
-                    None if cost is None else float(f"{cost:.4g}"),
+            shown = None if cost is None else round(cost) if x == "tokens" else human(cost)
+            return [lv, int(best.get("budget") or 0), str(best.get("strategy")), f"{acc:.0%}", shown,
                     f"{runner[1].get('strategy')} ({runner[0]:.0%})" if runner else "",
                     _saturation_cell(fits.get(str(best.get("strategy"))))]
 
