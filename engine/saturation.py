@@ -23,10 +23,11 @@ flagged as extrapolated.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy.optimize import curve_fit
+from scipy.optimize import OptimizeWarning, curve_fit
 
 DEFAULT_GAIN = 0.001   # accuracy per one more unit of budget N: 0.1 accuracy points
 MIN_BUDGETS = 3
@@ -92,7 +93,9 @@ def fit_saturation(budgets: list[float], accuracies: list[float], gain: float = 
     top = float(ys.max())
     start = (min(1.0, max(top, 1e-3)), min(0.5, max(1e-3, float(ys[0]) / max(top, 1e-3))))
     try:
-        (f_max, p), _ = curve_fit(ttspm, xs, ys, p0=start, bounds=([0.0, 1e-6], [1.0, _P_MAX]), maxfev=20_000)
+        with warnings.catch_warnings():  # three points fitted exactly leave no covariance: not a failure here
+            warnings.simplefilter("ignore", OptimizeWarning)
+            (f_max, p), _ = curve_fit(ttspm, xs, ys, p0=start, bounds=([0.0, 1e-6], [1.0, _P_MAX]), maxfev=20_000)
     except (RuntimeError, ValueError) as exc:
         return Saturation("fit failed", f"the fit did not converge: {exc}", gain=gain, n_budgets=n)
     f_max, p = float(f_max), float(p)

@@ -39,6 +39,15 @@ def _step(value: Any) -> int | None:
         return None
 
 
+def _per_byte(value: Any) -> float:
+    """The FLOPs-per-byte box, checked (every handler is an API endpoint)."""
+    from engine.limits import check_flops_per_byte
+    try:
+        return check_flops_per_byte(value, "FLOPs per byte")
+    except ValueError as exc:
+        raise gr.Error(str(exc), print_exception=False) from None
+
+
 def build(ctx: AppContext) -> CompareTab:
     from ui.runs import run_label
 
@@ -75,14 +84,9 @@ def build(ctx: AppContext) -> CompareTab:
 
     def axis_of(x: Any, fpb_v: Any, loaded: list) -> tuple[str | None, float]:
         """The curve's axis (NFE when every run is an image run) and the FLOPs per byte, checked."""
-        from engine.limits import check_flops_per_byte
         x = parse_choice(x, "compute axis", ["tokens", "flops", "eflops"])
-        try:
-            per_byte = check_flops_per_byte(fpb_v, "FLOPs per byte")
-        except ValueError as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
         images = loaded and all(fold(ev).is_image for _, ev in loaded)
-        return (None if images else x), per_byte
+        return (None if images else x), _per_byte(fpb_v)
 
     def score_figure(loaded: list, x: str | None, per_byte: float):
         return score_vs_compute_figure([fold(ev) for _, ev in loaded], [lab for lab, _ in loaded], x=x,
@@ -136,7 +140,7 @@ def build(ctx: AppContext) -> CompareTab:
     def slide(value, fpb_v, loaded):
         if not loaded:
             return (gr.skip(),) * (1 + 2 * MAX_RUNS)
-        return frames(loaded, _step(value), axis_of("tokens", fpb_v, loaded)[1])
+        return frames(loaded, _step(value), _per_byte(fpb_v))
 
     slider.input(slide, [slider, fpb, runs_state], [metrics, *plots, *galleries], trigger_mode="always_last",
                  api_visibility="private", show_progress="hidden", concurrency_id="replay")
