@@ -45,6 +45,15 @@ def _int_list(text: str, what: str) -> list[int]:
         raise CliError(f"{what} must be comma-separated whole numbers, got {text!r}") from None
 
 
+def _flops_per_byte(raw: str | None) -> float:
+    """``--flops-per-byte``, else ``TTS_FLOPS_PER_BYTE``, else the H100's figure (``engine.limits``)."""
+    from engine.limits import Limits, check_flops_per_byte
+    try:
+        return check_flops_per_byte(raw, "--flops-per-byte") if raw is not None else Limits.from_env().flops_per_byte
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+
+
 def _budgets_help() -> str:
     """What ``--budget`` buys for each strategy: its budget parameter's help, from the registry."""
     from strategies.registry import STRATEGIES
@@ -88,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "guidance, scheduler=ddim|ddpm|euler, size, previews, judge_pass)")
     r.add_argument("--db", dest="sub_db", default=None)
     r.add_argument("--json", action="store_true", help="print one JSON object")
+    r.add_argument("--flops-per-byte", default=None,
+                   help="accelerator FLOPs per byte pricing memory traffic in eFLOPs (default TTS_FLOPS_PER_BYTE, "
+                        "else an H100's 295)")
 
     s = sub.add_parser("sweep", help="strategies x budgets over a problem set")
     s.add_argument("--domain", default="reasoning")
@@ -109,6 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--resume", action="store_true", help="skip runs already stored in this database")
     s.add_argument("--db", dest="sub_db", default=None)
     s.add_argument("--out", default=None, help="write the JSON result here")
+    s.add_argument("--flops-per-byte", default=None,
+                   help="accelerator FLOPs per byte pricing memory traffic in eFLOPs (default TTS_FLOPS_PER_BYTE, "
+                        "else an H100's 295)")
+    s.add_argument("--saturation-gain", type=float, default=None,
+                   help="accuracy one more unit of budget must buy before the saturation point (default 0.001)")
     return p
 
 
@@ -134,11 +151,12 @@ def _store(args):
 
 def cmd_run(args) -> int:
     from engine.run import ConfigError, RunConfig, execute, summary
-    from strategies.core import CancelToken
+    from strategies.core import CancelToken, eflops_of
     from tqdm import tqdm
 
     if args.problem is not None and not args.problem.strip():
         raise CliError("--problem is empty: give the problem text, or leave it out (then --problem-id, else test:0)")
+    flops_per_byte = _flops_per_byte(args.flops_per_byte)
     config = RunConfig(domain=args.domain, model=args.model, verifier=args.verifier or None,
                        strategy=args.strategy, budget=args.budget, params=_params(args.param),
                        problem_text=args.problem, problem_id=args.problem_id, seed=args.seed,
@@ -164,6 +182,10 @@ def cmd_run(args) -> int:
     out = summary(events)
     if out["status"] == "cancelled":
         raise CliError(f"run {out['run_id']} cancelled; it is stored as cancelled with the steps it finished")
+    out["compute"]["eflops"] = eflops_of(out["compute"], flops_per_byte)
+    out["flops_per_byte"] = flops_per_byte
+    eflops = "eFLOPs not counted" if out["compute"]["eflops"] is None else \
+        f"{out['compute']['eflops']:.3g} eFLOPs at {flops_per_byte:.4g} FLOPs/byte"
     if args.json:
         print(json.dumps(out, indent=2))
     else:
@@ -185,11 +207,11 @@ def cmd_run(args) -> int:
                   f"score of the chosen image {x.get('chosen_verifier_score')}, mean over candidates "
                   f"{x.get('mean_verifier_score')}")
             print(f"compute: {c['nfe']} NFE, {c['model_calls']} model calls, {c['verifier_calls']} verifier calls, "
-                  f"{c['flops']:.3g} FLOPs, {c['wall_s']:.2f} s")
+                  f"{c['flops']:.3g} FLOPs, {eflops}, {c['wall_s']:.2f} s")
         else:
             print(f"compute: {c['prompt_tokens']} prompt + {c['generated_tokens']} generated + "
                   f"{c['verifier_tokens']} verifier tokens, {c['model_calls']} model calls, "
-                  f"{c['verifier_calls']} verifier calls, {c['flops']:.3g} FLOPs, {c['wall_s']:.2f} s")
+                  f"{c['verifier_calls']} verifier calls, {c['flops']:.3g} FLOPs, {eflops}, {c['wall_s']:.2f} s")
     if out["status"] == "failed":
         raise CliError(f"run {out['run_id']} failed: {out['error']}")
     return 0
@@ -197,8 +219,15 @@ def cmd_run(args) -> int:
 
 def cmd_sweep(args) -> int:
     from engine.run import ConfigError
+    from engine.saturation import DEFAULT_GAIN, sweep_saturation
     from engine.sweep import SweepConfig, run_sweep
+    from strategies.core import eflops_of
     from tqdm import tqdm
+
+    flops_per_byte = _flops_per_byte(args.flops_per_byte)
+    gain = DEFAULT_GAIN if args.saturation_gain is None else args.saturation_gain
+    if not gain > 0:
+        raise CliError(f"--saturation-gain must be a positive number, got {args.saturation_gain}")
 
     params: dict[str, dict] = {}
     for key, value in _params(args.param).items():
@@ -226,6 +255,10 @@ def cmd_sweep(args) -> int:
         raise CliError(str(exc)) from None
     finally:
         bar.close()
+    for cell in result["results"]:
+        cell["compute"]["eflops"] = eflops_of(cell["compute"], flops_per_byte)
+    result["flops_per_byte"] = flops_per_byte
+    result["saturation"] = {s: fit.to_dict() for s, fit in sweep_saturation(result, gain=gain).items()}
     text = json.dumps(result, indent=2)
     if args.out:
         with open(args.out, "w") as f:
@@ -235,10 +268,12 @@ def cmd_sweep(args) -> int:
 
 
 def format_table(result: dict) -> str:
-    """The sweep as a plain table: accuracy overall and by difficulty, mean tokens per problem."""
+    """The sweep as a plain table: accuracy overall and by difficulty, mean tokens (and eFLOPs, where counted)
+    per problem; then each strategy's saturation point, where ``result`` has them."""
     levels = sorted({k for r in result["results"] for k in r["by_difficulty"]})
     nfe = any(r["compute"].get("nfe") for r in result["results"])  # image sweeps: NFE and verifier score
-    head = f"{'strategy':<20}{'N':>4}{'acc':>7}" + "".join(f"{'L' + k:>7}" for k in levels) + f"{'tokens':>10}"
+    head = f"{'strategy':<20}{'N':>4}{'acc':>7}" + "".join(f"{'L' + k:>7}" for k in levels) + f"{'tokens':>10}" \
+        + f"{'eFLOPs':>10}"
     if nfe:
         head = f"{'strategy':<20}{'N':>4}{'acc':>7}{'vscore':>8}{'NFE':>8}{'vcalls':>8}"
     lines = [head]
@@ -251,9 +286,17 @@ def format_table(result: dict) -> str:
             continue
         lines.append(f"{r['strategy']:<20}{r['budget']:>4}{r['accuracy']:>7.2f}"
                      + "".join(f"{r['by_difficulty'].get(k, float('nan')):>7.2f}" for k in levels)
-                     + f"{r['compute'].get('tokens', 0):>10.0f}")
+                     + f"{r['compute'].get('tokens', 0):>10.0f}"
+                     + (f"{r['compute']['eflops']:>10.3g}" if r["compute"].get("eflops") is not None else f"{'-':>10}"))
     oracle = result["oracle"]["pass@k"]
     lines.append("oracle pass@k: " + ", ".join(f"k={k}: {v:.2f}" for k, v in oracle.items() if v is not None))
+    for strategy, fit in (result.get("saturation") or {}).items():
+        if fit["status"] != "ok":
+            lines.append(f"saturation {strategy}: {fit['message']}")
+            continue
+        lines.append(f"saturation {strategy}: N* = {fit['budget']}{' (extrapolated)' if fit['extrapolated'] else ''}"
+                     f" (TTSPM F(N) = {fit['f_max']:.3f}(1-(1-{fit['p']:.3f})^N), rmse {fit['rmse']:.3f}; beyond N* one"
+                     f" more unit buys < {fit['gain']:g} accuracy)")
     return "\n".join(lines)
 
 

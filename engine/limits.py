@@ -1,8 +1,12 @@
-"""Budget caps, so that a public Space (or a careless sweep) cannot exhaust the machine."""
+"""Budget caps, so that a public Space (or a careless sweep) cannot exhaust the machine, and the accelerator whose
+FLOPs per byte price memory traffic in eFLOPs (``TTS_FLOPS_PER_BYTE``; H100 by default, see ``strategies.core``)."""
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
+
+from strategies.core import H100_FLOPS_PER_BYTE
 
 
 def on_space() -> bool:
@@ -15,6 +19,7 @@ class Limits:
     max_problems: int = 500
     max_seeds: int = 5
     max_sweep_runs: int = 20_000
+    flops_per_byte: float = H100_FLOPS_PER_BYTE
 
     @classmethod
     def from_env(cls) -> "Limits":
@@ -36,4 +41,17 @@ class Limits:
         return cls(max_budget=read("TTS_MAX_BUDGET", base.max_budget),
                    max_problems=read("TTS_MAX_PROBLEMS", base.max_problems),
                    max_seeds=read("TTS_MAX_SEEDS", base.max_seeds),
-                   max_sweep_runs=read("TTS_MAX_SWEEP_RUNS", base.max_sweep_runs))
+                   max_sweep_runs=read("TTS_MAX_SWEEP_RUNS", base.max_sweep_runs),
+                   flops_per_byte=check_flops_per_byte(os.environ.get("TTS_FLOPS_PER_BYTE", H100_FLOPS_PER_BYTE),
+                                                       "TTS_FLOPS_PER_BYTE"))
+
+
+def check_flops_per_byte(raw: object, name: str = "FLOPs per byte") -> float:
+    """A positive, finite FLOPs-per-byte figure, or a ValueError naming ``name``."""
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {raw!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive number, got {raw!r}")
+    return value

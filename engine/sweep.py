@@ -4,9 +4,17 @@ Accuracy is the mean over (problem, seed) pairs; the oracle ceiling is the unbia
 (Chen et al. 2021) from the largest best-of-N family run of each problem, or from a majority-vote run at
 the largest budget made for that purpose. ``resume`` reuses every finished run with the same
 configuration already in the store, so a killed sweep continues where it stopped with the same results.
+
+Difficulty comes two ways: the task's own labels (``by_difficulty``), and the policy's own pass@1 in five
+quantile levels as the compute-optimal scaling paper (Snell et al. 2024) bins it (``by_pass1``): a problem's
+pass@1 is the fraction of right samples among the same samples as the oracle ceiling's (the largest sampling
+run, averaged over seeds), level 1 the easiest fifth (highest pass@1), level 5 the hardest. Problems with equal
+pass@1 share a level: a problem's level is ceil(5 F), F the share of problems whose pass@1 is at least its own,
+so the levels are fifths up to ties and the hardest problems are level 5 even when many of them tie at 0.
 """
 from __future__ import annotations
 
+import bisect
 import logging
 import math
 import time
@@ -21,6 +29,7 @@ from strategies.registry import STRATEGIES
 
 log = logging.getLogger(__name__)
 SAMPLING = ("best_of_n", "weighted_bon", "majority_vote", "random_search")
+PASS1_LEVELS = 5
 
 
 @dataclass
@@ -133,8 +142,7 @@ def run_sweep(config: SweepConfig, store, cancel: CancelToken | None = None,
     oracle_runs = next(s for s in ("majority_vote", "random_search") if config.domain in STRATEGIES[s].domains)
     total = len(plan) * len(problems) * len(config.seeds) + (len(problems) * len(config.seeds) if need_oracle_runs else 0)
     done = 0
-    oracle_counts: list[tuple[int, int]] = []  # one per (problem, seed)
-    oracle_problems: set[str] = set()
+    oracle_counts: list[tuple[str, int, int]] = []  # (problem, samples, right ones), one per (problem, seed)
     status = "finished"
     try:
         for seed in config.seeds:
@@ -152,8 +160,7 @@ def run_sweep(config: SweepConfig, store, cancel: CancelToken | None = None,
                     wall = out["compute"].get("wall_s", time.perf_counter() - started)
                     cells.setdefault((s, b), []).append((problem, out, wall))
                     if not need_oracle_runs and s == oracle_source and b == max_b:
-                        oracle_counts.append(_counts(problem_set, problem, out, b))
-                        oracle_problems.add(problem.uid or problem.text)
+                        oracle_counts.append((_key(problem), *_counts(problem_set, problem, out, b)))
                     done += 1
                     if progress:
                         progress(done, total)
@@ -163,19 +170,24 @@ def run_sweep(config: SweepConfig, store, cancel: CancelToken | None = None,
                                    strategy=oracle_runs, budget=max_b, problem_id=problem.uid, seed=seed,
                                    temperature=config.temperature, sweep_id=sweep_id, judge=config.judge,
                                    options=dict(config.options))
-                    oracle_counts.append(_counts(problem_set, problem, _run_one(rc, store, cancel, config.resume, limits), max_b))
-                    oracle_problems.add(problem.uid or problem.text)
+                    oracle_counts.append((_key(problem), *_counts(problem_set, problem,
+                                                                  _run_one(rc, store, cancel, config.resume, limits),
+                                                                  max_b)))
                     done += 1
                     if progress:
                         progress(done, total)
     except Cancelled:
         status = "cancelled"
-    result = {"config": {**asdict(config), "sweep_id": sweep_id}, "results": [_cell(s, b, cells.get((s, b), []))
-                                                                         for s, b in plan if cells.get((s, b))],
-              "oracle": {"pass@k": {str(k): _mean([pass_at_k(n, c, k) for n, c in oracle_counts if k <= n])
+    source = oracle_source if not need_oracle_runs else f"{oracle_runs} (oracle runs)"
+    levels = pass1_levels(oracle_counts)
+    result = {"config": {**asdict(config), "sweep_id": sweep_id},
+              "results": [_cell(s, b, cells.get((s, b), []), levels) for s, b in plan if cells.get((s, b))],
+              "oracle": {"pass@k": {str(k): _mean([pass_at_k(n, c, k) for _, n, c in oracle_counts if k <= n])
                                     for k in sorted(set(config.budgets))},
-                         "source": oracle_source if not need_oracle_runs else f"{oracle_runs} (oracle runs)",
-                         "n_problems": len(oracle_problems), "n_runs": len(oracle_counts)},
+                         "source": source, "n_problems": len({p for p, _, _ in oracle_counts}),
+                         "n_runs": len(oracle_counts)},
+              "pass1": {"source": f"{source} at budget {max_b}", "levels": PASS1_LEVELS,
+                        "by_problem": _pass1(oracle_counts), "level_of": levels},
               "status": status}
     store.finish_sweep(sweep_id, status, result)
     return result
@@ -193,12 +205,38 @@ def _counts(problem_set: ProblemSet, problem, out: dict, n: int) -> tuple[int, i
     return n, correct
 
 
+def _key(problem) -> str:
+    return problem.uid or problem.text
+
+
+def _pass1(counts: list[tuple[str, int, int]]) -> dict[str, float]:
+    """Each problem's pass@1: right samples over samples, averaged over its (problem, seed) runs."""
+    per: dict[str, list[float]] = {}
+    for key, n, c in counts:
+        if n:
+            per.setdefault(key, []).append(c / n)
+    return {k: sum(v) / len(v) for k, v in per.items()}
+
+
+def pass1_levels(counts: list[tuple[str, int, int]], levels: int = PASS1_LEVELS) -> dict[str, str]:
+    """Problem -> difficulty level "1" (highest pass@1) to ``levels`` (lowest) by pass@1 quantile: ceil(levels F),
+    F the share of problems whose pass@1 is at least the problem's own (ties share a level)."""
+    p1 = _pass1(counts)
+    values = sorted(p1.values())
+    out: dict[str, str] = {}
+    for key, p in p1.items():
+        share = (len(values) - bisect.bisect_left(values, p)) / len(values)
+        out[key] = str(max(1, math.ceil(levels * share - 1e-9)))
+    return out
+
+
 def _mean(xs: list[float]) -> float | None:
     return sum(xs) / len(xs) if xs else None
 
 
-def _cell(strategy: str, budget: int, rows: list[tuple[Any, dict, float]]) -> dict:
+def _cell(strategy: str, budget: int, rows: list[tuple[Any, dict, float]], pass1_level: dict[str, str]) -> dict:
     by_level: dict[str, list[bool]] = {}
+    by_pass1: dict[str, list[bool]] = {}
     compute: dict[str, float] = {}
     vscores = []
     stats: dict[str, list[float]] = {}  # a strategy's run-level numbers (kept KV cache: REBASE, ETS)
@@ -208,6 +246,8 @@ def _cell(strategy: str, budget: int, rows: list[tuple[Any, dict, float]]) -> di
                 stats.setdefault(k, []).append(v)
         if problem.difficulty is not None:
             by_level.setdefault(str(problem.difficulty), []).append(out["correct"])
+        if _key(problem) in pass1_level:
+            by_pass1.setdefault(pass1_level[_key(problem)], []).append(out["correct"])
         extras = out.get("extras") or {}
         v = extras.get("chosen_verifier_score", out.get("score"))
         if v is not None:
@@ -217,9 +257,12 @@ def _cell(strategy: str, budget: int, rows: list[tuple[Any, dict, float]]) -> di
                 compute[k] = compute.get(k, 0) + v
     n = len(rows)
     mean_compute = {k: v / n for k, v in compute.items()}
+    if any("mem_bytes" not in out["compute"] for _, out, _ in rows):
+        mean_compute.pop("mem_bytes", None)  # runs stored before the memory counter: the cell's eFLOPs are unknown
     return {"strategy": strategy, "budget": budget, "accuracy": sum(o["correct"] for _, o, _ in rows) / n,
             "n_problems": len({p.uid or p.text for p, _, _ in rows}), "n_runs": n,
             "by_difficulty": {k: sum(v) / len(v) for k, v in sorted(by_level.items())},
+            "by_pass1": {k: sum(v) / len(v) for k, v in sorted(by_pass1.items())},
             "compute": mean_compute, "compute_total": compute, "wall_s": sum(w for _, _, w in rows),
             "reused_runs": sum(1 for _, o, _ in rows if o["reused"]),
             "verifier_score": _mean(vscores),  # mean search-verifier score of the chosen answers

@@ -33,9 +33,40 @@ class CancelToken:
             raise Cancelled()
 
 
+# Kinetics (Sadhukhan et al. 2025, "Kinetics: Rethinking Test-Time Scaling Laws") prices memory traffic in
+# FLOPs: eFLOPs = FLOPs + bytes moved x the accelerator's arithmetic intensity (peak FLOP/s over memory
+# bandwidth). Default: an NVIDIA H100 SXM5 from its datasheet, 989.4 TFLOP/s dense BF16 tensor-core compute
+# and 3.35 TB/s HBM3 bandwidth, so about 295 FLOPs per byte (the paper's own cost model uses 562.5 for B200).
+H100_FLOPS = 989.4e12
+H100_BYTES_PER_S = 3.35e12
+H100_FLOPS_PER_BYTE = H100_FLOPS / H100_BYTES_PER_S
+
+
+def eflops_of(compute: dict | None, flops_per_byte: float = H100_FLOPS_PER_BYTE) -> float | None:
+    """Kinetics' eFLOPs of a counters dict (``Compute.to_dict``, a stored run's totals, a sweep cell's means):
+    FLOPs plus memory bytes x ``flops_per_byte``. None where the memory was not counted: a record from before
+    the counter existed (no ``mem_bytes``), or one that spent tokens or NFE with no memory charged (an
+    OpenAI-compatible server's): its eFLOPs are unknown, not equal to its FLOPs."""
+    d = compute or {}
+    try:
+        mem = float(d["mem_bytes"])
+        flops = float(d.get("flops") or 0.0)
+        spent = any(float(d.get(k) or 0.0) > 0 for k in ("generated_tokens", "verifier_tokens", "nfe"))
+    except (KeyError, TypeError, ValueError):
+        return None
+    if mem == 0 and spent:
+        return None
+    return flops + mem * float(flops_per_byte)
+
+
 @dataclass
 class Compute:
-    """Compute spent, counted by the backend that spends it."""
+    """Compute spent, counted by the backend that spends it.
+
+    ``mem_bytes`` is the memory traffic the forwards need: weights read once per batched forward, plus the
+    KV cache each sequence's attention reads (Kinetics' cost model; activations are not counted). A float, as
+    ``flops``: a hub model's totals outgrow SQLite's 64-bit integers.
+    """
 
     prompt_tokens: int = 0
     generated_tokens: int = 0
@@ -44,6 +75,7 @@ class Compute:
     verifier_calls: int = 0
     nfe: int = 0
     flops: float = 0.0
+    mem_bytes: float = 0.0
     kv_bytes_peak: int = 0
     wall_s: float = 0.0
 

@@ -129,3 +129,13 @@ def test_sweep_from_the_page_and_reopen_it(served):
     assert sweeps and sweeps[0]["status"] == "finished"
     reopened = c.predict(sweeps[0]["id"], "flops", api_name="/open_sweep")
     assert reopened[1]["data"] if isinstance(reopened[1], dict) else reopened[1]
+    # the reading settings: eFLOPs at a stated FLOPs per byte, pass@1 bins, matched compute
+    table = c.predict(sweeps[0]["id"], "eflops", "pass1", "compute", 100.0, 0.01, api_name="/open_sweep")[1]
+    assert table["headers"][0] == "pass@1 level" and table["headers"][4] == "eFLOPs / problem"
+    for bad, message in (((sweeps[0]["id"], "joules"), "not in the list of choices"),  # gradio's own check
+                         ((sweeps[0]["id"], "eflops", "difficulty", "budget", -1), "FLOPs per byte must be a positive"),
+                         ((sweeps[0]["id"], "tokens", "difficulty", "budget", 295, 2), "saturation gain must be"),
+                         ((sweeps[0]["id"], "tokens", "labels"), "not in the list of choices")):
+        with pytest.raises(Exception) as err:
+            c.predict(*bad, api_name="/open_sweep")
+        assert message in str(err.value)

@@ -162,6 +162,9 @@ def test_compare_two_runs_and_screenshot_every_tab(served, browser):
                            timeout=30_000)
     assert points(page, "compare-tree-0") > 1
     page.locator("#compare-score .scatterlayer path.point").first.wait_for(timeout=10_000)
+    page.locator("#compare-metrics").get_by_text("eFLOPs (295 FLOP/B)").first.wait_for(timeout=10_000)
+    page.locator("#compare-axis").get_by_label("eFLOPs").check()
+    page.locator("#compare-score").get_by_text("eFLOPs (FLOPs", exact=False).first.wait_for(timeout=20_000)
     page.screenshot(path=str(ARTIFACTS / "compare.png"), full_page=True)
 
     # a small sweep from the page: greedy and best-of-N at budgets 1 and 4 on 2 problems
@@ -173,6 +176,12 @@ def test_compare_two_runs_and_screenshot_every_tab(served, browser):
     page.locator("#sweep-progress").get_by_text("done").wait_for(timeout=120_000)
     page.locator("#sweep-figure .scatterlayer path.point").first.wait_for()
     assert page.locator("#sweep-table").get_by_text("best_of_n").count() > 0
+    # the Kinetics axis and the compute-optimal paper's binning redraw the figure and the table
+    page.locator("#sweep-axis").get_by_label("eFLOPs").check()
+    page.locator("#sweep-figure").get_by_text("eFLOPs per problem", exact=False).first.wait_for(timeout=20_000)
+    page.locator("#sweep-table").get_by_text("eFLOPs / problem").first.wait_for(timeout=20_000)
+    page.locator("#sweep-binning").get_by_label("pass@1 quintiles").check()
+    page.locator("#sweep-figure").get_by_text("pass@1 level", exact=False).first.wait_for(timeout=20_000)
     page.screenshot(path=str(ARTIFACTS / "scaling.png"), full_page=True)
     page.get_by_role("tab", name="Learn").click()
     page.locator("#learn-card-beam_search").get_by_text("Beam search").first.click()  # open its card

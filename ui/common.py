@@ -21,6 +21,7 @@ from ui.figures.confidence import confidence_figure
 from ui.figures.particles import particle_figure
 from ui.figures.tables import CANDIDATE_HEADERS, METER_CSS, candidates_rows, compute_meter_html, status_html
 from ui.figures.tree import tree_figure
+from strategies.core import H100_FLOPS_PER_BYTE
 from ui.fold import ViewState, fold, step_count
 
 log = logging.getLogger(__name__)
@@ -132,6 +133,7 @@ class Viewer:
     play: gr.Button
     timer: gr.Timer
     events: gr.State
+    flops_per_byte: float = H100_FLOPS_PER_BYTE  # the meter's eFLOPs
 
     @property
     def view_outputs(self) -> list:
@@ -155,8 +157,10 @@ def load_values(view_values: tuple, slider: Any, events: Any) -> tuple:
     return (*view_values[:N_BASE_VIEWS], slider, events, *view_values[N_BASE_VIEWS:])
 
 
-def build_viewer(prefix: str, with_transport: bool = True, idle: str = "Ready: press <b>Run</b>.") -> Viewer:
-    """Lay out a viewer in the current Blocks context and wire its transport. ``idle`` is trusted HTML."""
+def build_viewer(prefix: str, with_transport: bool = True, idle: str = "Ready: press <b>Run</b>.",
+                 flops_per_byte: float = H100_FLOPS_PER_BYTE) -> Viewer:
+    """Lay out a viewer in the current Blocks context and wire its transport. ``idle`` is trusted HTML;
+    ``flops_per_byte`` prices the meter's eFLOPs."""
     status = gr.HTML(f'{METER_CSS}<div class="tts-status" data-testid="run-status">{idle}</div>',
                      elem_id=f"{prefix}-status", padding=False)
     with gr.Row(equal_height=False):
@@ -164,7 +168,7 @@ def build_viewer(prefix: str, with_transport: bool = True, idle: str = "Ready: p
             tree = gr.Plot(tree_figure(ViewState()), label="Search tree", elem_id=f"{prefix}-tree",
                            show_label=False)
         with gr.Column(scale=2, min_width=300):
-            meter = gr.HTML(compute_meter_html({}), elem_id=f"{prefix}-meter", padding=False)
+            meter = gr.HTML(compute_meter_html({}, flops_per_byte), elem_id=f"{prefix}-meter", padding=False)
             candidates = gr.Dataframe(value=[], headers=CANDIDATE_HEADERS, label="Finished candidates",
                                       interactive=False, max_height=330, elem_id=f"{prefix}-candidates",
                                       datatype=["str", "str", "number", "number", "str", "str"])
@@ -189,7 +193,7 @@ def build_viewer(prefix: str, with_transport: bool = True, idle: str = "Ready: p
     timer = gr.Timer(PLAY_INTERVAL_S, active=False)
     events = gr.State([])
     v = Viewer(status, tree, particles, candidates, meter, gallery, strips, nfe, confidence, slider, play, timer,
-               events)
+               events, flops_per_byte)
     _wire_transport(v, prefix)
     return v
 
@@ -212,14 +216,16 @@ def stored_events(store: Any, run_id: str) -> list[dict]:
     return events
 
 
-def frame(events: list[dict], k: int | None, title: str | None = None) -> tuple:
+def frame(events: list[dict], k: int | None, title: str | None = None,
+          flops_per_byte: float = H100_FLOPS_PER_BYTE) -> tuple:
     """The view values (``Viewer.view_outputs``) at step ``k`` of a run (None: the whole run)."""
     st = fold(events, upto_step=k)
     n = step_count(events)
     if k is not None and k < n:
         st.status = f"replay: step {k} of {n}"
     return (status_html(st), tree_figure(st, title=title), particles_update(st),
-            candidates_update(st), compute_meter_html(st.totals), *image_updates(st), confidence_update(st))
+            candidates_update(st), compute_meter_html(st.totals, flops_per_byte), *image_updates(st),
+            confidence_update(st))
 
 
 def particles_update(st: ViewState) -> Any:
@@ -274,10 +280,11 @@ def image_updates(st: ViewState) -> tuple:
     return gallery_update(st), strips_update(st), nfe_update(st)
 
 
-def show_run(events: list[dict]) -> tuple:
+def show_run(events: list[dict], flops_per_byte: float = H100_FLOPS_PER_BYTE) -> tuple:
     """Viewer outputs for a freshly opened run: the finished state, the slider at its end."""
     n = step_count(events)
-    return load_values(frame(events, None), gr.update(minimum=0, maximum=max(n, 1), value=max(n, 1), step=1),
+    return load_values(frame(events, None, flops_per_byte=flops_per_byte),
+                       gr.update(minimum=0, maximum=max(n, 1), value=max(n, 1), step=1),
                        events)
 
 
@@ -296,7 +303,7 @@ def _wire_transport(v: Viewer, prefix: str) -> None:
     def on_slide(value: Any, events: list[dict]):
         if not events:
             return (gr.skip(),) * n_views
-        return frame(events, _clamp_step(value, events))
+        return frame(events, _clamp_step(value, events), flops_per_byte=v.flops_per_byte)
 
     def on_play(value: Any, events: list[dict]):
         """Start (from 0 when at the end) or pause playback."""
@@ -305,7 +312,8 @@ def _wire_transport(v: Viewer, prefix: str) -> None:
         n = step_count(events)
         k = _clamp_step(value, events)
         start = 0 if k >= n else k
-        return (*frame(events, start), start, gr.Timer(active=True), gr.update(value="❚❚ Pause"))
+        return (*frame(events, start, flops_per_byte=v.flops_per_byte), start, gr.Timer(active=True),
+                gr.update(value="❚❚ Pause"))
 
     def on_tick(value: Any, events: list[dict]):
         if not events:
@@ -314,7 +322,7 @@ def _wire_transport(v: Viewer, prefix: str) -> None:
         k = _clamp_step(value, events) + 1
         done = k >= n
         k = min(k, n)
-        return (*frame(events, k), k, gr.Timer(active=not done),
+        return (*frame(events, k, flops_per_byte=v.flops_per_byte), k, gr.Timer(active=not done),
                 gr.update(value="▶ Play") if done else gr.skip())
 
     def on_pause_or_play(value: Any, events: list[dict], label: str):

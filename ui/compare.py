@@ -11,7 +11,7 @@ from ui.figures.curves import score_vs_compute_figure
 from ui.figures.tables import metrics_rows
 from ui.figures.tree import tree_figure
 from ui.fold import fold, step_count
-from ui.common import AppContext, check_run_id, confidence_update, gallery_update, stored_events
+from ui.common import AppContext, check_run_id, confidence_update, gallery_update, parse_choice, stored_events
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,23 @@ def _label(events: list[dict], rid: str) -> str:
     first = next((e for e in events if e.get("type") == "RunStarted"), {})
     n = (first.get("config") or {}).get("budget")
     return f"{rid} · {first.get('strategy', '?')}" + (f" N={n}" if n is not None else "")
+
+
+def _step(value: Any) -> int | None:
+    """The slider's step, or None (the whole runs) when it is not a number."""
+    try:
+        return max(0, int(float(value)))
+    except (TypeError, ValueError):
+        return None
+
+
+def _per_byte(value: Any) -> float:
+    """The FLOPs-per-byte box, checked (every handler is an API endpoint)."""
+    from engine.limits import check_flops_per_byte
+    try:
+        return check_flops_per_byte(value, "FLOPs per byte")
+    except ValueError as exc:
+        raise gr.Error(str(exc), print_exception=False) from None
 
 
 def build(ctx: AppContext) -> CompareTab:
@@ -60,9 +77,25 @@ def build(ctx: AppContext) -> CompareTab:
         for i in range(MAX_RUNS):
             confs.append(gr.Plot(visible=False, label=f"Run {i + 1}: trace confidence", show_label=False,
                                  min_width=260, elem_id=f"compare-confidence-{i}"))
+    with gr.Row():
+        x_axis = gr.Radio([("tokens", "tokens"), ("FLOPs", "flops"), ("eFLOPs", "eflops")], value="tokens",
+                          label="Compute axis (image runs: NFE)", elem_id="compare-axis",
+                          info="eFLOPs (Kinetics): FLOPs + memory bytes x the accelerator's FLOPs per byte")
+        fpb = gr.Number(ctx.limits.flops_per_byte, label="Accelerator FLOPs per byte (eFLOPs)",
+                        info="H100: 989.4 TFLOP/s bf16 dense / 3.35 TB/s = 295", elem_id="compare-fpb")
     score_plot = gr.Plot(score_vs_compute_figure([]), label="Best verifier score vs compute (NFE for images)",
                          elem_id="compare-score", show_label=False)
     runs_state = gr.State([])  # [(label, events)] per session
+
+    def axis_of(x: Any, fpb_v: Any, loaded: list) -> tuple[str | None, float]:
+        """The curve's axis (NFE when every run is an image run) and the FLOPs per byte, checked."""
+        x = parse_choice(x, "compute axis", ["tokens", "flops", "eflops"])
+        images = loaded and all(fold(ev).is_image for _, ev in loaded)
+        return (None if images else x), _per_byte(fpb_v)
+
+    def score_figure(loaded: list, x: str | None, per_byte: float):
+        return score_vs_compute_figure([fold(ev) for _, ev in loaded], [lab for lab, _ in loaded], x=x,
+                                       flops_per_byte=per_byte)
 
     def refresh():
         runs = ctx.store.list_runs(limit=200)
@@ -70,10 +103,10 @@ def build(ctx: AppContext) -> CompareTab:
 
     refresh_btn.click(refresh, None, [picker], api_visibility="private", show_progress="hidden")
 
-    def frames(loaded: list, k: int | None):
+    def frames(loaded: list, k: int | None, per_byte: float):
         states = [fold(ev, upto_step=k) for _, ev in loaded]
         labels = [lab for lab, _ in loaded]
-        headers, rows = metrics_rows(states, labels)
+        headers, rows = metrics_rows(states, labels, per_byte)
         figs = [gr.update(value=tree_figure(st, height=400, title=lab, legend=False), visible=True)
                 for st, lab in zip(states, labels)]
         figs += [gr.update(value=None, visible=False)] * (MAX_RUNS - len(figs))
@@ -82,7 +115,7 @@ def build(ctx: AppContext) -> CompareTab:
         conf = [confidence_update(st) for st in states] + rest
         return gr.update(value=rows, headers=headers), *figs, *gals, *conf
 
-    def compare(ids):
+    def compare(ids, x, fpb_v):
         ids = [check_run_id(i) for i in (ids or [])]
         ids = list(dict.fromkeys(ids))
         if not 2 <= len(ids) <= MAX_RUNS:
@@ -94,22 +127,29 @@ def build(ctx: AppContext) -> CompareTab:
             ev = stored_events(ctx.store, rid)
             loaded.append((_label(ev, rid), ev))
         n = max(step_count(ev) for _, ev in loaded)
-        # x = NFE when every run is an image run, tokens otherwise (ui.figures.curves.compute_axis)
-        score = score_vs_compute_figure([fold(ev) for _, ev in loaded], [lab for lab, _ in loaded])
-        return (*frames(loaded, None), score, gr.update(minimum=0, maximum=max(n, 1), value=max(n, 1)), loaded)
+        axis, per_byte = axis_of(x, fpb_v, loaded)
+        return (*frames(loaded, None, per_byte), score_figure(loaded, axis, per_byte),
+                gr.update(minimum=0, maximum=max(n, 1), value=max(n, 1)), loaded)
 
-    go_btn.click(compare, [picker], [metrics, *plots, *galleries, *confs, score_plot, slider, runs_state],
+    go_btn.click(compare, [picker, x_axis, fpb], [metrics, *plots, *galleries, *confs, score_plot, slider,
+                                               runs_state],
                  api_name="compare", concurrency_id="replay")
 
-    def slide(value, loaded):
+    def redraw(x, fpb_v, value, loaded):
+        if not loaded:
+            return gr.skip(), gr.skip()
+        axis, per_byte = axis_of(x, fpb_v, loaded)
+        return frames(loaded, _step(value), per_byte)[0], score_figure(loaded, axis, per_byte)
+
+    for control in (x_axis, fpb):
+        control.change(redraw, [x_axis, fpb, slider, runs_state], [metrics, score_plot], api_visibility="private",
+                       show_progress="hidden", concurrency_id="replay")
+
+    def slide(value, fpb_v, loaded):
         if not loaded:
             return (gr.skip(),) * (1 + 3 * MAX_RUNS)
-        try:
-            k = max(0, int(float(value)))
-        except (TypeError, ValueError):
-            k = None
-        return frames(loaded, k)
+        return frames(loaded, _step(value), _per_byte(fpb_v))
 
-    slider.input(slide, [slider, runs_state], [metrics, *plots, *galleries, *confs], trigger_mode="always_last",
+    slider.input(slide, [slider, fpb, runs_state], [metrics, *plots, *galleries, *confs], trigger_mode="always_last",
                  api_visibility="private", show_progress="hidden", concurrency_id="replay")
     return CompareTab(picker, refresh, [picker])

@@ -134,7 +134,7 @@ def build(ctx: AppContext) -> ExploreTab:
     with gr.Row():
         run_btn = gr.Button("Run", variant="primary", elem_id="run-btn", scale=3)
         stop_btn = gr.Button("Stop", variant="stop", elem_id="stop-btn", scale=1)
-    viewer = build_viewer("explore")
+    viewer = build_viewer("explore", flops_per_byte=ctx.limits.flops_per_byte)
 
     def on_strategy(name: str, d: str, sched: str | None):
         name = name if name in STRATEGIES else DEFAULT_STRATEGY
@@ -419,7 +419,7 @@ def stream_run(ctx: AppContext, config, key: str, viewer: Viewer) -> Iterator[tu
                     gallery = strips = nfe = skip
                 confidence = confidence_update(st) if changed("confidence", len(st.confidence)) else skip
                 values = (status_html(st), tree_figure(st), particles, cands,
-                          compute_meter_html(st.totals), gallery, strips, nfe, confidence)
+                          compute_meter_html(st.totals, ctx.limits.flops_per_byte), gallery, strips, nfe, confidence)
                 if not acked:
                     values, acked = with_reset(values), True
                 if finished:

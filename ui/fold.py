@@ -83,8 +83,9 @@ class ViewState:
     judged: dict[str, dict] = field(default_factory=dict)
     # DeepConf: per trace id, its group confidences, confidence, threshold, cut position and warm-up flag
     confidence: dict[str, dict] = field(default_factory=dict)
-    # (tokens, FLOPs, NFE, score) at every NodeScored, in order: the best-score-vs-compute curves
-    score_trace: list[tuple[float, float, float, float]] = field(default_factory=list)
+    # (tokens, FLOPs, NFE, score, eFLOPs at one FLOP per byte: FLOPs + memory bytes, NaN where the memory was not
+    # counted) at every NodeScored, in order: the best-score-vs-compute curves
+    score_trace: list[tuple[float, float, float, float, float]] = field(default_factory=list)
     # (step, tokens) of every KVCacheKept: the KV cache the kept tree needs (tree searches that report it)
     kv_kept: list[tuple[int, int]] = field(default_factory=list)
     # particle bookkeeping while folding: children added since the last resampling, per parent id
@@ -201,8 +202,9 @@ def _apply(st: ViewState, ev: dict) -> None:
             node.per_step = [float(x) for x in (ev.get("per_step") or []) if num(x) is not None]
         if num(ev.get("score")) is not None:
             t = st.totals or {}
-            st.score_trace.append((tokens_of(t), float(num(t.get("flops")) or 0.0), float(num(t.get("nfe")) or 0.0),
-                                   float(ev["score"])))
+            flops, mem = float(num(t.get("flops")) or 0.0), num(t.get("mem_bytes"))
+            st.score_trace.append((tokens_of(t), flops, float(num(t.get("nfe")) or 0.0), float(ev["score"]),
+                                   float("nan") if mem is None else mem))
     elif kind == "NodePruned":
         node = st.nodes.get(str(ev.get("id")))
         if node is not None:

@@ -89,7 +89,8 @@ def build(ctx: AppContext) -> RunsTab:
         confirm_text = gr.Markdown()
         confirm_btn = gr.Button("Yes, delete it", variant="stop", elem_id="runs-delete-confirm")
         cancel_btn = gr.Button("Keep it", elem_id="runs-delete-cancel")
-    viewer = build_viewer("runs", idle="Open a run to replay it: pick it in the list or click its row.")
+    viewer = build_viewer("runs", idle="Open a run to replay it: pick it in the list or click its row.",
+                          flops_per_byte=ctx.limits.flops_per_byte)
     filters = [f_domain, f_model, f_strategy, f_status]
 
     def refresh(domain_v, model_v, strategy_v, status_v, current=None):
@@ -120,7 +121,7 @@ def build(ctx: AppContext) -> RunsTab:
         rid = check_run_id(rid)
         if ctx.store.get_run(rid) is None:
             raise gr.Error(f"No run {rid} in the store (deleted?). Refresh the list.", print_exception=False)
-        return show_run(stored_events(ctx.store, rid))
+        return show_run(stored_events(ctx.store, rid), viewer.flops_per_byte)
 
     run_id.change(open_run, [run_id], viewer.load_outputs, api_name="open_run", concurrency_id="replay",
                   show_progress="minimal")

@@ -10,7 +10,9 @@ from typing import Any
 
 import gradio as gr
 
-from ui.figures.sweeps import OPTIMAL_HEADERS, compute_optimal_table, scaling_figure
+from engine.saturation import DEFAULT_GAIN
+from ui.figures.sweeps import (AXES, BINNINGS, OPTIMAL_HEADERS, RANKS, compute_optimal_table, optimal_headers,
+                               scaling_figure)
 from ui.common import AppContext, check_run_id, parse_choice, parse_int, session_key, start_worker
 from ui.figures.style import esc
 
@@ -36,6 +38,46 @@ def progress_html(done: int, total: int, started: float, note: str = "") -> str:
             f'<div style="background:#eee;border-radius:6px;height:12px;overflow:hidden">'
             f'<div style="background:#3b6fd6;height:12px;width:{pct:.1f}%"></div></div>'
             f'<div style="font-size:13px;margin-top:4px">{done} / {total} runs{esc(eta)} {esc(note)}</div></div>')
+
+
+@dataclass(frozen=True)
+class View:
+    """How a sweep is read: compute axis, difficulty binning, the table's ranking, eFLOPs' FLOPs per byte, and
+    the gain below which one more unit of budget counts as saturated."""
+
+    x: str
+    binning: str
+    rank: str
+    flops_per_byte: float
+    gain: float
+
+
+def parse_view(x: Any, binning: Any, rank: Any, flops_per_byte: Any, gain: Any) -> View:
+    """The view settings from the page (every handler is an API endpoint: each value is checked here)."""
+    from engine.limits import check_flops_per_byte
+    x = parse_choice(x, "compute axis", list(AXES))
+    binning = parse_choice(binning, "difficulty binning", list(BINNINGS))
+    rank = parse_choice(rank, "table ranking", list(RANKS))
+    try:
+        fpb = check_flops_per_byte(flops_per_byte, "FLOPs per byte")
+    except ValueError as exc:
+        raise gr.Error(str(exc), print_exception=False) from None
+    try:
+        g = float(gain)
+    except (TypeError, ValueError):
+        g = float("nan")
+    if not 0 < g < 1:
+        raise gr.Error("the saturation gain must be above 0 and below 1 (accuracy per unit of budget)",
+                       print_exception=False)
+    return View(x, binning, rank, fpb, g)
+
+
+def views(result: dict | None, v: View) -> tuple[Any, Any]:
+    """The figure and the compute-optimal table of ``result`` read as ``v``."""
+    fig = scaling_figure(result, x=v.x, binning=v.binning, flops_per_byte=v.flops_per_byte, gain=v.gain)
+    rows = compute_optimal_table(result, x=v.x, binning=v.binning, rank=v.rank, flops_per_byte=v.flops_per_byte,
+                                 gain=v.gain)
+    return fig, {"data": rows, "headers": optimal_headers(v.x, v.binning)}
 
 
 def sweep_label(s: dict) -> str:
@@ -74,18 +116,33 @@ def build(ctx: AppContext) -> ScalingTab:
         sweeps = gr.Dropdown([], value=None, allow_custom_value=True, label="…or open a stored sweep", scale=5,
                              elem_id="sweep-pick")
         refresh_btn = gr.Button("↻ Refresh", scale=1)
-    x_axis = gr.Radio([("tokens", "tokens"), ("FLOPs", "flops")], value="tokens", label="Compute axis")
+    with gr.Row():
+        x_axis = gr.Radio([(label, key) for key, label in AXES.items()], value="tokens", label="Compute axis",
+                          info="eFLOPs (Kinetics): FLOPs + memory bytes x the accelerator's FLOPs per byte",
+                          elem_id="sweep-axis")
+        fpb = gr.Number(ctx.limits.flops_per_byte, label="Accelerator FLOPs per byte (eFLOPs)",
+                        info="H100: 989.4 TFLOP/s bf16 dense / 3.35 TB/s = 295", elem_id="sweep-fpb")
+        binning = gr.Radio([("task labels", "difficulty"), ("pass@1 quintiles", "pass1")], value="difficulty",
+                           label="Difficulty bins", info="pass@1 of the sweep's own samples, in five levels",
+                           elem_id="sweep-binning")
+    with gr.Row():
+        rank = gr.Radio([("matched budget N", "budget"), ("matched compute (the axis)", "compute")],
+                        value="budget", label="Compute-optimal table ranks at", elem_id="sweep-rank")
+        gain = gr.Number(DEFAULT_GAIN, label="Saturation gain",
+                         info="N*: beyond it one more unit of N buys less accuracy than this (TTSPM fit)",
+                         elem_id="sweep-gain")
     figure = gr.Plot(scaling_figure(None), label="Accuracy vs compute", elem_id="sweep-figure")
     table = gr.Dataframe(value=[], headers=OPTIMAL_HEADERS, interactive=False,
                          label="Compute-optimal strategy per difficulty and budget", elem_id="sweep-table")
     result_state = gr.State(None)
+    view_inputs = [x_axis, binning, rank, fpb, gain]
 
     def refresh():
         return gr.update(choices=[(sweep_label(s), s["id"]) for s in ctx.store.list_sweeps(limit=100)])
 
     refresh_btn.click(refresh, None, [sweeps], api_visibility="private", show_progress="hidden")
 
-    def open_sweep(sid, x):
+    def open_sweep(sid, x, binning_v, rank_v, fpb_v, gain_v):
         if sid in (None, ""):
             return gr.skip(), gr.skip(), gr.skip()
         sid = check_run_id(sid)
@@ -94,18 +151,20 @@ def build(ctx: AppContext) -> ScalingTab:
             raise gr.Error(f"No sweep {sid} in the store.", print_exception=False)
         if not s.get("result"):
             raise gr.Error(f"Sweep {sid} has no result ({s.get('status')}).", print_exception=False)
-        x = parse_choice(x, "compute axis", ["tokens", "flops"])
-        return scaling_figure(s["result"], x=x), compute_optimal_table(s["result"]), s["result"]
+        return (*views(s["result"], parse_view(x, binning_v, rank_v, fpb_v, gain_v)), s["result"])
 
-    sweeps.change(open_sweep, [sweeps, x_axis], [figure, table, result_state], api_name="open_sweep")
+    sweeps.change(open_sweep, [sweeps, *view_inputs], [figure, table, result_state], api_name="open_sweep")
 
-    def redraw(x, result):
-        x = parse_choice(x, "compute axis", ["tokens", "flops"])
-        return scaling_figure(result, x=x) if result else gr.skip()
+    def redraw(x, binning_v, rank_v, fpb_v, gain_v, result):
+        v = parse_view(x, binning_v, rank_v, fpb_v, gain_v)
+        return views(result, v) if result else (gr.skip(), gr.skip())
 
-    x_axis.change(redraw, [x_axis, result_state], [figure], api_visibility="private", show_progress="hidden")
+    for control in view_inputs:
+        control.change(redraw, [*view_inputs, result_state], [figure, table], api_visibility="private",
+                       show_progress="hidden")
 
-    def run_sweep(model_v, verifier_v, problems_v, seeds_v, strategies_v, budgets_v, x, request: gr.Request):
+    def run_sweep(model_v, verifier_v, problems_v, seeds_v, strategies_v, budgets_v, x, binning_v, rank_v, fpb_v,
+                  gain_v, request: gr.Request):
         from engine.run import ConfigError
         from engine.sweep import SweepConfig, run_sweep as engine_sweep
         from strategies.core import CancelToken
@@ -116,7 +175,7 @@ def build(ctx: AppContext) -> ScalingTab:
         bs = sorted({parse_int(b, "budget", 1, ctx.limits.max_budget) for b in (budgets_v or [])})
         if not chosen or not bs:
             raise gr.Error("Choose at least one strategy and one budget.", print_exception=False)
-        x = parse_choice(x, "compute axis", ["tokens", "flops"])
+        view = parse_view(x, binning_v, rank_v, fpb_v, gain_v)
         for v in (model_v, verifier_v):
             if not isinstance(v, str) or len(v) > 300:
                 raise gr.Error("choose a model and a verifier", print_exception=False)
@@ -173,14 +232,13 @@ def build(ctx: AppContext) -> ScalingTab:
                 if item[0] == "result":
                     result = item[1]
             note = "stopped" if (result or {}).get("status") == "cancelled" else "done"
-            yield (progress_html(done, total or done, started, note), scaling_figure(result, x=x),
-                   compute_optimal_table(result), result)
+            yield (progress_html(done, total or done, started, note), *views(result, view), result)
         finally:
             if not finished:
                 token.cancel()
             ctx.release_cancel(key, token)
 
-    run_btn.click(run_sweep, [model, verifier, problems, seeds, strategies, budgets, x_axis],
+    run_btn.click(run_sweep, [model, verifier, problems, seeds, strategies, budgets, *view_inputs],
                   [progress, figure, table, result_state], api_name="sweep", concurrency_limit=1,
                   concurrency_id="sweep")
 

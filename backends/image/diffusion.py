@@ -22,7 +22,9 @@ scored), and the next step reuses it, so every candidate is scored on its own x0
 Cost: ``Compute.nfe`` counts UNet evaluations per image (two per step with classifier-free guidance,
 one at guidance 1; a full trajectory costs ``steps`` evaluations with every sampler), ``model_calls`` the
 batched UNet forwards, ``verifier_calls`` the images a verifier scored, ``flops`` the UNet's measured FLOPs
-per evaluation times NFE.
+per evaluation times NFE, ``mem_bytes`` the UNet's weights read once per batched forward (Kinetics' memory
+term; a guided batch runs its conditional and unconditional halves in one forward, and activations are not
+counted).
 """
 from __future__ import annotations
 
@@ -114,6 +116,7 @@ class DiffusionModel:
             raise InputError(f"{self.name} is not class-conditional with a null class (num_class_embeds >= 11)")
         self.shape = (int(cfg.in_channels), int(cfg.sample_size), int(cfg.sample_size))
         self.n_params = sum(p.numel() for p in unet.parameters())
+        self.weight_bytes = sum(p.numel() * p.element_size() for p in unet.parameters())
         self.num_train_timesteps = int(scheduler_config["num_train_timesteps"])
         self.evaluations = 0          # UNet evaluations (images), for tests and benchmarks
         self.forward_calls = 0        # batched forwards
@@ -252,6 +255,7 @@ def denoise(model: DiffusionModel, sampling: Sampling, label: int, latents: list
     cost.nfe += nfe
     cost.model_calls += 1
     cost.flops += nfe * model.flops_per_eval
+    cost.mem_bytes += model.weight_bytes
     out: list[Latent | None] = [None] * len(latents)
     groups: dict[tuple[int, int], list[int]] = {}
     for i, lat in enumerate(latents):
@@ -294,6 +298,7 @@ def flow_predict(model: DiffusionModel, sampling: Sampling, label: int, latents:
     cost.nfe += nfe
     cost.model_calls += 1
     cost.flops += nfe * model.flops_per_eval
+    cost.mem_bytes += model.weight_bytes
     cost.wall_s = time.perf_counter() - started
     return cost
 

@@ -240,7 +240,7 @@ def _split_cost(cost: Compute, n: int) -> Compute:
     """One node's share of a batched call's compute."""
     if n <= 0:
         return Compute()
-    return Compute(nfe=cost.nfe // n, flops=cost.flops / n, wall_s=cost.wall_s / n)
+    return Compute(nfe=cost.nfe // n, flops=cost.flops / n, mem_bytes=cost.mem_bytes / n, wall_s=cost.wall_s / n)
 
 
 # ---- the run -------------------------------------------------------------------------------------------------

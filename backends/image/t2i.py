@@ -164,8 +164,8 @@ class T2ISpace(ImageSpace):
         return self.model.renoise(lat, key, to_step)
 
     def _decode(self, latents: list[torch.Tensor]) -> torch.Tensor:
-        images, flops = self.pipeline.decode(torch.stack(latents))
-        self._spend(Compute(flops=flops))
+        images, flops, mem = self.pipeline.decode(torch.stack(latents))
+        self._spend(Compute(flops=flops, mem_bytes=mem))
         return images
 
     def _keep(self, nid: str, image: torch.Tensor) -> None:

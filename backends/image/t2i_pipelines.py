@@ -106,6 +106,8 @@ class Pipeline:
         self.num_train_timesteps = int(self.scheduler_config.get("num_train_timesteps", 1000))
         self.default_guidance = DEFAULT_GUIDANCE[self.family]
         self.n_params = sum(p.numel() for p in self.denoiser.parameters())
+        self.weight_bytes = sum(p.numel() * p.element_size() for p in self.denoiser.parameters())
+        self.vae_weight_bytes = sum(p.numel() * p.element_size() for p in self.vae.parameters())
         self.evaluations = 0
         self.forward_calls = 0
         self.decodes = 0
@@ -258,10 +260,12 @@ class Pipeline:
     # -- images --
 
     @torch.inference_mode()
-    def decode(self, latents: torch.Tensor, chunk: int = 8) -> tuple[torch.Tensor, float]:
-        """VAE decode of latents (B, C, h, w) to RGB (B, 3, H, W) in [-1, 1], float32 CPU; returns the FLOPs."""
+    def decode(self, latents: torch.Tensor, chunk: int = 8) -> tuple[torch.Tensor, float, float]:
+        """VAE decode of latents (B, C, h, w) to RGB (B, 3, H, W) in [-1, 1], float32 CPU; returns the FLOPs and
+        the memory bytes (the VAE's weights once per chunk's forward)."""
         outs = []
         flops = 0.0
+        mem = 0.0
         for i in range(0, latents.shape[0], chunk):
             z = (latents[i:i + chunk] / self.scaling + self.shift).to(self.device, self.vae.dtype)
             if self.flops_per_decode is None:
@@ -273,9 +277,10 @@ class Pipeline:
                 img = self.vae.decode(z).sample
             outs.append(img.float().clamp(-1, 1).cpu())
             flops += self.flops_per_decode * z.shape[0]
+            mem += self.vae_weight_bytes
         with self._lock:
             self.decodes += latents.shape[0]
-        return torch.cat(outs), flops
+        return torch.cat(outs), flops, mem
 
     @torch.inference_mode()
     def preview_map(self) -> torch.Tensor:
@@ -349,6 +354,7 @@ class PromptGenerator:
         ts = torch.tensor([float(self._sched(lat.steps).timesteps[lat.step]) for lat in latents])
         out, nfe = p.predict(x, ts, self.emb, s.guidance)
         cost.nfe, cost.model_calls, cost.flops = nfe, 1, nfe * (p.flops_per_eval or 0.0)
+        cost.mem_bytes = float(p.weight_bytes)  # the denoiser's weights, once per batched forward
         nxt: list[Latent | None] = [None] * len(latents)
         if s.scheduler in FLOW_STEPS:
             for i, lat in enumerate(latents):

@@ -128,6 +128,7 @@ class LLMJudge:
                     cost.verifier_tokens += s.cost.prompt_tokens + s.cost.generated_tokens
                     cost.verifier_calls += s.cost.model_calls
                     cost.flops += s.cost.flops
+                    cost.mem_bytes += s.cost.mem_bytes
                     cost.wall_s += s.cost.wall_s
                     cost.kv_bytes_peak = max(cost.kv_bytes_peak, s.cost.kv_bytes_peak)
         self.last_judgments = {s: cache[(question, s)] for s in solutions}

@@ -16,7 +16,9 @@ a search runs on more than one machine: a vLLM cluster behind one endpoint.
 - Counts come from the server's ``usage``: ``completion_tokens`` are the generated tokens; the prompt of the
   ``k`` samples of one prefix is charged once (like ``CausalLMPolicy``, which prefills it once; servers with
   prefix caching do the same), and the raw sum the server reported is kept in ``server_prompt_tokens``.
-  ``model_calls`` counts HTTP requests. FLOPs are estimated only when ``n_params`` is given.
+  ``model_calls`` counts HTTP requests. FLOPs are estimated only when ``n_params`` is given. Memory traffic
+  (``mem_bytes``, Kinetics' eFLOPs) is not counted: the server's model shape and batching are unknown here, so
+  such a run shows its eFLOPs as not counted rather than equal to its FLOPs, as if memory were free.
 - Finished or not: a choice that stopped at the delimiter is an unfinished step; one that stopped at EOS is a
   finished solution. vLLM says which through ``stop_reason`` (None = EOS); where a server does not say (the
   OpenAI schema has only ``finish_reason == "stop"`` for both), an empty step is read as EOS, so an ended

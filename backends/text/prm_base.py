@@ -10,7 +10,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from backends.text.transformers_lm import flops_for, model_shape, pick_device
+from backends.text.transformers_lm import (flops_for, forward_mem_bytes, kv_token_bytes, model_shape, param_bytes,
+                                           pick_device)
 from backends.text.verifiers import score_prefixes
 from strategies.core import CancelToken, Compute
 
@@ -96,7 +97,10 @@ class PrefixCachedPRM:
         self.device = device
         self.batch_size = batch_size
         self.n_params = sum(p.numel() for p in model.parameters())
-        self.layers, _, self.hidden = model_shape(getattr(model, "config", None) or object())
+        self.layers, kv_width, self.hidden = model_shape(getattr(model, "config", None) or object())
+        value_bytes = next(model.parameters()).element_size()
+        self.weight_bytes = param_bytes(model)
+        self.token_kv = kv_token_bytes(self.layers, kv_width, value_bytes)
 
     # -- family hooks -------------------------------------------------------------------------------
     def _encode(self, question: str, steps: list[str]) -> tuple[list[int], list[int]]:
@@ -132,6 +136,7 @@ class PrefixCachedPRM:
             cost.verifier_tokens += n_tokens
             cost.verifier_calls += 1
             cost.flops += flops_for(self.n_params, self.layers, self.hidden, n_tokens, width // 2)
+            cost.mem_bytes += forward_mem_bytes(self.weight_bytes, self.token_kv, ids.numel())
             for row, (_, positions) in enumerate(built):
                 out.append(self._read(scores[row], positions))
         cost.wall_s = time.perf_counter() - started

@@ -64,7 +64,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from backends.text.transformers_lm import flops_for, model_shape, pick_device
+from backends.text.transformers_lm import (flops_for, forward_mem_bytes, kv_token_bytes, model_shape, param_bytes,
+                                           pick_device)
 from backends.text.prm_base import (PrefixCachedPRM, causal_lm, likelihood_pieces, load_backbone, load_tokenizer,
                                     question_of, read_tensors, split_steps, token_starting_at)
 from strategies.core import Compute
@@ -356,7 +357,9 @@ class SequenceClassificationORM:
             self.model.config.pad_token_id = self.tokenizer.pad_token_id
         self.batch_size = batch_size
         self.n_params = sum(p.numel() for p in self.model.parameters())
-        self.layers, _, self.hidden = model_shape(self.model.config)
+        self.layers, kv_width, self.hidden = model_shape(self.model.config)
+        self.weight_bytes = param_bytes(self.model)
+        self.token_kv = kv_token_bytes(self.layers, kv_width, torch.finfo(dtype).bits // 8)
 
     def build_text(self, question: str, answer: str) -> str:
         if getattr(self.tokenizer, "chat_template", None):
@@ -380,6 +383,7 @@ class SequenceClassificationORM:
             cost.verifier_tokens += n
             cost.verifier_calls += 1
             cost.flops += flops_for(self.n_params, self.layers, self.hidden, n, enc["input_ids"].shape[1] // 2)
+            cost.mem_bytes += forward_mem_bytes(self.weight_bytes, self.token_kv, enc["input_ids"].numel())
         cost.wall_s = time.perf_counter() - started
         return out, cost
 

@@ -78,6 +78,28 @@ def flops_for(params: int, layers: int, hidden: int, new_tokens: int, context: i
     return 2.0 * params * new_tokens + 4.0 * layers * hidden * context * new_tokens
 
 
+def kv_token_bytes(layers: int, kv_width: int, bytes_per_value: int) -> int:
+    """Bytes of keys and values one token keeps in the cache, over all layers."""
+    return 2 * layers * kv_width * bytes_per_value
+
+
+def decode_kv_reads(context: int, forwards: int) -> int:
+    """Cached tokens one sequence's attention reads over ``forwards`` decode forwards that start from a
+    ``context``-token cache: each forward reads the cache so far and the token it adds."""
+    return forwards * context + forwards * (forwards + 1) // 2
+
+
+def param_bytes(model) -> int:
+    """Bytes of a module's weights as stored (what one forward reads from memory)."""
+    return sum(p.numel() * p.element_size() for p in model.parameters())
+
+
+def forward_mem_bytes(weights: int, token_kv: int, tokens: int) -> float:
+    """Memory traffic of one batched forward without a cache to read (a prefill, a verifier pass): the weights
+    once, and the keys and values of its ``tokens`` (padding included) written once."""
+    return float(weights + token_kv * tokens)
+
+
 class CausalLMPolicy:
     """A causal LM that proposes reasoning steps. ``delimiter`` ends a step."""
 
@@ -214,12 +236,21 @@ class CausalLMPolicy:
             samples.append(group)
         kv = 2 * self.layers * self.kv_width * self.bytes_per_value * batch * (ids.shape[1] + max_new_tokens)
         wall = time.perf_counter() - started
+        # Memory traffic (Kinetics): the prefill writes each prefix's keys and values once, k > 1 copies them
+        # into every sample's row, and each decode forward reads every row's whole left-padded cache, finished
+        # rows included (the batch keeps them); the weights are read once per batched forward.
+        width = ids.shape[1]
+        token_kv = kv_token_bytes(self.layers, self.kv_width, self.bytes_per_value)
+        row_reads = token_kv * (decode_kv_reads(width, calls - 1) + (width if k > 1 else 0))
         for group in samples:
-            for s in group:
+            for j, s in enumerate(group):
                 s.cost.kv_bytes_peak = kv
                 s.cost.wall_s = wall / batch
-        # Model calls are forward passes of the whole batch; charge them to the first sample.
+                s.cost.mem_bytes = float(row_reads + (token_kv * width if j == 0 else 0))
+        # Model calls are forward passes of the whole batch; charge them, and the weights they read, to the
+        # first sample.
         samples[0][0].cost.model_calls = calls
+        samples[0][0].cost.mem_bytes += float(self.n_params * self.bytes_per_value * calls)
         return samples
 
     def complete(self, prefixes: list[str], temperature: float = 0.8, top_p: float = 1.0, seed: int = 0,

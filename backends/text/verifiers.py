@@ -17,7 +17,8 @@ import torch
 from transformers import AutoModelForTokenClassification, AutoTokenizer
 
 from backends.embedded import arith
-from backends.text.transformers_lm import flops_for, model_shape, pick_device
+from backends.text.transformers_lm import (flops_for, forward_mem_bytes, kv_token_bytes, model_shape, param_bytes,
+                                           pick_device)
 from strategies.core import CancelToken, Compute
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,9 @@ class TokenClassificationPRM:
         self.tokenizer.padding_side = "right"
         self.batch_size = batch_size
         self.n_params = sum(p.numel() for p in self.model.parameters())
-        self.layers, _, self.hidden = model_shape(self.model.config)
+        self.layers, kv_width, self.hidden = model_shape(self.model.config)
+        self.weight_bytes = param_bytes(self.model)
+        self.token_kv = kv_token_bytes(self.layers, kv_width, torch.finfo(dtype).bits // 8)
 
     def _text_and_ends(self, prompt: str, steps: list[str]) -> tuple[str, list[int]]:
         text, ends = prompt, []
@@ -118,6 +121,8 @@ class TokenClassificationPRM:
             cost.verifier_tokens += n_tokens
             cost.verifier_calls += 1
             cost.flops += flops_for(self.n_params, self.layers, self.hidden, n_tokens, enc["input_ids"].shape[1] // 2)
+            cost.mem_bytes += forward_mem_bytes(self.weight_bytes, self.token_kv,
+                                                enc["input_ids"].numel())
             for row, (_, ends) in enumerate(built):
                 out.append([float(probs[row, _token_at(offsets[row], e)]) for e in ends])
         cost.wall_s = time.perf_counter() - started

@@ -10,6 +10,10 @@ KV blocks of shared prefixes (the question, the steps so far) across calls, whic
 particle filtering re-send every step. Counts: prompt tokens of a prefix charged once (its ``n`` samples share
 the prefill), generated tokens from each choice's ``token_ids``, one model call per ``generate`` call;
 finished = vLLM's ``stop_reason is None`` (EOS) rather than the stop string; FLOPs about 2 x params x tokens.
+Memory traffic (Kinetics' eFLOPs) is estimated from the same counts, since vLLM's scheduler does not report its
+steps: the weights once per engine step, taken as one prefill step plus as many decode steps as the longest
+sample of the call (all its requests batched together), each prompt's keys and values written once, and each
+sample's paged cache read at its own context length at every token it generates (no padding, as vLLM pages).
 Per-token logprobs of each sample are kept in ``last_logprobs`` when ``logprobs`` is set.
 
 ``VLLMQwenPRM`` scores with a ``Qwen2ForProcessRewardModel`` checkpoint in vLLM's pooling runner: the input is
@@ -25,7 +29,8 @@ import time
 
 from backends.text.prm_base import PrefixCachedPRM
 from backends.text.prm_families import QWEN_PRM_SYSTEM, QWEN_STEP_TOKEN
-from backends.text.transformers_lm import StepSample, StopRule, chat_prompt
+from backends.text.transformers_lm import (StepSample, StopRule, chat_prompt, decode_kv_reads, forward_mem_bytes,
+                                           kv_token_bytes)
 from strategies.core import CancelToken, Compute
 
 
@@ -35,6 +40,13 @@ def _require_vllm():
     except ImportError as exc:
         raise ImportError("vLLM is not installed: pip install -r requirements-gpu.txt (needs a CUDA machine)") from exc
     return vllm
+
+
+def _value_bytes(llm) -> int:
+    """Bytes per weight and cache value of a ``vllm.LLM`` (its model dtype; bf16 when it does not say)."""
+    dtype = getattr(getattr(llm.llm_engine, "model_config", None), "dtype", None)
+    size = getattr(dtype, "itemsize", None)
+    return int(size) if isinstance(size, int) and size > 0 else 2
 
 
 class VLLMPolicy:
@@ -63,6 +75,7 @@ class VLLMPolicy:
         inter = getattr(cfg, "intermediate_size", 4 * self.hidden) or 4 * self.hidden
         self.n_params = self.layers * (2 * self.hidden ** 2 + 2 * self.hidden * self.kv_width
                                        + 3 * self.hidden * inter) + 2 * vocab * self.hidden
+        self.value_bytes = _value_bytes(self.llm)
 
     def format_prompt(self, question: str, system: str | None = None) -> str:
         return chat_prompt(self.tokenizer if self.use_chat_template else None, question, system)
@@ -91,16 +104,20 @@ class VLLMPolicy:
         prompts = [{"prompt_token_ids": self.tokenizer(p, add_special_tokens=False)["input_ids"]} for p in prefixes]
         outputs = self.llm.generate(prompts, params, use_tqdm=False)
         wall = time.perf_counter() - started
+        token_kv = kv_token_bytes(self.layers, self.kv_width, self.value_bytes)
         groups, self.last_logprobs = [], []
+        longest = 0
         for out in sorted(outputs, key=lambda o: int(o.request_id) if str(o.request_id).isdigit() else 0):
             plen = len(out.prompt_token_ids)
             group, lps = [], []
             for s, c in enumerate(out.outputs):
                 n_new = len(c.token_ids)
+                longest = max(longest, n_new)
                 finished = c.finish_reason == "stop" and (c.stop_reason is None or not stop_at_delimiter)
                 shared = plen if s == 0 else 0
                 cost = Compute(prompt_tokens=shared, generated_tokens=n_new,
                                flops=self._flops_for(self.n_params, self.layers, self.hidden, shared + n_new, plen),
+                               mem_bytes=float(token_kv * (shared + decode_kv_reads(plen, n_new))),
                                wall_s=wall / max(1, len(prefixes) * k))
                 sample = StepSample(text=c.text, finished=finished, generated_tokens=n_new,
                                     prompt_tokens=shared, cost=cost)
@@ -113,6 +130,7 @@ class VLLMPolicy:
             self.last_logprobs.append(lps)
         if groups and groups[0]:
             groups[0][0].cost.model_calls = 1
+            groups[0][0].cost.mem_bytes += float(self.n_params * self.value_bytes * (1 + longest))
         return groups
 
     def complete(self, prefixes: list[str], temperature: float = 0.8, top_p: float = 1.0, seed: int = 0,
@@ -154,8 +172,11 @@ class VLLMQwenPRM(PrefixCachedPRM):
         super().__init__(name or path_or_id, tok, dummy, torch.device("cpu"))
         cfg = llm.llm_engine.model_config.hf_config
         from backends.text.transformers_lm import model_shape
-        self.layers, _, self.hidden = model_shape(cfg)
+        self.layers, kv_width, self.hidden = model_shape(cfg)
         self.n_params = int(7.6e9) if self.hidden >= 3584 else int(1.5e9)
+        value_bytes = _value_bytes(llm)
+        self.weight_bytes = self.n_params * value_bytes
+        self.token_kv = kv_token_bytes(self.layers, kv_width, value_bytes)
         self.step_id = tok.convert_tokens_to_ids(QWEN_STEP_TOKEN)
         self.system = QWEN_PRM_SYSTEM
 
@@ -188,5 +209,6 @@ class VLLMQwenPRM(PrefixCachedPRM):
             scores.append([float(x) for x in data[:, 1]])
         n_tokens = sum(len(ids) for ids, _ in built)
         cost = Compute(verifier_tokens=n_tokens, verifier_calls=1, flops=2.0 * self.n_params * n_tokens,
+                       mem_bytes=forward_mem_bytes(self.weight_bytes, self.token_kv, n_tokens),
                        wall_s=time.perf_counter() - started)
         return scores, cost

@@ -1,10 +1,12 @@
 """Several runs on one axis: best score against compute."""
 from __future__ import annotations
 
+import math
 import textwrap
 
 import plotly.graph_objects as go
 
+from strategies.core import H100_FLOPS_PER_BYTE
 from ui.figures.style import TEMPLATE, esc, f32
 from ui.fold import ViewState, fold
 
@@ -12,18 +14,23 @@ from ui.fold import ViewState, fold
 # ---- several runs -------------------------------------------------------------------------------
 
 X_AXES = {"tokens": "tokens (prompt + generated + verifier)", "flops": "FLOPs",
-          "nfe": "NFE (denoiser evaluations)"}
+          "eflops": "eFLOPs (FLOPs + memory bytes x FLOPs per byte)", "nfe": "NFE (denoiser evaluations)"}
 
 
-def best_score_curve(state: ViewState, x: str = "tokens") -> tuple[list[float], list[float]]:
-    """(compute, best verifier score so far) after each scoring event of one folded run; ``x`` is
-    tokens, flops or nfe."""
-    col = {"tokens": 0, "flops": 1, "nfe": 2}[x]
+def best_score_curve(state: ViewState, x: str = "tokens",
+                     flops_per_byte: float = H100_FLOPS_PER_BYTE) -> tuple[list[float], list[float]]:
+    """(compute, best verifier score so far) after each scoring event of one folded run; ``x`` is tokens, flops,
+    eflops (at ``flops_per_byte``; none for a run whose memory traffic was not counted) or nfe."""
     xs, best = [], []
     cur = None
     for point in state.score_trace:
         cur = point[3] if cur is None else max(cur, point[3])
-        xs.append(point[col])
+        if x == "eflops":
+            if math.isnan(point[4]):
+                continue
+            xs.append(point[1] + point[4] * flops_per_byte)
+        else:
+            xs.append(point[{"tokens": 0, "flops": 1, "nfe": 2}[x]])
         best.append(cur)
     return xs, best
 
@@ -34,10 +41,12 @@ def compute_axis(states: list[ViewState]) -> str:
 
 
 def score_vs_compute_figure(runs: list[ViewState | list[dict]], labels: list[str] | None = None,
-                            x: str | None = None, height: int = 360) -> go.Figure:
+                            x: str | None = None, height: int = 360,
+                            flops_per_byte: float = H100_FLOPS_PER_BYTE) -> go.Figure:
     """Best verifier score found so far against compute spent, one line per run (folded states or event
-    lists). ``x``: tokens, flops or nfe; by default NFE for image runs, tokens otherwise. A run of the
-    other domain than the axis is left out with a note (tokens and NFE share no axis)."""
+    lists). ``x``: tokens, flops, eflops (at ``flops_per_byte``) or nfe; by default NFE for image runs, tokens
+    otherwise. A run of the other domain than the axis is left out with a note (tokens and NFE share no axis), and
+    on eFLOPs a run whose memory traffic was not counted."""
     states = [r if isinstance(r, ViewState) else fold(r) for r in runs]
     x = x or compute_axis(states)
     what = "NFE" if x == "nfe" else "compute"
@@ -49,13 +58,14 @@ def score_vs_compute_figure(runs: list[ViewState | list[dict]], labels: list[str
                             "legend": {"orientation": "h", "y": 1.0, "yanchor": "bottom"},
                             "uirevision": "score-vs-compute"})
     any_points = False
-    left_out = 0
+    left_out = uncounted = 0
     for i, st in enumerate(states):
         if st.is_image != (x == "nfe"):
             left_out += 1
             continue
-        xs, best = best_score_curve(st, x)
+        xs, best = best_score_curve(st, x, flops_per_byte)
         if not xs:
+            uncounted += bool(st.score_trace)
             continue
         any_points = True
         label = labels[i] if labels and i < len(labels) else f"run {i + 1}"
@@ -65,6 +75,8 @@ def score_vs_compute_figure(runs: list[ViewState | list[dict]], labels: list[str
     if left_out:
         note = (f"{left_out} run(s) of the other domain left out: image runs are measured in NFE, "
                 "reasoning runs in tokens. " + note)
+    if uncounted:
+        note = f"{uncounted} run(s) without memory counts left out (stored before eFLOPs, or a server's). " + note
     if note:
         fig.add_annotation(text="<br>".join(esc(line) for line in textwrap.wrap(note, 70)), showarrow=False,
                            x=0.5, y=0.5, xref="paper", yref="paper")

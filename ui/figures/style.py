@@ -66,7 +66,7 @@ def empty_figure(message: str, height: int = 420) -> go.Figure:
 
 def human(x: float, unit: str = "") -> str:
     x = float(x)
-    for div, suffix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+    for div, suffix in ((1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(x) >= div:
             return f"{x / div:.2f} {suffix}{unit}"
     return f"{x:.0f} {unit}".strip() if x == int(x) else f"{x:.2f} {unit}".strip()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from strategies.core import H100_FLOPS_PER_BYTE, eflops_of
 from ui.figures.style import esc, fmt, human, human_bytes
 from ui.fold import ViewState, is_correct, normalise_answer, num, run_verdict, tokens_of
 
@@ -49,8 +50,15 @@ METER_CSS = """
 </style>"""
 
 
-def compute_meter_html(totals: dict | None) -> str:
-    """Tokens, calls, FLOPs, KV-cache peak and wall time as a row of tiles (all text escaped)."""
+def eflops_text(totals: dict | None, flops_per_byte: float = H100_FLOPS_PER_BYTE) -> str:
+    """A run's eFLOPs for display; "not counted" where its memory traffic was not (see ``eflops_of``)."""
+    v = eflops_of(totals or {}, flops_per_byte)
+    return "not counted" if v is None else human(v)
+
+
+def compute_meter_html(totals: dict | None, flops_per_byte: float = H100_FLOPS_PER_BYTE) -> str:
+    """Tokens, calls, FLOPs, memory traffic, eFLOPs (at ``flops_per_byte``), KV-cache peak and wall time as a row
+    of tiles (all text escaped)."""
     t = totals or {}
 
     def total(k: str) -> float:
@@ -63,6 +71,8 @@ def compute_meter_html(totals: dict | None) -> str:
         ("model calls", human(total("model_calls"))),
         ("verifier calls", human(total("verifier_calls"))),
         ("FLOPs", human(total("flops"))),
+        ("memory traffic", human_bytes(total("mem_bytes")) if "mem_bytes" in t else "not counted"),
+        (f"eFLOPs ({flops_per_byte:.0f} FLOP/B)", eflops_text(t, flops_per_byte) if t else "0"),
         ("KV cache peak", human_bytes(total("kv_bytes_peak"))),
         ("wall time", f"{total('wall_s'):.2f} s"),
     ]
@@ -116,8 +126,9 @@ def status_html(state: ViewState) -> str:
 COMPARE_HEADERS = ["metric"]
 
 
-def metrics_rows(states: list[ViewState], labels: list[str]) -> tuple[list[str], list[list[Any]]]:
-    """A metrics table, one column per run."""
+def metrics_rows(states: list[ViewState], labels: list[str],
+                 flops_per_byte: float = H100_FLOPS_PER_BYTE) -> tuple[list[str], list[list[Any]]]:
+    """A metrics table, one column per run (eFLOPs at ``flops_per_byte``)."""
     headers = ["metric"] + [str(label) for label in labels]
 
     def row(name: str, fn) -> list[Any]:
@@ -139,6 +150,9 @@ def metrics_rows(states: list[ViewState], labels: list[str]) -> tuple[list[str],
         row("model calls", lambda s: int(t(s, "model_calls") or 0)),
         row("verifier calls", lambda s: int(t(s, "verifier_calls") or 0)),
         row("FLOPs", lambda s: human(t(s, "flops") or 0)),
+        row("memory traffic", lambda s: human_bytes(t(s, "mem_bytes") or 0)
+            if "mem_bytes" in (s.totals or {}) else "not counted"),
+        row(f"eFLOPs ({flops_per_byte:.0f} FLOP/B)", lambda s: eflops_text(s.totals, flops_per_byte)),
         row("KV cache peak", lambda s: human_bytes(t(s, "kv_bytes_peak") or 0)),
         row("kept KV tokens, mean / peak", _kept_kv),
         row("wall time (s)", lambda s: round(t(s, "wall_s") or 0.0, 2)),
