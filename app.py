@@ -78,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="strategy parameter")
     r.add_argument("--problem", default=None, help="problem text")
     r.add_argument("--problem-id", default=None, help="split:index, e.g. test:17")
+    r.add_argument("--answer", default=None, help="the expected answer of a typed --problem to your own model "
+                                                   "(graded by math-verify; without it the answer is not graded)")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--aggregation", default="last", help="PRM aggregation: last, min, prod, mean, model")
     r.add_argument("--temperature", type=float, default=0.8)
@@ -141,7 +143,7 @@ def cmd_run(args) -> int:
         raise CliError("--problem is empty: give the problem text, or leave it out (then --problem-id, else test:0)")
     config = RunConfig(domain=args.domain, model=args.model, verifier=args.verifier or None,
                        strategy=args.strategy, budget=args.budget, params=_params(args.param),
-                       problem_text=args.problem, problem_id=args.problem_id, seed=args.seed,
+                       problem_text=args.problem, problem_id=args.problem_id, seed=args.seed, answer=args.answer,
                        aggregation=args.aggregation, temperature=args.temperature, judge=args.judge,
                        trust_remote_code=args.trust_remote_code, options=_params(args.option))
     store = _store(args)
@@ -170,8 +172,9 @@ def cmd_run(args) -> int:
         p = out["problem"]
         print(f"run {out['run_id']} ({out['status']}): {p['text']}")
         if "chosen_judge_score" not in (out.get("extras") or {}):  # a text-to-image answer is its prompt
-            print(f"answer {out['answer']} (truth {p['answer']}, {'correct' if out['correct'] else 'wrong'}), "
-                  f"score {out['score']}")
+            verdict = "not graded: no expected answer" if out["correct"] is None else \
+                f"truth {p['answer']}, {'correct' if out['correct'] else 'wrong'}"
+            print(f"answer {out['answer']} ({verdict}), score {out['score']}")
         c = out["compute"]
         if c.get("nfe"):
             x = out.get("extras") or {}

@@ -266,6 +266,16 @@ def resolve(model_id: str, kind: str) -> ModelEntry:
     raise ModelLoadError(f"unknown {kind} {model_id!r}: use one of {known}, or a local folder in Hugging Face format")
 
 
+def is_embedded(model_id: str) -> bool:
+    """Whether a policy id is one of the embedded arithmetic models (by id, or by its folder under any backend):
+    typed problems for them are arithmetic chains, for any other policy free-form questions."""
+    try:
+        source = Path(resolve(model_id, "policy").source)
+    except ModelLoadError:
+        return False
+    return source.is_dir() and source.resolve().is_relative_to(EMBEDDED_DIR.resolve())
+
+
 _load_lock = threading.Lock()
 
 

@@ -80,6 +80,9 @@ class CausalLMPolicy:
         self.n_params = sum(p.numel() for p in self.model.parameters())
         self.layers, self.kv_width, self.hidden = model_shape(self.model.config)
         self.bytes_per_value = torch.finfo(self.dtype).bits // 8
+        # positions past this index do not exist (learned position tables) or were never trained (RoPE)
+        text_cfg = getattr(self.model.config, "text_config", None) or self.model.config
+        self.max_positions = getattr(text_cfg, "max_position_embeddings", None)
 
     def _eos_ids(self) -> set[int]:
         ids = set()
@@ -116,6 +119,11 @@ class CausalLMPolicy:
         enc = self.tokenizer(prefixes, return_tensors="pt", padding=True, add_special_tokens=False)
         ids, mask = enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device)
         prompt_lens = mask.sum(1).tolist()
+        if self.max_positions:  # a sequence at the context limit stops there, unfinished
+            if ids.shape[1] >= self.max_positions:
+                raise ValueError(f"the prompt ({ids.shape[1]} tokens) fills the model's context of "
+                                 f"{self.max_positions} positions")
+            max_new_tokens = min(max_new_tokens, self.max_positions - ids.shape[1])
         gen = torch.Generator(device=self.device).manual_seed(seed)
 
         # Prefill every distinct prefix once, then repeat its cache for the k samples.
