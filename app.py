@@ -4,6 +4,7 @@
     python app.py run ...             run one search and store it
     python app.py sweep ...           run strategies x budgets over a problem set
     python app.py models [--json]     list every model and verifier id the catalog knows
+    python app.py download ID         download a hub model into the local Hugging Face cache
 
 Bad arguments exit with status 2 and one line on stderr.
 """
@@ -67,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("models", help="list the models and verifiers the catalog knows")
     m.add_argument("--json", action="store_true", help="print JSON")
 
+    d = sub.add_parser("download", help="download a hub model into the local Hugging Face cache (its size and the "
+                                        "free disk are shown first; Ctrl-C stops it, and a new download resumes)")
+    d.add_argument("model", help="a catalog id (python app.py models) or any hub id owner/name")
+    d.add_argument("--json", action="store_true", help="print one JSON object at the end")
+
     r = sub.add_parser("run", help="run one search, store it, print a summary", epilog=_budgets_help(),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("--domain", default="reasoning")
@@ -123,6 +129,39 @@ def cmd_models(args) -> int:
         for r in rows:
             mark = "yes" if r["available"] else "no "
             print(f"{r['id']:<36} {r['kind']:<10} {r['domain']:<10} available={mark} {r['reason']}")
+    return 0
+
+
+def cmd_download(args) -> int:
+    from backends import catalog
+    from backends.download import DownloadError, download, plan
+    from strategies.core import CancelToken
+    from tqdm import tqdm
+
+    try:
+        p = plan(args.model)
+    except DownloadError as exc:
+        raise CliError(str(exc)) from None
+    print(p.describe(), file=sys.stderr)
+    token = CancelToken()
+    previous = {sig: signal.signal(sig, lambda *_: token.cancel()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with tqdm(total=p.size_bytes, unit="B", unit_scale=True, desc=p.repo_id, file=sys.stderr) as bar:
+            def progress(done: int, total: int | None) -> None:
+                bar.update(done - bar.n)
+            path = download(args.model, progress, token, checked=p)
+    except DownloadError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    ok, reason = catalog.hub_availability(p.repo_id, "model_index.json" if os.path.exists(
+        os.path.join(path, "model_index.json")) else "config.json")
+    if args.json:
+        print(json.dumps({"model": args.model, "repo": p.repo_id, "path": path, "size_bytes": p.size_bytes,
+                          "available": ok, "reason": reason}, indent=2))
+    else:
+        print(f"{args.model}: {reason} ({path})")
     return 0
 
 
@@ -287,7 +326,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.verbose:
             logging.getLogger().setLevel(logging.INFO)
         command = args.command or "serve"
-        return {"serve": cmd_serve, "models": cmd_models, "run": cmd_run, "sweep": cmd_sweep}[command](args)
+        return {"serve": cmd_serve, "models": cmd_models, "run": cmd_run, "sweep": cmd_sweep,
+                "download": cmd_download}[command](args)
     except CliError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

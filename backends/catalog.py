@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ from backends.errors import InputError
 log = logging.getLogger(__name__)
 
 EMBEDDED_DIR = Path(__file__).resolve().parent / "embedded" / "models"
+HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")  # owner/name
 
 
 class ModelLoadError(InputError):
@@ -262,8 +264,13 @@ def resolve(model_id: str, kind: str) -> ModelEntry:
     if Path(model_id).is_dir() and (Path(model_id) / "config.json").exists():
         return ModelEntry(model_id, "policy" if kind == "policy" else "prm", "reasoning", model_id,
                           "Local Hugging Face folder.", chat_template=True)
+    if kind == "policy" and HUB_ID.match(model_id) and hub_availability(model_id)[0]:
+        # any hub causal LM once it is in the cache (``python app.py download ID`` puts it there)
+        return ModelEntry(model_id, "policy", "reasoning", model_id, "Hub model from the local cache.",
+                          chat_template=True)
     known = ", ".join(e.id for e in CATALOG.values() if e.kind == kind or (kind == "verifier" and e.kind != "policy"))
-    raise ModelLoadError(f"unknown {kind} {model_id!r}: use one of {known}, or a local folder in Hugging Face format")
+    raise ModelLoadError(f"unknown {kind} {model_id!r}: use one of {known}, or a local folder in Hugging Face format"
+                         + (", or a hub id once downloaded (python app.py download ID)" if kind == "policy" else ""))
 
 
 def is_embedded(model_id: str) -> bool:
