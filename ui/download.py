@@ -74,12 +74,12 @@ def build(ctx: AppContext, domain: gr.Dropdown, model: gr.Dropdown, verifier: gr
     def on_choice(model_v, verifier_v):
         target = missing_hub_model(model_v, verifier_v)
         if target is None:
-            return gr.update(visible=False), gr.update(value=""), gr.update(visible=False)
+            return gr.update(visible=False), gr.update(value=""), gr.update(visible=False), gr.update(visible=False)
         text, can = offer_text(ctx, target)
-        return gr.update(visible=True), gr.update(value=text), gr.update(visible=can)
+        return gr.update(visible=True), gr.update(value=text), gr.update(visible=can), gr.update(visible=can)
 
     for widget in (model, verifier):
-        widget.change(on_choice, [model, verifier], [row, info, button], api_visibility="private",
+        widget.change(on_choice, [model, verifier], [row, info, button, stop], api_visibility="private",
                       show_progress="hidden")
 
     def fetch(request: gr.Request, domain_v, model_v, verifier_v, progress=gr.Progress()):
@@ -129,9 +129,9 @@ def build(ctx: AppContext, domain: gr.Dropdown, model: gr.Dropdown, verifier: gr
         d = domain_v if isinstance(domain_v, str) else None
         gr.Info(f"{target} is downloaded and available now.")
         return (gr.update(value=f"**{esc(target)}** is downloaded and available now."), gr.update(visible=False),
-                gr.update(choices=model_choices(d)), gr.update(choices=verifier_choices(d)))
+                gr.update(visible=False), gr.update(choices=model_choices(d)), gr.update(choices=verifier_choices(d)))
 
-    button.click(fetch, [domain, model, verifier], [info, button, model, verifier], api_name="download",
+    button.click(fetch, [domain, model, verifier], [info, button, stop, model, verifier], api_name="download",
                  concurrency_limit=1, concurrency_id="download", show_progress="full", show_progress_on=[info])
 
     def halt(request: gr.Request) -> None:
