@@ -161,3 +161,32 @@ def test_cli_entry_turns_available_then_runs_best_of_n(tmp_path):
         assert gated.stderr.strip().splitlines()[-1].startswith("error: meta-llama/Llama-3.2-1B-Instruct was not found")
     finally:
         hub.stop()
+
+
+def test_downloads_are_the_owners_decision_on_a_public_space(monkeypatch):
+    from engine.limits import Limits
+    from ui.common import AppContext
+    from ui.download import offer_text
+
+    monkeypatch.delenv("TTS_ALLOW_DOWNLOADS", raising=False)
+    monkeypatch.delenv("SYSTEM", raising=False)
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    assert Limits.from_env().allow_downloads
+    monkeypatch.setenv("SPACE_ID", "someone/tts-explorer")
+    assert not Limits.from_env().allow_downloads
+    text, button = offer_text(AppContext(store=None, limits=Limits.from_env()), "Qwen/Qwen2.5-1.5B-Instruct")
+    assert not button and "Downloads are off on this app" in text and "TTS_ALLOW_DOWNLOADS=1" in text
+    monkeypatch.setenv("TTS_ALLOW_DOWNLOADS", "1")
+    assert Limits.from_env().allow_downloads
+    monkeypatch.setenv("TTS_ALLOW_DOWNLOADS", "yes")
+    with pytest.raises(ValueError, match="TTS_ALLOW_DOWNLOADS must be 0 or 1"):
+        Limits.from_env()
+
+
+def test_the_offer_names_the_missing_hub_model_only(hub):
+    from ui.download import missing_hub_model
+    assert missing_hub_model("tiny-arith-s", "tiny-prm") is None
+    assert missing_hub_model("tiny-arith-s", "qwen-prm:Qwen/Qwen2.5-Math-PRM-7B") == "qwen-prm:Qwen/Qwen2.5-Math-PRM-7B"
+    assert missing_hub_model(REPO, "oracle") == REPO
+    download(REPO)
+    assert missing_hub_model(REPO, "oracle") is None

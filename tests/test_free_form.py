@@ -126,3 +126,19 @@ def test_the_context_limit_ends_a_long_rollout_instead_of_failing(gpt2_path):
     assert sample.prompt_tokens + sample.generated_tokens <= 256
     with pytest.raises(ValueError, match="fills the model's context"):
         policy.generate_steps(["12 + 30 " * 200], 1, max_new_tokens=4)
+
+
+def test_explore_passes_the_expected_answer_of_a_typed_question():
+    from engine.limits import Limits
+    from ui.common import AppContext
+    from ui.explore import make_config
+    from ui.registry import param_fields
+
+    fields = param_fields()
+    ctx = AppContext(store=None, limits=Limits(max_budget=64))
+    cfg = make_config(ctx, fields, "reasoning", "some/model", "oracle", "best_of_n", 4, 2, " What is 12 + 30? ", 0,
+                      "last", 0.8, [None] * len(fields), answer_v=" 42 ")
+    assert cfg.problem_text == "What is 12 + 30?" and cfg.answer == "42" and cfg.difficulty is None
+    cfg = make_config(ctx, fields, "reasoning", "tiny-arith-s", "oracle", "best_of_n", 4, 2, "", 0, "last", 0.8,
+                      [None] * len(fields), answer_v="")
+    assert cfg.answer is None

@@ -108,7 +108,7 @@ def build(ctx: AppContext) -> ExploreTab:
         problem = gr.Textbox(label=PROBLEM_BOX["reasoning"][0], lines=1,
                              max_length=PROBLEM_TEXT_MAX, elem_id="explore-problem", scale=4,
                              placeholder=PROBLEM_BOX["reasoning"][1])
-        answer = gr.Textbox(label="Expected answer (a typed question to your own model; empty: not graded)",
+        answer = gr.Textbox("", label="Expected answer (a typed question to your own model; empty: not graded)",
                             lines=1, max_length=ANSWER_MAX, elem_id="explore-answer", scale=2)
     with gr.Accordion("Advanced", open=False):
         with gr.Row():
