@@ -126,6 +126,12 @@ def test_the_context_limit_ends_a_long_rollout_instead_of_failing(gpt2_path):
     assert sample.prompt_tokens + sample.generated_tokens <= 256
     with pytest.raises(ValueError, match="fills the model's context"):
         policy.generate_steps(["12 + 30 " * 200], 1, max_new_tokens=4)
+    from backends.text import prm_families
+    prm = prm_families.load("likelihood", str(gpt2_path), name="gpt2-prm")
+    scores, _ = prm.score_steps(None, "What is 12 + 30?", [["12 + 30 = 42"]])
+    assert len(scores[0]) == 1
+    with pytest.raises(ValueError, match="gpt2-prm cannot score a solution of .* its position table has 256"):
+        prm.score_steps(None, "What is 12 + 30?", [["12 + 30 = 42 " * 60]])
 
 
 def test_explore_passes_the_expected_answer_of_a_typed_question():

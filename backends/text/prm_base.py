@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from backends.text.transformers_lm import flops_for, model_shape, pick_device
+from backends.text.transformers_lm import flops_for, model_shape, pick_device, position_limit
 from backends.text.verifiers import score_prefixes
 from strategies.core import CancelToken, Compute
 
@@ -97,6 +97,8 @@ class PrefixCachedPRM:
         self.batch_size = batch_size
         self.n_params = sum(p.numel() for p in model.parameters())
         self.layers, _, self.hidden = model_shape(getattr(model, "config", None) or object())
+        config = getattr(model, "config", None)
+        self.max_positions = position_limit(config) if config is not None else None
 
     # -- family hooks -------------------------------------------------------------------------------
     def _encode(self, question: str, steps: list[str]) -> tuple[list[int], list[int]]:
@@ -122,6 +124,9 @@ class PrefixCachedPRM:
                 cancel.check()
             built = [self._encode(question, steps) for steps in step_lists[b:b + self.batch_size]]
             width = max(len(ids) for ids, _ in built)
+            if self.max_positions and width > self.max_positions:
+                raise ValueError(f"{self.name} cannot score a solution of {width} tokens: its position table has "
+                                 f"{self.max_positions} (shorter steps, or a verifier with a longer context)")
             ids = torch.full((len(built), width), pad, dtype=torch.long)
             mask = torch.zeros((len(built), width), dtype=torch.long)
             for row, (seq, _) in enumerate(built):
