@@ -96,6 +96,21 @@ def repo_of(model_id: str) -> str:
     return source
 
 
+def first_missing(*model_ids: str | None) -> str | None:
+    """The first of ``model_ids`` (a run's policy and verifier) that is a hub model not in the cache, else None."""
+    for model_id in model_ids:
+        if not isinstance(model_id, str) or not model_id.strip() or len(model_id) > 300:
+            continue
+        try:
+            repo = repo_of(model_id)
+        except DownloadError:
+            continue
+        entry = catalog.CATALOG.get(model_id)
+        if not (entry.availability() if entry is not None else catalog.hub_availability(repo))[0]:
+            return model_id
+    return None
+
+
 def cache_dir() -> str:
     from huggingface_hub import constants
     return str(constants.HF_HUB_CACHE)

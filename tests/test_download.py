@@ -8,6 +8,7 @@ tests patch ``huggingface_hub.constants`` (offline off, the endpoint, a temporar
 its subprocesses their own environment. Every request goes to 127.0.0.1."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
@@ -114,6 +115,7 @@ def test_offline_mode_no_network_and_a_full_disk_are_one_line_each(hub, monkeypa
     hub.stop()  # nothing listens there any more
     with pytest.raises(DownloadError, match=r"^no network: http://127\.0\.0\.1:\d+ cannot be reached"):
         plan(REPO)
+    assert dl.explain(OSError(errno.ENOSPC, "No space left on device"), REPO).startswith("the disk is full: ")
     with pytest.raises(DownloadError, match="nothing to download"):
         plan("tiny-arith-s")
     with pytest.raises(DownloadError, match="not a hub id"):
@@ -184,9 +186,9 @@ def test_downloads_are_the_owners_decision_on_a_public_space(monkeypatch):
 
 
 def test_the_offer_names_the_missing_hub_model_only(hub):
-    from ui.download import missing_hub_model
-    assert missing_hub_model("tiny-arith-s", "tiny-prm") is None
-    assert missing_hub_model("tiny-arith-s", "qwen-prm:Qwen/Qwen2.5-Math-PRM-7B") == "qwen-prm:Qwen/Qwen2.5-Math-PRM-7B"
-    assert missing_hub_model(REPO, "oracle") == REPO
+    from backends.download import first_missing
+    assert first_missing("tiny-arith-s", "tiny-prm") is None
+    assert first_missing("tiny-arith-s", "qwen-prm:Qwen/Qwen2.5-Math-PRM-7B") == "qwen-prm:Qwen/Qwen2.5-Math-PRM-7B"
+    assert first_missing(REPO, "oracle") == REPO
     download(REPO)
-    assert missing_hub_model(REPO, "oracle") is None
+    assert first_missing(REPO, "oracle") is None

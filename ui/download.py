@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
+from backends.download import first_missing
 from ui.common import AppContext, session_key, start_worker
 from ui.figures.style import esc
 from ui.registry import model_choices, verifier_choices
@@ -25,28 +26,6 @@ class DownloadOffer:
     info: gr.Markdown
     button: gr.Button
     stop: gr.Button
-
-
-def missing_hub_model(model: str | None, verifier: str | None) -> str | None:
-    """The first of the chosen policy and verifier that is a hub model and not available here, else None."""
-    from backends import catalog
-    from backends.download import DownloadError, repo_of
-
-    for model_id in (model, verifier):
-        if not isinstance(model_id, str) or not model_id.strip() or len(model_id) > 300:
-            continue
-        entry = catalog.CATALOG.get(model_id)
-        try:
-            repo = repo_of(model_id)
-        except DownloadError:
-            continue
-        if entry is not None:
-            ok = entry.availability()[0]
-        else:
-            ok = catalog.hub_availability(repo)[0]
-        if not ok:
-            return model_id
-    return None
 
 
 def offer_text(ctx: AppContext, model_id: str) -> tuple[str, bool]:
@@ -72,7 +51,7 @@ def build(ctx: AppContext, domain: gr.Dropdown, model: gr.Dropdown, verifier: gr
         stop = gr.Button("Stop download", variant="stop", elem_id="download-stop-btn", scale=0, min_width=120)
 
     def on_choice(model_v, verifier_v):
-        target = missing_hub_model(model_v, verifier_v)
+        target = first_missing(model_v, verifier_v)
         if target is None:
             return gr.update(visible=False), gr.update(value=""), gr.update(visible=False), gr.update(visible=False)
         text, can = offer_text(ctx, target)
@@ -88,7 +67,7 @@ def build(ctx: AppContext, domain: gr.Dropdown, model: gr.Dropdown, verifier: gr
 
         if not ctx.limits.allow_downloads:
             raise gr.Error("Downloads are off on this app.", print_exception=False)
-        target = missing_hub_model(model_v, verifier_v)
+        target = first_missing(model_v, verifier_v)
         if target is None:
             raise gr.Error("The chosen models are already here: nothing to download.", print_exception=False)
         key = session_key(request, "download")
