@@ -4,6 +4,7 @@
     python app.py run ...             run one search and store it
     python app.py sweep ...           run strategies x budgets over a problem set
     python app.py models [--json]     list every model and verifier id the catalog knows
+    python app.py download ID         download a hub model into the local Hugging Face cache
 
 Bad arguments exit with status 2 and one line on stderr.
 """
@@ -76,6 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("models", help="list the models and verifiers the catalog knows")
     m.add_argument("--json", action="store_true", help="print JSON")
 
+    d = sub.add_parser("download", help="download a hub model into the local Hugging Face cache (its size and the "
+                                        "free disk are shown first; Ctrl-C stops it, and a new download resumes)")
+    d.add_argument("model", help="a catalog id (python app.py models) or any hub id owner/name")
+    d.add_argument("--json", action="store_true", help="print one JSON object at the end")
+
     r = sub.add_parser("run", help="run one search, store it, print a summary", epilog=_budgets_help(),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("--domain", default="reasoning")
@@ -87,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="strategy parameter")
     r.add_argument("--problem", default=None, help="problem text")
     r.add_argument("--problem-id", default=None, help="split:index, e.g. test:17")
+    r.add_argument("--answer", default=None, help="the expected answer of a typed --problem to your own model "
+                                                   "(graded by math-verify; without it the answer is not graded)")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--aggregation", default="last", help="PRM aggregation: last, min, prod, mean, model")
     r.add_argument("--temperature", type=float, default=0.8)
@@ -141,6 +149,39 @@ def cmd_models(args) -> int:
     return 0
 
 
+def cmd_download(args) -> int:
+    from backends import catalog
+    from backends.download import DownloadError, download, plan
+    from strategies.core import CancelToken
+    from tqdm import tqdm
+
+    try:
+        p = plan(args.model)
+    except DownloadError as exc:
+        raise CliError(str(exc)) from None
+    print(p.describe(), file=sys.stderr)
+    token = CancelToken()
+    previous = {sig: signal.signal(sig, lambda *_: token.cancel()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with tqdm(total=p.size_bytes, unit="B", unit_scale=True, desc=p.repo_id, file=sys.stderr) as bar:
+            def progress(done: int, total: int | None) -> None:
+                bar.update(done - bar.n)
+            path = download(args.model, progress, token, checked=p)
+    except DownloadError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    ok, reason = catalog.hub_availability(p.repo_id, "model_index.json" if os.path.exists(
+        os.path.join(path, "model_index.json")) else "config.json")
+    if args.json:
+        print(json.dumps({"model": args.model, "repo": p.repo_id, "path": path, "size_bytes": p.size_bytes,
+                          "available": ok, "reason": reason}, indent=2))
+    else:
+        print(f"{args.model}: {reason} ({path})")
+    return 0
+
+
 def _store(args):
     from storage import RunStore, StoreError, default_db_path
     try:
@@ -159,7 +200,7 @@ def cmd_run(args) -> int:
     flops_per_byte = _flops_per_byte(args.flops_per_byte)
     config = RunConfig(domain=args.domain, model=args.model, verifier=args.verifier or None,
                        strategy=args.strategy, budget=args.budget, params=_params(args.param),
-                       problem_text=args.problem, problem_id=args.problem_id, seed=args.seed,
+                       problem_text=args.problem, problem_id=args.problem_id, seed=args.seed, answer=args.answer,
                        aggregation=args.aggregation, temperature=args.temperature, judge=args.judge,
                        trust_remote_code=args.trust_remote_code, options=_params(args.option))
     store = _store(args)
@@ -192,8 +233,9 @@ def cmd_run(args) -> int:
         p = out["problem"]
         print(f"run {out['run_id']} ({out['status']}): {p['text']}")
         if "chosen_judge_score" not in (out.get("extras") or {}):  # a text-to-image answer is its prompt
-            print(f"answer {out['answer']} (truth {p['answer']}, {'correct' if out['correct'] else 'wrong'}), "
-                  f"score {out['score']}")
+            verdict = "not graded: no expected answer" if out["correct"] is None else \
+                f"truth {p['answer']}, {'correct' if out['correct'] else 'wrong'}"
+            print(f"answer {out['answer']} ({verdict}), score {out['score']}")
         c = out["compute"]
         if c.get("nfe"):
             x = out.get("extras") or {}
@@ -327,7 +369,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.verbose:
             logging.getLogger().setLevel(logging.INFO)
         command = args.command or "serve"
-        return {"serve": cmd_serve, "models": cmd_models, "run": cmd_run, "sweep": cmd_sweep}[command](args)
+        return {"serve": cmd_serve, "models": cmd_models, "run": cmd_run, "sweep": cmd_sweep,
+                "download": cmd_download}[command](args)
     except CliError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

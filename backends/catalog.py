@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ from backends.errors import InputError
 log = logging.getLogger(__name__)
 
 EMBEDDED_DIR = Path(__file__).resolve().parent / "embedded" / "models"
+HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")  # owner/name
 
 
 class ModelLoadError(InputError):
@@ -222,8 +224,10 @@ def _prefixed(model_id: str, kind: str) -> ModelEntry | None:
     if prefix == "vllm":
         if kind != "policy":
             raise ModelLoadError(f"{model_id} is a policy, not a verifier")
-        return ModelEntry(model_id, "policy", "reasoning", rest, "vLLM in process.", delimiter=MATH_DELIMITER,
-                          chat_template=True, backend="vllm", hardware="CUDA GPU")
+        embedded = _in_embedded(rest)  # an embedded folder keeps its one-line steps, as under transformers
+        return ModelEntry(model_id, "policy", "reasoning", rest, "vLLM in process.",
+                          delimiter="\n" if embedded else MATH_DELIMITER, chat_template=not embedded, backend="vllm",
+                          hardware="CUDA GPU")
     if prefix in FAMILY_PREFIXES or prefix == "judge":
         if kind == "policy":
             raise ModelLoadError(f"{model_id} is a verifier, not a policy")
@@ -262,8 +266,27 @@ def resolve(model_id: str, kind: str) -> ModelEntry:
     if Path(model_id).is_dir() and (Path(model_id) / "config.json").exists():
         return ModelEntry(model_id, "policy" if kind == "policy" else "prm", "reasoning", model_id,
                           "Local Hugging Face folder.", chat_template=True)
+    if kind == "policy" and HUB_ID.match(model_id) and hub_availability(model_id)[0]:
+        # any hub causal LM once it is in the cache (``python app.py download ID`` puts it there)
+        return ModelEntry(model_id, "policy", "reasoning", model_id, "Hub model from the local cache.",
+                          chat_template=True)
     known = ", ".join(e.id for e in CATALOG.values() if e.kind == kind or (kind == "verifier" and e.kind != "policy"))
-    raise ModelLoadError(f"unknown {kind} {model_id!r}: use one of {known}, or a local folder in Hugging Face format")
+    raise ModelLoadError(f"unknown {kind} {model_id!r}: use one of {known}, or a local folder in Hugging Face format"
+                         + (", or a hub id once downloaded (python app.py download ID)" if kind == "policy" else ""))
+
+
+def _in_embedded(source: str) -> bool:
+    path = Path(source)
+    return path.is_dir() and path.resolve().is_relative_to(EMBEDDED_DIR.resolve())
+
+
+def is_embedded(model_id: str) -> bool:
+    """Whether a policy id is one of the embedded arithmetic models (by id, or by its folder under any backend):
+    typed problems for them are arithmetic chains, for any other policy free-form questions."""
+    try:
+        return _in_embedded(resolve(model_id, "policy").source)
+    except ModelLoadError:
+        return False
 
 
 _load_lock = threading.Lock()

@@ -20,10 +20,14 @@ class Limits:
     max_seeds: int = 5
     max_sweep_runs: int = 20_000
     flops_per_byte: float = H100_FLOPS_PER_BYTE
+    # the web app's model downloads (backends.download): the owner's decision on a public Space, so off there
+    # unless TTS_ALLOW_DOWNLOADS=1; on by default elsewhere; TTS_ALLOW_DOWNLOADS=0 turns them off anywhere
+    allow_downloads: bool = True
 
     @classmethod
     def from_env(cls) -> "Limits":
-        """Caps from TTS_MAX_BUDGET / TTS_MAX_PROBLEMS / TTS_MAX_SEEDS; tighter defaults on a public Space."""
+        """Caps from TTS_MAX_BUDGET / TTS_MAX_PROBLEMS / TTS_MAX_SEEDS (tighter defaults on a public Space) and
+        TTS_ALLOW_DOWNLOADS."""
         base = cls(max_budget=16, max_problems=20, max_seeds=2, max_sweep_runs=400) if on_space() else cls()
 
         def read(name: str, default: int) -> int:
@@ -38,7 +42,11 @@ class Limits:
                 raise ValueError(f"{name} must be at least 1, got {value}")
             return value
 
-        return cls(max_budget=read("TTS_MAX_BUDGET", base.max_budget),
+        raw = os.environ.get("TTS_ALLOW_DOWNLOADS")
+        if raw is not None and raw not in ("0", "1"):
+            raise ValueError(f"TTS_ALLOW_DOWNLOADS must be 0 or 1, got {raw!r}")
+        return cls(allow_downloads=raw == "1" if raw is not None else not on_space(),
+                   max_budget=read("TTS_MAX_BUDGET", base.max_budget),
                    max_problems=read("TTS_MAX_PROBLEMS", base.max_problems),
                    max_seeds=read("TTS_MAX_SEEDS", base.max_seeds),
                    max_sweep_runs=read("TTS_MAX_SWEEP_RUNS", base.max_sweep_runs),

@@ -45,6 +45,7 @@ class RunConfig:
     trust_remote_code: bool = False
     sweep_id: str | None = None
     options: dict = field(default_factory=dict)  # domain options (image: steps, eta, guidance, scheduler, previews)
+    answer: str | None = None  # the expected answer of a typed free-form question (reasoning, not embedded policies)
 
 
 @dataclass
@@ -86,6 +87,8 @@ def prepare(config: RunConfig, limits: Limits | None = None) -> Prepared:
         raise ConfigError(f"aggregation must be one of {', '.join(AGGREGATIONS)}")
     if not 0.0 <= float(config.temperature) <= 2.0:
         raise ConfigError(f"temperature must be between 0 and 2, got {config.temperature}")
+    if config.answer and config.domain != "reasoning":
+        raise ConfigError(f"an expected answer is for a typed question in the reasoning domain, not {config.domain}")
     values = dict(config.params)
     budget_spec = info.budget_spec
     if budget_spec.hi is None or budget_spec.hi > 1:  # greedy has no budget to set

@@ -79,14 +79,16 @@ def _cli(*args, env_db):
 
 
 def test_cli_run_json_with_a_local_model_folder(tmp_path, random_lm_path):
+    # a typed problem for a model of your own is a free-form question, graded against --answer
     p = _cli("run", "--model", str(random_lm_path), "--verifier", "oracle", "--strategy", "best_of_n",
-             "--budget", "3", "--problem", "Start with 2. Add 3.", "--json", env_db=tmp_path / "x.db")
+             "--budget", "3", "--problem", "Start with 2. Add 3.", "--answer", "5", "--json", env_db=tmp_path / "x.db")
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout)
     for key in ("run_id", "problem", "prompt", "answer", "correct", "score", "compute"):
         assert key in out
-    assert out["prompt"] == "Start with 2. Add 3.\n"
-    assert out["problem"]["answer"] == "5"
+    from backends.text.math_grading import MATH_SYSTEM
+    assert out["prompt"] == f"Start with 2. Add 3.\n{MATH_SYSTEM}\n\n"  # no chat template: the raw prompt
+    assert out["problem"]["answer"] == "5" and isinstance(out["correct"], bool)
 
 
 @pytest.mark.parametrize("args, needle", [

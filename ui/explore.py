@@ -22,6 +22,7 @@ from ui.figures.style import empty_figure
 from ui.figures.tables import compute_meter_html, status_html
 from ui.figures.tree import tree_figure
 from ui.fold import ViewState, fold, step_count
+from ui import download as download_ui
 from ui.common import (AppContext, Viewer, build_viewer, candidates_update, confidence_update, gallery_update, load_values,
                        nfe_update,
                        parse_choice, parse_int, particles_update, session_key, start_worker, strips_update)
@@ -38,6 +39,7 @@ DEFAULT_BUDGET = 16
 DEFAULT_DIFFICULTY = 3
 DEFAULT_DIGIT = 3
 DEFAULT_PROMPT = "test:0"
+ANSWER_MAX = 200
 # the image domains' sampler options Explore offers, in widget order; a domain gets those its backend knows
 SAMPLER_OPTIONS = ("steps", "eta", "guidance", "scheduler", "diffusion", "interpolant")
 PROBLEM_BOX = {  # label and placeholder of the typed-problem box, per domain
@@ -84,6 +86,7 @@ def build(ctx: AppContext) -> ExploreTab:
         budget = gr.Dropdown(budgets, value=default_budget, label="Budget (N)", allow_custom_value=True,
                              elem_id="explore-budget", scale=1, min_width=110,
                              info=f"at most {ctx.limits.max_budget} here")
+    download_ui.build(ctx, domain, model, verifier)
     strategy_info = gr.Markdown(strategy_markdown(DEFAULT_STRATEGY), elem_id="explore-strategy-info")
     param_boxes: list[gr.Component] = []
     groups: dict[str, gr.Row] = {}
@@ -106,6 +109,8 @@ def build(ctx: AppContext) -> ExploreTab:
         problem = gr.Textbox(label=PROBLEM_BOX["reasoning"][0], lines=1,
                              max_length=PROBLEM_TEXT_MAX, elem_id="explore-problem", scale=4,
                              placeholder=PROBLEM_BOX["reasoning"][1])
+        answer = gr.Textbox("", label="Expected answer (a typed question to your own model; empty: not graded)",
+                            lines=1, max_length=ANSWER_MAX, elem_id="explore-answer", scale=2)
     with gr.Accordion("Advanced", open=False):
         with gr.Row():
             seed = gr.Number(0, precision=0, label="Seed", elem_id="explore-seed")
@@ -147,7 +152,8 @@ def build(ctx: AppContext) -> ExploreTab:
                     api_visibility="private", show_progress="hidden", queue=False)
 
     switched = {"strategy": strategy, "model": model, "verifier": verifier, "difficulty": difficulty, "digit": digit,
-                "prompt_id": prompt_id, "problem": problem, "aggregation": aggregation, "temperature": temperature,
+                "prompt_id": prompt_id, "problem": problem, "answer": answer, "aggregation": aggregation,
+                "temperature": temperature,
                 "sampler_row": sampler_row, **dict(zip(SAMPLER_OPTIONS, sampler))}
 
     def on_domain(d: str) -> dict:
@@ -161,16 +167,16 @@ def build(ctx: AppContext) -> ExploreTab:
     # parameter names are the API's names (they shadow the widgets only inside this function)
     def run(request: gr.Request, domain, model, verifier, strategy, budget, difficulty, problem,
             seed, aggregation, temperature, digit, prompt_id, steps, eta, guidance, scheduler, diffusion,
-            interpolant, *strategy_params) -> Iterator[tuple]:
+            interpolant, answer, *strategy_params) -> Iterator[tuple]:
         config = make_config(ctx, fields, domain, model, verifier, strategy, budget, difficulty,
                              problem, seed, aggregation, temperature, strategy_params, digit_v=digit,
                              prompt_id_v=prompt_id,
-                             sampler_values=(steps, eta, guidance, scheduler, diffusion, interpolant))
+                             sampler_values=(steps, eta, guidance, scheduler, diffusion, interpolant), answer_v=answer)
         yield from stream_run(ctx, config, session_key(request, "run"), viewer)
 
     run_event = run_btn.click(
         run, [domain, model, verifier, strategy, budget, difficulty, problem, seed, aggregation, temperature,
-              digit, prompt_id, *sampler, *param_boxes],
+              digit, prompt_id, *sampler, answer, *param_boxes],
         viewer.load_outputs, api_name="run", concurrency_limit=ctx.run_concurrency, concurrency_id="run",
         show_progress="minimal", show_progress_on=[viewer.status])
 
@@ -201,6 +207,7 @@ def domain_updates(domain: str) -> dict[str, Any]:
            "verifier": gr.update(choices=verifiers, value=default_verifier(d)),
            "difficulty": gr.update(visible=not img), "digit": gr.update(visible=d == "image"),
            "prompt_id": gr.update(visible=d == "t2i"), "problem": gr.update(label=label, placeholder=placeholder),
+           "answer": gr.update(visible=not img),
            "aggregation": gr.update(visible=not img), "temperature": gr.update(visible=not img),
            "sampler_row": gr.update(visible=img)}
     if not img:  # the sampler row is hidden: its widgets keep what they show
@@ -253,14 +260,15 @@ def _check_problem(domain: str, text: str | None, problem_id: str | None) -> Non
 
 def make_config(ctx: AppContext, fields: list[ParamField], domain_v, model_v, verifier_v, strategy_v, budget_v,
                 difficulty_v, problem_v, seed_v, aggregation_v, temperature_v, param_values, digit_v=None,
-                sampler_values: tuple = (), prompt_id_v=None):
+                sampler_values: tuple = (), prompt_id_v=None, answer_v=None):
     """A RunConfig from raw widget / API values; gr.Error with a clear message on anything bad.
 
     Reasoning runs take the difficulty unless a problem is typed, and the aggregation and temperature. The
     image domains take the sampler options their backend knows (``SAMPLER_OPTIONS`` order; the scheduler
     checked against the offered choices, the numbers by the engine, which names a bad one), and as the problem
     the typed text, else the digit (image: problem ``test:<digit>``) or the bundled prompt (t2i: ``test:<i>``).
-    An empty model or verifier is the domain's first."""
+    An empty model or verifier is the domain's first. ``answer_v`` is the expected answer of a typed question
+    to a policy of one's own (reasoning only; empty: the run is not graded)."""
     from engine.run import RunConfig
     from strategies.core import AGGREGATIONS
     from strategies.registry import STRATEGIES
@@ -286,6 +294,9 @@ def make_config(ctx: AppContext, fields: list[ParamField], domain_v, model_v, ve
     if len(text) > PROBLEM_TEXT_MAX:
         raise gr.Error(f"the problem text is too long ({PROBLEM_TEXT_MAX} characters at most)",
                        print_exception=False)
+    expected = answer_v.strip() if isinstance(answer_v, str) else ""
+    if len(expected) > ANSWER_MAX:
+        raise gr.Error(f"the expected answer is too long ({ANSWER_MAX} characters at most)", print_exception=False)
     params: dict[str, Any] = {}
     for f, value in zip(fields, param_values):
         if f.strategy == strategy_v and value is not None:
@@ -296,7 +307,7 @@ def make_config(ctx: AppContext, fields: list[ParamField], domain_v, model_v, ve
                   params=params, problem_text=text or None, seed=seed_n)
     if domain_v not in IMAGE_DOMAINS:
         return RunConfig(**common, difficulty=None if text else difficulty_n, aggregation=aggregation_v,
-                         temperature=temp)
+                         temperature=temp, answer=expected or None)
     if text:
         problem_id = None
     elif domain_v == "t2i":

@@ -38,6 +38,20 @@ def extract_boxed(text: str) -> str | None:
     return best.strip() if best is not None else None
 
 
+# "The answer is 42." / "the final answer is: $x^2$" (the phrase the MATH prompts and the embedded chains use)
+_ANSWER_IS = re.compile(r"[Tt]he (?:final )?answer is:?\s*(.+?)\s*\.?\s*$", re.MULTILINE)
+
+
+def extract_answer(text: str) -> str | None:
+    """The final answer a solution states: its last ``\\boxed{}``, else what follows its last "The answer is"
+    on that line; None when it states neither."""
+    boxed = extract_boxed(text)
+    if boxed is not None:
+        return boxed
+    found = _ANSWER_IS.findall(text)
+    return (found[-1].strip() or None) if found else None
+
+
 def normalize_answer(answer: str | None) -> str | None:
     """A light canonical form for grouping equal answers (votes): spacing, \\left/\\right, text wrappers, ``$``."""
     if answer is None:
@@ -88,11 +102,12 @@ def is_equivalent(gold: str | None, pred: str | None, timeout_s: float = GRADE_T
 
 @dataclass(frozen=True)
 class MathProblem:
-    """A free-form math problem from a dataset (MATH-500, GSM8K) or typed by the user."""
+    """A free-form math problem from a dataset (MATH-500, GSM8K) or typed by the user; a typed question's
+    ``answer`` is the one the user expects, None when none was given (then nothing is graded)."""
 
-    uid: str
+    uid: str | None
     text: str
-    answer: str
+    answer: str | None
     solution: str = ""
     difficulty: int | None = None
     subject: str | None = None
@@ -107,9 +122,9 @@ class MathProblem:
 class MathTask:
     """The reasoning space's view of a math problem: steps split at blank lines, answers in \\boxed{}.
 
-    A step is final when it holds a complete ``\\boxed{...}``; ``extract`` reads the last boxed answer of a
-    text and normalizes it lightly so equal answers group together for voting; ``split`` never makes an
-    empty trailing step (a trailing "\\n\\n" is not a step).
+    A step is final when it states an answer (``extract_answer``: a complete ``\\boxed{...}``, else "The answer
+    is ..."); ``extract`` reads the last one of a text and normalizes it lightly so equal answers group
+    together for voting; ``split`` never makes an empty trailing step (a trailing "\\n\\n" is not a step).
     """
 
     problem: MathProblem
@@ -119,10 +134,10 @@ class MathTask:
     _same: dict[tuple[str, str], bool] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def extract(self, text: str) -> str | None:
-        return normalize_answer(extract_boxed(text))
+        return normalize_answer(extract_answer(text))
 
     def is_final_step(self, step: str) -> bool:
-        return extract_boxed(step) is not None
+        return extract_answer(step) is not None
 
     def split(self, text: str) -> list[str]:
         return [p.strip() for p in text.split(self.delimiter) if p.strip()]
@@ -155,7 +170,7 @@ class MathOracle:
     is_oracle = True
 
     def _value(self, problem: MathProblem, steps: list[str]) -> float:
-        answer = extract_boxed("\n\n".join(steps))
+        answer = extract_answer("\n\n".join(steps))
         if answer is None:
             return 0.5
         return 1.0 if is_equivalent(problem.answer, answer) else 0.0

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from backends.text.transformers_lm import (flops_for, forward_mem_bytes, kv_token_bytes, model_shape, param_bytes,
-                                           pick_device)
+                                           pick_device, position_limit)
 from backends.text.verifiers import score_prefixes
 from strategies.core import CancelToken, Compute
 
@@ -101,6 +101,8 @@ class PrefixCachedPRM:
         value_bytes = next(model.parameters()).element_size()
         self.weight_bytes = param_bytes(model)
         self.token_kv = kv_token_bytes(self.layers, kv_width, value_bytes)
+        config = getattr(model, "config", None)
+        self.max_positions = position_limit(config) if config is not None else None
 
     # -- family hooks -------------------------------------------------------------------------------
     def _encode(self, question: str, steps: list[str]) -> tuple[list[int], list[int]]:
@@ -126,6 +128,9 @@ class PrefixCachedPRM:
                 cancel.check()
             built = [self._encode(question, steps) for steps in step_lists[b:b + self.batch_size]]
             width = max(len(ids) for ids, _ in built)
+            if self.max_positions and width > self.max_positions:
+                raise ValueError(f"{self.name} cannot score a solution of {width} tokens: its position table has "
+                                 f"{self.max_positions} (shorter steps, or a verifier with a longer context)")
             ids = torch.full((len(built), width), pad, dtype=torch.long)
             mask = torch.zeros((len(built), width), dtype=torch.long)
             for row, (seq, _) in enumerate(built):

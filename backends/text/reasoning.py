@@ -215,10 +215,25 @@ def resolve_problem(problem_text: str | None, problem_id: str | None, difficulty
         raise InputError(str(exc)) from None
 
 
+PROBLEM_TEXT_LIMIT = 2000
+
+
 def _typed_problem(text: str) -> arith.Problem:
-    if len(text) > 2000:
-        raise InputError("the problem text is too long (2000 characters at most)")
-    return arith.parse_problem(text)
+    if len(text) > PROBLEM_TEXT_LIMIT:
+        raise InputError(f"the problem text is too long ({PROBLEM_TEXT_LIMIT} characters at most)")
+    try:
+        return arith.parse_problem(text)
+    except arith.ProblemFormatError as exc:
+        raise InputError(f"{exc} This grammar is for the embedded policies only: give your own model (a hub id or "
+                         "a local folder) and a typed question goes to it free-form.") from None
+
+
+def free_form_problem(text: str, answer: str | None) -> math_grading.MathProblem:
+    """A typed question for a policy other than the embedded ones: answered like a MATH-500 problem, graded by
+    math-verify against ``answer`` when the user gives one, else left ungraded."""
+    if len(text) > PROBLEM_TEXT_LIMIT:
+        raise InputError(f"the problem text is too long ({PROBLEM_TEXT_LIMIT} characters at most)")
+    return math_grading.MathProblem(uid=None, text=text.strip(), answer=answer)
 
 
 def _problem_at(split: str, index: int):
@@ -250,8 +265,10 @@ class ReasoningRun:
                               aggregation=config.aggregation, temperature=float(config.temperature),
                               seed=config.seed, cancel=cancel)
 
-    def grade(self, answer: str | None) -> bool:
+    def grade(self, answer: str | None) -> bool | None:
         if isinstance(self.problem, math_grading.MathProblem):
+            if self.problem.answer is None:  # a typed question without an expected answer: shown ungraded
+                return None
             return math_grading.is_equivalent(self.problem.answer, answer)
         return arith.is_correct(self.problem, answer)
 
@@ -260,9 +277,22 @@ class ReasoningRun:
 
 
 def prepare(config, uses_verifier: bool) -> ReasoningRun:
-    """Resolve the problem and load the policy (and verifier); InputError on anything unusable."""
-    problem = resolve_problem(config.problem_text, config.problem_id, config.difficulty)
+    """Resolve the problem and load the policy (and verifier); InputError on anything unusable.
+
+    Typed text is an arithmetic chain for the embedded policies and a free-form question for any other
+    (``free_form_problem``); ``config.answer``, the answer the user expects, goes only with the latter."""
+    answer = (config.answer or "").strip() or None
+    if config.problem_text and config.problem_text.strip() and not catalog.is_embedded(config.model):
+        problem = free_form_problem(config.problem_text, answer)
+    else:
+        if answer is not None:
+            raise InputError("an expected answer goes only with a typed question to your own model (a hub id or a "
+                             "local folder): arithmetic chains and dataset problems carry their own")
+        problem = resolve_problem(config.problem_text, config.problem_id, config.difficulty)
     is_math = isinstance(problem, math_grading.MathProblem)
+    if is_math and problem.answer is None and uses_verifier and config.verifier == "oracle":
+        raise InputError("the oracle grades against the expected answer: give it (--answer, or Expected answer in "
+                         "Explore), or choose another verifier")
     # Free-form math steps are paragraphs: a blank line ends a step unless the catalog entry says otherwise.
     delimiter = None
     if is_math:

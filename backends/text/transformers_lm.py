@@ -73,6 +73,16 @@ def model_shape(config) -> tuple[int, int, int]:
     return layers, kv_heads * head_dim, hidden
 
 
+def position_limit(config) -> int | None:
+    """The number of positions a model with a learned position table has (GPT-2's ``wpe``): an index past it
+    fails. None for rotary models, which run past ``max_position_embeddings`` (untrained there, but they run, and
+    the embedded models' behaviour is kept as it was)."""
+    cfg = getattr(config, "text_config", None) or config
+    rotary = any(getattr(cfg, k, None) is not None for k in ("rope_parameters", "rope_theta", "rope_scaling",
+                                                                "rotary_dim", "rotary_pct"))
+    return None if rotary else getattr(cfg, "max_position_embeddings", None)
+
+
 def flops_for(params: int, layers: int, hidden: int, new_tokens: int, context: int) -> float:
     """About 2 x params per token plus attention: 2 x layers x context x hidden x 2 (scores and values)."""
     return 2.0 * params * new_tokens + 4.0 * layers * hidden * context * new_tokens
@@ -118,6 +128,7 @@ class CausalLMPolicy:
         self.n_params = sum(p.numel() for p in self.model.parameters())
         self.layers, self.kv_width, self.hidden = model_shape(self.model.config)
         self.bytes_per_value = torch.finfo(self.dtype).bits // 8
+        self.max_positions = position_limit(self.model.config)
 
     def _eos_ids(self) -> set[int]:
         ids = set()
@@ -160,6 +171,11 @@ class CausalLMPolicy:
         enc = self.tokenizer(prefixes, return_tensors="pt", padding=True, add_special_tokens=False)
         ids, mask = enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device)
         prompt_lens = mask.sum(1).tolist()
+        if self.max_positions:  # a sequence at the end of the position table stops there, unfinished
+            if ids.shape[1] >= self.max_positions:
+                raise ValueError(f"the prompt ({ids.shape[1]} tokens) fills the model's context of "
+                                 f"{self.max_positions} positions")
+            max_new_tokens = min(max_new_tokens, self.max_positions - ids.shape[1])
         gen = torch.Generator(device=self.device).manual_seed(seed)
 
         # Prefill every distinct prefix once, then repeat its cache for the k samples.
