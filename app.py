@@ -1,6 +1,7 @@
 """TTS Explorer: watch test-time scaling search happen.
 
-    python app.py                     serve the web app (127.0.0.1:7860 by default)
+    python app.py                     serve the web app (127.0.0.1:7860 by default) and the OpenAI
+                                      gateway on the same port under /v1
     python app.py run ...             run one search and store it
     python app.py sweep ...           run strategies x budgets over a problem set
     python app.py models [--json]     list every model and verifier id the catalog knows
@@ -262,8 +263,7 @@ def cmd_serve(args) -> int:
     # @spaces.GPU functions when the app launches (engine.zerogpu decorates the run's model work at import)
     from engine import zerogpu  # noqa: F401
     from engine.limits import Limits
-    from storage import StoreError
-    from ui.app import build_app, launch
+    from gateway.server import serve
 
     store = _store(args)
     try:
@@ -271,7 +271,7 @@ def cmd_serve(args) -> int:
     except ValueError as exc:
         raise CliError(str(exc)) from None
     try:
-        launch(build_app(store, limits), host=args.host, port=args.port)
+        serve(store, limits, host=args.host, port=args.port)  # the web app, and the OpenAI gateway under /v1
     except ValueError as exc:  # a bad address or images folder: one line, exit 2
         raise CliError(str(exc)) from None
     return 0
