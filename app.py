@@ -108,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
                    help="domain option for every run (image: steps, eta, guidance, scheduler, previews)")
     s.add_argument("--resume", action="store_true", help="skip runs already stored in this database")
+    s.add_argument("--workers", type=int, default=1,
+                   help="runs at once (more than 1 only with an OpenAI-compatible endpoint policy, openai:...)")
     s.add_argument("--db", dest="sub_db", default=None)
     s.add_argument("--out", default=None, help="write the JSON result here")
     return p
@@ -222,7 +224,7 @@ def cmd_sweep(args) -> int:
         bar.refresh()
 
     try:
-        result = run_sweep(config, store, progress=progress)
+        result = run_sweep(config, store, progress=progress, workers=args.workers)
     except ConfigError as exc:
         raise CliError(str(exc)) from None
     finally:
