@@ -107,3 +107,15 @@ def dequantized_folder() -> Path:
         tok.save_pretrained(tmp)
         tmp.rename(cache)
     return cache
+
+
+def sweep_runs(store, sweep_id: str) -> dict:
+    """What two sweeps are compared on: each run by (strategy, budget, problem, seed), with its status, answer,
+    prompt and generated tokens and every node's text."""
+    out = {}
+    for run in store.list_runs(sweep_id=sweep_id, limit=100_000):
+        texts = [e["preview"] for e in store.events(run["id"]) if e["type"] == "NodeAdded"]
+        t = run["totals"]
+        out[(run["strategy"], run["budget"], run["problem_uid"], run["seed"])] = (
+            run["status"], run["answer"], t["prompt_tokens"], t["generated_tokens"], texts)
+    return out

@@ -115,17 +115,6 @@ def test_token_counts_match_transformers_on_the_dequantized_weights(server, smol
         assert abs(r["server_text_retokenized"] - r["server_gen"]) <= 2
 
 
-def _runs_by_cell(store, sweep_id: str) -> dict:
-    """Each run of a sweep by (strategy, budget, problem, seed): its answer, token counts and every node's text."""
-    out = {}
-    for run in store.list_runs(sweep_id=sweep_id, limit=1000):
-        texts = [e["preview"] for e in store.events(run["id"]) if e["type"] == "NodeAdded"]
-        t = run["totals"]
-        out[(run["strategy"], run["budget"], run["problem_uid"], run["seed"])] = (
-            run["status"], run["answer"], t["prompt_tokens"], t["generated_tokens"], texts)
-    return out
-
-
 @pytest.fixture(scope="module")
 def batch1_server(tmp_path_factory):
     """The server evaluating one token per batch. llama.cpp's logits depend on the batch a token is evaluated in,
@@ -155,7 +144,7 @@ def test_a_sweep_with_four_workers_gives_the_results_of_one(batch1_server, smol_
             store = RunStore(tmp_path / f"w{workers}.db")
             stores.append(store)
             results.append(run_sweep(cfg, store, limits=Limits(), workers=workers))
-        one, four = (_runs_by_cell(s, r["config"]["sweep_id"]) for s, r in zip(stores, results))
+        one, four = (llama_server.sweep_runs(s, r["config"]["sweep_id"]) for s, r in zip(stores, results))
     finally:
         for s in stores:
             s.close()
