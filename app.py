@@ -199,8 +199,9 @@ def cmd_run(args) -> int:
 
 
 def cmd_sweep(args) -> int:
+    from engine.limits import Limits
     from engine.run import ConfigError
-    from engine.sweep import SweepConfig, run_sweep
+    from engine.sweep import SweepConfig, check_workers, run_sweep, validate
     from tqdm import tqdm
 
     params: dict[str, dict] = {}
@@ -215,6 +216,12 @@ def cmd_sweep(args) -> int:
                          seeds=_int_list(args.seeds, "--seeds"), aggregation=args.aggregation,
                          temperature=args.temperature, params=params, resume=args.resume, judge=args.judge,
                          options=_params(args.option))
+    try:  # refused before the progress bar is drawn, so a refusal is one line on stderr
+        limits = Limits.from_env()
+        validate(config, limits)
+        check_workers(config, args.workers)
+    except ValueError as exc:  # ConfigError, and a bad TTS_MAX_* variable
+        raise CliError(str(exc)) from None
     store = _store(args)
     bar = tqdm(total=1, desc="sweep", unit="run", file=sys.stderr)
 
@@ -224,7 +231,7 @@ def cmd_sweep(args) -> int:
         bar.refresh()
 
     try:
-        result = run_sweep(config, store, progress=progress, workers=args.workers)
+        result = run_sweep(config, store, progress=progress, limits=limits, workers=args.workers)
     except ConfigError as exc:
         raise CliError(str(exc)) from None
     finally:

@@ -111,21 +111,21 @@ class Gateway:
             raise ApiError(400, "the request body is not valid JSON") from None
         req = protocol.parse_request(body, kind, self.limits)
         queue, cancel = self._start(req.config)
-        first = await queue.get()
-        if isinstance(first, ApiError):
-            raise first
-        run_id = first["run_id"]
-        url = f"{str(request.base_url).rstrip('/')}/?run={run_id}"  # the web app opens the run it names
-        if req.stream:
-            return StreamingResponse(self._stream(req, run_id, url, first, queue, cancel),
-                                     media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
-        end = first
         try:
+            first = await queue.get()
+            if isinstance(first, ApiError):
+                raise first
+            run_id = first["run_id"]
+            url = f"{str(request.base_url).rstrip('/')}/?run={run_id}"  # the web app opens the run it names
+            if req.stream:
+                return StreamingResponse(self._stream(req, run_id, url, first, queue, cancel),
+                                         media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+            end = first
             while (item := await queue.get()) is not _END:
                 if isinstance(item, ApiError):
                     raise item
                 end = item
-        except asyncio.CancelledError:
+        except asyncio.CancelledError:  # the server dropped the request (client gone, shutdown): stop its run
             cancel.cancel()
             raise
         if end["type"] != "RunEnded" or end["status"] != "finished":
