@@ -96,6 +96,12 @@ def _policy_entry(policy: str) -> None:
     _check(ok, f"model {policy!r} is not available here: {reason}", "model", "model_not_found", status=404)
 
 
+def _given(body: dict, name: str, default: Any) -> Any:
+    """An OpenAI field's value, or ``default`` when it is absent or null (clients send null for "not set")."""
+    value = body.get(name)
+    return default if value is None else value
+
+
 def _whole(value: Any, name: str) -> int:
     _check(isinstance(value, int) and not isinstance(value, bool), f"{name} must be a whole number, got {value!r}",
            name)
@@ -129,12 +135,12 @@ def parse_request(body: Any, kind: str, limits: Limits) -> GatewayRequest:
     _check(verifier is None or isinstance(verifier, str), "tts.verifier must be a verifier id", "tts.verifier")
     for name in ("aggregation", "problem_id"):
         _check(not isinstance(tts.get(name), (dict, list, int, float)), f"tts.{name} must be a string", f"tts.{name}")
-    _check(body.get("n", 1) == 1, "n must be 1: a run answers with the one candidate it chose", "n")
-    temperature = body.get("temperature", DEFAULTS.temperature)
+    _check(_given(body, "n", 1) == 1, "n must be 1: a run answers with the one candidate it chose", "n")
+    temperature = _given(body, "temperature", DEFAULTS.temperature)
     _check(isinstance(temperature, (int, float)) and not isinstance(temperature, bool) and 0 <= temperature <= 2,
            "temperature must be a number from 0 to 2", "temperature")
-    seed = _whole(body.get("seed", DEFAULTS.seed), "seed")
-    stream = body.get("stream", False)
+    seed = _whole(_given(body, "seed", DEFAULTS.seed), "seed")
+    stream = _given(body, "stream", False)
     _check(isinstance(stream, bool), "stream must be true or false", "stream")
     problem = _chat_problem(body) if kind == "chat" else _completion_problem(body)
     _policy_entry(policy)

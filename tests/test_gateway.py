@@ -3,8 +3,11 @@ what ``python app.py`` runs) on 127.0.0.1, on the embedded models: answers, real
 streaming, the refusals with their status codes, the API-key rule, and the run link opening in the web app."""
 from __future__ import annotations
 
+import http.client
 import json
 import shutil
+import socket
+import time
 import urllib.error
 import urllib.request
 
@@ -55,8 +58,9 @@ def test_requests_are_read_into_run_configs():
     c = req.config
     assert (c.model, c.strategy, c.budget, c.params, c.problem_text, c.seed, c.temperature) == \
         ("tiny-arith-s", "beam_search", 8, {"beam_width": 2}, PROBLEM, 3, 0.5)
-    assert parse_request({"model": "tiny-arith-s", "prompt": "", "tts": {"problem_id": "test:4"}}, "completion",
-                         limits).config.problem_id == "test:4"
+    by_id = parse_request({"model": "tiny-arith-s", "prompt": "", "seed": None, "temperature": None,
+                           "tts": {"problem_id": "test:4"}}, "completion", limits).config
+    assert (by_id.problem_id, by_id.problem_text, by_id.seed, by_id.temperature) == ("test:4", None, 0, 0.8)
     for body, param in [({**base, "tts": {"strategy": "mcts"}}, "tts.strategy"),       # two strategies named
                         ({**base, "tts": {"beam": 4}}, "tts.beam"),                     # unknown field
                         ({**base, "n": 2}, "n"),
@@ -133,6 +137,24 @@ def test_a_raw_stream_is_server_sent_events_ending_in_done(gateway):
     chunks = [json.loads(ln[6:]) for ln in lines[:-1]]
     assert {c["object"] for c in chunks} == {"text_completion"}
     assert "The answer is" in "".join(c["choices"][0]["text"] for c in chunks)
+
+
+def test_a_stream_the_client_closes_cancels_its_run(gateway):
+    url, store = gateway
+    host, port = url[len("http://"):].rstrip("/").split(":")
+    body = json.dumps({"model": "mcts:tiny-arith-s", "prompt": "", "stream": True,
+                       "tts": {"budget": 64, "problem_id": "test:4"}})  # difficulty 5: seconds of search
+    conn = http.client.HTTPConnection(host, int(port), timeout=120)
+    conn.request("POST", "/v1/completions", body, {"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    first = json.loads(resp.readline().decode()[len("data: "):])
+    rid = first["tts"]["run_id"]
+    conn.sock.shutdown(socket.SHUT_RDWR)  # the client goes away mid-search
+    conn.close()
+    deadline = time.monotonic() + 120
+    while store.get_run(rid)["status"] == "running" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert store.get_run(rid)["status"] == "cancelled"
 
 
 def test_refusals_are_openai_errors_with_4xx_codes_and_store_nothing(gateway):
