@@ -99,9 +99,10 @@ class Gateway:
         return queue, cancel
 
     @staticmethod
-    def _failed(end: dict) -> ApiError:
-        return ApiError(500, f"run {end['run_id']} {end['status']}: {end['error'] or 'no answer'}", "server_error",
-                        code=f"run_{end['status']}")
+    def _failed(run_id: str, end: dict) -> ApiError:
+        status = end.get("status", "failed")  # a stream that stopped before its RunEnded counts as failed
+        return ApiError(500, f"run {run_id} {status}: {end.get('error') or 'no answer'}", "server_error",
+                        code=f"run_{status}")
 
     async def _complete(self, request: Request, kind: str) -> Response:
         self.authorize(request)
@@ -129,7 +130,7 @@ class Gateway:
             cancel.cancel()
             raise
         if end["type"] != "RunEnded" or end["status"] != "finished":
-            raise self._failed(end)
+            raise self._failed(run_id, end)
         return JSONResponse(protocol.response_body(req, end, url))
 
     async def _stream(self, req: GatewayRequest, run_id: str, url: str, first: dict, queue: asyncio.Queue,
@@ -140,7 +141,7 @@ class Gateway:
                 if isinstance(item, ApiError):
                     yield _sse(item.body())
                 elif item["type"] == "RunEnded" and item["status"] != "finished":
-                    yield _sse(self._failed(item).body())
+                    yield _sse(self._failed(run_id, item).body())
                 else:
                     for c in protocol.stream_chunks(req, run_id, item, url):
                         yield _sse(c)

@@ -182,6 +182,18 @@ def test_refusals_are_openai_errors_with_4xx_codes_and_store_nothing(gateway):
     assert len(store.list_runs()) == before
 
 
+def test_a_run_that_fails_is_a_500_with_one_line_and_stays_stored(gateway):
+    from tests.conftest import free_port
+    url, store = gateway
+    dead = f"openai:nobody@http://127.0.0.1:{free_port()}/v1"  # nothing listens there: the run fails after retries
+    with pytest.raises(openai.InternalServerError) as err:
+        client(url).completions.create(model=f"greedy:{dead}", prompt=PROBLEM)
+    body = err.value.body
+    assert err.value.status_code == 500 and body["code"] == "run_failed" and "Traceback" not in body["message"]
+    rid = body["message"].split()[1]
+    assert store.get_run(rid)["status"] == "failed" and "EndpointError" in store.get_run(rid)["error"]
+
+
 def test_models_lists_the_embedded_policies(gateway):
     url, _ = gateway
     ids = [m.id for m in client(url).models.list().data]
