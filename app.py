@@ -1,6 +1,7 @@
 """TTS Explorer: watch test-time scaling search happen.
 
-    python app.py                     serve the web app (127.0.0.1:7860 by default)
+    python app.py                     serve the web app (127.0.0.1:7860 by default) and the OpenAI
+                                      gateway on the same port under /v1
     python app.py run ...             run one search and store it
     python app.py sweep ...           run strategies x budgets over a problem set
     python app.py models [--json]     list every model and verifier id the catalog knows
@@ -127,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
                    help="domain option for every run (image: steps, eta, guidance, scheduler, previews)")
     s.add_argument("--resume", action="store_true", help="skip runs already stored in this database")
+    s.add_argument("--workers", type=int, default=1,
+                   help="runs at once (more than 1 only with an OpenAI-compatible endpoint policy, openai:...)")
     s.add_argument("--db", dest="sub_db", default=None)
     s.add_argument("--out", default=None, help="write the JSON result here")
     s.add_argument("--flops-per-byte", default=None,
@@ -260,9 +263,10 @@ def cmd_run(args) -> int:
 
 
 def cmd_sweep(args) -> int:
+    from engine.limits import Limits
     from engine.run import ConfigError
     from engine.saturation import DEFAULT_GAIN, sweep_saturation
-    from engine.sweep import SweepConfig, run_sweep
+    from engine.sweep import SweepConfig, check_workers, run_sweep, validate
     from strategies.core import eflops_of
     from tqdm import tqdm
 
@@ -283,6 +287,12 @@ def cmd_sweep(args) -> int:
                          seeds=_int_list(args.seeds, "--seeds"), aggregation=args.aggregation,
                          temperature=args.temperature, params=params, resume=args.resume, judge=args.judge,
                          options=_params(args.option))
+    try:  # refused before the progress bar is drawn, so a refusal is one line on stderr
+        limits = Limits.from_env()
+        validate(config, limits)
+        check_workers(config, args.workers)
+    except ValueError as exc:  # ConfigError, and a bad TTS_MAX_* variable
+        raise CliError(str(exc)) from None
     store = _store(args)
     bar = tqdm(total=1, desc="sweep", unit="run", file=sys.stderr)
 
@@ -292,7 +302,7 @@ def cmd_sweep(args) -> int:
         bar.refresh()
 
     try:
-        result = run_sweep(config, store, progress=progress)
+        result = run_sweep(config, store, progress=progress, limits=limits, workers=args.workers)
     except ConfigError as exc:
         raise CliError(str(exc)) from None
     finally:
@@ -347,8 +357,7 @@ def cmd_serve(args) -> int:
     # @spaces.GPU functions when the app launches (engine.zerogpu decorates the run's model work at import)
     from engine import zerogpu  # noqa: F401
     from engine.limits import Limits
-    from storage import StoreError
-    from ui.app import build_app, launch
+    from gateway.server import serve
 
     store = _store(args)
     try:
@@ -356,7 +365,7 @@ def cmd_serve(args) -> int:
     except ValueError as exc:
         raise CliError(str(exc)) from None
     try:
-        launch(build_app(store, limits), host=args.host, port=args.port)
+        serve(store, limits, host=args.host, port=args.port)  # the web app, and the OpenAI gateway under /v1
     except ValueError as exc:  # a bad address or images folder: one line, exit 2
         raise CliError(str(exc)) from None
     return 0

@@ -17,10 +17,11 @@ from __future__ import annotations
 import bisect
 import logging
 import math
-import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
+from backends import catalog
 from backends.domains import PROBLEM_SETS, ProblemSet
 from engine.limits import Limits
 from engine.run import ConfigError, RunConfig, execute, prepare
@@ -30,6 +31,7 @@ from strategies.registry import STRATEGIES
 log = logging.getLogger(__name__)
 SAMPLING = ("best_of_n", "weighted_bon", "majority_vote", "random_search")
 PASS1_LEVELS = 5
+MAX_WORKERS = 64
 
 
 @dataclass
@@ -93,7 +95,9 @@ def validate(config: SweepConfig, limits: Limits) -> None:
 
 
 def _run_one(rc: RunConfig, store, cancel: CancelToken, resume: bool, limits: Limits) -> dict:
-    """The stored outcome of one run: reused from the store under ``resume``, else executed now."""
+    """The stored outcome of one run: reused from the store under ``resume``, else executed now; Cancelled
+    before anything is stored when the sweep was cancelled."""
+    cancel.check()
     if resume:
         prep = prepare(rc, limits)
         rec = prep.record()
@@ -119,15 +123,79 @@ def _run_one(rc: RunConfig, store, cancel: CancelToken, resume: bool, limits: Li
             "stats": last.get("stats") or {}}
 
 
+@dataclass
+class _Job:
+    """One run of the sweep, in the order a sequential sweep runs them; ``oracle`` marks an oracle-only run."""
+
+    config: RunConfig
+    problem: Any
+    oracle: bool = False
+
+
+def check_workers(config: SweepConfig, workers: int) -> None:
+    """ConfigError unless ``workers`` runs can go at once: more than one only against an OpenAI-compatible
+    endpoint, whose server batches across requests; a model in this process would only share its CPU."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS:
+        raise ConfigError(f"workers must be a whole number from 1 to {MAX_WORKERS}, got {workers!r}")
+    if workers == 1:
+        return
+    try:
+        endpoint = config.domain == "reasoning" and catalog.resolve(config.model, "policy").backend == "openai"
+    except ValueError as exc:  # an unknown model: the runs would refuse it anyway, with this message
+        raise ConfigError(str(exc)) from None
+    if not endpoint:
+        raise ConfigError(f"--workers {workers} needs an OpenAI-compatible endpoint as the policy "
+                          f"(openai:<model>@<base url>); {config.model} runs in this process, so use --workers 1")
+
+
+def _execute(jobs: list[_Job], store, cancel: CancelToken, resume: bool, limits: Limits, workers: int,
+             progress: Callable[[int, int], None] | None) -> tuple[list[dict | None], bool]:
+    """(each job's outcome in job order, whatever order they finish in; whether all ran). A cancelled sweep keeps
+    the outcomes it has, None for the rest.
+
+    With ``workers`` > 1 the runs go from a thread pool; each run's randomness comes from its own seed and its
+    own space, and the store takes one connection per thread, so the results are those of ``workers`` = 1."""
+    outs: list[dict | None] = [None] * len(jobs)
+    if workers == 1:
+        try:
+            for i, job in enumerate(jobs):
+                outs[i] = _run_one(job.config, store, cancel, resume, limits)
+                if progress:
+                    progress(i + 1, len(jobs))
+        except Cancelled:
+            return outs, False
+        return outs, True
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sweep")
+    futures = {pool.submit(_run_one, job.config, store, cancel, resume, limits): i for i, job in enumerate(jobs)}
+    complete = True
+    try:
+        for done, fut in enumerate(as_completed(futures), 1):
+            try:
+                outs[futures[fut]] = fut.result()
+            except Cancelled:
+                complete = False
+                continue
+            if progress:
+                progress(done, len(jobs))
+    except BaseException:
+        cancel.cancel()  # a failed run (or Ctrl-C): the runs in flight stop at their next step
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # the queued runs never start
+    return outs, complete and all(o is not None for o in outs)
+
+
 def run_sweep(config: SweepConfig, store, cancel: CancelToken | None = None,
-              progress: Callable[[int, int], None] | None = None, limits: Limits | None = None) -> dict:
+              progress: Callable[[int, int], None] | None = None, limits: Limits | None = None,
+              workers: int = 1) -> dict:
+    """Run the sweep (``workers`` runs at once against an endpoint policy, see ``check_workers``) and store it."""
     limits = limits or Limits.from_env()
     cancel = cancel or CancelToken()
     validate(config, limits)
+    check_workers(config, workers)
     sweep_id = store.create_sweep(asdict(config))
     problem_set = _problem_set(config.domain)
     problems = [problem_set.problem_at(config.split, i) for i in range(config.problems)]
-    cells: dict[tuple[str, int], list[tuple[Any, dict, float]]] = {}
     plan = []
     for s in config.strategies:
         width = int(config.params.get(s, {}).get("beam_width", 4))
@@ -140,44 +208,35 @@ def run_sweep(config: SweepConfig, store, cancel: CancelToken | None = None,
     need_oracle_runs = oracle_source is None or (oracle_source, max_b) not in plan
     # the oracle runs' strategy: majority vote, or random search where the domain has no majority vote
     oracle_runs = next(s for s in ("majority_vote", "random_search") if config.domain in STRATEGIES[s].domains)
-    total = len(plan) * len(problems) * len(config.seeds) + (len(problems) * len(config.seeds) if need_oracle_runs else 0)
-    done = 0
+    jobs: list[_Job] = []
+    for seed in config.seeds:
+        for problem in problems:
+            for s, b in plan:
+                jobs.append(_Job(RunConfig(domain=config.domain, model=config.model, verifier=config.verifier,
+                                           strategy=s, budget=b, params=dict(config.params.get(s, {})),
+                                           problem_id=problem.uid, seed=seed, aggregation=config.aggregation,
+                                           temperature=config.temperature, sweep_id=sweep_id, judge=config.judge,
+                                           options=dict(config.options)), problem))
+            if need_oracle_runs:
+                jobs.append(_Job(RunConfig(domain=config.domain, model=config.model,
+                                           verifier=config.verifier if STRATEGIES[oracle_runs].uses_verifier else None,
+                                           strategy=oracle_runs, budget=max_b, problem_id=problem.uid, seed=seed,
+                                           temperature=config.temperature, sweep_id=sweep_id, judge=config.judge,
+                                           options=dict(config.options)), problem, oracle=True))
+    outs, complete = _execute(jobs, store, cancel, config.resume, limits, workers, progress)
+    status = "finished" if complete else "cancelled"
+    cells: dict[tuple[str, int], list[tuple[Any, dict, float]]] = {}
     oracle_counts: list[tuple[str, int, int]] = []  # (problem, samples, right ones), one per (problem, seed)
-    status = "finished"
-    try:
-        for seed in config.seeds:
-            for problem in problems:
-                for s, b in plan:
-                    cancel.check()
-                    rc = RunConfig(domain=config.domain, model=config.model, verifier=config.verifier, strategy=s,
-                                   budget=b, params=dict(config.params.get(s, {})), problem_id=problem.uid,
-                                   seed=seed, aggregation=config.aggregation, temperature=config.temperature,
-                                   sweep_id=sweep_id, judge=config.judge, options=dict(config.options))
-                    started = time.perf_counter()
-                    out = _run_one(rc, store, cancel, config.resume, limits)
-                    # the run's own recorded wall time, so a reused run counts what it took when it ran and a
-                    # resumed sweep reports the wall time of an uninterrupted one
-                    wall = out["compute"].get("wall_s", time.perf_counter() - started)
-                    cells.setdefault((s, b), []).append((problem, out, wall))
-                    if not need_oracle_runs and s == oracle_source and b == max_b:
-                        oracle_counts.append((_key(problem), *_counts(problem_set, problem, out, b)))
-                    done += 1
-                    if progress:
-                        progress(done, total)
-                if need_oracle_runs:
-                    rc = RunConfig(domain=config.domain, model=config.model,
-                                   verifier=config.verifier if STRATEGIES[oracle_runs].uses_verifier else None,
-                                   strategy=oracle_runs, budget=max_b, problem_id=problem.uid, seed=seed,
-                                   temperature=config.temperature, sweep_id=sweep_id, judge=config.judge,
-                                   options=dict(config.options))
-                    oracle_counts.append((_key(problem), *_counts(problem_set, problem,
-                                                                  _run_one(rc, store, cancel, config.resume, limits),
-                                                                  max_b)))
-                    done += 1
-                    if progress:
-                        progress(done, total)
-    except Cancelled:
-        status = "cancelled"
+    for job, out in zip(jobs, outs):
+        if out is None:
+            continue
+        s, b = job.config.strategy, job.config.budget
+        if not job.oracle:
+            # the run's own recorded wall time, so a reused run counts what it took when it ran and a resumed
+            # sweep reports the wall time of an uninterrupted one
+            cells.setdefault((s, b), []).append((job.problem, out, out["compute"].get("wall_s", 0.0)))
+        if job.oracle or (not need_oracle_runs and s == oracle_source and b == max_b):
+            oracle_counts.append((_key(job.problem), *_counts(problem_set, job.problem, out, max_b)))
     source = oracle_source if not need_oracle_runs else f"{oracle_runs} (oracle runs)"
     levels = pass1_levels(oracle_counts)
     result = {"config": {**asdict(config), "sweep_id": sweep_id},

@@ -1,6 +1,7 @@
 """Shared fixtures: tiny random models in Hugging Face format, built locally (nothing is downloaded)."""
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 from pathlib import Path
@@ -79,21 +80,33 @@ def embedded_models_ready() -> tuple[bool, str]:
     return True, ""
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    """The real app on the embedded default, over a fresh database, served on a free local port for the
-    test module (skips when the embedded weights are missing). Yields (url, store)."""
+@contextlib.contextmanager
+def serving(folder: Path, limits=None, **options):
+    """The real app and its OpenAI gateway (``gateway.server.serve``, what ``python app.py`` runs) on the embedded
+    models, over a fresh database in ``folder``, on a free local port (skips when the embedded weights are
+    missing). Yields (url, store); ``options`` go to ``serve`` (``api_key``, ``exposed``, ``warm_up``, ...)."""
     ok, why = embedded_models_ready()
     if not ok:
         pytest.skip(f"embedded models not available ({why}); python -m backends.embedded.train writes them")
     from engine.limits import Limits
+    from gateway.server import serve
     from storage import RunStore
-    from ui.app import build_app, launch
 
-    store = RunStore(tmp_path_factory.mktemp("app") / "runs.db")
-    app = build_app(store, Limits(max_budget=64), warm_up=True)
+    store = RunStore(folder / "runs.db")
     port = free_port()
-    launch(app, "127.0.0.1", port, prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{port}/", store
-    app.close()
-    store.close()
+    app = serve(store, limits or Limits(max_budget=64), "127.0.0.1", port, prevent_thread_lock=True, quiet=True,
+                **options)
+    try:
+        yield f"http://127.0.0.1:{port}/", store
+    finally:
+        app.close()
+        app.tts_gateway.close()
+        store.close()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """The real app on the embedded default, over a fresh database, served on a free local port for the
+    test module (skips when the embedded weights are missing). Yields (url, store)."""
+    with serving(tmp_path_factory.mktemp("app"), warm_up=True) as out:
+        yield out

