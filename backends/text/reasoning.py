@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import os
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from backends import catalog
 from backends.text.loaders import load_policy, load_verifier
@@ -42,6 +42,48 @@ class ReasoningTask:
         return a == b or (a.lstrip("-").isdigit() and b.lstrip("-").isdigit() and int(a) == int(b))
 
 
+@dataclass(frozen=True)
+class TextOptions:
+    """The reasoning domain's backend options (``--option NAME=VALUE``): ``kv_reuse=on|off`` (default on:
+    answers are the same either way, see ``backends.text.kv_reuse``), ``kv_budget_mb`` (the store's bound,
+    default ``TTS_KV_BUDGET_MB`` or 512) and ``drafting=off|ngram`` (model-free speculative sampling,
+    ``backends.text.drafting``). Policies that cannot use one (a server, vLLM) ignore it."""
+
+    kv_reuse: bool = True
+    kv_budget_bytes: int | None = None  # None: the backend's default
+    drafting: str = "off"
+
+
+DRAFTING_MODES = ("off", "ngram")
+
+
+def parse_text_options(options: dict | None) -> TextOptions:
+    """Validated options; InputError names the bad one."""
+    out = TextOptions()
+    for name, raw in (options or {}).items():
+        value = str(raw).strip().lower()
+        if name == "kv_reuse":
+            if value not in ("on", "off", "true", "false", "1", "0"):
+                raise InputError(f"kv_reuse must be on or off, got {raw!r}")
+            out = replace(out, kv_reuse=value in ("on", "true", "1"))
+        elif name == "kv_budget_mb":
+            try:
+                mb = float(value)
+            except ValueError:
+                mb = -1.0
+            if not 0 < mb <= 2**20:
+                raise InputError(f"kv_budget_mb must be a positive number of MiB, got {raw!r}")
+            out = replace(out, kv_budget_bytes=int(mb * 2**20))
+        elif name == "drafting":
+            if value not in DRAFTING_MODES:
+                raise InputError(f"drafting must be one of {', '.join(DRAFTING_MODES)}, got {raw!r}")
+            out = replace(out, drafting=value)
+        else:
+            raise InputError(f"unknown option {name!r} for the reasoning domain; "
+                             "choose from kv_reuse, kv_budget_mb, drafting")
+    return out
+
+
 @dataclass
 class ReasoningSpace:
     policy: object
@@ -55,6 +97,7 @@ class ReasoningSpace:
     seed: int = 0
     cancel: CancelToken | None = None
     meter: Compute = field(default_factory=Compute)
+    options: TextOptions = field(default_factory=TextOptions)
 
     def __post_init__(self) -> None:
         if self.aggregation not in AGGREGATIONS:
@@ -63,6 +106,12 @@ class ReasoningSpace:
         self._verifier_cache: dict = {}  # this run's verifier scores: reused within the run, never across runs
         self._calls = itertools.count()
         self._token_logprobs: dict[str, list[list[float]]] = {}  # node id -> top-k per generated token
+        # this run's KV caches, keyed by token ids (backends.text.kv_reuse); a policy without one re-sends prefixes
+        self._policy_kv = (self.policy.new_kv_store(self.options.kv_budget_bytes)
+                           if self.options.kv_reuse and hasattr(self.policy, "new_kv_store") else None)
+
+    def _policy_extra(self) -> dict:
+        return {"kv_store": self._policy_kv} if self._policy_kv is not None else {}
 
     def _node(self, parent: Node | None, steps: tuple[str, ...], finished: bool, cost: Compute, seed: int) -> Node:
         answer = self.task.extract(steps[-1]) if steps and finished else None
@@ -90,7 +139,8 @@ class ReasoningSpace:
         seed = self._call_seed()
         groups = self.policy.generate_steps([self._prefix(n) for n in unique], kk,
                                             self.temperature if temperature is None else temperature,
-                                            self.top_p, seed, self.max_step_tokens, self.cancel)
+                                            self.top_p, seed, self.max_step_tokens, self.cancel,
+                                            **self._policy_extra())
         out = []
         for node, samples in zip(unique, groups):
             children = []
@@ -134,7 +184,7 @@ class ReasoningSpace:
         unique, kk = self._grouped(nodes, 1)
         seed = self._call_seed()
         prefixes = [self._prefix(n) for n in unique]
-        extra = {"top_logprobs": top_k, "stop": stop} if top_k else {}
+        extra = ({"top_logprobs": top_k, "stop": stop} if top_k else {}) | self._policy_extra()
         groups = self.policy.generate_steps(prefixes, kk, self.temperature if temperature is None else temperature,
                                             self.top_p, seed, self.max_step_tokens * self.max_steps, self.cancel,
                                             stop_at_delimiter=False, stop_at_first=race, **extra)
@@ -211,6 +261,7 @@ class ReasoningRun:
     prompt: str
     policy: object
     verifier: object | None
+    options: TextOptions = field(default_factory=TextOptions)
 
     def problem_record(self) -> dict:
         return self.problem.to_dict()
@@ -221,10 +272,10 @@ class ReasoningRun:
                                   math_grading.MathTask(self.problem, self.prompt, self.policy.delimiter),
                                   aggregation=config.aggregation, temperature=float(config.temperature),
                                   seed=config.seed, cancel=cancel, max_steps=MATH_MAX_STEPS,
-                                  max_step_tokens=MATH_MAX_STEP_TOKENS)
+                                  max_step_tokens=MATH_MAX_STEP_TOKENS, options=self.options)
         return ReasoningSpace(self.policy, self.verifier, ReasoningTask(self.problem, self.prompt),
                               aggregation=config.aggregation, temperature=float(config.temperature),
-                              seed=config.seed, cancel=cancel)
+                              seed=config.seed, cancel=cancel, options=self.options)
 
     def grade(self, answer: str | None) -> bool:
         if isinstance(self.problem, math_grading.MathProblem):
@@ -237,6 +288,7 @@ class ReasoningRun:
 
 def prepare(config, uses_verifier: bool) -> ReasoningRun:
     """Resolve the problem and load the policy (and verifier); InputError on anything unusable."""
+    options = parse_text_options(getattr(config, "options", None))
     problem = resolve_problem(config.problem_text, config.problem_id, config.difficulty)
     is_math = isinstance(problem, math_grading.MathProblem)
     # Free-form math steps are paragraphs: a blank line ends a step unless the catalog entry says otherwise.
@@ -254,7 +306,7 @@ def prepare(config, uses_verifier: bool) -> ReasoningRun:
         prompt = math_grading.math_prompt(policy, problem)
     else:
         prompt = policy.format_prompt(problem.text) if policy.use_chat_template else problem.text + policy.delimiter
-    return ReasoningRun(problem, prompt, policy, verifier)
+    return ReasoningRun(problem, prompt, policy, verifier, options)
 
 
 # Step limits for free-form math (MATH-500, GSM8K): longer steps and more of them than arithmetic chains.

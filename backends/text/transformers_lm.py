@@ -15,6 +15,8 @@ from typing import Callable
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, DynamicCache
 
+from backends.text import kv_reuse
+from backends.text.kv_reuse import KVStore
 from strategies.core import CancelToken, Compute
 
 log = logging.getLogger(__name__)
@@ -97,6 +99,10 @@ class CausalLMPolicy:
         self.layers, self.kv_width, self.hidden = model_shape(self.model.config)
         self.bytes_per_value = torch.finfo(self.dtype).bits // 8
 
+    def new_kv_store(self, budget_bytes: int | None = None) -> KVStore:
+        """An empty store for one run's caches (``generate_steps(kv_store=...)``); None: the default budget."""
+        return KVStore(kv_reuse.DEFAULT_BUDGET_BYTES if budget_bytes is None else budget_bytes)
+
     def _eos_ids(self) -> set[int]:
         ids = set()
         gen_eos = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
@@ -118,7 +124,7 @@ class CausalLMPolicy:
     def generate_steps(self, prefixes: list[str], k: int = 1, temperature: float = 0.8, top_p: float = 1.0,
                        seed: int = 0, max_new_tokens: int = 48, cancel: CancelToken | None = None,
                        stop_at_delimiter: bool = True, stop_at_first: bool = False, top_logprobs: int = 0,
-                       stop: StopRule | None = None) -> list[list[StepSample]]:
+                       stop: StopRule | None = None, kv_store: KVStore | None = None) -> list[list[StepSample]]:
         """``k`` continuations of each prefix, each stopped at the delimiter (not included) or EOS.
 
         ``top_logprobs`` > 0 keeps, for every generated token, the top-k log-probabilities of the model's
@@ -129,23 +135,34 @@ class CausalLMPolicy:
         ``stop_at_first`` ends the whole batch at the token where the first sequence ends (EOS): the others
         are cut there, unfinished, and their counters hold only the tokens they generated (First Finish
         Search). The random draws are those of the uncut batch, so every cut sample is a prefix of the one the
-        same call without ``stop_at_first`` returns. Temperature 0 is greedy. Sampling draws from one generator seeded with ``seed`` so a call is
+        same call without ``stop_at_first`` returns. ``kv_store`` (a run's :class:`KVStore`) continues each prefix from
+        the longest prefix of its token ids the run has encoded before, encodes only the rest (what
+        ``prompt_tokens`` counts), prefills a repeated prefix once, and keeps every unfinished step's cache for
+        its children. Temperature 0 is greedy. Sampling draws from one generator seeded with ``seed`` so a call is
         reproducible. Returns samples grouped by prefix, in the order of ``prefixes``.
         """
         if not prefixes:
             return []
         started = time.perf_counter()
-        enc = self.tokenizer(prefixes, return_tensors="pt", padding=True, add_special_tokens=False)
-        ids, mask = enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device)
-        prompt_lens = mask.sum(1).tolist()
         gen = torch.Generator(device=self.device).manual_seed(seed)
-
-        # Prefill every distinct prefix once, then repeat its cache for the k samples.
-        cache = DynamicCache()
-        positions = (mask.cumsum(1) - 1).clamp(min=0)
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
-                         past_key_values=cache, use_cache=True)
-        logits = out.logits[:, -1, :].float()
+        if kv_store is None:
+            enc = self.tokenizer(prefixes, return_tensors="pt", padding=True, add_special_tokens=False)
+            ids, mask = enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device)
+            prompt_lens = mask.sum(1).tolist()
+            encoded, width = prompt_lens, ids.shape[1]
+            # Prefill every distinct prefix once, then repeat its cache for the k samples.
+            cache = DynamicCache()
+            positions = (mask.cumsum(1) - 1).clamp(min=0)
+            out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                             past_key_values=cache, use_cache=True)
+            logits = out.logits[:, -1, :].float()
+        else:
+            id_lists = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prefixes]
+            prompt_lens = [len(x) for x in id_lists]
+            pre = kv_reuse.prefill(self.model, kv_store, id_lists, self.tokenizer.pad_token_id, self.device)
+            cache, logits, mask, positions, encoded, width = (pre.cache, pre.logits, pre.mask, pre.positions,
+                                                               pre.encoded, pre.width)
+            prefill_mask = mask
         calls = 1
         if k > 1:
             cache.batch_repeat_interleave(k)
@@ -203,7 +220,7 @@ class CausalLMPolicy:
                 if stop_at_delimiter and self.delimiter in text:
                     text = text.split(self.delimiter, 1)[0]
                 n_new = len(tokens[i]) + int(hit_eos[i])
-                shared_prompt = plen if s == 0 else 0
+                shared_prompt = encoded[j] if s == 0 else 0
                 context_max = max(context_max, plen + n_new)
                 cost = Compute(prompt_tokens=shared_prompt, generated_tokens=n_new,
                                flops=flops_for(self.n_params, self.layers, self.hidden, shared_prompt, plen)
@@ -212,7 +229,7 @@ class CausalLMPolicy:
                                         prompt_tokens=shared_prompt, cost=cost, top_logprobs=lps[i],
                                         stopped=stopped[i]))
             samples.append(group)
-        kv = 2 * self.layers * self.kv_width * self.bytes_per_value * batch * (ids.shape[1] + max_new_tokens)
+        kv = 2 * self.layers * self.kv_width * self.bytes_per_value * batch * (width + max_new_tokens)
         wall = time.perf_counter() - started
         for group in samples:
             for s in group:
@@ -220,7 +237,28 @@ class CausalLMPolicy:
                 s.cost.wall_s = wall / batch
         # Model calls are forward passes of the whole batch; charge them to the first sample.
         samples[0][0].cost.model_calls = calls
+        if kv_store is not None:
+            self._keep_steps(kv_store, cache, prefill_mask, id_lists, k, tokens, hit_eos, stopped, calls - 1,
+                             stop_at_delimiter)
+            samples[0][0].cost.kv_bytes_peak = kv + kv_store.peak_bytes
         return samples
+
+    @staticmethod
+    def _keep_steps(kv: KVStore, cache: DynamicCache, prefill_mask: torch.Tensor, id_lists: list[list[int]],
+                    k: int, tokens: list[list[int]], hit_eos: list[bool], stopped: list[bool], decoded: int,
+                    stop_at_delimiter: bool) -> None:
+        """Keep each unfinished step's cache (its prefix and the generated tokens that were fed back, the
+        delimiter included when a later pass fed it) for the children that will extend it."""
+        if not stop_at_delimiter:
+            return  # a rollout is final: nothing extends it
+        start = prefill_mask.shape[1]
+        for i, toks in enumerate(tokens):
+            if hit_eos[i] or stopped[i]:
+                continue
+            fed = min(len(toks), decoded)
+            columns = torch.cat([prefill_mask[i // k].nonzero().flatten(),
+                                 torch.arange(start, start + fed, device=prefill_mask.device)])
+            kv_reuse.keep(kv, cache, i, columns, tuple(id_lists[i // k]) + tuple(toks[:fed]))
 
     def complete(self, prefixes: list[str], temperature: float = 0.8, top_p: float = 1.0, seed: int = 0,
                  max_new_tokens: int = 256, cancel: CancelToken | None = None) -> list[StepSample]:
