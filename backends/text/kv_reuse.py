@@ -106,18 +106,26 @@ class Prefill:
     reused: list[int]           # tokens taken from the store for each sequence
     new_logits: torch.Tensor    # [rows, R, vocab]: logits at every position of the encoded chunk
     chunk: torch.Tensor         # [rows, R]: the encoded chunk's ids (left-padded)
+    entries: list[KVEntry | None]  # the stored entry each row continues from
 
     @property
     def width(self) -> int:
         return self.mask.shape[1]
 
 
-def prefill(model, store: KVStore, id_lists: list[list[int]], pad_id: int, device: torch.device) -> Prefill:
-    """One forward pass that encodes each sequence's tokens past its longest stored prefix (layout above)."""
+def prefill(model, store: KVStore, id_lists: list[list[int]], pad_id: int, device: torch.device,
+            overlap: int = 0) -> Prefill:
+    """One forward pass that encodes each sequence's tokens past its longest stored prefix (layout above).
+
+    ``overlap`` re-encodes that many of the matched tokens: a scorer that needs the logits predicting the first
+    new token (the likelihood PRM) asks for 1, since the store keeps caches, not logits."""
     unique: dict[tuple[int, ...], int] = {}
     src = [unique.setdefault(tuple(ids), len(unique)) for ids in id_lists]
     keys = list(unique)
-    hits = [store.longest(key, len(key) - 1) for key in keys]
+    hits = []
+    for key in keys:
+        entry, n = store.longest(key, len(key) - 1)
+        hits.append((entry, max(0, n - overlap)) if entry is not None else (None, 0))
     c_max = max(n for _, n in hits)
     r_max = max(len(key) - n for key, (_, n) in zip(keys, hits))
     rows = len(keys)
@@ -155,7 +163,7 @@ def prefill(model, store: KVStore, id_lists: list[list[int]], pad_id: int, devic
         cache.batch_select_indices(index)
         mask, positions, new_logits, chunk = mask[index], positions[index], new_logits[index], chunk[index]
     return Prefill(cache, new_logits[:, -1, :], mask, positions, encoded, [hits[u][1] for u in src],
-                   new_logits, chunk)
+                   new_logits, chunk, [hits[u][0] for u in src])
 
 
 def keep(store: KVStore, cache: DynamicCache, row: int, columns: torch.Tensor, ids: tuple[int, ...],

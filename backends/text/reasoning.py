@@ -110,6 +110,9 @@ class ReasoningSpace:
         self._policy_kv = (self.policy.new_kv_store(self.options.kv_budget_bytes)
                            if self.options.kv_reuse and hasattr(self.policy, "new_kv_store") else None)
 
+        self._verifier_kv = (self.verifier.new_kv_store(self.options.kv_budget_bytes)
+                             if self.options.kv_reuse and hasattr(self.verifier, "new_kv_store") else None)
+
     def _policy_extra(self) -> dict:
         return {"kv_store": self._policy_kv} if self._policy_kv is not None else {}
 
@@ -209,8 +212,9 @@ class ReasoningSpace:
         if self.verifier is None:
             raise ValueError("this strategy needs a verifier, and none was chosen")
         steps = [list(n.payload) for n in nodes]
+        extra = {"kv_store": self._verifier_kv} if self._verifier_kv is not None else {}
         per_step, cost = self.verifier.score_steps(self.task.problem, self.task.prompt, steps, self.cancel,
-                                                   cache=self._verifier_cache)
+                                                   cache=self._verifier_cache, **extra)
         self.meter.add(cost)
         if self.aggregation != "model":
             return [Score(aggregate(p, self.aggregation), p) for p in per_step]
