@@ -113,8 +113,12 @@ class ReasoningSpace:
         self._verifier_kv = (self.verifier.new_kv_store(self.options.kv_budget_bytes)
                              if self.options.kv_reuse and hasattr(self.verifier, "new_kv_store") else None)
 
+        self._drafter = (self.policy.new_drafter()
+                         if self.options.drafting == "ngram" and hasattr(self.policy, "new_drafter") else None)
+
     def _policy_extra(self) -> dict:
-        return {"kv_store": self._policy_kv} if self._policy_kv is not None else {}
+        extra = {"kv_store": self._policy_kv} if self._policy_kv is not None else {}
+        return extra | ({"drafter": self._drafter} if self._drafter is not None else {})
 
     def _node(self, parent: Node | None, steps: tuple[str, ...], finished: bool, cost: Compute, seed: int) -> Node:
         answer = self.task.extract(steps[-1]) if steps and finished else None
@@ -301,6 +305,9 @@ def prepare(config, uses_verifier: bool) -> ReasoningRun:
         entry = catalog.resolve(config.model, "policy")
         delimiter = entry.delimiter if entry.delimiter != "\n" else catalog.MATH_DELIMITER
     policy = load_policy(config.model, config.trust_remote_code, delimiter=delimiter)
+    if options.drafting != "off" and not hasattr(policy, "new_drafter"):
+        raise InputError(f"drafting={options.drafting} needs a transformers policy; {config.model} decodes "
+                         "elsewhere (a server or vLLM)")
     verifier = None
     if uses_verifier:
         if not config.verifier:

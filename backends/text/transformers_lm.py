@@ -15,7 +15,7 @@ from typing import Callable
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, DynamicCache
 
-from backends.text import kv_reuse
+from backends.text import drafting, kv_reuse
 from backends.text.kv_reuse import KVStore
 from strategies.core import CancelToken, Compute
 
@@ -99,6 +99,10 @@ class CausalLMPolicy:
         self.layers, self.kv_width, self.hidden = model_shape(self.model.config)
         self.bytes_per_value = torch.finfo(self.dtype).bits // 8
 
+    def new_drafter(self) -> "drafting.NgramDrafter":
+        """An empty n-gram table for one run's drafts (``generate_steps(drafter=...)``)."""
+        return drafting.NgramDrafter()
+
     def new_kv_store(self, budget_bytes: int | None = None) -> KVStore:
         """An empty store for one run's caches (``generate_steps(kv_store=...)``); None: the default budget."""
         return KVStore(kv_reuse.DEFAULT_BUDGET_BYTES if budget_bytes is None else budget_bytes)
@@ -124,7 +128,8 @@ class CausalLMPolicy:
     def generate_steps(self, prefixes: list[str], k: int = 1, temperature: float = 0.8, top_p: float = 1.0,
                        seed: int = 0, max_new_tokens: int = 48, cancel: CancelToken | None = None,
                        stop_at_delimiter: bool = True, stop_at_first: bool = False, top_logprobs: int = 0,
-                       stop: StopRule | None = None, kv_store: KVStore | None = None) -> list[list[StepSample]]:
+                       stop: StopRule | None = None, kv_store: KVStore | None = None,
+                       drafter: "drafting.NgramDrafter | None" = None) -> list[list[StepSample]]:
         """``k`` continuations of each prefix, each stopped at the delimiter (not included) or EOS.
 
         ``top_logprobs`` > 0 keeps, for every generated token, the top-k log-probabilities of the model's
@@ -138,7 +143,9 @@ class CausalLMPolicy:
         same call without ``stop_at_first`` returns. ``kv_store`` (a run's :class:`KVStore`) continues each prefix from
         the longest prefix of its token ids the run has encoded before, encodes only the rest (what
         ``prompt_tokens`` counts), prefills a repeated prefix once, and keeps every unfinished step's cache for
-        its children. Temperature 0 is greedy. Sampling draws from one generator seeded with ``seed`` so a call is
+        its children. ``drafter`` (a run's :class:`drafting.NgramDrafter`) decodes by model-free speculative
+        sampling, which leaves every sample's distribution unchanged (not its random draws); a race
+        (``stop_at_first``) decodes plainly. Temperature 0 is greedy. Sampling draws from one generator seeded with ``seed`` so a call is
         reproducible. Returns samples grouped by prefix, in the order of ``prefixes``.
         """
         if not prefixes:
@@ -171,37 +178,24 @@ class CausalLMPolicy:
             positions = positions.repeat_interleave(k, 0)
         batch = logits.shape[0]
         next_pos = positions[:, -1:] + 1
-        tokens: list[list[int]] = [[] for _ in range(batch)]
-        done = torch.zeros(batch, dtype=torch.bool, device=self.device)
-        hit_eos = [False] * batch
-        stopped = [False] * batch
-        texts = [""] * batch
-        lps: list[list[list[float]]] = [[] for _ in range(batch)]
-        for _ in range(max_new_tokens):
+        state = DecodeState(self, batch, stop_at_delimiter, top_logprobs, stop)
+        tokens, hit_eos, stopped, texts, lps = state.tokens, state.hit_eos, state.stopped, state.texts, state.lps
+        fed_columns = None
+        if drafter is not None and not stop_at_first:
+            rows = (id_lists if kv_store is not None
+                    else [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prefixes])
+            mask, more, fed_columns = drafting.decode(self, drafter, state, cache, logits, mask, next_pos,
+                                                      [r for r in rows for _ in range(k)], gen, temperature,
+                                                      top_p, max_new_tokens, cancel)
+            calls += more
+        for _ in range(0 if fed_columns is not None else max_new_tokens):
             if cancel is not None:
                 cancel.check()
             nxt = self._sample(logits, temperature, top_p, gen)
             top = top_k_logprobs(logits, top_logprobs) if top_logprobs > 0 else None
-            for i in (~done).nonzero().flatten().tolist():
-                if top is not None:
-                    lps[i].append(top[i])
-                    if stop is not None and stop(lps[i]):
-                        # as DeepConf's logits processor forces EOS here: the token drawn at this position is
-                        # dropped, and the sample ends, unfinished
-                        stopped[i] = True
-                        done[i] = True
-                        continue
-                t = int(nxt[i])
-                if t in self.eos_ids:
-                    hit_eos[i] = True
-                    done[i] = True
-                    continue
-                tokens[i].append(t)
-                if stop_at_delimiter:
-                    texts[i] = self.tokenizer.decode(tokens[i], skip_special_tokens=True)
-                    if self.delimiter in texts[i]:
-                        done[i] = True
-            if bool(done.all()) or (stop_at_first and any(hit_eos)):
+            for i in (~state.done).nonzero().flatten().tolist():
+                state.take(i, int(nxt[i]), top[i] if top is not None else None)
+            if bool(state.done.all()) or (stop_at_first and any(hit_eos)):
                 break
             mask = torch.cat([mask, torch.ones(batch, 1, dtype=mask.dtype, device=self.device)], 1)
             out = self.model(input_ids=nxt.view(-1, 1), attention_mask=mask, position_ids=next_pos,
@@ -238,27 +232,28 @@ class CausalLMPolicy:
         # Model calls are forward passes of the whole batch; charge them to the first sample.
         samples[0][0].cost.model_calls = calls
         if kv_store is not None:
-            self._keep_steps(kv_store, cache, prefill_mask, id_lists, k, tokens, hit_eos, stopped, calls - 1,
-                             stop_at_delimiter)
+            self._keep_steps(kv_store, cache, prefill_mask, id_lists, k, state, calls - 1, fed_columns)
             samples[0][0].cost.kv_bytes_peak = kv + kv_store.peak_bytes
+        if drafter is not None:
+            samples[0][0].cost.draft_tokens, samples[0][0].cost.draft_accepted = drafter.take_counts()
         return samples
 
     @staticmethod
     def _keep_steps(kv: KVStore, cache: DynamicCache, prefill_mask: torch.Tensor, id_lists: list[list[int]],
-                    k: int, tokens: list[list[int]], hit_eos: list[bool], stopped: list[bool], decoded: int,
-                    stop_at_delimiter: bool) -> None:
+                    k: int, state: "DecodeState", decoded: int, fed_columns: list[list[int]] | None) -> None:
         """Keep each unfinished step's cache (its prefix and the generated tokens that were fed back, the
-        delimiter included when a later pass fed it) for the children that will extend it."""
-        if not stop_at_delimiter:
+        delimiter included when a later pass fed it) for the children that will extend it. Plain decoding fed
+        row i's tokens in the columns after the prefill, one per pass; drafting says where it put them."""
+        if not state.stop_at_delimiter:
             return  # a rollout is final: nothing extends it
         start = prefill_mask.shape[1]
-        for i, toks in enumerate(tokens):
-            if hit_eos[i] or stopped[i]:
+        for i, toks in enumerate(state.tokens):
+            if state.hit_eos[i] or state.stopped[i]:
                 continue
-            fed = min(len(toks), decoded)
+            fed = list(range(start, start + min(len(toks), decoded))) if fed_columns is None else fed_columns[i]
             columns = torch.cat([prefill_mask[i // k].nonzero().flatten(),
-                                 torch.arange(start, start + fed, device=prefill_mask.device)])
-            kv_reuse.keep(kv, cache, i, columns, tuple(id_lists[i // k]) + tuple(toks[:fed]))
+                                 torch.tensor(fed, dtype=torch.long, device=prefill_mask.device)])
+            kv_reuse.keep(kv, cache, i, columns, tuple(id_lists[i // k]) + tuple(toks[:len(fed)]))
 
     def complete(self, prefixes: list[str], temperature: float = 0.8, top_p: float = 1.0, seed: int = 0,
                  max_new_tokens: int = 256, cancel: CancelToken | None = None) -> list[StepSample]:
@@ -270,13 +265,59 @@ class CausalLMPolicy:
     def _sample(logits: torch.Tensor, temperature: float, top_p: float, gen: torch.Generator) -> torch.Tensor:
         if temperature <= 0:
             return logits.argmax(-1)
-        probs = torch.softmax(logits / temperature, -1)
-        if top_p < 1.0:
-            sorted_p, order = probs.sort(-1, descending=True)
-            keep = sorted_p.cumsum(-1) - sorted_p < top_p
-            sorted_p = sorted_p * keep
-            probs = torch.zeros_like(probs).scatter(-1, order, sorted_p)
-        return torch.multinomial(probs, 1, generator=gen).flatten()
+        return torch.multinomial(sampling_probs(logits, temperature, top_p), 1, generator=gen).flatten()
+
+
+def sampling_probs(logits: torch.Tensor, temperature: float, top_p: float) -> torch.Tensor:
+    """The distribution a token is drawn from: softmax at ``temperature`` (> 0), cut to the ``top_p`` nucleus
+    (unnormalised after the cut: ``torch.multinomial`` normalises)."""
+    probs = torch.softmax(logits / temperature, -1)
+    if top_p < 1.0:
+        sorted_p, order = probs.sort(-1, descending=True)
+        keep = sorted_p.cumsum(-1) - sorted_p < top_p
+        sorted_p = sorted_p * keep
+        probs = torch.zeros_like(probs).scatter(-1, order, sorted_p)
+    return probs
+
+
+class DecodeState:
+    """Per-row bookkeeping of one decode: the tokens each row generated and why it ended."""
+
+    def __init__(self, policy: CausalLMPolicy, batch: int, stop_at_delimiter: bool, top_logprobs: int,
+                 stop: StopRule | None) -> None:
+        self.policy = policy
+        self.stop_at_delimiter = stop_at_delimiter
+        self.top_logprobs = top_logprobs
+        self.stop = stop
+        self.tokens: list[list[int]] = [[] for _ in range(batch)]
+        self.done = torch.zeros(batch, dtype=torch.bool, device=policy.device)
+        self.hit_eos = [False] * batch
+        self.stopped = [False] * batch
+        self.texts = [""] * batch
+        self.lps: list[list[list[float]]] = [[] for _ in range(batch)]
+
+    def take(self, i: int, t: int, top: list[float] | None) -> bool:
+        """Row ``i`` drew ``t`` at its next position (``top``: that position's top-k log-probabilities, when
+        kept); False when the row ended there (stop rule, EOS or the delimiter)."""
+        if top is not None:
+            self.lps[i].append(top)
+            if self.stop is not None and self.stop(self.lps[i]):
+                # as DeepConf's logits processor forces EOS here: the token drawn at this position is
+                # dropped, and the sample ends, unfinished
+                self.stopped[i] = True
+                self.done[i] = True
+                return False
+        if t in self.policy.eos_ids:
+            self.hit_eos[i] = True
+            self.done[i] = True
+            return False
+        self.tokens[i].append(t)
+        if self.stop_at_delimiter:
+            self.texts[i] = self.policy.tokenizer.decode(self.tokens[i], skip_special_tokens=True)
+            if self.policy.delimiter in self.texts[i]:
+                self.done[i] = True
+                return False
+        return True
 
 
 def memory_estimate_bytes(path_or_id: str, trust_remote_code: bool = False) -> int | None:
