@@ -49,13 +49,24 @@ def is_skip(value) -> bool:
     return value == {"__type__": "update"}
 
 
+def tree_traces(value) -> list[dict]:
+    """The traces a tree update draws: a live frame's compact payload (``plot_payload``) or a figure."""
+    import json
+
+    from gradio.components.plot import PlotData
+    if isinstance(value, PlotData):
+        return json.loads(value.plot)["data"]
+    assert isinstance(value, go.Figure), value
+    return json.loads(value.to_json())["data"]
+
+
 def test_first_update_carries_the_tree_and_the_resets(ctx, monkeypatch):
     from ui import explore
 
     monkeypatch.setattr(explore, "ACK_GRACE_S", 60.0)  # however loaded the machine, the first node comes first
     outs = list(stream(ctx))
     first = outs[0]
-    assert isinstance(first[TREE], go.Figure) and len(first[TREE].data) > 0, "first update without the tree"
+    assert len(tree_traces(first[TREE])) > 0, "first update without the tree"
     # the acknowledgement's part: the other domain's widgets hidden, this domain's emptied
     assert first[GALLERY] == {"__type__": "update", "value": [], "visible": False}
     assert first[STRIPS]["visible"] is False and first[NFE]["visible"] is False
@@ -81,8 +92,47 @@ def test_slow_start_is_acknowledged_before_the_tree(ctx):
     assert ack[CANDIDATES] == {"__type__": "update", "value": [], "visible": True}
     assert ack[METER] == compute_meter_html({})  # the previous run's meter is cleared
     rest = list(gen)
-    assert isinstance(rest[0][TREE], go.Figure)
+    assert tree_traces(rest[0][TREE])
     assert "finished" in rest[-1][STATUS]
+
+
+def test_live_frames_send_the_tree_compact_and_only_when_it_changed(ctx, monkeypatch):
+    """Every live tree is the figure's own JSON (the same traces as plotly's ``to_json``) without its escapes,
+    unchanged trees are skipped, and the last frame is the whole figure (the replay's starting point)."""
+    import json
+
+    from gradio.components.plot import PlotData
+
+    from ui import explore
+    from ui.fold import fold
+    from ui.figures.tree import tree_figure
+
+    monkeypatch.setattr(explore, "ACK_GRACE_S", 60.0)
+    monkeypatch.setattr(explore, "MAX_UPDATES_PER_S", 1000.0)  # an update per drained batch: many frames
+    outs = list(stream(ctx))
+    live = [o[TREE] for o in outs[:-1] if not is_skip(o[TREE])]
+    assert live and all(isinstance(v, PlotData) for v in live)
+    assert all("\\u003c" not in v.plot for v in live)
+    assert all("<br>" in v.plot for v in live if json.loads(v.plot)["data"])  # hovers carry their tags as is
+    assert isinstance(outs[-1][TREE], go.Figure)
+    events = outs[-1][EVENTS]
+    final = json.loads(tree_figure(fold(events)).to_json())
+    assert tree_traces(outs[-1][TREE]) == final["data"]
+    # live hovers are brief (node, text, score), the last frame's are whole (per-step scores, cost, prunes)
+    hovers = lambda traces: " ".join(h for t in traces for h in t.get("hovertext") or [])  # noqa: E731
+    assert "verifier score" in hovers(tree_traces(live[-1])) and "per-step" not in hovers(tree_traces(live[-1]))
+    assert "per-step PRM scores" in hovers(final["data"]) and "cost of this step" in hovers(final["data"])
+    sent = [json.loads(v.plot) for v in live]
+    assert all(a != b for a, b in zip(sent, sent[1:])), "an unchanged tree was sent again"
+    # what decides a resend: the tree's signature moves with what the figure draws, not with the meter
+    from ui.figures.tree import tree_signature
+    st = fold([e for e in events if e["type"] != "RunFinished"])
+    before = tree_signature(st)
+    fold([{"type": "Cost", "delta": {"generated_tokens": 5}}], state=st)
+    assert tree_signature(st) == before
+    scored = next(e for e in events if e["type"] == "NodeScored")
+    fold([{**scored, "score": scored["score"] / 2}], state=st)
+    assert tree_signature(st) != before
 
 
 def test_the_model_work_sees_the_request_context(ctx, monkeypatch):

@@ -18,9 +18,9 @@ from typing import Any, Iterator
 import gradio as gr
 
 from backends.domains import IMAGE_DOMAINS
-from ui.figures.style import empty_figure
+from ui.figures.style import empty_figure, plot_payload
 from ui.figures.tables import compute_meter_html, status_html
-from ui.figures.tree import tree_figure
+from ui.figures.tree import tree_figure, tree_signature
 from ui.fold import ViewState, fold, step_count
 from ui.common import (AppContext, Viewer, build_viewer, candidates_update, confidence_update, gallery_update, load_values,
                        nfe_update,
@@ -437,7 +437,11 @@ def stream_run(ctx: AppContext, config, key: str, viewer: Viewer) -> Iterator[tu
                     cands = candidates_update(st) if changed("candidates", n_fin) else skip
                     gallery = strips = nfe = skip
                 confidence = confidence_update(st) if changed("confidence", len(st.confidence)) else skip
-                values = (status_html(st), tree_figure(st), particles, cands,
+                # live frames: the tree only when it changed, with brief hovers, in compact JSON (plot_payload);
+                # the last frame (and every replay) sends the whole figure
+                tree = (skip if not changed("tree", tree_signature(st)) else
+                        tree_figure(st) if finished else plot_payload(tree_figure(st, brief=True)))
+                values = (status_html(st), tree, particles, cands,
                           compute_meter_html(st.totals), gallery, strips, nfe, confidence)
                 if not acked:
                     values, acked = with_reset(values), True
