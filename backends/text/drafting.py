@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from backends.text.decoding import DecodeState, sampling_probs, top_k_logprobs
 from strategies.core import CancelToken
 
 ORDERS = (3, 2, 1)   # context lengths tried, longest first
@@ -81,7 +82,7 @@ class NgramDrafter:
         return counts
 
 
-def decode(policy, drafter: NgramDrafter, state, cache, logits: torch.Tensor, mask: torch.Tensor,
+def decode(policy, drafter: NgramDrafter, state: DecodeState, cache, logits: torch.Tensor, mask: torch.Tensor,
            next_pos: torch.Tensor, prefix_ids: list[list[int]], gen: torch.Generator, temperature: float,
            top_p: float, max_new_tokens: int, cancel: CancelToken | None
            ) -> tuple[torch.Tensor, int, list[list[int]]]:
@@ -89,8 +90,6 @@ def decode(policy, drafter: NgramDrafter, state, cache, logits: torch.Tensor, ma
 
     ``prefix_ids`` holds each row's prefix ids. Returns the final attention mask, the forward
     passes made and, per row, the cache columns holding its generated tokens (those fed back, in order)."""
-    from backends.text.transformers_lm import sampling_probs, top_k_logprobs
-
     batch, device = logits.shape[0], logits.device
     for ids in {tuple(p): p for p in prefix_ids}.values():
         drafter.add(list(ids))

@@ -10,12 +10,12 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, DynamicCache
 
 from backends.text import drafting, kv_reuse
+from backends.text.decoding import DecodeState, StopRule, sampling_probs, top_k_logprobs
 from backends.text.kv_reuse import KVStore
 from strategies.core import CancelToken, Compute
 
@@ -50,18 +50,6 @@ class StepSample:
     # per generated token, the top-k log-probabilities of the model's distribution there (when asked)
     top_logprobs: list[list[float]] = field(default_factory=list)
     stopped: bool = False  # cut by the caller's stop rule (not finished: no answer)
-
-
-StopRule = Callable[[list[list[float]]], bool]
-"""Called after each generated token with that sample's top-k log-probabilities so far; True stops the
-sample at that token (DeepConf's online early stop)."""
-
-
-def top_k_logprobs(logits: torch.Tensor, k: int) -> list[list[float]]:
-    """The ``k`` largest log-probabilities of each row's distribution (the model's own, before temperature),
-    rounded to 4 places: what confidence measures need, not the whole vocabulary."""
-    values = torch.log_softmax(logits.float(), -1).topk(min(k, logits.shape[-1]), -1).values
-    return [[round(float(v), 4) for v in row] for row in values]
 
 
 def model_shape(config) -> tuple[int, int, int]:
@@ -240,7 +228,7 @@ class CausalLMPolicy:
 
     @staticmethod
     def _keep_steps(kv: KVStore, cache: DynamicCache, prefill_mask: torch.Tensor, id_lists: list[list[int]],
-                    k: int, state: "DecodeState", decoded: int, fed_columns: list[list[int]] | None) -> None:
+                    k: int, state: DecodeState, decoded: int, fed_columns: list[list[int]] | None) -> None:
         """Keep each unfinished step's cache (its prefix and the generated tokens that were fed back, the
         delimiter included when a later pass fed it) for the children that will extend it. Plain decoding fed
         row i's tokens in the columns after the prefill, one per pass; drafting says where it put them."""
@@ -266,58 +254,6 @@ class CausalLMPolicy:
         if temperature <= 0:
             return logits.argmax(-1)
         return torch.multinomial(sampling_probs(logits, temperature, top_p), 1, generator=gen).flatten()
-
-
-def sampling_probs(logits: torch.Tensor, temperature: float, top_p: float) -> torch.Tensor:
-    """The distribution a token is drawn from: softmax at ``temperature`` (> 0), cut to the ``top_p`` nucleus
-    (unnormalised after the cut: ``torch.multinomial`` normalises)."""
-    probs = torch.softmax(logits / temperature, -1)
-    if top_p < 1.0:
-        sorted_p, order = probs.sort(-1, descending=True)
-        keep = sorted_p.cumsum(-1) - sorted_p < top_p
-        sorted_p = sorted_p * keep
-        probs = torch.zeros_like(probs).scatter(-1, order, sorted_p)
-    return probs
-
-
-class DecodeState:
-    """Per-row bookkeeping of one decode: the tokens each row generated and why it ended."""
-
-    def __init__(self, policy: CausalLMPolicy, batch: int, stop_at_delimiter: bool, top_logprobs: int,
-                 stop: StopRule | None) -> None:
-        self.policy = policy
-        self.stop_at_delimiter = stop_at_delimiter
-        self.top_logprobs = top_logprobs
-        self.stop = stop
-        self.tokens: list[list[int]] = [[] for _ in range(batch)]
-        self.done = torch.zeros(batch, dtype=torch.bool, device=policy.device)
-        self.hit_eos = [False] * batch
-        self.stopped = [False] * batch
-        self.texts = [""] * batch
-        self.lps: list[list[list[float]]] = [[] for _ in range(batch)]
-
-    def take(self, i: int, t: int, top: list[float] | None) -> bool:
-        """Row ``i`` drew ``t`` at its next position (``top``: that position's top-k log-probabilities, when
-        kept); False when the row ended there (stop rule, EOS or the delimiter)."""
-        if top is not None:
-            self.lps[i].append(top)
-            if self.stop is not None and self.stop(self.lps[i]):
-                # as DeepConf's logits processor forces EOS here: the token drawn at this position is
-                # dropped, and the sample ends, unfinished
-                self.stopped[i] = True
-                self.done[i] = True
-                return False
-        if t in self.policy.eos_ids:
-            self.hit_eos[i] = True
-            self.done[i] = True
-            return False
-        self.tokens[i].append(t)
-        if self.stop_at_delimiter:
-            self.texts[i] = self.policy.tokenizer.decode(self.tokens[i], skip_special_tokens=True)
-            if self.policy.delimiter in self.texts[i]:
-                self.done[i] = True
-                return False
-        return True
 
 
 def memory_estimate_bytes(path_or_id: str, trust_remote_code: bool = False) -> int | None:
