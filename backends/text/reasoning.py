@@ -47,7 +47,8 @@ class TextOptions:
     """The reasoning domain's backend options (``--option NAME=VALUE``): ``kv_reuse=on|off`` (default on:
     answers are the same either way, see ``backends.text.kv_reuse``), ``kv_budget_mb`` (the store's bound,
     default ``TTS_KV_BUDGET_MB`` or 512) and ``drafting=off|ngram`` (model-free speculative sampling,
-    ``backends.text.drafting``). Policies that cannot use one (a server, vLLM) ignore it."""
+    ``backends.text.drafting``). A policy or verifier that keeps no cache here (a server, vLLM: they cache on
+    their side) ignores ``kv_reuse``; ``drafting`` needs the transformers policy and is refused elsewhere."""
 
     kv_reuse: bool = True
     kv_budget_bytes: int | None = None  # None: the backend's default
