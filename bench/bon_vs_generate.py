@@ -3,9 +3,10 @@
 The limit for plain sampling: transformers' own loop drawing the 16 samples of a prompt in one batch. Both
 sides sample 16 complete solutions per problem from tiny-arith-s at temperature 0.8; the engine's run also
 stores nothing (``run_events``), and is timed with its verifier (``--verifier tiny-prm``, the default run) and
-without one (majority vote, which scores nothing). Sides alternate per problem after one warm-up each.
-Prints the times and the ratios engine / generate (the target is at most 1.3x).
-Usage: python bench/bon_vs_generate.py [--problems 20]
+without one (majority vote, which scores nothing). Sides alternate per problem after one warm-up each, ``--reps`` times, and each side's fastest repetition of a
+problem counts (on a shared machine a burst of load otherwise lands on one side). Prints the times and the
+ratios engine / generate (the target is at most 1.3x).
+Usage: python bench/bon_vs_generate.py [--problems 20] [--reps 3]
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--problems", type=int, default=20)
     ap.add_argument("--n", type=int, default=16)
+    ap.add_argument("--reps", type=int, default=3)
     args = ap.parse_args()
     torch.set_num_threads(2)
     policy = load_policy("tiny-arith-s")
@@ -58,8 +60,12 @@ def main() -> None:
     sums = {"best_of_n": [0.0, 0], "majority_vote": [0.0, 0], "generate": [0.0, 0]}
     for i in range(args.problems):
         p = arith.problem_at("test", i)
-        for name in ("best_of_n", "generate", "majority_vote"):
-            wall, n = batched(p, i) if name == "generate" else engine(name, p.uid)
+        best: dict[str, tuple[float, int]] = {}
+        for _ in range(args.reps):  # each side's fastest of the repetitions: the machine is shared
+            for name in ("best_of_n", "generate", "majority_vote"):
+                wall, n = batched(p, i) if name == "generate" else engine(name, p.uid)
+                best[name] = min(best.get(name, (wall, n)), (wall, n))
+        for name, (wall, n) in best.items():
             sums[name][0] += wall
             sums[name][1] += n
     print(f"tiny-arith-s, {args.n} samples per problem, test:0..{args.problems - 1}, temperature 0.8")
