@@ -330,3 +330,30 @@ def test_a_domain_starts_on_a_verifier_that_is_available_here(monkeypatch):
     monkeypatch.setattr(registry, "_available", lambda e: False)
     assert domain_updates("t2i")["verifier"]["value"] == "clip-score"
     assert registry.default_verifier("reasoning") == "tiny-prm"
+
+
+def test_reasoning_runs_take_the_kv_reuse_and_drafting_choices(inputs):
+    """Explore's Advanced choices become the run's options; a default choice travels as nothing (the stored
+    record stays as before) and a value outside the choices is refused with its name."""
+    import gradio as gr
+
+    from ui.explore import make_config
+
+    ctx, fields = inputs
+
+    def config(kv, drafting):
+        return make_config(ctx, fields, "reasoning", "", "", "beam_search", 4, 2, "", 7, "last", 0.8,
+                           [None] * len(fields), text_values=(kv, drafting))
+
+    assert config("on", "off").options == {}
+    assert config("off", "ngram").options == {"kv_reuse": "off", "drafting": "ngram"}
+    with pytest.raises(gr.Error, match="drafting"):
+        config("on", "eagle")
+
+
+def test_the_meter_shows_accepted_drafts_and_tokens_per_pass():
+    from ui.figures.tables import compute_meter_html
+
+    html = compute_meter_html({"generated_tokens": 1000, "draft_tokens": 800, "draft_accepted": 200})
+    assert "drafts accepted" in html and "25% of 800" in html and "1.25x" in html
+    assert "drafts accepted" not in compute_meter_html({"generated_tokens": 1000})
