@@ -357,3 +357,18 @@ def test_the_meter_shows_accepted_drafts_and_tokens_per_pass():
     html = compute_meter_html({"generated_tokens": 1000, "draft_tokens": 800, "draft_accepted": 200})
     assert "drafts accepted" in html and "25% of 800" in html and "1.25x" in html
     assert "drafts accepted" not in compute_meter_html({"generated_tokens": 1000})
+
+
+def test_live_particle_lanes_are_compact_and_the_last_is_the_figure(ctx, monkeypatch):
+    from gradio.components.plot import PlotData
+
+    from engine.run import RunConfig
+    from ui import explore
+    from ui.explore import stream_run
+
+    monkeypatch.setattr(explore, "MAX_UPDATES_PER_S", 1000.0)
+    outs = list(stream_run(ctx, RunConfig(strategy="particle_filtering", budget=8, difficulty=2, seed=0),
+                           "run:pf", viewer=None))
+    live = [o[PARTICLES]["value"] for o in outs[:-1] if "value" in o[PARTICLES]]
+    assert live and all(isinstance(v, PlotData) and '"ESS"' in v.plot for v in live)
+    assert isinstance(outs[-1][PARTICLES]["value"], go.Figure)

@@ -426,7 +426,8 @@ def stream_run(ctx: AppContext, config, key: str, viewer: Viewer) -> Iterator[tu
             if finished or (dirty and (first_nodes or now - last_sent >= interval)):
                 fin = [n for n in st.nodes.values() if n.finished]
                 n_fin = len(fin) + (0 if st.candidates is None else 10**6)
-                particles = particles_update(st) if changed("particles", len(st.particle_steps)) else skip
+                particles = (particles_update(st, compact=not finished)
+                             if changed("particles", len(st.particle_steps)) else skip)
                 if is_image:
                     cands = skip
                     gallery = gallery_update(st) if changed("gallery", (
