@@ -11,7 +11,9 @@ What is built here, and the choices where the paper differs or is silent:
 - The table (:class:`NgramDrafter`) is one run's: it holds every n-gram (orders ``ORDERS``) of the prefixes the
   run decoded from (the problem and the earlier steps) and of every token a sample generated (siblings in the
   same batch see each other's tokens as they appear). A context maps to the token that followed it last.
-- Drafts are deterministic: the longest matching order proposes one token, up to ``DRAFT_LEN`` in a chain.
+- Drafts are deterministic: the longest matching order proposes one token, chained up to a row's draft
+  length, which adapts as in transformers' assisted generation (+2 after a fully accepted draft, -1 after a
+  rejection, between 1 and ``DRAFT_LEN``): it depends only on the row's past, so the law is untouched.
   STAND drafts stochastically from stored logits and builds a draft tree with Gumbel-top-k; a point-mass
   draft is the special case that needs no stored distributions, at the price of fewer accepted tokens.
 - Verification is speculative sampling (Leviathan et al., Chen et al.): a draft token ``x`` proposed with
@@ -96,6 +98,7 @@ def decode(policy, drafter: NgramDrafter, state: DecodeState, cache, logits: tor
     contexts = [list(p) for p in prefix_ids]  # each row's ids so far
     fed: list[list[int]] = [[] for _ in range(batch)]
     counts = [0] * batch   # positions drawn per row (max_new_tokens bounds them, as in plain decoding)
+    lengths = [DRAFT_LEN] * batch  # each row's draft length, adapted to its acceptances so far
     pending: list[int | None] = [None] * batch  # the last drawn token of a live row, fed in the next pass
 
     def draw(row_logits: torch.Tensor, exclude: int | None = None) -> int:
@@ -125,7 +128,7 @@ def decode(policy, drafter: NgramDrafter, state: DecodeState, cache, logits: tor
         if cancel is not None:
             cancel.check()
         live = [i for i in range(batch) if pending[i] is not None]
-        drafts = {i: drafter.draft(contexts[i], min(DRAFT_LEN, max_new_tokens - counts[i])) for i in live}
+        drafts = {i: drafter.draft(contexts[i], min(lengths[i], max_new_tokens - counts[i])) for i in live}
         width = 1 + max(len(d) for d in drafts.values())
         feed = torch.zeros((batch, width), dtype=torch.long)
         real = torch.zeros((batch, width), dtype=mask.dtype)
@@ -170,6 +173,8 @@ def decode(policy, drafter: NgramDrafter, state: DecodeState, cache, logits: tor
                 alive = take(i, draw(step_logits[i, len(drafts[i])]), step_logits[i, len(drafts[i])])
             # the rejected draft columns (and the rows' padding) are hidden from every later pass
             mask[i, first + 1 + kept:] = 0
+            if drafts[i]:  # as transformers' assisted generation: longer after a full accept, shorter after a miss
+                lengths[i] = min(DRAFT_LEN, lengths[i] + 2) if kept == len(drafts[i]) else max(1, lengths[i] - 1)
             next_pos[i] += 1 + kept
             pending[i] = contexts[i][-1] if alive else None
     # an accepted EOS or a token the stop rule dropped was fed but is not the row's
