@@ -128,3 +128,31 @@ def test_a_tight_budget_evicts_and_still_decides_the_same():
     prefill = [r[-1]["totals"]["prompt_tokens"] for r in (roomy, tight, off)]
     assert prefill == sorted(set(prefill))  # evicted entries are encoded again, not lost
     assert tight[-1]["totals"]["kv_bytes_peak"] < roomy[-1]["totals"]["kv_bytes_peak"]
+
+
+@needs_embedded
+def test_the_prm_scored_from_its_parents_cache_is_exact_in_float64():
+    """A child's cumulative log-probabilities from the parent's cache (one overlapping token) against one full
+    forward pass of the child, in float64: equal to 1e-10, so the 1e-5 gaps of float32 runs are summation
+    order, not a token read from the wrong place."""
+    from pathlib import Path
+
+    from backends.embedded import arith
+    from backends.text.prm_families import LikelihoodPRM
+
+    prm = LikelihoodPRM(str(Path(__file__).resolve().parents[1] / "backends/embedded/models/tiny-prm"),
+                        device="cpu")
+    prm.model.double()
+    problem = arith.problem_at("test", 17)
+    steps = arith.split_steps(problem.solution)
+    store = prm.new_kv_store()
+    for n in range(1, len(steps) + 1):
+        (got,), cost = prm.score_steps(problem, problem.text + "\n", [steps[:n]], kv_store=store)
+        ids, positions = prm._encode(problem.text, steps[:n])
+        with torch.inference_mode():
+            logp = torch.log_softmax(prm.model(input_ids=torch.tensor([ids])).logits[0], -1)
+        cum = torch.cat([torch.zeros(1, dtype=logp.dtype),
+                         logp[:-1].gather(-1, torch.tensor(ids[1:])[:, None]).squeeze(-1).cumsum(0)])
+        assert got == pytest.approx(prm._read(cum, positions), abs=1e-10)
+        if n > 1:  # the parent's tokens came from the store: the step's own, plus the one overlapping token
+            assert cost.verifier_tokens == len(ids) - len(prm._encode(problem.text, steps[:n - 1])[0]) + 1

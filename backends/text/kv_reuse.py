@@ -151,7 +151,7 @@ def prefill(model, store: KVStore, id_lists: list[list[int]], pad_id: int, devic
     positions = (mask.cumsum(1) - 1).clamp(min=0)
     out = model(input_ids=chunk, attention_mask=mask, position_ids=positions[:, c_max:], past_key_values=cache,
                 use_cache=True)
-    new_logits = out.logits.float()
+    new_logits = out.logits.to(torch.promote_types(out.logits.dtype, torch.float32))  # bf16 up, never down
     seen: set[int] = set()
     encoded = []
     for u in src:
