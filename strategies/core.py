@@ -78,6 +78,8 @@ class Compute:
     mem_bytes: float = 0.0
     kv_bytes_peak: int = 0
     wall_s: float = 0.0
+    draft_tokens: int = 0     # tokens proposed by model-free drafting (backends.text.drafting)
+    draft_accepted: int = 0   # of which the target model accepted
 
     def add(self, other: "Compute") -> None:
         for f in fields(self):

@@ -49,13 +49,24 @@ def is_skip(value) -> bool:
     return value == {"__type__": "update"}
 
 
+def tree_traces(value) -> list[dict]:
+    """The traces a tree update draws: a live frame's compact payload (``plot_payload``) or a figure."""
+    import json
+
+    from gradio.components.plot import PlotData
+    if isinstance(value, PlotData):
+        return json.loads(value.plot)["data"]
+    assert isinstance(value, go.Figure), value
+    return json.loads(value.to_json())["data"]
+
+
 def test_first_update_carries_the_tree_and_the_resets(ctx, monkeypatch):
     from ui import explore
 
     monkeypatch.setattr(explore, "ACK_GRACE_S", 60.0)  # however loaded the machine, the first node comes first
     outs = list(stream(ctx))
     first = outs[0]
-    assert isinstance(first[TREE], go.Figure) and len(first[TREE].data) > 0, "first update without the tree"
+    assert len(tree_traces(first[TREE])) > 0, "first update without the tree"
     # the acknowledgement's part: the other domain's widgets hidden, this domain's emptied
     assert first[GALLERY] == {"__type__": "update", "value": [], "visible": False}
     assert first[STRIPS]["visible"] is False and first[NFE]["visible"] is False
@@ -81,8 +92,47 @@ def test_slow_start_is_acknowledged_before_the_tree(ctx):
     assert ack[CANDIDATES] == {"__type__": "update", "value": [], "visible": True}
     assert ack[METER] == compute_meter_html({})  # the previous run's meter is cleared
     rest = list(gen)
-    assert isinstance(rest[0][TREE], go.Figure)
+    assert tree_traces(rest[0][TREE])
     assert "finished" in rest[-1][STATUS]
+
+
+def test_live_frames_send_the_tree_compact_and_only_when_it_changed(ctx, monkeypatch):
+    """Every live tree is the figure's own JSON (the same traces as plotly's ``to_json``) without its escapes,
+    unchanged trees are skipped, and the last frame is the whole figure (the replay's starting point)."""
+    import json
+
+    from gradio.components.plot import PlotData
+
+    from ui import explore
+    from ui.fold import fold
+    from ui.figures.tree import tree_figure
+
+    monkeypatch.setattr(explore, "ACK_GRACE_S", 60.0)
+    monkeypatch.setattr(explore, "MAX_UPDATES_PER_S", 1000.0)  # an update per drained batch: many frames
+    outs = list(stream(ctx))
+    live = [o[TREE] for o in outs[:-1] if not is_skip(o[TREE])]
+    assert live and all(isinstance(v, PlotData) for v in live)
+    assert all("\\u003c" not in v.plot for v in live)
+    assert all("<br>" in v.plot for v in live if json.loads(v.plot)["data"])  # hovers carry their tags as is
+    assert isinstance(outs[-1][TREE], go.Figure)
+    events = outs[-1][EVENTS]
+    final = json.loads(tree_figure(fold(events)).to_json())
+    assert tree_traces(outs[-1][TREE]) == final["data"]
+    # live hovers are brief (node, text, score), the last frame's are whole (per-step scores, cost, prunes)
+    hovers = lambda traces: " ".join(h for t in traces for h in t.get("hovertext") or [])  # noqa: E731
+    assert "verifier score" in hovers(tree_traces(live[-1])) and "per-step" not in hovers(tree_traces(live[-1]))
+    assert "per-step PRM scores" in hovers(final["data"]) and "cost of this step" in hovers(final["data"])
+    sent = [json.loads(v.plot) for v in live]
+    assert all(a != b for a, b in zip(sent, sent[1:])), "an unchanged tree was sent again"
+    # what decides a resend: the tree's signature moves with what the figure draws, not with the meter
+    from ui.figures.tree import tree_signature
+    st = fold([e for e in events if e["type"] != "RunFinished"])
+    before = tree_signature(st)
+    fold([{"type": "Cost", "delta": {"generated_tokens": 5}}], state=st)
+    assert tree_signature(st) == before
+    scored = next(e for e in events if e["type"] == "NodeScored")
+    fold([{**scored, "score": scored["score"] / 2}], state=st)
+    assert tree_signature(st) != before
 
 
 def test_the_model_work_sees_the_request_context(ctx, monkeypatch):
@@ -280,3 +330,45 @@ def test_a_domain_starts_on_a_verifier_that_is_available_here(monkeypatch):
     monkeypatch.setattr(registry, "_available", lambda e: False)
     assert domain_updates("t2i")["verifier"]["value"] == "clip-score"
     assert registry.default_verifier("reasoning") == "tiny-prm"
+
+
+def test_reasoning_runs_take_the_kv_reuse_and_drafting_choices(inputs):
+    """Explore's Advanced choices become the run's options; a default choice travels as nothing (the stored
+    record stays as before) and a value outside the choices is refused with its name."""
+    import gradio as gr
+
+    from ui.explore import make_config
+
+    ctx, fields = inputs
+
+    def config(kv, drafting):
+        return make_config(ctx, fields, "reasoning", "", "", "beam_search", 4, 2, "", 7, "last", 0.8,
+                           [None] * len(fields), text_values=(kv, drafting))
+
+    assert config("on", "off").options == {}
+    assert config("off", "ngram").options == {"kv_reuse": "off", "drafting": "ngram"}
+    with pytest.raises(gr.Error, match="drafting"):
+        config("on", "eagle")
+
+
+def test_the_meter_shows_accepted_drafts_and_tokens_per_pass():
+    from ui.figures.tables import compute_meter_html
+
+    html = compute_meter_html({"generated_tokens": 1000, "draft_tokens": 800, "draft_accepted": 200})
+    assert "drafts accepted" in html and "25% of 800" in html and "1.25x" in html
+    assert "drafts accepted" not in compute_meter_html({"generated_tokens": 1000})
+
+
+def test_live_particle_lanes_are_compact_and_the_last_is_the_figure(ctx, monkeypatch):
+    from gradio.components.plot import PlotData
+
+    from engine.run import RunConfig
+    from ui import explore
+    from ui.explore import stream_run
+
+    monkeypatch.setattr(explore, "MAX_UPDATES_PER_S", 1000.0)
+    outs = list(stream_run(ctx, RunConfig(strategy="particle_filtering", budget=8, difficulty=2, seed=0),
+                           "run:pf", viewer=None))
+    live = [o[PARTICLES]["value"] for o in outs[:-1] if "value" in o[PARTICLES]]
+    assert live and all(isinstance(v, PlotData) and '"ESS"' in v.plot for v in live)
+    assert isinstance(outs[-1][PARTICLES]["value"], go.Figure)

@@ -19,6 +19,7 @@ from ui.figures import images as image_views
 from ui.figures.curves import score_vs_compute_figure
 from ui.figures.confidence import confidence_figure
 from ui.figures.particles import particle_figure
+from ui.figures.style import plot_payload
 from ui.figures.tables import CANDIDATE_HEADERS, METER_CSS, candidates_rows, compute_meter_html, status_html
 from ui.figures.tree import tree_figure
 from strategies.core import H100_FLOPS_PER_BYTE
@@ -228,11 +229,13 @@ def frame(events: list[dict], k: int | None, title: str | None = None,
             confidence_update(st))
 
 
-def particles_update(st: ViewState) -> Any:
-    """The particle view, shown only for runs that resample."""
+def particles_update(st: ViewState, compact: bool = False) -> Any:
+    """The particle view, shown only for runs that resample; ``compact`` (a live frame) sends it as
+    ``plot_payload`` does."""
     if not st.particle_steps:
         return gr.update(visible=False)
-    return gr.update(value=particle_figure(st), visible=True)
+    fig = particle_figure(st)
+    return gr.update(value=plot_payload(fig) if compact else fig, visible=True)
 
 
 def confidence_update(st: ViewState) -> Any:

@@ -18,9 +18,9 @@ from typing import Any, Iterator
 import gradio as gr
 
 from backends.domains import IMAGE_DOMAINS
-from ui.figures.style import empty_figure
+from ui.figures.style import empty_figure, plot_payload
 from ui.figures.tables import compute_meter_html, status_html
-from ui.figures.tree import tree_figure
+from ui.figures.tree import tree_figure, tree_signature
 from ui.fold import ViewState, fold, step_count
 from ui import download as download_ui
 from ui.common import (AppContext, Viewer, build_viewer, candidates_update, confidence_update, gallery_update, load_values,
@@ -135,6 +135,14 @@ def build(ctx: AppContext) -> ExploreTab:
                                   info="noise scale of the flow SDE: g = diffusion × s²", elem_id="explore-diffusion")
             interpolant = gr.Dropdown(list(flow.INTERPOLANTS), value=spec.defaults["interpolant"],
                                       label="Interpolant (flow samplers)", elem_id="explore-interpolant")
+        # the reasoning domain's backend options (backends.text.reasoning.TextOptions); only a changed one is sent
+        with gr.Row() as text_row:
+            kv_reuse = gr.Dropdown(list(TEXT_OPTIONS["kv_reuse"]), value="on", label="KV reuse across steps",
+                                   info="continue each step from its parent's cache (same answers)",
+                                   elem_id="explore-kv-reuse")
+            drafting = gr.Dropdown(list(TEXT_OPTIONS["drafting"]), value="off", label="Drafting (speculative sampling)",
+                                   info="ngram: model-free drafts from the problem, siblings and earlier steps "
+                                        "(same distribution)", elem_id="explore-drafting")
     sampler = [steps, eta, guidance, scheduler, diffusion, interpolant]
     with gr.Row():
         run_btn = gr.Button("Run", variant="primary", elem_id="run-btn", scale=3)
@@ -154,7 +162,7 @@ def build(ctx: AppContext) -> ExploreTab:
     switched = {"strategy": strategy, "model": model, "verifier": verifier, "difficulty": difficulty, "digit": digit,
                 "prompt_id": prompt_id, "problem": problem, "answer": answer, "aggregation": aggregation,
                 "temperature": temperature,
-                "sampler_row": sampler_row, **dict(zip(SAMPLER_OPTIONS, sampler))}
+                "sampler_row": sampler_row, "text_row": text_row, **dict(zip(SAMPLER_OPTIONS, sampler))}
 
     def on_domain(d: str) -> dict:
         updates = domain_updates(d)
@@ -167,16 +175,17 @@ def build(ctx: AppContext) -> ExploreTab:
     # parameter names are the API's names (they shadow the widgets only inside this function)
     def run(request: gr.Request, domain, model, verifier, strategy, budget, difficulty, problem,
             seed, aggregation, temperature, digit, prompt_id, steps, eta, guidance, scheduler, diffusion,
-            interpolant, answer, *strategy_params) -> Iterator[tuple]:
+            interpolant, answer, kv_reuse, drafting, *strategy_params) -> Iterator[tuple]:
         config = make_config(ctx, fields, domain, model, verifier, strategy, budget, difficulty,
                              problem, seed, aggregation, temperature, strategy_params, digit_v=digit,
                              prompt_id_v=prompt_id,
-                             sampler_values=(steps, eta, guidance, scheduler, diffusion, interpolant), answer_v=answer)
+                             sampler_values=(steps, eta, guidance, scheduler, diffusion, interpolant), answer_v=answer,
+                             text_values=(kv_reuse, drafting))
         yield from stream_run(ctx, config, session_key(request, "run"), viewer)
 
     run_event = run_btn.click(
         run, [domain, model, verifier, strategy, budget, difficulty, problem, seed, aggregation, temperature,
-              digit, prompt_id, *sampler, answer, *param_boxes],
+              digit, prompt_id, *sampler, answer, kv_reuse, drafting, *param_boxes],
         viewer.load_outputs, api_name="run", concurrency_limit=ctx.run_concurrency, concurrency_id="run",
         show_progress="minimal", show_progress_on=[viewer.status])
 
@@ -209,7 +218,7 @@ def domain_updates(domain: str) -> dict[str, Any]:
            "prompt_id": gr.update(visible=d == "t2i"), "problem": gr.update(label=label, placeholder=placeholder),
            "answer": gr.update(visible=not img),
            "aggregation": gr.update(visible=not img), "temperature": gr.update(visible=not img),
-           "sampler_row": gr.update(visible=img)}
+           "sampler_row": gr.update(visible=img), "text_row": gr.update(visible=not img)}
     if not img:  # the sampler row is hidden: its widgets keep what they show
         return {**out, **{name: gr.update() for name in SAMPLER_OPTIONS}}
     spec = sampler_spec(d)
@@ -258,14 +267,20 @@ def _check_problem(domain: str, text: str | None, problem_id: str | None) -> Non
         raise gr.Error(str(exc), print_exception=False) from None
 
 
+# the reasoning domain's option widgets: name -> choices, the default first
+TEXT_OPTIONS = {"kv_reuse": ("on", "off"), "drafting": ("off", "ngram")}
+
+
 def make_config(ctx: AppContext, fields: list[ParamField], domain_v, model_v, verifier_v, strategy_v, budget_v,
                 difficulty_v, problem_v, seed_v, aggregation_v, temperature_v, param_values, digit_v=None,
-                sampler_values: tuple = (), prompt_id_v=None, answer_v=None):
+                sampler_values: tuple = (), prompt_id_v=None, answer_v=None, text_values: tuple = ()):
     """A RunConfig from raw widget / API values; gr.Error with a clear message on anything bad.
 
     Reasoning runs take the difficulty unless a problem is typed, and the aggregation and temperature. The
     image domains take the sampler options their backend knows (``SAMPLER_OPTIONS`` order; the scheduler
-    checked against the offered choices, the numbers by the engine, which names a bad one), and as the problem
+    checked against the offered choices, the numbers by the engine, which names a bad one); reasoning runs the
+    KV-reuse and drafting choices (``TEXT_OPTIONS`` order; only those that differ from the default travel), and
+    as the problem
     the typed text, else the digit (image: problem ``test:<digit>``) or the bundled prompt (t2i: ``test:<i>``).
     An empty model or verifier is the domain's first. ``answer_v`` is the expected answer of a typed question
     to a policy of one's own (reasoning only; empty: the run is not graded)."""
@@ -306,8 +321,12 @@ def make_config(ctx: AppContext, fields: list[ParamField], domain_v, model_v, ve
     common = dict(domain=domain_v, model=model, verifier=verifier, strategy=strategy_v, budget=budget_n,
                   params=params, problem_text=text or None, seed=seed_n)
     if domain_v not in IMAGE_DOMAINS:
+        options = {}
+        for (name, choices), value in zip(TEXT_OPTIONS.items(), text_values):
+            if value not in (None, "") and parse_choice(value, name, list(choices)) != choices[0]:
+                options[name] = value
         return RunConfig(**common, difficulty=None if text else difficulty_n, aggregation=aggregation_v,
-                         temperature=temp, answer=expected or None)
+                         temperature=temp, answer=expected or None, options=options)
     if text:
         problem_id = None
     elif domain_v == "t2i":
@@ -418,7 +437,8 @@ def stream_run(ctx: AppContext, config, key: str, viewer: Viewer) -> Iterator[tu
             if finished or (dirty and (first_nodes or now - last_sent >= interval)):
                 fin = [n for n in st.nodes.values() if n.finished]
                 n_fin = len(fin) + (0 if st.candidates is None else 10**6)
-                particles = particles_update(st) if changed("particles", len(st.particle_steps)) else skip
+                particles = (particles_update(st, compact=not finished)
+                             if changed("particles", len(st.particle_steps)) else skip)
                 if is_image:
                     cands = skip
                     gallery = gallery_update(st) if changed("gallery", (
@@ -429,7 +449,11 @@ def stream_run(ctx: AppContext, config, key: str, viewer: Viewer) -> Iterator[tu
                     cands = candidates_update(st) if changed("candidates", n_fin) else skip
                     gallery = strips = nfe = skip
                 confidence = confidence_update(st) if changed("confidence", len(st.confidence)) else skip
-                values = (status_html(st), tree_figure(st), particles, cands,
+                # live frames: the tree only when it changed, with brief hovers, in compact JSON (plot_payload);
+                # the last frame (and every replay) sends the whole figure
+                tree = (skip if not changed("tree", tree_signature(st)) else
+                        tree_figure(st) if finished else plot_payload(tree_figure(st, brief=True)))
+                values = (status_html(st), tree, particles, cands,
                           compute_meter_html(st.totals, ctx.limits.flops_per_byte), gallery, strips, nfe, confidence)
                 if not acked:
                     values, acked = with_reset(values), True

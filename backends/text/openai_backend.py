@@ -19,6 +19,16 @@ a search runs on more than one machine: a vLLM cluster behind one endpoint.
   ``model_calls`` counts HTTP requests. FLOPs are estimated only when ``n_params`` is given. Memory traffic
   (``mem_bytes``, Kinetics' eFLOPs) is not counted: the server's model shape and batching are unknown here, so
   such a run shows its eFLOPs as not counted rather than equal to its FLOPs, as if memory were free.
+- KV reuse across steps happens on the server, not here (no cache crosses HTTP): every request sends the
+  full prefix text, the same bytes for the same node every time (the question, then each step and its
+  delimiter, exactly as ``ReasoningSpace`` builds it), so a server with prefix caching finds the shared
+  prefix itself. vLLM's automatic prefix caching (``vllm serve --enable-prefix-caching``; on by default in
+  the V1 engine) hashes the prompt in blocks of ``--block-size`` tokens and reuses every full block it still
+  holds, evicting least-recently-used blocks; SGLang's RadixAttention keeps a radix tree of cached token
+  sequences and matches the longest prefix at any token. Either way ``usage.prompt_tokens`` still counts the
+  whole prompt (vLLM can add the cached part as ``prompt_tokens_details.cached_tokens``, with
+  ``--enable-prompt-tokens-details``; it is not read here), so the prompt tokens charged here are what was
+  sent, not what the server encoded. ``--option kv_reuse`` and ``drafting`` do not apply (drafting is refused).
 - Finished or not: a choice that stopped at the delimiter is an unfinished step; one that stopped at EOS is a
   finished solution. vLLM says which through ``stop_reason`` (None = EOS); where a server does not say (the
   OpenAI schema has only ``finish_reason == "stop"`` for both), an empty step is read as EOS, so an ended

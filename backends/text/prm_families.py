@@ -64,11 +64,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from backends.text import kv_reuse
+from backends.text.kv_reuse import KVStore
 from backends.text.transformers_lm import (flops_for, forward_mem_bytes, kv_token_bytes, model_shape, param_bytes,
                                            pick_device)
 from backends.text.prm_base import (PrefixCachedPRM, causal_lm, likelihood_pieces, load_backbone, load_tokenizer,
                                     question_of, read_tensors, split_steps, token_starting_at)
-from strategies.core import Compute
+from backends.text.verifiers import score_prefixes
+from strategies.core import CancelToken, Compute
 
 log = logging.getLogger(__name__)
 
@@ -331,6 +334,54 @@ class LikelihoodPRM(PrefixCachedPRM):
     def _read(self, row, positions):
         start = float(row[positions[0]])
         return [math.exp(min(0.0, float(row[p]) - start)) for p in positions[1:]]
+
+    # -- KV reuse (backends.text.kv_reuse): a child is scored from its parent's cache --------------------
+    def new_kv_store(self, budget_bytes: int | None = None) -> KVStore:
+        return KVStore(kv_reuse.DEFAULT_BUDGET_BYTES if budget_bytes is None else budget_bytes)
+
+    def score_steps(self, problem, prompt, step_lists, cancel=None, cache=None, kv_store: KVStore | None = None):
+        """As the base class; with a run's ``kv_store``, each solution continues from the longest prefix of its
+        ids the run scored before (``_encode`` builds ids piece by piece, so a child's ids extend its parent's),
+        and only the rest is encoded and charged."""
+        if kv_store is None:
+            return super().score_steps(problem, prompt, step_lists, cancel, cache)
+        question = question_of(problem, prompt)
+        return score_prefixes(cache, question, step_lists,
+                              lambda todo: self._forward_reusing(question, todo, cancel, kv_store))
+
+    @torch.inference_mode()
+    def _forward_reusing(self, question: str, step_lists: list[list[str]], cancel: CancelToken | None,
+                         store: KVStore) -> tuple[list[list[float]], Compute]:
+        cost, out, started = Compute(), [], time.perf_counter()
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        for b in range(0, len(step_lists), self.batch_size):
+            if cancel is not None:
+                cancel.check()
+            built = [self._encode(question, steps) for steps in step_lists[b:b + self.batch_size]]
+            # overlap 1: the last reused token is encoded again, for the logits that predict the first new one
+            pre = kv_reuse.prefill(self.model, store, [ids for ids, _ in built], pad, self.device, overlap=1)
+            logp = torch.log_softmax(pre.new_logits, -1)
+            r_max = pre.chunk.shape[1]
+            for row, (ids, positions) in enumerate(built):
+                reused, n_new = pre.reused[row], len(ids) - pre.reused[row]
+                chunk = pre.chunk[row, r_max - n_new:]
+                token = logp[row, r_max - n_new:-1].gather(-1, chunk[1:].unsqueeze(-1)).squeeze(-1).cpu()
+                # the entry matches at least reused + 1 tokens, so its cumulative log-probabilities up to
+                # there are this sequence's
+                before = pre.entries[row].extra[:reused + 1] if reused else torch.zeros(1)
+                cum = torch.cat([before, before[-1] + token.cumsum(-1)])
+                out.append(self._read(cum, positions))
+                kv_reuse.keep(store, pre.cache, row, pre.mask[row].nonzero().flatten(), tuple(ids), extra=cum)
+            n_tokens = sum(pre.encoded)
+            cost.verifier_tokens += n_tokens
+            cost.verifier_calls += 1
+            cost.flops += flops_for(self.n_params, self.layers, self.hidden, n_tokens, pre.width // 2)
+            # the weights once, the new tokens' keys and values written, the reused prefixes' read by attention
+            cost.mem_bytes += (forward_mem_bytes(self.weight_bytes, self.token_kv, pre.chunk.numel())
+                               + self.token_kv * sum(pre.reused))
+        cost.wall_s = time.perf_counter() - started
+        cost.kv_bytes_peak = store.peak_bytes
+        return out, cost
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import os
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from backends import catalog
 from backends.text.loaders import load_policy, load_verifier
@@ -47,6 +47,49 @@ class ReasoningTask:
         return arith.step_value(steps[-1]) if steps else None
 
 
+@dataclass(frozen=True)
+class TextOptions:
+    """The reasoning domain's backend options (``--option NAME=VALUE``): ``kv_reuse=on|off`` (default on:
+    answers are the same either way, see ``backends.text.kv_reuse``), ``kv_budget_mb`` (the store's bound,
+    default ``TTS_KV_BUDGET_MB`` or 512) and ``drafting=off|ngram`` (model-free speculative sampling,
+    ``backends.text.drafting``). A policy or verifier that keeps no cache here (a server, vLLM: they cache on
+    their side) ignores ``kv_reuse``; ``drafting`` needs the transformers policy and is refused elsewhere."""
+
+    kv_reuse: bool = True
+    kv_budget_bytes: int | None = None  # None: the backend's default
+    drafting: str = "off"
+
+
+DRAFTING_MODES = ("off", "ngram")
+
+
+def parse_text_options(options: dict | None) -> TextOptions:
+    """Validated options; InputError names the bad one."""
+    out = TextOptions()
+    for name, raw in (options or {}).items():
+        value = str(raw).strip().lower()
+        if name == "kv_reuse":
+            if value not in ("on", "off", "true", "false", "1", "0"):
+                raise InputError(f"kv_reuse must be on or off, got {raw!r}")
+            out = replace(out, kv_reuse=value in ("on", "true", "1"))
+        elif name == "kv_budget_mb":
+            try:
+                mb = float(value)
+            except ValueError:
+                mb = -1.0
+            if not 0 < mb <= 2**20:
+                raise InputError(f"kv_budget_mb must be a positive number of MiB, got {raw!r}")
+            out = replace(out, kv_budget_bytes=int(mb * 2**20))
+        elif name == "drafting":
+            if value not in DRAFTING_MODES:
+                raise InputError(f"drafting must be one of {', '.join(DRAFTING_MODES)}, got {raw!r}")
+            out = replace(out, drafting=value)
+        else:
+            raise InputError(f"unknown option {name!r} for the reasoning domain; "
+                             "choose from kv_reuse, kv_budget_mb, drafting")
+    return out
+
+
 @dataclass
 class ReasoningSpace:
     policy: object
@@ -60,6 +103,7 @@ class ReasoningSpace:
     seed: int = 0
     cancel: CancelToken | None = None
     meter: Compute = field(default_factory=Compute)
+    options: TextOptions = field(default_factory=TextOptions)
 
     def __post_init__(self) -> None:
         if self.aggregation not in AGGREGATIONS:
@@ -69,6 +113,19 @@ class ReasoningSpace:
         self._calls = itertools.count()
         self._token_logprobs: dict[str, list[list[float]]] = {}  # node id -> top-k per generated token
         self._steps: dict[str, tuple[str, ...]] = {}  # every node's steps, so the chosen one's text can be given
+        # this run's KV caches, keyed by token ids (backends.text.kv_reuse); a policy without one re-sends prefixes
+        self._policy_kv = (self.policy.new_kv_store(self.options.kv_budget_bytes)
+                           if self.options.kv_reuse and hasattr(self.policy, "new_kv_store") else None)
+
+        self._verifier_kv = (self.verifier.new_kv_store(self.options.kv_budget_bytes)
+                             if self.options.kv_reuse and hasattr(self.verifier, "new_kv_store") else None)
+
+        self._drafter = (self.policy.new_drafter()
+                         if self.options.drafting == "ngram" and hasattr(self.policy, "new_drafter") else None)
+
+    def _policy_extra(self) -> dict:
+        extra = {"kv_store": self._policy_kv} if self._policy_kv is not None else {}
+        return extra | ({"drafter": self._drafter} if self._drafter is not None else {})
 
     def _node(self, parent: Node | None, steps: tuple[str, ...], finished: bool, cost: Compute, seed: int) -> Node:
         answer = self.task.extract(steps[-1]) if steps and finished else None
@@ -102,7 +159,8 @@ class ReasoningSpace:
         seed = self._call_seed()
         groups = self.policy.generate_steps([self._prefix(n) for n in unique], kk,
                                             self.temperature if temperature is None else temperature,
-                                            self.top_p, seed, self.max_step_tokens, self.cancel)
+                                            self.top_p, seed, self.max_step_tokens, self.cancel,
+                                            **self._policy_extra())
         out = []
         for node, samples in zip(unique, groups):
             children = []
@@ -146,7 +204,7 @@ class ReasoningSpace:
         unique, kk = self._grouped(nodes, 1)
         seed = self._call_seed()
         prefixes = [self._prefix(n) for n in unique]
-        extra = {"top_logprobs": top_k, "stop": stop} if top_k else {}
+        extra = ({"top_logprobs": top_k, "stop": stop} if top_k else {}) | self._policy_extra()
         groups = self.policy.generate_steps(prefixes, kk, self.temperature if temperature is None else temperature,
                                             self.top_p, seed, self.max_step_tokens * self.max_steps, self.cancel,
                                             stop_at_delimiter=False, stop_at_first=race, **extra)
@@ -171,8 +229,9 @@ class ReasoningSpace:
         if self.verifier is None:
             raise ValueError("this strategy needs a verifier, and none was chosen")
         steps = [list(n.payload) for n in nodes]
+        extra = {"kv_store": self._verifier_kv} if self._verifier_kv is not None else {}
         per_step, cost = self.verifier.score_steps(self.task.problem, self.task.prompt, steps, self.cancel,
-                                                   cache=self._verifier_cache)
+                                                   cache=self._verifier_cache, **extra)
         self.meter.add(cost)
         if self.aggregation != "model":
             return [Score(aggregate(p, self.aggregation), p) for p in per_step]
@@ -257,6 +316,7 @@ class ReasoningRun:
     prompt: str
     policy: object
     verifier: object | None
+    options: TextOptions = field(default_factory=TextOptions)
 
     def problem_record(self) -> dict:
         return self.problem.to_dict()
@@ -267,10 +327,10 @@ class ReasoningRun:
                                   math_grading.MathTask(self.problem, self.prompt, self.policy.delimiter),
                                   aggregation=config.aggregation, temperature=float(config.temperature),
                                   seed=config.seed, cancel=cancel, max_steps=MATH_MAX_STEPS,
-                                  max_step_tokens=MATH_MAX_STEP_TOKENS)
+                                  max_step_tokens=MATH_MAX_STEP_TOKENS, options=self.options)
         return ReasoningSpace(self.policy, self.verifier, ReasoningTask(self.problem, self.prompt),
                               aggregation=config.aggregation, temperature=float(config.temperature),
-                              seed=config.seed, cancel=cancel)
+                              seed=config.seed, cancel=cancel, options=self.options)
 
     def grade(self, answer: str | None) -> bool | None:
         if isinstance(self.problem, math_grading.MathProblem):
@@ -297,6 +357,7 @@ def prepare(config, uses_verifier: bool) -> ReasoningRun:
             raise InputError("an expected answer goes only with a typed question to your own model (a hub id or a "
                              "local folder): arithmetic chains and dataset problems carry their own")
         problem = resolve_problem(config.problem_text, config.problem_id, config.difficulty)
+    options = parse_text_options(getattr(config, "options", None))
     is_math = isinstance(problem, math_grading.MathProblem)
     if is_math and problem.answer is None and uses_verifier and config.verifier == "oracle":
         raise InputError("the oracle grades against the expected answer: give it (--answer, or Expected answer in "
@@ -307,6 +368,9 @@ def prepare(config, uses_verifier: bool) -> ReasoningRun:
         entry = catalog.resolve(config.model, "policy")
         delimiter = entry.delimiter if entry.delimiter != "\n" else catalog.MATH_DELIMITER
     policy = load_policy(config.model, config.trust_remote_code, delimiter=delimiter)
+    if options.drafting != "off" and not hasattr(policy, "new_drafter"):
+        raise InputError(f"drafting={options.drafting} needs a transformers policy; {config.model} decodes "
+                         "elsewhere (a server or vLLM)")
     verifier = None
     if uses_verifier:
         if not config.verifier:
@@ -316,7 +380,7 @@ def prepare(config, uses_verifier: bool) -> ReasoningRun:
         prompt = math_grading.math_prompt(policy, problem)
     else:
         prompt = policy.format_prompt(problem.text) if policy.use_chat_template else problem.text + policy.delimiter
-    return ReasoningRun(problem, prompt, policy, verifier)
+    return ReasoningRun(problem, prompt, policy, verifier, options)
 
 
 # Step limits for free-form math (MATH-500, GSM8K): longer steps and more of them than arithmetic chains.

@@ -10,11 +10,13 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, DynamicCache
 
+from backends.text import drafting, kv_reuse
+from backends.text.decoding import DecodeState, StopRule, sampling_probs, top_k_logprobs
+from backends.text.kv_reuse import KVStore
 from strategies.core import CancelToken, Compute
 
 log = logging.getLogger(__name__)
@@ -48,18 +50,6 @@ class StepSample:
     # per generated token, the top-k log-probabilities of the model's distribution there (when asked)
     top_logprobs: list[list[float]] = field(default_factory=list)
     stopped: bool = False  # cut by the caller's stop rule (not finished: no answer)
-
-
-StopRule = Callable[[list[list[float]]], bool]
-"""Called after each generated token with that sample's top-k log-probabilities so far; True stops the
-sample at that token (DeepConf's online early stop)."""
-
-
-def top_k_logprobs(logits: torch.Tensor, k: int) -> list[list[float]]:
-    """The ``k`` largest log-probabilities of each row's distribution (the model's own, before temperature),
-    rounded to 4 places: what confidence measures need, not the whole vocabulary."""
-    values = torch.log_softmax(logits.float(), -1).topk(min(k, logits.shape[-1]), -1).values
-    return [[round(float(v), 4) for v in row] for row in values]
 
 
 def model_shape(config) -> tuple[int, int, int]:
@@ -130,6 +120,14 @@ class CausalLMPolicy:
         self.bytes_per_value = torch.finfo(self.dtype).bits // 8
         self.max_positions = position_limit(self.model.config)
 
+    def new_drafter(self) -> "drafting.NgramDrafter":
+        """An empty n-gram table for one run's drafts (``generate_steps(drafter=...)``)."""
+        return drafting.NgramDrafter()
+
+    def new_kv_store(self, budget_bytes: int | None = None) -> KVStore:
+        """An empty store for one run's caches (``generate_steps(kv_store=...)``); None: the default budget."""
+        return KVStore(kv_reuse.DEFAULT_BUDGET_BYTES if budget_bytes is None else budget_bytes)
+
     def _eos_ids(self) -> set[int]:
         ids = set()
         gen_eos = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
@@ -151,7 +149,8 @@ class CausalLMPolicy:
     def generate_steps(self, prefixes: list[str], k: int = 1, temperature: float = 0.8, top_p: float = 1.0,
                        seed: int = 0, max_new_tokens: int = 48, cancel: CancelToken | None = None,
                        stop_at_delimiter: bool = True, stop_at_first: bool = False, top_logprobs: int = 0,
-                       stop: StopRule | None = None) -> list[list[StepSample]]:
+                       stop: StopRule | None = None, kv_store: KVStore | None = None,
+                       drafter: "drafting.NgramDrafter | None" = None) -> list[list[StepSample]]:
         """``k`` continuations of each prefix, each stopped at the delimiter (not included) or EOS.
 
         ``top_logprobs`` > 0 keeps, for every generated token, the top-k log-probabilities of the model's
@@ -162,28 +161,42 @@ class CausalLMPolicy:
         ``stop_at_first`` ends the whole batch at the token where the first sequence ends (EOS): the others
         are cut there, unfinished, and their counters hold only the tokens they generated (First Finish
         Search). The random draws are those of the uncut batch, so every cut sample is a prefix of the one the
-        same call without ``stop_at_first`` returns. Temperature 0 is greedy. Sampling draws from one generator seeded with ``seed`` so a call is
+        same call without ``stop_at_first`` returns. ``kv_store`` (a run's :class:`KVStore`) continues each prefix from
+        the longest prefix of its token ids the run has encoded before, encodes only the rest (what
+        ``prompt_tokens`` counts), prefills a repeated prefix once, and keeps every unfinished step's cache for
+        its children. ``drafter`` (a run's :class:`drafting.NgramDrafter`) decodes by model-free speculative
+        sampling, which leaves every sample's distribution unchanged (not its random draws); a race
+        (``stop_at_first``) decodes plainly. Temperature 0 is greedy. Sampling draws from one generator seeded with ``seed`` so a call is
         reproducible. Returns samples grouped by prefix, in the order of ``prefixes``.
         """
         if not prefixes:
             return []
         started = time.perf_counter()
-        enc = self.tokenizer(prefixes, return_tensors="pt", padding=True, add_special_tokens=False)
-        ids, mask = enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device)
-        prompt_lens = mask.sum(1).tolist()
         if self.max_positions:  # a sequence at the end of the position table stops there, unfinished
-            if ids.shape[1] >= self.max_positions:
-                raise ValueError(f"the prompt ({ids.shape[1]} tokens) fills the model's context of "
+            longest = max(len(self.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prefixes)
+            if longest >= self.max_positions:
+                raise ValueError(f"the prompt ({longest} tokens) fills the model's context of "
                                  f"{self.max_positions} positions")
-            max_new_tokens = min(max_new_tokens, self.max_positions - ids.shape[1])
+            max_new_tokens = min(max_new_tokens, self.max_positions - longest)
         gen = torch.Generator(device=self.device).manual_seed(seed)
-
-        # Prefill every distinct prefix once, then repeat its cache for the k samples.
-        cache = DynamicCache()
-        positions = (mask.cumsum(1) - 1).clamp(min=0)
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
-                         past_key_values=cache, use_cache=True)
-        logits = out.logits[:, -1, :].float()
+        if kv_store is None:
+            enc = self.tokenizer(prefixes, return_tensors="pt", padding=True, add_special_tokens=False)
+            ids, mask = enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device)
+            prompt_lens = mask.sum(1).tolist()
+            encoded, width = prompt_lens, ids.shape[1]
+            # Prefill every distinct prefix once, then repeat its cache for the k samples.
+            cache = DynamicCache()
+            positions = (mask.cumsum(1) - 1).clamp(min=0)
+            out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                             past_key_values=cache, use_cache=True)
+            logits = out.logits[:, -1, :].float()
+        else:
+            id_lists = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prefixes]
+            prompt_lens = [len(x) for x in id_lists]
+            pre = kv_reuse.prefill(self.model, kv_store, id_lists, self.tokenizer.pad_token_id, self.device)
+            cache, logits, mask, positions, encoded, width = (pre.cache, pre.logits, pre.mask, pre.positions,
+                                                               pre.encoded, pre.width)
+            prefill_mask = mask
         calls = 1
         if k > 1:
             cache.batch_repeat_interleave(k)
@@ -192,37 +205,24 @@ class CausalLMPolicy:
             positions = positions.repeat_interleave(k, 0)
         batch = logits.shape[0]
         next_pos = positions[:, -1:] + 1
-        tokens: list[list[int]] = [[] for _ in range(batch)]
-        done = torch.zeros(batch, dtype=torch.bool, device=self.device)
-        hit_eos = [False] * batch
-        stopped = [False] * batch
-        texts = [""] * batch
-        lps: list[list[list[float]]] = [[] for _ in range(batch)]
-        for _ in range(max_new_tokens):
+        state = DecodeState(self, batch, stop_at_delimiter, top_logprobs, stop)
+        tokens, hit_eos, stopped, texts, lps = state.tokens, state.hit_eos, state.stopped, state.texts, state.lps
+        fed_columns = None
+        if drafter is not None and not stop_at_first:
+            rows = (id_lists if kv_store is not None
+                    else [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prefixes])
+            mask, more, fed_columns = drafting.decode(self, drafter, state, cache, logits, mask, next_pos,
+                                                      [r for r in rows for _ in range(k)], gen, temperature,
+                                                      top_p, max_new_tokens, cancel)
+            calls += more
+        for _ in range(0 if fed_columns is not None else max_new_tokens):
             if cancel is not None:
                 cancel.check()
             nxt = self._sample(logits, temperature, top_p, gen)
             top = top_k_logprobs(logits, top_logprobs) if top_logprobs > 0 else None
-            for i in (~done).nonzero().flatten().tolist():
-                if top is not None:
-                    lps[i].append(top[i])
-                    if stop is not None and stop(lps[i]):
-                        # as DeepConf's logits processor forces EOS here: the token drawn at this position is
-                        # dropped, and the sample ends, unfinished
-                        stopped[i] = True
-                        done[i] = True
-                        continue
-                t = int(nxt[i])
-                if t in self.eos_ids:
-                    hit_eos[i] = True
-                    done[i] = True
-                    continue
-                tokens[i].append(t)
-                if stop_at_delimiter:
-                    texts[i] = self.tokenizer.decode(tokens[i], skip_special_tokens=True)
-                    if self.delimiter in texts[i]:
-                        done[i] = True
-            if bool(done.all()) or (stop_at_first and any(hit_eos)):
+            for i in (~state.done).nonzero().flatten().tolist():
+                state.take(i, int(nxt[i]), top[i] if top is not None else None)
+            if bool(state.done.all()) or (stop_at_first and any(hit_eos)):
                 break
             mask = torch.cat([mask, torch.ones(batch, 1, dtype=mask.dtype, device=self.device)], 1)
             out = self.model(input_ids=nxt.view(-1, 1), attention_mask=mask, position_ids=next_pos,
@@ -241,7 +241,7 @@ class CausalLMPolicy:
                 if stop_at_delimiter and self.delimiter in text:
                     text = text.split(self.delimiter, 1)[0]
                 n_new = len(tokens[i]) + int(hit_eos[i])
-                shared_prompt = plen if s == 0 else 0
+                shared_prompt = encoded[j] if s == 0 else 0
                 context_max = max(context_max, plen + n_new)
                 cost = Compute(prompt_tokens=shared_prompt, generated_tokens=n_new,
                                flops=flops_for(self.n_params, self.layers, self.hidden, shared_prompt, plen)
@@ -250,12 +250,11 @@ class CausalLMPolicy:
                                         prompt_tokens=shared_prompt, cost=cost, top_logprobs=lps[i],
                                         stopped=stopped[i]))
             samples.append(group)
-        kv = 2 * self.layers * self.kv_width * self.bytes_per_value * batch * (ids.shape[1] + max_new_tokens)
+        kv = 2 * self.layers * self.kv_width * self.bytes_per_value * batch * (width + max_new_tokens)
         wall = time.perf_counter() - started
         # Memory traffic (Kinetics): the prefill writes each prefix's keys and values once, k > 1 copies them
         # into every sample's row, and each decode forward reads every row's whole left-padded cache, finished
         # rows included (the batch keeps them); the weights are read once per batched forward.
-        width = ids.shape[1]
         token_kv = kv_token_bytes(self.layers, self.kv_width, self.bytes_per_value)
         row_reads = token_kv * (decode_kv_reads(width, calls - 1) + (width if k > 1 else 0))
         for group in samples:
@@ -267,7 +266,29 @@ class CausalLMPolicy:
         # first sample.
         samples[0][0].cost.model_calls = calls
         samples[0][0].cost.mem_bytes += float(self.n_params * self.bytes_per_value * calls)
+        if kv_store is not None:
+            self._keep_steps(kv_store, cache, prefill_mask, id_lists, k, state, calls - 1, fed_columns)
+            samples[0][0].cost.kv_bytes_peak = kv + kv_store.peak_bytes
+        if drafter is not None:
+            samples[0][0].cost.draft_tokens, samples[0][0].cost.draft_accepted = drafter.take_counts()
         return samples
+
+    @staticmethod
+    def _keep_steps(kv: KVStore, cache: DynamicCache, prefill_mask: torch.Tensor, id_lists: list[list[int]],
+                    k: int, state: DecodeState, decoded: int, fed_columns: list[list[int]] | None) -> None:
+        """Keep each unfinished step's cache (its prefix and the generated tokens that were fed back, the
+        delimiter included when a later pass fed it) for the children that will extend it. Plain decoding fed
+        row i's tokens in the columns after the prefill, one per pass; drafting says where it put them."""
+        if not state.stop_at_delimiter:
+            return  # a rollout is final: nothing extends it
+        start = prefill_mask.shape[1]
+        for i, toks in enumerate(state.tokens):
+            if state.hit_eos[i] or state.stopped[i]:
+                continue
+            fed = list(range(start, start + min(len(toks), decoded))) if fed_columns is None else fed_columns[i]
+            columns = torch.cat([prefill_mask[i // k].nonzero().flatten(),
+                                 torch.tensor(fed, dtype=torch.long, device=prefill_mask.device)])
+            kv_reuse.keep(kv, cache, i, columns, tuple(id_lists[i // k]) + tuple(toks[:len(fed)]))
 
     def complete(self, prefixes: list[str], temperature: float = 0.8, top_p: float = 1.0, seed: int = 0,
                  max_new_tokens: int = 256, cancel: CancelToken | None = None) -> list[StepSample]:
@@ -279,13 +300,7 @@ class CausalLMPolicy:
     def _sample(logits: torch.Tensor, temperature: float, top_p: float, gen: torch.Generator) -> torch.Tensor:
         if temperature <= 0:
             return logits.argmax(-1)
-        probs = torch.softmax(logits / temperature, -1)
-        if top_p < 1.0:
-            sorted_p, order = probs.sort(-1, descending=True)
-            keep = sorted_p.cumsum(-1) - sorted_p < top_p
-            sorted_p = sorted_p * keep
-            probs = torch.zeros_like(probs).scatter(-1, order, sorted_p)
-        return torch.multinomial(probs, 1, generator=gen).flatten()
+        return torch.multinomial(sampling_probs(logits, temperature, top_p), 1, generator=gen).flatten()
 
 
 def memory_estimate_bytes(path_or_id: str, trust_remote_code: bool = False) -> int | None:

@@ -78,6 +78,12 @@ def compute_meter_html(totals: dict | None, flops_per_byte: float = H100_FLOPS_P
     ]
     if total("nfe"):
         cells.insert(5, ("NFE", human(total("nfe"))))
+    if total("draft_tokens"):
+        # drafting (backends.text.drafting): accepted share, and tokens per target pass per sample, the speedup
+        # in forward passes (the wall-clock one depends on the hardware: bench/drafting.py)
+        accepted, generated = total("draft_accepted"), total("generated_tokens")
+        cells.insert(4, ("drafts accepted", f"{accepted / total('draft_tokens'):.0%} of {human(total('draft_tokens'))}"))
+        cells.insert(5, ("tokens per pass", f"{generated / max(generated - accepted, 1.0):.2f}x"))
     body = "".join(f'<div class="cell"><div class="k">{esc(k)}</div><div class="v">{esc(v)}</div></div>'
                    for k, v in cells)
     return f'{METER_CSS}<div class="tts-meter" data-testid="compute-meter">{body}</div>'

@@ -39,7 +39,8 @@ def layout_tree(state: ViewState) -> dict[str, tuple[float, float]]:
     return pos
 
 
-def _node_hover(n: NodeView, chosen: bool, judged: dict | None = None, image: bool = False) -> str:
+def _node_hover(n: NodeView, chosen: bool, judged: dict | None = None, image: bool = False,
+                brief: bool = False) -> str:
     parts = [f"<b>{esc(n.id)}</b> · step {n.step}" + (" · <b>chosen</b>" if chosen else "")]
     if image and n.parent is not None:  # a file path: the picture itself is in the gallery and the strips
         parts.append("final image" if n.finished else "latent (x_t and its x0-hat in the strips)")
@@ -47,6 +48,10 @@ def _node_hover(n: NodeView, chosen: bool, judged: dict | None = None, image: bo
         parts.append(hover_text(n.preview))
     if n.score is not None:
         parts.append(f"verifier score (aggregated): <b>{fmt(n.score)}</b>")
+    if brief:  # a live frame's: what the node is and how it scored (the rest comes with the last frame)
+        if n.finished and not image:
+            parts.append(f"final answer: <b>{esc(n.answer)}</b>")
+        return "<br>".join(parts + (["pruned"] if n.pruned else []))
     if n.per_step:
         shown = ", ".join(fmt(s, 2) for s in n.per_step[-12:])
         parts.append(f"per-step PRM scores: [{'…, ' if len(n.per_step) > 12 else ''}{shown}]")
@@ -68,8 +73,17 @@ def _node_hover(n: NodeView, chosen: bool, judged: dict | None = None, image: bo
     return "<br>".join(parts)
 
 
-def tree_figure(state: ViewState, height: int = 460, title: str | None = None, legend: bool = True) -> go.Figure:
-    """The search tree: nodes at their step, coloured by verifier score; chosen path highlighted."""
+def tree_signature(state: ViewState) -> tuple:
+    """What the tree figure draws of a view state: an update whose signature is the last one's resends nothing."""
+    return (state.run_id, state.selected, len(state.nodes),
+            tuple((n.score, n.pruned, n.finished, n.correct, n.visits, n.value) for n in state.nodes.values()))
+
+
+def tree_figure(state: ViewState, height: int = 460, title: str | None = None, legend: bool = True,
+                brief: bool = False) -> go.Figure:
+    """The search tree: nodes at their step, coloured by verifier score; chosen path highlighted. ``brief``
+    hovers (live frames) name the node, its step text, score and answer, and leave out the per-step scores,
+    the step's cost, MCTS statistics, the judge and the reason for a prune: a quarter of the bytes."""
     if not state.nodes:
         return empty_figure("Press Run: the search tree grows here step by step.", height)
     pos = layout_tree(state)
@@ -109,7 +123,7 @@ def tree_figure(state: ViewState, height: int = 460, title: str | None = None, l
         return f32([pos[n.id][1] for n in ns])
 
     def hovers(ns: list[NodeView]) -> list[str]:
-        return [_node_hover(n, n.id in chosen, state.judged.get(n.id), state.is_image) for n in ns]
+        return [_node_hover(n, n.id in chosen, state.judged.get(n.id), state.is_image, brief) for n in ns]
 
     size = 11 if len(state.nodes) < 200 else 8
     if groups["pruned"]:
