@@ -48,6 +48,7 @@ class StepSample:
     # per generated token, the top-k log-probabilities of the model's distribution there (when asked)
     top_logprobs: list[list[float]] = field(default_factory=list)
     stopped: bool = False  # cut by the caller's stop rule (not finished: no answer)
+    delimited: bool = False  # ended at the delimiter (which ``text`` leaves out)
 
 
 StopRule = Callable[[list[list[float]]], bool]
@@ -151,8 +152,11 @@ class CausalLMPolicy:
     def generate_steps(self, prefixes: list[str], k: int = 1, temperature: float = 0.8, top_p: float = 1.0,
                        seed: int = 0, max_new_tokens: int = 48, cancel: CancelToken | None = None,
                        stop_at_delimiter: bool = True, stop_at_first: bool = False, top_logprobs: int = 0,
-                       stop: StopRule | None = None) -> list[list[StepSample]]:
+                       stop: StopRule | None = None, delimiter: str | None = None) -> list[list[StepSample]]:
         """``k`` continuations of each prefix, each stopped at the delimiter (not included) or EOS.
+
+        ``delimiter`` overrides the policy's step delimiter for this call (a thinking model's thought ends at
+        its end-of-thinking delimiter).
 
         ``top_logprobs`` > 0 keeps, for every generated token, the top-k log-probabilities of the model's
         distribution at that position (``StepSample.top_logprobs``). ``stop`` (which needs ``top_logprobs``)
@@ -167,6 +171,7 @@ class CausalLMPolicy:
         """
         if not prefixes:
             return []
+        delimiter = delimiter or self.delimiter
         started = time.perf_counter()
         enc = self.tokenizer(prefixes, return_tensors="pt", padding=True, add_special_tokens=False)
         ids, mask = enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device)
@@ -220,7 +225,7 @@ class CausalLMPolicy:
                 tokens[i].append(t)
                 if stop_at_delimiter:
                     texts[i] = self.tokenizer.decode(tokens[i], skip_special_tokens=True)
-                    if self.delimiter in texts[i]:
+                    if delimiter in texts[i]:
                         done[i] = True
             if bool(done.all()) or (stop_at_first and any(hit_eos)):
                 break
@@ -238,8 +243,9 @@ class CausalLMPolicy:
             for s in range(k):
                 i = j * k + s
                 text = texts[i] if stop_at_delimiter else self.tokenizer.decode(tokens[i], skip_special_tokens=True)
-                if stop_at_delimiter and self.delimiter in text:
-                    text = text.split(self.delimiter, 1)[0]
+                delimited = stop_at_delimiter and delimiter in text
+                if delimited:
+                    text = text.split(delimiter, 1)[0]
                 n_new = len(tokens[i]) + int(hit_eos[i])
                 shared_prompt = plen if s == 0 else 0
                 context_max = max(context_max, plen + n_new)
@@ -248,7 +254,7 @@ class CausalLMPolicy:
                                + flops_for(self.n_params, self.layers, self.hidden, n_new, plen + n_new // 2))
                 group.append(StepSample(text=text, finished=hit_eos[i], generated_tokens=n_new,
                                         prompt_tokens=shared_prompt, cost=cost, top_logprobs=lps[i],
-                                        stopped=stopped[i]))
+                                        stopped=stopped[i], delimited=delimited))
             samples.append(group)
         kv = 2 * self.layers * self.kv_width * self.bytes_per_value * batch * (ids.shape[1] + max_new_tokens)
         wall = time.perf_counter() - started
