@@ -235,6 +235,22 @@ def think_accuracy(model, tok, problems: list[arith.Problem], budget: int | None
             "think_tokens": sum(n_think) / len(n_think), "texts": texts}
 
 
+def budget_table(path: str, n: int, seeds: tuple[int, ...]) -> int:
+    """Accuracy at each thinking budget on ``n`` test problems, averaged over ``seeds``, overall and by difficulty."""
+    from transformers import AutoTokenizer
+
+    model, tok = base.load_policy(path), AutoTokenizer.from_pretrained(path)
+    problems = base.test_problems(n)
+    print(f"tiny-think, {n} test problems x seeds {seeds}, T=0.8 (mean over seeds)")
+    for b in BUDGETS:
+        rs = [think_accuracy(model, tok, problems, b, 0.8, seed=s, desc=_budget_name(b)) for s in seeds]
+        per = {d: sum(r["per"][d] for r in rs) / len(rs) for d in rs[0]["per"]}
+        each = " / ".join(f"{100 * r['acc']:.1f}" for r in rs)
+        print(f"{_budget_name(b):<12} {100 * sum(r['acc'] for r in rs) / len(rs):5.1f}%  (seeds {each})  "
+              f"thinking {sum(r['think_tokens'] for r in rs) / len(rs):6.1f} tok   {base._fmt(per)}", flush=True)
+    return 0
+
+
 def _budget_name(b: int | None) -> str:
     return "unlimited" if b is None else ("no thinking" if b == 0 else f"budget {b}")
 
@@ -246,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n-eval", type=int, help="test problems (default 500; 20 with --quick)")
     ap.add_argument("--probe-every", type=int, default=PROBE_EVERY, help="dev probe period in steps (0: none)")
     ap.add_argument("--quick", action="store_true", help="into a temp dir, few steps unless given (smoke test)")
+    ap.add_argument("--table", action="store_true",
+                    help="no training: the accuracy-vs-thinking-budget table of the saved model (seeds 7 and 8)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stdout)
@@ -256,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tiny-think starts from tiny-arith-l, which is not in {args.out}", file=sys.stderr)
         return 2
     out = os.path.join(tempfile.mkdtemp(prefix="think-quick-") if args.quick else args.out, "tiny-think")
+    if args.table:
+        return budget_table(os.path.join(args.out, "tiny-think"), args.n_eval or 200, (7, 8))
     steps = args.steps or (8 if args.quick else SPEC.steps)
     n_eval = args.n_eval or (20 if args.quick else 500)
     spec = replace(SPEC, steps=steps)

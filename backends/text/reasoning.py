@@ -9,8 +9,9 @@ answer steps. The thought is ONE step, the payload's first: ``<think>`` + newlin
 ``</think>`` once closed. The space writes the open delimiter itself (the model would), so a thought always has
 it. Every strategy works unchanged: a node without a closed thought is first made to think, as one step, up to
 ``max_think_tokens`` tokens (the close forced there), by ``extend`` and by the roll-outs alike; only then come
-the answer steps. A race (first finish) and a confidence roll-out (DeepConf) run on the answers after each
-sample's thought. Budget forcing drives the thought itself through ``think``, ``end_thinking`` and ``wait``.
+the answer steps. A confidence roll-out (DeepConf) runs on the answers after each sample's thought; a race
+(first finish) runs over the whole traces, thought and answer, so the first to end stops the others mid-thought.
+Budget forcing drives the thought itself through ``think``, ``end_thinking`` and ``wait``.
 The tokens generated inside thoughts are counted apart (``Compute.thinking_tokens``).
 """
 from __future__ import annotations
@@ -246,6 +247,8 @@ class ReasoningSpace:
 
     def _roll_out(self, nodes: list[Node], temperature: float | None, race: bool, top_k: int = 0,
                   stop=None) -> list[Node]:
+        if self.thinking and race and not all(self.thought_closed(n) for n in nodes):
+            return self._race_thinking(nodes, temperature)
         if self.thinking and not all(self.thought_closed(n) for n in nodes):
             thought = self._thought_first(nodes, temperature)
             done = self._roll_out(thought, temperature, race, top_k, stop)
@@ -277,6 +280,39 @@ class ReasoningSpace:
                     self._token_logprobs[child.id] = s.top_logprobs
                 out.append(child)
         return out
+
+    def _race_thinking(self, nodes: list[Node], temperature: float | None) -> list[Node]:
+        """A race over whole thinking traces (thought and answer in one batch): the first sample to end stops
+        the others, mid-thought if they are still thinking, so first finish saves their thinking tokens."""
+        unique, kk = self._grouped(nodes, 1)
+        seed = self._call_seed()
+        limit = self.max_think_tokens + self.max_step_tokens * self.max_steps
+        groups = self.policy.generate_steps([self._prefix(n) for n in unique], kk,
+                                            self.temperature if temperature is None else temperature, self.top_p,
+                                            seed, limit, self.cancel, stop_at_delimiter=False, stop_at_first=True)
+        someone_ended = any(s.finished for samples in groups for s in samples)
+        close = self.thinking[1]
+        out = []
+        for node, samples in zip(unique, groups):
+            before = node.payload[0] if node.payload else self.thinking[0] + "\n"
+            for s in samples:
+                thought, closed, rest = s.text.partition(close)
+                s.cost.thinking_tokens = self._count_tokens(thought, s.text, s.generated_tokens) if closed \
+                    else s.generated_tokens - int(s.finished)
+                self.meter.add(s.cost)
+                steps = (before + thought + closed,) + (tuple(self.task.split(rest)) if closed else ())
+                child = self._node(node, steps, s.finished or not someone_ended, s.cost, seed)
+                self._thought_tokens[child.id] = self.thinking_tokens(node) + s.cost.thinking_tokens
+                out.append(child)
+        return out
+
+    def _count_tokens(self, part: str, whole: str, whole_tokens: int) -> int:
+        """Tokens of ``part``, a prefix of a generated text: by the policy's tokenizer where it has one, else in
+        proportion to its characters (a remote server's text)."""
+        tok = getattr(self.policy, "tokenizer", None)
+        if tok is not None:
+            return len(tok(part, add_special_tokens=False)["input_ids"])
+        return round(whole_tokens * len(part) / max(1, len(whole)))
 
     def score(self, nodes: list[Node]) -> list[Score]:
         if not nodes:
