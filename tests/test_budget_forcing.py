@@ -123,3 +123,12 @@ def test_thinking_models_are_marked_in_the_catalog():
         assert catalog.thinking_delimiters(hub) == ("<think>", "</think>")
     assert catalog.thinking_delimiters("Qwen/Qwen2.5-1.5B-Instruct") == ()
     assert catalog.resolve("openai:Qwen/Qwen3-8B@http://127.0.0.1:1/v1", "policy").thinking == ("<think>", "</think>")
+
+
+def test_first_finish_on_tiny_think_races_whole_traces():
+    cfg = RunConfig(model="tiny-think", verifier=None, strategy="first_finish", budget=4, problem_id="test:4")
+    events = list(run_events(cfg))
+    totals = events[-1]["totals"]
+    assert 0 < totals["thinking_tokens"] < totals["generated_tokens"]
+    pruned = [e for e in events if e["type"] == "NodePruned"]
+    assert len(pruned) == 3
