@@ -101,6 +101,9 @@ def prepare(config: RunConfig, limits: Limits | None = None) -> Prepared:
         domain_run = DOMAINS[config.domain](config, info.uses_verifier)
     except ValueError as exc:  # InputError, ModelLoadError and parameter errors carry their message
         raise ConfigError(str(exc)) from None
+    if info.needs_thinking and not getattr(domain_run, "thinking", ()):
+        raise ConfigError(f"{config.strategy} needs a thinking model (a policy with thinking delimiters, such as "
+                          f"tiny-think); {config.model} answers at once")
     return Prepared(config, info, built, domain_run)
 
 

@@ -29,6 +29,7 @@ class StrategyInfo:
     # the budget's unit in the caps: 1 when it counts samples or iterations; a strategy whose budget counts tokens
     # (budget forcing: thinking tokens per sample) may go to ``budget_scale`` x the app's budget cap
     budget_scale: int = 1
+    needs_thinking: bool = False  # only for a thinking model (a policy with thinking delimiters)
 
     @property
     def params_cls(self) -> type:
@@ -74,7 +75,8 @@ STRATEGIES: dict[str, StrategyInfo] = {s.name: s for s in [
     StrategyInfo("budget_forcing", "Budget forcing", budget_forcing, "budget",
                  "m1: Unleash the Potential of Test-Time Scaling for Medical Reasoning with Large Language Models",
                  "A thinking model thinks up to the budget in tokens: the end of thinking is forced there, and an "
-                 "early stop becomes 'Wait,'.", ("reasoning",), False, budget_scale=64),
+                 "early stop becomes 'Wait,'.", ("reasoning",), False, budget_scale=64,
+                 needs_thinking=True),
     StrategyInfo("rebase", "REBASE", rebase, "n",
                  "Inference Scaling Laws: An Empirical Analysis of Compute-Optimal Inference for Problem-Solving "
                  "with Language Models (Wu et al., 2024)",

@@ -132,3 +132,8 @@ def test_first_finish_on_tiny_think_races_whole_traces():
     assert 0 < totals["thinking_tokens"] < totals["generated_tokens"]
     pruned = [e for e in events if e["type"] == "NodePruned"]
     assert len(pruned) == 3
+
+
+def test_budget_forcing_on_a_model_that_does_not_think_is_refused_before_the_run():
+    with pytest.raises(ConfigError, match="needs a thinking model"):
+        prepare(RunConfig(model="tiny-arith-s", verifier=None, strategy="budget_forcing", budget=16))
