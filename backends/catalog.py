@@ -55,6 +55,10 @@ class ModelEntry:
     family: str = ""        # PRM family (backends.text.prm_families.FAMILIES) for prm/orm entries
     backend: str = "transformers"  # transformers / openai / vllm for policies
     params_b: float = 0.0   # listed parameter count in billions, for the memory estimate before download
+    # A thinking model's (open, close) delimiters around its thought, which comes before the answer steps; empty
+    # for a model that answers at once. ``wait`` is what budget forcing appends to make it think on.
+    thinking: tuple[str, ...] = ()
+    wait: str = "Wait,"
 
     def memory_estimate(self) -> int | None:
         """Bytes of bf16 weights (what the listed hardware assumes), before loading; None when unknown.
@@ -143,11 +147,25 @@ def hub_availability(repo_id: str, filename: str = "config.json") -> tuple[bool,
 
 
 _E = str(EMBEDDED_DIR)
+THINK_DELIMITERS = ("<think>", "</think>")
+# Hub families that think between <think> and </think> before answering (their chat templates say so).
+_THINKING_HUB = re.compile(r"^(Qwen/Qwen3-|Qwen/QwQ-|deepseek-ai/DeepSeek-R1-Distill-)", re.IGNORECASE)
+
+
+def thinking_delimiters(model_id: str) -> tuple[str, ...]:
+    """The thinking delimiters of a hub id outside the catalog (Qwen3, QwQ, DeepSeek-R1 distills); () for others."""
+    return THINK_DELIMITERS if _THINKING_HUB.match(model_id) else ()
+
+
 CATALOG: dict[str, ModelEntry] = {e.id: e for e in [
     ModelEntry("tiny-arith-s", "policy", "reasoning", f"{_E}/tiny-arith-s",
                "Embedded small policy for arithmetic chains (trained by backends/embedded/train.py)."),
     ModelEntry("tiny-arith-l", "policy", "reasoning", f"{_E}/tiny-arith-l",
                "Embedded larger policy, same data, several times the parameters."),
+    ModelEntry("tiny-think", "policy", "reasoning", f"{_E}/tiny-think",
+               "Embedded thinking policy: a long-hand scratchpad between <think> and </think>, then the answer lines "
+               "(tiny-arith-l trained on by backends/embedded/think_train.py).", thinking=THINK_DELIMITERS,
+               wait="Wait, "),
     ModelEntry("tiny-prm", "prm", "reasoning", f"{_E}/tiny-prm",
                "Embedded generative process reward model: the probability it gives the steps so far "
                "(tiny-arith-l trained further on the task, then on the policies' labelled samples).", delimiter="\n",
@@ -220,14 +238,15 @@ def _prefixed(model_id: str, kind: str) -> ModelEntry | None:
         if kind != "policy":
             raise ModelLoadError(f"{model_id} is a policy endpoint, not a verifier")
         return ModelEntry(model_id, "policy", "reasoning", rest, "OpenAI-compatible completions endpoint.",
-                          delimiter=MATH_DELIMITER, backend="openai", hardware="remote server")
+                          delimiter=MATH_DELIMITER, backend="openai", hardware="remote server",
+                          thinking=thinking_delimiters(rest.split("@", 1)[0]))
     if prefix == "vllm":
         if kind != "policy":
             raise ModelLoadError(f"{model_id} is a policy, not a verifier")
         embedded = _in_embedded(rest)  # an embedded folder keeps its one-line steps, as under transformers
         return ModelEntry(model_id, "policy", "reasoning", rest, "vLLM in process.",
                           delimiter="\n" if embedded else MATH_DELIMITER, chat_template=not embedded, backend="vllm",
-                          hardware="CUDA GPU")
+                          hardware="CUDA GPU", thinking=_embedded_thinking(rest) if embedded else thinking_delimiters(rest))
     if prefix in FAMILY_PREFIXES or prefix == "judge":
         if kind == "policy":
             raise ModelLoadError(f"{model_id} is a verifier, not a policy")
@@ -269,10 +288,16 @@ def resolve(model_id: str, kind: str) -> ModelEntry:
     if kind == "policy" and HUB_ID.match(model_id) and hub_availability(model_id)[0]:
         # any hub causal LM once it is in the cache (``python app.py download ID`` puts it there)
         return ModelEntry(model_id, "policy", "reasoning", model_id, "Hub model from the local cache.",
-                          chat_template=True)
+                          chat_template=True, thinking=thinking_delimiters(model_id))
     known = ", ".join(e.id for e in CATALOG.values() if e.kind == kind or (kind == "verifier" and e.kind != "policy"))
     raise ModelLoadError(f"unknown {kind} {model_id!r}: use one of {known}, or a local folder in Hugging Face format"
                          + (", or a hub id once downloaded (python app.py download ID)" if kind == "policy" else ""))
+
+
+def _embedded_thinking(source: str) -> tuple[str, ...]:
+    """The thinking delimiters of the catalog's embedded entry for this folder (vLLM on an embedded folder)."""
+    path = Path(source).resolve()
+    return next((e.thinking for e in CATALOG.values() if Path(e.source).resolve() == path), ())
 
 
 def _in_embedded(source: str) -> bool:

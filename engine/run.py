@@ -80,9 +80,9 @@ def prepare(config: RunConfig, limits: Limits | None = None) -> Prepared:
     if info is None or config.domain not in info.domains:
         names = ", ".join(n for n, s in STRATEGIES.items() if config.domain in s.domains)
         raise ConfigError(f"unknown strategy {config.strategy!r} for {config.domain}; choose one of {names}")
-    if isinstance(config.budget, bool) or not isinstance(config.budget, int) \
-            or not 1 <= config.budget <= limits.max_budget:
-        raise ConfigError(f"budget must be a whole number from 1 to {limits.max_budget}, got {config.budget!r}")
+    cap = limits.max_budget * info.budget_scale  # a budget in tokens goes further than one in samples
+    if isinstance(config.budget, bool) or not isinstance(config.budget, int) or not 1 <= config.budget <= cap:
+        raise ConfigError(f"budget must be a whole number from 1 to {cap}, got {config.budget!r}")
     if config.aggregation not in AGGREGATIONS:
         raise ConfigError(f"aggregation must be one of {', '.join(AGGREGATIONS)}")
     if not 0.0 <= float(config.temperature) <= 2.0:
@@ -101,6 +101,9 @@ def prepare(config: RunConfig, limits: Limits | None = None) -> Prepared:
         domain_run = DOMAINS[config.domain](config, info.uses_verifier)
     except ValueError as exc:  # InputError, ModelLoadError and parameter errors carry their message
         raise ConfigError(str(exc)) from None
+    if info.needs_thinking and not getattr(domain_run, "thinking", ()):
+        raise ConfigError(f"{config.strategy} needs a thinking model (a policy with thinking delimiters, such as "
+                          f"tiny-think); {config.model} answers at once")
     return Prepared(config, info, built, domain_run)
 
 

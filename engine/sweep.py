@@ -80,8 +80,9 @@ def validate(config: SweepConfig, limits: Limits) -> None:
     for s in config.strategies:
         if s not in STRATEGIES:
             raise ConfigError(f"unknown strategy {s!r}; choose from {', '.join(STRATEGIES)}")
-    if not config.budgets or any(not 1 <= b <= limits.max_budget for b in config.budgets):
-        raise ConfigError(f"budgets must be whole numbers from 1 to {limits.max_budget}")
+    cap = limits.max_budget * min(STRATEGIES[s].budget_scale for s in config.strategies)
+    if not config.budgets or any(not 1 <= b <= cap for b in config.budgets):
+        raise ConfigError(f"budgets must be whole numbers from 1 to {cap}")
     if not 1 <= config.problems <= limits.max_problems:
         raise ConfigError(f"problems must be from 1 to {limits.max_problems}")
     if not config.seeds or len(config.seeds) > limits.max_seeds:

@@ -66,10 +66,14 @@ class Compute:
     ``mem_bytes`` is the memory traffic the forwards need: weights read once per batched forward, plus the
     KV cache each sequence's attention reads (Kinetics' cost model; activations are not counted). A float, as
     ``flops``: a hub model's totals outgrow SQLite's 64-bit integers.
+
+    ``thinking_tokens`` is the part of ``generated_tokens`` a thinking model spent inside its thought (between
+    its thinking delimiters); the rest of ``generated_tokens`` is the answer. Runs stored before it load with 0.
     """
 
     prompt_tokens: int = 0
     generated_tokens: int = 0
+    thinking_tokens: int = 0
     verifier_tokens: int = 0
     model_calls: int = 0
     verifier_calls: int = 0
@@ -175,6 +179,15 @@ class SearchSpace(Protocol):
     by ``complete`` keeping each generated token's top-k log-probabilities, read back with
     ``token_logprobs(node) -> list[list[float]]``; ``stop(top_logprobs so far) -> bool`` cuts a sample at the
     token where it is true (unfinished, no answer): confidence-based methods (DeepConf).
+
+    Optional, for thinking models (a thought between delimiters before the answer; budget forcing):
+    ``think(nodes, max_tokens, temperature=None) -> list[tuple[Node, bool]]``, each node's open thought continued
+    by at most ``max_tokens`` tokens, paired with whether the model tried to end it there (the end-of-thinking
+    delimiter it wrote is not appended, so the caller decides); ``end_thinking(nodes) -> list[Node]``, the
+    end-of-thinking delimiter forced on each thought, so what follows is the answer (``complete`` writes it);
+    ``wait(nodes) -> list[Node]``, "Wait," (the domain's extension text) appended to each open thought;
+    ``thinking_tokens(node) -> int``, the tokens generated in the node's thought so far (forced text excluded).
+    A domain without them has no thought to budget.
 
     Optional: ``clusters(nodes) -> list[int]``, a semantic cluster label per node (0, 1, ... in order of first
     appearance; nodes with one label say the same thing), for ETS's coverage term; ETS drops that term where a

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Callable
 
-from strategies import (beam_search, best_of_n, deepconf, dvts, ets, evo_search, first_finish, fk_steering, greedy,
+from strategies import (beam_search, best_of_n, budget_forcing, deepconf, dvts, ets, evo_search, first_finish, fk_steering, greedy,
                         majority_vote, mcts, more_steps, particle_filtering, rebase, rollover_budget_forcing,
                         search_over_paths, weighted_bon, zero_order)
 from strategies.params import ParamSpec, specs
@@ -26,6 +26,10 @@ class StrategyInfo:
     domains: tuple[str, ...]
     uses_verifier: bool
     seed_paper: bool = True  # the paper is one of ../shared/papers.md's (False: a later one the issues name)
+    # the budget's unit in the caps: 1 when it counts samples or iterations; a strategy whose budget counts tokens
+    # (budget forcing: thinking tokens per sample) may go to ``budget_scale`` x the app's budget cap
+    budget_scale: int = 1
+    needs_thinking: bool = False  # only for a thinking model (a policy with thinking delimiters)
 
     @property
     def params_cls(self) -> type:
@@ -68,6 +72,11 @@ STRATEGIES: dict[str, StrategyInfo] = {s.name: s for s in [
     StrategyInfo("first_finish", "First finish", first_finish, "n",
                  "First Finish Search: Efficient Test-Time Scaling in Large Language Models",
                  "Decode N samples together; the first to finish wins and the rest are stopped at that token.", ("reasoning",), False),
+    StrategyInfo("budget_forcing", "Budget forcing", budget_forcing, "budget",
+                 "m1: Unleash the Potential of Test-Time Scaling for Medical Reasoning with Large Language Models",
+                 "A thinking model thinks up to the budget in tokens: the end of thinking is forced there, and an "
+                 "early stop becomes 'Wait,'.", ("reasoning",), False, budget_scale=64,
+                 needs_thinking=True),
     StrategyInfo("rebase", "REBASE", rebase, "n",
                  "Inference Scaling Laws: An Empirical Analysis of Compute-Optimal Inference for Problem-Solving "
                  "with Language Models (Wu et al., 2024)",

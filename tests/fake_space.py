@@ -6,6 +6,9 @@ uneven, as a model writes its answer after more or fewer steps), and its answer 
 Like the reasoning domain, a node that reaches ``max_steps`` without its answer is finished with no answer
 (a truncated chain). The score of a node is a fixed function of its digits, so tests know which children a
 strategy must keep.
+
+It is also a thinking model: a thought runs ``think_chunk`` tokens, then the model tries to end it (``think``),
+so budget forcing can cut it (``end_thinking``) or extend it (``wait``); the answer digits come after.
 """
 from __future__ import annotations
 
@@ -30,12 +33,40 @@ class FakeSpace:
     cancel: CancelToken | None = None
     scorer: object = None
     stop_digits: tuple[int, ...] = ()
+    think_chunk: int = 4  # thought tokens after which the model tries to stop thinking, each time it thinks
     calls: list = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._ids = itertools.count()
         self._rng = random.Random(self.seed)
         self._lps: dict[str, list[list[float]]] = {}
+        self._thought: dict[str, int] = {}
+        self.waits: list[str] = []  # ids of the nodes ``wait`` made
+
+    def _thought_child(self, parent: Node, tokens: int, generated: int) -> Node:
+        child = self._node(parent, parent.payload)
+        child.cost = Compute(generated_tokens=generated, thinking_tokens=generated, model_calls=int(generated > 0))
+        self._thought[child.id] = tokens
+        return child
+
+    def think(self, nodes: list[Node], max_tokens: int, temperature: float | None = None) -> list[tuple[Node, bool]]:
+        self.calls.append(("think", len(nodes), max_tokens))
+        if self.cancel is not None:
+            self.cancel.check()
+        step = min(self.think_chunk, max_tokens)
+        return [(self._thought_child(n, self.thinking_tokens(n) + step, step), self.think_chunk <= max_tokens)
+                for n in nodes]
+
+    def end_thinking(self, nodes: list[Node]) -> list[Node]:
+        return [self._thought_child(n, self.thinking_tokens(n), 0) for n in nodes]
+
+    def wait(self, nodes: list[Node]) -> list[Node]:
+        out = [self._thought_child(n, self.thinking_tokens(n), 0) for n in nodes]
+        self.waits += [n.id for n in out]
+        return out
+
+    def thinking_tokens(self, node: Node) -> int:
+        return self._thought.get(node.id, 0)
 
     def _answered(self, digits: tuple[int, ...]) -> bool:
         return len(digits) >= self.length or (bool(digits) and digits[-1] in self.stop_digits)

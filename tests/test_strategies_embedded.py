@@ -19,7 +19,8 @@ REASONING = [n for n, s in STRATEGIES.items() if "reasoning" in s.domains]
 
 
 def run(strategy: str, budget: int, problem_id: str = "test:17", **params) -> list[dict]:
-    cfg = RunConfig(model="tiny-arith-s", verifier="tiny-prm", strategy=strategy, budget=budget,
+    model = "tiny-think" if STRATEGIES[strategy].needs_thinking else "tiny-arith-s"  # budget forcing thinks
+    cfg = RunConfig(model=model, verifier="tiny-prm", strategy=strategy, budget=budget,
                     params=params, problem_id=problem_id)
     return list(run_events(cfg))
 

@@ -38,6 +38,7 @@ class FakeSpace:
         self._ids = itertools.count()
         self.preview = preview
         self._lps: dict[str, list[list[float]]] = {}
+        self._thought: dict[str, int] = {}  # node id -> thinking tokens
 
     def _h(self, *parts: object) -> float:
         d = hashlib.sha256(repr(parts).encode()).digest()
@@ -97,6 +98,29 @@ class FakeSpace:
 
     def token_logprobs(self, node: Node) -> list[list[float]]:
         return self._lps.get(node.id, [])
+
+    # a thinking model whose thought runs 3 tokens per call, then tries to stop (budget forcing)
+    def think(self, nodes: list[Node], max_tokens: int) -> list[tuple[Node, bool]]:
+        out = []
+        for n in nodes:
+            child = self._node(n, n.payload or ("<think>",), False)
+            self._thought[child.id] = self.thinking_tokens(n) + min(3, max_tokens)
+            out.append((child, max_tokens >= 3))
+        return out
+
+    def end_thinking(self, nodes: list[Node]) -> list[Node]:
+        return [self._moved(n, "</think>") for n in nodes]
+
+    def wait(self, nodes: list[Node]) -> list[Node]:
+        return [self._moved(n, "Wait,") for n in nodes]
+
+    def _moved(self, n: Node, text: str) -> Node:
+        child = self._node(n, ((n.payload or ("<think>",))[0] + text,), False)
+        self._thought[child.id] = self.thinking_tokens(n)
+        return child
+
+    def thinking_tokens(self, node: Node) -> int:
+        return self._thought.get(node.id, 0)
 
     def score(self, nodes: list[Node]) -> list[Score]:
         return [Score(self._h(n.id, "s"), [self._h(n.id, i) for i in range(max(1, n.depth))]) for n in nodes]

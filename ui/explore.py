@@ -291,7 +291,7 @@ def make_config(ctx: AppContext, fields: list[ParamField], domain_v, model_v, ve
     domain_v = parse_choice(domain_v, "domain", domain_choices())
     strategy_v = parse_choice(strategy_v, "strategy", list(STRATEGIES))
     info = STRATEGIES[strategy_v]
-    budget_n = parse_int(budget_v, "budget", 1, ctx.limits.max_budget)
+    budget_n = parse_int(budget_v, "budget", 1, ctx.limits.max_budget * info.budget_scale)
     difficulty_n = parse_int(difficulty_v if difficulty_v not in (None, "") else DEFAULT_DIFFICULTY,
                              "difficulty", 1, 5)
     seed_n = parse_int(seed_v if seed_v not in (None, "") else 0, "seed", 0, 2**31 - 1)

@@ -150,6 +150,28 @@ return first(s for s in batch if ended(s))   # the rest are cut here""",
         loses="Tasks where the quick answer is the careless one; it ignores any verifier; a server that cannot "
               "stop the other samples saves nothing.",
     ),
+    "budget_forcing": Card(
+        idea="For a model that thinks before it answers (a thought between <think> and </think>): the budget is "
+             "the number of thinking tokens per sample. At the budget the end of thinking is forced and the model "
+             "must answer from what it has thought so far; if it tries to stop before a minimum, its stop is "
+             "replaced by 'Wait,' and it thinks on (re-checking its work), up to a number of extensions. Several "
+             "samples, each forced so, can vote. This is s1's budget forcing as m1 applies it; m1 finds an optimum "
+             "near 4K thinking tokens, past which its models overthink.",
+        pseudocode="""thought, waits = "<think>", 0
+while tokens(thought) < budget:
+    thought += think(thought, up_to=budget - tokens(thought))
+    if tried_to_stop(thought):
+        if tokens(thought) < min_thinking and waits < max_waits:
+            thought += "Wait,"; waits += 1        # think on
+        else:
+            break
+answer = complete(thought + "</think>")        # forced at the budget
+return majority_vote(answers of N such samples)""",
+        wins="Thinking models whose accuracy grows with thought length: a dial from 'answer now' (budget 1) to "
+             "'think it through', at a known token cost per sample.",
+        loses="Models that do not think (it needs thinking delimiters), budgets past the point of overthinking, "
+              "and extensions that make a model talk itself out of a right answer.",
+    ),
     "rebase": Card(
         idea="Reward-balanced search (REBASE, Wu et al., \"Inference Scaling Laws\", 2024; cited here under ETS, the "
              "seed paper built on its code). Every step the open chains share the step's expansions in proportion "

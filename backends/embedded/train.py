@@ -63,6 +63,7 @@ import logging
 import math
 import os
 import random
+import re
 import shutil
 import sys
 import tempfile
@@ -89,25 +90,34 @@ MAX_LEN = 192
 # ----------------------------------------------------------------------------------------------------------
 # Tokenizer
 # ----------------------------------------------------------------------------------------------------------
-def tokenizer_vocab() -> list[str]:
+def tokenizer_vocab(words: tuple[str, ...] = _WORDS, symbols: tuple[str, ...] = _SYMBOLS) -> list[str]:
     vocab = [PAD, EOS, UNK, NEWLINE, " "] + [str(d) for d in range(10)]
-    for piece in _WORDS + _SYMBOLS:
+    for piece in words + symbols:
         vocab += [piece, " " + piece, piece + " ", " " + piece + " "]
     return vocab
 
 
-def build_tokenizer():
-    """The shared tokenizer as a ``PreTrainedTokenizerFast``."""
+def split_pattern(delimiters: tuple[str, ...] = ()) -> str:
+    """The pre-tokenizer's regex: every match is one token (``re.findall`` with it gives a text's pieces)."""
+    return "|".join([re.escape(d) for d in delimiters] + [_SPLIT_PATTERN])
+
+
+def build_tokenizer(vocab_list: list[str] | None = None, delimiters: tuple[str, ...] = (), max_len: int = MAX_LEN):
+    """The shared tokenizer as a ``PreTrainedTokenizerFast``.
+
+    ``vocab_list`` (default ``tokenizer_vocab()``) and ``delimiters`` (whole tokens matched before the word
+    pattern, such as ``<think>``; they must be in the vocabulary) let another model (``think_train``) extend it.
+    """
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    vocab = {tok: i for i, tok in enumerate(tokenizer_vocab())}
+    vocab = {tok: i for i, tok in enumerate(vocab_list or tokenizer_vocab())}
     backend = Tokenizer(models.WordLevel(vocab, unk_token=UNK))
-    backend.pre_tokenizer = pre_tokenizers.Split(Regex(_SPLIT_PATTERN), behavior="isolated")
+    backend.pre_tokenizer = pre_tokenizers.Split(Regex(split_pattern(delimiters)), behavior="isolated")
     backend.decoder = decoders.Fuse()
     backend.add_special_tokens([PAD, EOS, UNK])
     tok = PreTrainedTokenizerFast(tokenizer_object=backend, pad_token=PAD, eos_token=EOS, unk_token=UNK,
-                                  model_max_length=MAX_LEN, clean_up_tokenization_spaces=False)
+                                  model_max_length=max_len, clean_up_tokenization_spaces=False)
     return tok
 
 
@@ -141,9 +151,9 @@ class ChainStream:
     """Endless batches of fresh train-split chains, length-bucketed inside pools of ``pool`` batches."""
 
     def __init__(self, enc: Encoder, seed: int, batch_size: int, pool: int = 32,
-                 weights: tuple[float, ...] | None = None) -> None:
+                 weights: tuple[float, ...] | None = None, max_len: int = MAX_LEN) -> None:
         self.enc, self.rng, self.batch_size, self.pool = enc, random.Random(seed), batch_size, pool
-        self.weights = weights
+        self.weights, self.max_len = weights, max_len
 
     def _problem(self) -> arith.Problem:
         seed = self.rng.randrange(arith.SPLITS["train"], arith.SPLITS["dev"])
@@ -151,29 +161,34 @@ class ChainStream:
             return arith.generate(seed)
         return arith.generate(seed, self.rng.choices(range(1, 6), weights=self.weights)[0])
 
+    def rows(self, problems: list[arith.Problem]) -> list[tuple]:
+        """Training rows for ``collate_lm``; another trace format (``think_train``) overrides this."""
+        prompts = self.enc([prompt_of(p) for p in problems])
+        sols = self.enc([p.solution for p in problems])
+        return [(pr, so + [self.enc.eos_id]) for pr, so in zip(prompts, sols)]
+
     def __iter__(self):
         while True:
-            problems = [self._problem() for _ in range(self.batch_size * self.pool)]
-            prompts = self.enc([prompt_of(p) for p in problems])
-            sols = self.enc([p.solution for p in problems])
-            rows = [(pr, so + [self.enc.eos_id]) for pr, so in zip(prompts, sols)]
+            rows = self.rows([self._problem() for _ in range(self.batch_size * self.pool)])
             rows.sort(key=lambda r: len(r[0]) + len(r[1]))
             batches = [rows[i:i + self.batch_size] for i in range(0, len(rows), self.batch_size)]
             self.rng.shuffle(batches)
             for batch in batches:
-                yield collate_lm(batch, self.enc.pad_id)
+                yield collate_lm(batch, self.enc.pad_id, self.max_len)
 
 
-def collate_lm(rows: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
-    width = min(MAX_LEN, max(len(p) + len(s) for p, s in rows))
+def collate_lm(rows: list[tuple], pad_id: int, max_len: int = MAX_LEN) -> dict[str, torch.Tensor]:
+    """Rows of (prompt ids, target ids) or (prompt ids, target ids, target labels with -100 where no loss)."""
+    width = min(max_len, max(len(r[0]) + len(r[1]) for r in rows))
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     labels = torch.full((len(rows), width), -100, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, (p, s) in enumerate(rows):
+    for i, row in enumerate(rows):
+        p, s = row[0], row[1]
         seq = (p + s)[:width]
         ids[i, :len(seq)] = torch.tensor(seq)
         mask[i, :len(seq)] = 1
-        lab = ([-100] * len(p) + s)[:width]
+        lab = ([-100] * len(p) + list(row[2] if len(row) > 2 else s))[:width]
         labels[i, :len(lab)] = torch.tensor(lab)
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
@@ -216,12 +231,12 @@ QUICK_STEPS = {"s": 12, "l": 8, "prm": 8}
 PROBE_EVERY = 500  # learning-curve probe of the policies (greedy on dev problems)
 
 
-def llama_config(spec: Spec, tok, **extra):
+def llama_config(spec: Spec, tok, max_len: int = MAX_LEN, **extra):
     from transformers import LlamaConfig
 
     return LlamaConfig(vocab_size=len(tok), hidden_size=spec.hidden, num_hidden_layers=spec.layers,
                        num_attention_heads=spec.heads, num_key_value_heads=spec.heads,
-                       intermediate_size=spec.inter, max_position_embeddings=MAX_LEN, rope_theta=10000.0,
+                       intermediate_size=spec.inter, max_position_embeddings=max_len, rope_theta=10000.0,
                        tie_word_embeddings=True, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
                        bos_token_id=None, initializer_range=spec.init, **extra)
 
@@ -304,7 +319,7 @@ def train_policy(name: str, spec: Spec, tok, steps: int, init=None):
     return model
 
 
-def save_model(model, tok, path: str) -> None:
+def save_model(model, tok, path: str, tokenizer_factory=build_tokenizer, max_new_tokens: int = 96) -> None:
     from transformers import GenerationConfig
 
     if os.path.isdir(path):
@@ -313,9 +328,10 @@ def save_model(model, tok, path: str) -> None:
     model.config.use_cache = True
     if hasattr(model, "generation_config") and model.can_generate():
         model.generation_config = GenerationConfig(eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-                                                   bos_token_id=None, do_sample=False, max_new_tokens=96)
+                                                   bos_token_id=None, do_sample=False,
+                                                   max_new_tokens=max_new_tokens)
     model.save_pretrained(path)
-    build_tokenizer().save_pretrained(path)  # a pristine copy: no padding state left by batched sampling
+    tokenizer_factory().save_pretrained(path)  # a pristine copy: no padding state left by batched sampling
 
 
 # ----------------------------------------------------------------------------------------------------------

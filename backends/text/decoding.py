@@ -35,9 +35,11 @@ class DecodeState:
     """Per-row bookkeeping of one decode: the tokens each row generated and why it ended."""
 
     def __init__(self, policy, batch: int, stop_at_delimiter: bool, top_logprobs: int,
-                 stop: StopRule | None) -> None:
-        """``policy`` gives ``eos_ids``, ``tokenizer``, ``delimiter`` and ``device``."""
+                 stop: StopRule | None, delimiter: str | None = None) -> None:
+        """``policy`` gives ``eos_ids``, ``tokenizer``, ``delimiter`` (unless this call's ``delimiter`` overrides
+        it: a thinking model's thought ends at its end-of-thinking delimiter) and ``device``."""
         self.policy = policy
+        self.delimiter = delimiter or policy.delimiter
         self.stop_at_delimiter = stop_at_delimiter
         self.top_logprobs = top_logprobs
         self.stop = stop
@@ -66,7 +68,7 @@ class DecodeState:
         self.tokens[i].append(t)
         if self.stop_at_delimiter:
             self.texts[i] = self.policy.tokenizer.decode(self.tokens[i], skip_special_tokens=True)
-            if self.policy.delimiter in self.texts[i]:
+            if self.delimiter in self.texts[i]:
                 self.done[i] = True
                 return False
         return True

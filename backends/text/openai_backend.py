@@ -118,8 +118,9 @@ class OpenAIPolicy:
     def generate_steps(self, prefixes: list[str], k: int = 1, temperature: float = 0.8, top_p: float = 1.0,
                        seed: int = 0, max_new_tokens: int = 48, cancel: CancelToken | None = None,
                        stop_at_delimiter: bool = True, stop_at_first: bool = False, top_logprobs: int = 0,
-                       stop: StopRule | None = None) -> list[list[StepSample]]:
-        """``k`` continuations of each prefix, each stopped at the delimiter (not included) or EOS.
+                       stop: StopRule | None = None, delimiter: str | None = None) -> list[list[StepSample]]:
+        """``k`` continuations of each prefix, each stopped at the delimiter (``delimiter`` overrides the policy's
+        for this call) or EOS.
 
         ``stop_at_first`` cannot stop the server's other samples once they are sent, so every sample is
         generated to its end and charged so: first finish still picks the shortest, and saves nothing here.
@@ -129,9 +130,10 @@ class OpenAIPolicy:
         if not prefixes:
             return []
         started = time.perf_counter()
+        delimiter = delimiter or self.delimiter
         body = {"model": self.model, "max_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p}
         if stop_at_delimiter:
-            body["stop"] = [self.delimiter]
+            body["stop"] = [delimiter]
         if top_logprobs > 0:
             body["logprobs"] = top_logprobs
         jobs = []  # (prefix index, sample indices, request body)
@@ -154,7 +156,7 @@ class OpenAIPolicy:
         results: list[list[StepSample | None]] = [[None] * k for _ in prefixes]
         for (j, idx, _), fut in zip(jobs, futures):
             resp = fut.result()
-            for s, sample in zip(idx, self._samples(resp, len(idx), stop_at_delimiter, top_logprobs, stop)):
+            for s, sample in zip(idx, self._samples(resp, len(idx), stop_at_delimiter, top_logprobs, stop, delimiter)):
                 results[j][s] = sample
         # A server that ignores ``n`` (llama.cpp) returns one choice: the missing samples go one by one.
         missing = [(j, s) for j, g in enumerate(results) for s, x in enumerate(g) if x is None]
@@ -165,7 +167,7 @@ class OpenAIPolicy:
                                        {**body, "prompt": prefixes[j], "n": 1, "seed": seed + j * k + s})
                      for j, s in missing]
             for (j, s), fut in zip(missing, extra):
-                results[j][s] = self._samples(fut.result(), 1, stop_at_delimiter, top_logprobs, stop)[0]
+                results[j][s] = self._samples(fut.result(), 1, stop_at_delimiter, top_logprobs, stop, delimiter)[0]
         wall = time.perf_counter() - started
         n = sum(len(g) for g in results)
         for group in results:
@@ -187,7 +189,8 @@ class OpenAIPolicy:
 
     # -- HTTP ------------------------------------------------------------------------------------------
     def _samples(self, resp: dict, expected: int, stop_at_delimiter: bool, top_logprobs: int = 0,
-                 stop: StopRule | None = None) -> list[StepSample]:
+                 stop: StopRule | None = None, delimiter: str | None = None) -> list[StepSample]:
+        delimiter = delimiter or self.delimiter
         usage = resp.get("usage") or {}
         prompt_tokens = int(usage.get("prompt_tokens", 0))
         completion = int(usage.get("completion_tokens", 0))
@@ -205,8 +208,8 @@ class OpenAIPolicy:
         for i, (c, gen) in enumerate(zip(choices, per_choice)):
             text = c.get("text") or ""
             reason = c.get("finish_reason")
-            if stop_at_delimiter and self.delimiter in text:
-                text, reason = text.split(self.delimiter, 1)[0], "delimiter"
+            if stop_at_delimiter and delimiter in text:
+                text, reason = text.split(delimiter, 1)[0], "delimiter"
             if reason == "stop" and stop_at_delimiter:
                 if "stop_reason" in c:  # vLLM: None when the model ended (EOS), else the stop string or id
                     finished = c["stop_reason"] is None

@@ -3,6 +3,16 @@
 A node's payload is the tuple of steps after the prompt. Generation goes through a policy
 (``CausalLMPolicy``), scores through a step verifier; both report the compute they spend, which this
 space adds to its meter and to each node.
+
+A thinking model (``thinking`` = its open and close delimiters, from the catalog) writes a thought before its
+answer steps. The thought is ONE step, the payload's first: ``<think>`` + newline + the thought, ending with
+``</think>`` once closed. The space writes the open delimiter itself (the model would), so a thought always has
+it. Every strategy works unchanged: a node without a closed thought is first made to think, as one step, up to
+``max_think_tokens`` tokens (the close forced there), by ``extend`` and by the roll-outs alike; only then come
+the answer steps. A confidence roll-out (DeepConf) runs on the answers after each sample's thought; a race
+(first finish) runs over the whole traces, thought and answer, so the first to end stops the others mid-thought.
+Budget forcing drives the thought itself through ``think``, ``end_thinking`` and ``wait``.
+The tokens generated inside thoughts are counted apart (``Compute.thinking_tokens``).
 """
 from __future__ import annotations
 
@@ -104,6 +114,9 @@ class ReasoningSpace:
     cancel: CancelToken | None = None
     meter: Compute = field(default_factory=Compute)
     options: TextOptions = field(default_factory=TextOptions)
+    thinking: tuple[str, ...] = ()  # (open, close) delimiters of a thinking model's thought; () answers at once
+    wait_text: str = "Wait,"
+    max_think_tokens: int = 512
 
     def __post_init__(self) -> None:
         if self.aggregation not in AGGREGATIONS:
@@ -113,6 +126,7 @@ class ReasoningSpace:
         self._calls = itertools.count()
         self._token_logprobs: dict[str, list[list[float]]] = {}  # node id -> top-k per generated token
         self._steps: dict[str, tuple[str, ...]] = {}  # every node's steps, so the chosen one's text can be given
+        self._thought_tokens: dict[str, int] = {}  # node id -> tokens generated in its thought so far
         # this run's KV caches, keyed by token ids (backends.text.kv_reuse); a policy without one re-sends prefixes
         self._policy_kv = (self.policy.new_kv_store(self.options.kv_budget_bytes)
                            if self.options.kv_reuse and hasattr(self.policy, "new_kv_store") else None)
@@ -140,7 +154,86 @@ class ReasoningSpace:
         return self.policy.delimiter.join(self._steps[node_id])
 
     def _prefix(self, node: Node) -> str:
+        if self.thinking and not self.thought_closed(node):
+            return self.task.prompt + (node.payload[0] if node.payload else self.thinking[0] + "\n")
         return self.task.prompt + "".join(s + self.policy.delimiter for s in node.payload)
+
+    # -- thinking models ------------------------------------------------------------------------------------
+    def thought_closed(self, node: Node) -> bool:
+        """Whether a node's thought is over (always, for a model that does not think)."""
+        return not self.thinking or bool(node.payload) and node.payload[0].endswith(self.thinking[1])
+
+    def thinking_tokens(self, node: Node) -> int:
+        """Tokens the policy generated in this node's thought (forced text not counted)."""
+        return self._thought_tokens.get(node.id, 0)
+
+    def _thought_node(self, parent: Node, thought: str, cost: Compute, seed: int, tokens: int) -> Node:
+        node = self._node(parent, (thought,), False, cost, seed)
+        node.preview = next((line for line in reversed(thought.split("\n")) if line.strip()), thought)
+        self._thought_tokens[node.id] = tokens
+        return node
+
+    def _think_groups(self, nodes: list[Node], k: int, max_tokens: int,
+                      temperature: float | None) -> list[list[tuple[Node, bool]]]:
+        unique, kk = self._grouped(nodes, k)
+        seed = self._call_seed()
+        groups = self.policy.generate_steps([self._prefix(n) for n in unique], kk,
+                                            self.temperature if temperature is None else temperature,
+                                            self.top_p, seed, max(1, max_tokens), self.cancel,
+                                            delimiter=self.thinking[1])
+        out = []
+        for node, samples in zip(unique, groups):
+            before = node.payload[0] if node.payload else self.thinking[0] + "\n"
+            children = []
+            for s in samples:
+                s.cost.thinking_tokens = s.generated_tokens - int(s.finished)  # an EOS is no thought token
+                self.meter.add(s.cost)
+                # The model tried to stop when it wrote the close delimiter (left out of the text), ended (EOS)
+                # or stopped before the token limit (a backend that cannot say which).
+                tried = s.delimited or s.finished or s.generated_tokens < max_tokens
+                child = self._thought_node(node, before + s.text, s.cost, seed,
+                                           self.thinking_tokens(node) + s.cost.thinking_tokens)
+                children.append((child, tried))
+            out.append(children)
+        if len(unique) == 1 and len(nodes) > 1:
+            return [out[0][i * k:(i + 1) * k] for i in range(len(nodes))]
+        return out
+
+    def think(self, nodes: list[Node], max_tokens: int, temperature: float | None = None) -> list[tuple[Node, bool]]:
+        """Each open thought continued by at most ``max_tokens`` tokens, with whether the model tried to end it."""
+        return [g[0] for g in self._think_groups(nodes, 1, max_tokens, temperature)]
+
+    def end_thinking(self, nodes: list[Node]) -> list[Node]:
+        """The end-of-thinking delimiter forced on each thought (on a line of its own), so the answer comes next."""
+        out = []
+        for n in nodes:
+            thought = n.payload[0] if n.payload else self.thinking[0] + "\n"
+            closed = thought + ("" if thought.endswith("\n") else "\n") + self.thinking[1]
+            out.append(self._thought_node(n, closed, Compute(), n.seed or self.seed, self.thinking_tokens(n)))
+        return out
+
+    def wait(self, nodes: list[Node]) -> list[Node]:
+        """``wait_text`` appended to each open thought (s1's extension: it thinks on instead of stopping)."""
+        out = []
+        for n in nodes:
+            thought = n.payload[0] if n.payload else self.thinking[0] + "\n"
+            sep = "" if thought.endswith(("\n", " ")) else "\n"
+            out.append(self._thought_node(n, thought + sep + self.wait_text, Compute(), n.seed or self.seed,
+                                          self.thinking_tokens(n)))
+        return out
+
+    def _thought_first(self, nodes: list[Node], temperature: float | None) -> list[Node]:
+        """Nodes whose thought is closed: open ones think (one step, up to ``max_think_tokens``), closed by force."""
+        todo = [i for i, n in enumerate(nodes) if not self.thought_closed(n)]
+        if not todo:
+            return nodes
+        thought = self.think([nodes[i] for i in todo], self.max_think_tokens, temperature)
+        closed = self.end_thinking([t for t, _ in thought])
+        out = list(nodes)
+        for i, (t, _), c in zip(todo, thought, closed):
+            c.cost, c.parent = t.cost, nodes[i].id
+            out[i] = c
+        return out
 
     def _call_seed(self) -> int:
         return self.seed * 1_000_003 + next(self._calls)
@@ -155,6 +248,17 @@ class ReasoningSpace:
         return nodes, k
 
     def extend(self, nodes: list[Node], k: int, temperature: float | None = None) -> list[list[Node]]:
+        if self.thinking and not all(self.thought_closed(n) for n in nodes):
+            if any(self.thought_closed(n) for n in nodes):  # a mixed frontier: each part on its own
+                return [self.extend([n], k, temperature)[0] for n in nodes]
+            groups = self._think_groups(nodes, k, self.max_think_tokens, temperature)
+            out = []
+            for node, group in zip(nodes, groups):
+                closed = self.end_thinking([c for c, _ in group])
+                for c, (t, _) in zip(closed, group):
+                    c.cost, c.parent = t.cost, node.id
+                out.append(closed)
+            return out
         unique, kk = self._grouped(nodes, k)
         seed = self._call_seed()
         groups = self.policy.generate_steps([self._prefix(n) for n in unique], kk,
@@ -201,6 +305,18 @@ class ReasoningSpace:
 
     def _roll_out(self, nodes: list[Node], temperature: float | None, race: bool, top_k: int = 0,
                   stop=None) -> list[Node]:
+        if self.thinking and race and not all(self.thought_closed(n) for n in nodes):
+            return self._race_thinking(nodes, temperature)
+        if self.thinking and not all(self.thought_closed(n) for n in nodes):
+            thought = self._thought_first(nodes, temperature)
+            done = self._roll_out(thought, temperature, race, top_k, stop)
+            for d, t, n in zip(done, thought, nodes):  # the thought is part of the roll-out the caller asked for
+                if t is not n:
+                    d.parent = n.id
+                    merged = t.cost.copy()
+                    merged.add(d.cost)
+                    d.cost = merged
+            return done
         unique, kk = self._grouped(nodes, 1)
         seed = self._call_seed()
         prefixes = [self._prefix(n) for n in unique]
@@ -222,6 +338,39 @@ class ReasoningSpace:
                     self._token_logprobs[child.id] = s.top_logprobs
                 out.append(child)
         return out
+
+    def _race_thinking(self, nodes: list[Node], temperature: float | None) -> list[Node]:
+        """A race over whole thinking traces (thought and answer in one batch): the first sample to end stops
+        the others, mid-thought if they are still thinking, so first finish saves their thinking tokens."""
+        unique, kk = self._grouped(nodes, 1)
+        seed = self._call_seed()
+        limit = self.max_think_tokens + self.max_step_tokens * self.max_steps
+        groups = self.policy.generate_steps([self._prefix(n) for n in unique], kk,
+                                            self.temperature if temperature is None else temperature, self.top_p,
+                                            seed, limit, self.cancel, stop_at_delimiter=False, stop_at_first=True)
+        someone_ended = any(s.finished for samples in groups for s in samples)
+        close = self.thinking[1]
+        out = []
+        for node, samples in zip(unique, groups):
+            before = node.payload[0] if node.payload else self.thinking[0] + "\n"
+            for s in samples:
+                thought, closed, rest = s.text.partition(close)
+                s.cost.thinking_tokens = self._count_tokens(thought, s.text, s.generated_tokens) if closed \
+                    else s.generated_tokens - int(s.finished)
+                self.meter.add(s.cost)
+                steps = (before + thought + closed,) + (tuple(self.task.split(rest)) if closed else ())
+                child = self._node(node, steps, s.finished or not someone_ended, s.cost, seed)
+                self._thought_tokens[child.id] = self.thinking_tokens(node) + s.cost.thinking_tokens
+                out.append(child)
+        return out
+
+    def _count_tokens(self, part: str, whole: str, whole_tokens: int) -> int:
+        """Tokens of ``part``, a prefix of a generated text: by the policy's tokenizer where it has one, else in
+        proportion to its characters (a remote server's text)."""
+        tok = getattr(self.policy, "tokenizer", None)
+        if tok is not None:
+            return len(tok(part, add_special_tokens=False)["input_ids"])
+        return round(whole_tokens * len(part) / max(1, len(whole)))
 
     def score(self, nodes: list[Node]) -> list[Score]:
         if not nodes:
@@ -317,6 +466,8 @@ class ReasoningRun:
     policy: object
     verifier: object | None
     options: TextOptions = field(default_factory=TextOptions)
+    thinking: tuple[str, ...] = ()  # the policy's thinking delimiters (catalog), () for one that answers at once
+    wait_text: str = "Wait,"
 
     def problem_record(self) -> dict:
         return self.problem.to_dict()
@@ -327,10 +478,12 @@ class ReasoningRun:
                                   math_grading.MathTask(self.problem, self.prompt, self.policy.delimiter),
                                   aggregation=config.aggregation, temperature=float(config.temperature),
                                   seed=config.seed, cancel=cancel, max_steps=MATH_MAX_STEPS,
-                                  max_step_tokens=MATH_MAX_STEP_TOKENS, options=self.options)
+                                  max_step_tokens=MATH_MAX_STEP_TOKENS, options=self.options, thinking=self.thinking,
+                                  wait_text=self.wait_text)
         return ReasoningSpace(self.policy, self.verifier, ReasoningTask(self.problem, self.prompt),
                               aggregation=config.aggregation, temperature=float(config.temperature),
-                              seed=config.seed, cancel=cancel, options=self.options)
+                              seed=config.seed, cancel=cancel, options=self.options, thinking=self.thinking,
+                              wait_text=self.wait_text)
 
     def grade(self, answer: str | None) -> bool | None:
         if isinstance(self.problem, math_grading.MathProblem):
@@ -364,8 +517,8 @@ def prepare(config, uses_verifier: bool) -> ReasoningRun:
                          "Explore), or choose another verifier")
     # Free-form math steps are paragraphs: a blank line ends a step unless the catalog entry says otherwise.
     delimiter = None
+    entry = catalog.resolve(config.model, "policy")
     if is_math:
-        entry = catalog.resolve(config.model, "policy")
         delimiter = entry.delimiter if entry.delimiter != "\n" else catalog.MATH_DELIMITER
     policy = load_policy(config.model, config.trust_remote_code, delimiter=delimiter)
     if options.drafting != "off" and not hasattr(policy, "new_drafter"):
@@ -380,7 +533,8 @@ def prepare(config, uses_verifier: bool) -> ReasoningRun:
         prompt = math_grading.math_prompt(policy, problem)
     else:
         prompt = policy.format_prompt(problem.text) if policy.use_chat_template else problem.text + policy.delimiter
-    return ReasoningRun(problem, prompt, policy, verifier, options)
+    return ReasoningRun(problem, prompt, policy, verifier, options=options, thinking=entry.thinking,
+                        wait_text=entry.wait)
 
 
 # Step limits for free-form math (MATH-500, GSM8K): longer steps and more of them than arithmetic chains.

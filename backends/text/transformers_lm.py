@@ -50,6 +50,7 @@ class StepSample:
     # per generated token, the top-k log-probabilities of the model's distribution there (when asked)
     top_logprobs: list[list[float]] = field(default_factory=list)
     stopped: bool = False  # cut by the caller's stop rule (not finished: no answer)
+    delimited: bool = False  # ended at the delimiter (which ``text`` leaves out)
 
 
 def model_shape(config) -> tuple[int, int, int]:
@@ -150,8 +151,12 @@ class CausalLMPolicy:
                        seed: int = 0, max_new_tokens: int = 48, cancel: CancelToken | None = None,
                        stop_at_delimiter: bool = True, stop_at_first: bool = False, top_logprobs: int = 0,
                        stop: StopRule | None = None, kv_store: KVStore | None = None,
-                       drafter: "drafting.NgramDrafter | None" = None) -> list[list[StepSample]]:
+                       drafter: "drafting.NgramDrafter | None" = None,
+                       delimiter: str | None = None) -> list[list[StepSample]]:
         """``k`` continuations of each prefix, each stopped at the delimiter (not included) or EOS.
+
+        ``delimiter`` overrides the policy's step delimiter for this call (a thinking model's thought ends at
+        its end-of-thinking delimiter).
 
         ``top_logprobs`` > 0 keeps, for every generated token, the top-k log-probabilities of the model's
         distribution at that position (``StepSample.top_logprobs``). ``stop`` (which needs ``top_logprobs``)
@@ -171,6 +176,7 @@ class CausalLMPolicy:
         """
         if not prefixes:
             return []
+        delimiter = delimiter or self.delimiter
         started = time.perf_counter()
         if self.max_positions:  # a sequence at the end of the position table stops there, unfinished
             longest = max(len(self.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prefixes)
@@ -205,7 +211,7 @@ class CausalLMPolicy:
             positions = positions.repeat_interleave(k, 0)
         batch = logits.shape[0]
         next_pos = positions[:, -1:] + 1
-        state = DecodeState(self, batch, stop_at_delimiter, top_logprobs, stop)
+        state = DecodeState(self, batch, stop_at_delimiter, top_logprobs, stop, delimiter)
         tokens, hit_eos, stopped, texts, lps = state.tokens, state.hit_eos, state.stopped, state.texts, state.lps
         fed_columns = None
         if drafter is not None and not stop_at_first:
@@ -238,8 +244,9 @@ class CausalLMPolicy:
             for s in range(k):
                 i = j * k + s
                 text = texts[i] if stop_at_delimiter else self.tokenizer.decode(tokens[i], skip_special_tokens=True)
-                if stop_at_delimiter and self.delimiter in text:
-                    text = text.split(self.delimiter, 1)[0]
+                delimited = stop_at_delimiter and delimiter in text
+                if delimited:
+                    text = text.split(delimiter, 1)[0]
                 n_new = len(tokens[i]) + int(hit_eos[i])
                 shared_prompt = encoded[j] if s == 0 else 0
                 context_max = max(context_max, plen + n_new)
@@ -248,7 +255,7 @@ class CausalLMPolicy:
                                + flops_for(self.n_params, self.layers, self.hidden, n_new, plen + n_new // 2))
                 group.append(StepSample(text=text, finished=hit_eos[i], generated_tokens=n_new,
                                         prompt_tokens=shared_prompt, cost=cost, top_logprobs=lps[i],
-                                        stopped=stopped[i]))
+                                        stopped=stopped[i], delimited=delimited))
             samples.append(group)
         kv = 2 * self.layers * self.kv_width * self.bytes_per_value * batch * (width + max_new_tokens)
         wall = time.perf_counter() - started

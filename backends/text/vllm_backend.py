@@ -86,8 +86,8 @@ class VLLMPolicy:
     def generate_steps(self, prefixes: list[str], k: int = 1, temperature: float = 0.8, top_p: float = 1.0,
                        seed: int = 0, max_new_tokens: int = 48, cancel: CancelToken | None = None,
                        stop_at_delimiter: bool = True, stop_at_first: bool = False, top_logprobs: int = 0,
-                       stop: StopRule | None = None) -> list[list[StepSample]]:
-        """``k`` continuations of each prefix; ``stop_at_first`` is not honoured (vLLM finishes every request of the
+                       stop: StopRule | None = None, delimiter: str | None = None) -> list[list[StepSample]]:
+        """``k`` continuations of each prefix (``delimiter`` overrides the policy's step delimiter); ``stop_at_first`` is not honoured (vLLM finishes every request of the
         call), so every sample is generated to its end and charged so. ``top_logprobs`` asks vLLM for the top-k
         log-probabilities per token; ``stop`` cuts a sample where it fires, after the fact (every token was
         generated and is charged)."""
@@ -97,7 +97,7 @@ class VLLMPolicy:
             cancel.check()
         started = time.perf_counter()
         params = [self._SamplingParams(n=k, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens,
-                                       stop=[self.delimiter] if stop_at_delimiter else None, seed=seed + j,
+                                       stop=[delimiter or self.delimiter] if stop_at_delimiter else None, seed=seed + j,
                                        logprobs=max(self.logprobs or 0, top_logprobs) or None)
                   for j in range(len(prefixes))]
         # token ids, not text: the tokenizer's BOS rules stay out of raw continuations (as in CausalLMPolicy)
