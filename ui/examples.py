@@ -34,8 +34,13 @@ def generate(out: Path = EXAMPLES_DB, problem_id: str = EXAMPLE_PROBLEM, budget:
         for name, info in STRATEGIES.items():
             if "reasoning" not in info.domains:
                 continue
-            config = RunConfig(strategy=name, budget=budget, problem_id=problem_id, seed=EXAMPLE_SEED,
-                               params={"beam_width": 2} if name in ("beam_search", "dvts") else {})
+            params = {"beam_width": 2} if name in ("beam_search", "dvts") else {}
+            if info.needs_thinking:  # budget forcing: tiny-think, 8x the budget in thinking tokens, 4 samples voting
+                config = RunConfig(strategy=name, model="tiny-think", budget=budget * 8, problem_id=problem_id,
+                                   seed=EXAMPLE_SEED, params={"n": 4})
+            else:
+                config = RunConfig(strategy=name, budget=budget, problem_id=problem_id, seed=EXAMPLE_SEED,
+                                   params=params)
             last = None
             for ev in execute(config, store, None):
                 last = ev
