@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from strategies.common import add_nodes, check, finish, weighted_vote
-from strategies.core import CancelToken, Event, Node, SearchSpace, StepDone
+from strategies.core import CancelToken, Event, Node, SearchSpace, StepDone, ThoughtProgress
 from strategies.params import param
 
 
@@ -60,12 +60,14 @@ def search(space: SearchSpace, params: Params, cancel: CancelToken | None = None
         # One batched call per distinct remaining budget (a fresh batch of roots shares its prefill).
         left = [params.budget - space.thinking_tokens(n) for n in open_nodes]
         nxt_nodes, nxt_slots = [], []
+        marks: list[tuple[int, Node, str]] = []  # (sample, node, what happened there) for the trace view
         for room in dict.fromkeys(left):
             idx = [i for i, r in enumerate(left) if r == room]
             if room <= 0:
                 for i in idx:
                     closed[slots[i]] = space.end_thinking([open_nodes[i]])[0]
                     forced += 1
+                    marks.append((slots[i], open_nodes[i], "forced"))
                 continue
             results = space.think([open_nodes[i] for i in idx], room)
             yield from add_nodes([c for c, _ in results])
@@ -78,12 +80,17 @@ def search(space: SearchSpace, params: Params, cancel: CancelToken | None = None
                     extended += 1
                     nxt_nodes.append(space.wait([child])[0])
                     nxt_slots.append(slot)
+                    marks.append((slot, child, "wait"))
                 elif tried:
                     closed[slot] = space.end_thinking([child])[0]
+                    marks.append((slot, child, "end"))
                 else:  # the budget ran out mid-thought
                     closed[slot] = space.end_thinking([child])[0]
                     forced += 1
+                    marks.append((slot, child, "forced"))
         yield from add_nodes(nxt_nodes)
+        for slot, node, mark in marks:
+            yield ThoughtProgress(sample=slot, id=node.id, tokens=space.thinking_tokens(node), mark=mark)
         rounds += 1
         yield StepDone(step=rounds)
         open_nodes, slots = nxt_nodes, nxt_slots
@@ -92,6 +99,8 @@ def search(space: SearchSpace, params: Params, cancel: CancelToken | None = None
     check(cancel)
     answers = space.complete(thoughts)
     yield from add_nodes(answers)
+    for i, (thought, answer) in enumerate(zip(thoughts, answers)):
+        yield ThoughtProgress(sample=i, id=answer.id, tokens=space.thinking_tokens(thought), mark="answer")
     done = [a for a in answers if a.finished]
     chosen = weighted_vote(space, done, None) if done else None
     stats = {"forced_ends": forced, "waits": extended,

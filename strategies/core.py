@@ -333,6 +333,19 @@ class TraceConfidence(Event):
 
 
 @dataclass
+class ThoughtProgress(Event):
+    """Where sample ``sample``'s thought stands after a step of a thinking-budget method: ``tokens`` thought so
+    far at node ``id``, and ``mark`` what happened there: "" (it thinks on), "wait" (its stop was replaced by
+    the extension text), "end" (it ended its thought), "forced" (the end was forced at the budget) or "answer"
+    (``id`` is the answer written after the thought)."""
+
+    sample: int
+    id: str
+    tokens: int
+    mark: str = ""
+
+
+@dataclass
 class StepDone(Event):
     """A strategy finished one step of its outer loop (drives the step slider and live updates)."""
 
@@ -359,8 +372,8 @@ class RunFinished(Event):
 
 
 EVENT_TYPES: dict[str, type[Event]] = {c.__name__: c for c in (
-    RunStarted, NodeAdded, NodeScored, NodePruned, Resampled, NodeFinished, NodeStats, TraceConfidence, Selected,
-    StepDone, KVCacheKept, RunFinished)}
+    RunStarted, NodeAdded, NodeScored, NodePruned, Resampled, NodeFinished, NodeStats, TraceConfidence,
+    ThoughtProgress, Selected, StepDone, KVCacheKept, RunFinished)}
 
 
 def event_from_dict(d: dict) -> Event:

@@ -258,14 +258,50 @@ def test_deepconf_shows_each_traces_confidence_and_the_threshold(served, browser
     page.click("#run-btn")
     rid = run_id_of(wait_status(page, "explore", r"finished", timeout_s=120))
     assert store.get_run(rid)["strategy"] == "deepconf"
-    page.wait_for_function("document.querySelectorAll('#explore-confidence .scatterlayer .trace').length >= 16")
-    assert "threshold" in page.locator("#explore-confidence").inner_text()
+    page.wait_for_function("document.querySelectorAll('#explore-traces .scatterlayer .trace').length >= 16")
+    assert "threshold" in page.locator("#explore-traces").inner_text()
     page.screenshot(path=str(ARTIFACTS / "explore-deepconf.png"), full_page=True)
     pick(page, "explore-strategy", "Best-of-N")
     page.click("#run-btn")
     wait_new_run_finished(page, "explore", [rid])
-    page.wait_for_function("!document.querySelector('#explore-confidence') || "
-                           "document.querySelector('#explore-confidence').offsetParent === null")
+    page.wait_for_function("!document.querySelector('#explore-traces') || "
+                           "document.querySelector('#explore-traces').offsetParent === null")
+    page.close()
+
+
+def test_budget_forcing_shows_each_samples_thought_with_its_marks(served, browser):
+    """Budget forcing on tiny-think in Explore: the trace view grows one bar per sample and round, with a diamond
+    where "Wait," replaced a stop, the budget line and each sample's answer with its verdict."""
+    url, store = served
+    page = new_page(browser, url)
+    pick(page, "explore-model", "tiny-think")
+    pick(page, "explore-strategy", "Budget forcing")
+    pick(page, "explore-budget", "64")
+    for name, value in (("n", "4"), ("min_thinking", "60"), ("max_waits", "2")):
+        box = page.locator(f"#param-budget_forcing-{name} input")
+        box.fill(value)
+        box.press("Tab")
+    # every size the trace view is drawn at, recorded in the page (polling from here can miss a frame)
+    page.evaluate("""() => {
+        window.__bars = [];
+        new MutationObserver(() => {
+            const n = document.querySelectorAll('#explore-traces .barlayer .point').length;
+            const a = window.__bars;
+            if (n && (!a.length || a[a.length - 1] !== n)) a.push(n);
+        }).observe(document.body, {subtree: true, childList: true, attributes: true});
+    }""")
+    page.click("#run-btn")
+    rid = run_id_of(wait_status(page, "explore", r"finished", timeout_s=120))
+    run = store.get_run(rid)
+    assert run["strategy"] == "budget_forcing" and run["model"] == "tiny-think"
+    page.wait_for_function("document.querySelectorAll('#explore-traces .barlayer .point').length >= 8")
+    view = page.locator("#explore-traces")
+    assert "budget 64" in view.inner_text()
+    assert len(re.findall(r"[✓✗?] ", view.inner_text())) == 4  # each sample's answer and verdict
+    assert page.locator("#explore-traces .scatterlayer path.point").count() >= 4  # a Wait, or an end, per sample
+    seen = page.evaluate("window.__bars")
+    assert seen and seen[-1] >= 8, seen
+    page.screenshot(path=str(ARTIFACTS / "explore-budget-forcing.png"), full_page=True)
     page.close()
 
 

@@ -62,6 +62,36 @@ def test_parallel_samples_are_reduced_by_a_majority_vote():
     assert events[-1]["answer"] == first_top
 
 
+def test_the_trace_view_marks_every_wait_and_forced_end_and_the_answers():
+    """ThoughtProgress events: each sample's rounds in order, its tokens never falling; the trace view draws a
+    bar per round, a diamond per Wait, a cross per forced end, the budget line and each sample's answer."""
+    from ui.figures.thoughts import thoughts_figure
+    from ui.fold import fold
+
+    events = run(FakeSpace(think_chunk=3), budget=10, min_thinking=8, max_waits=1, n=2)
+    progress = [e for e in events if e["type"] == "ThoughtProgress"]
+    by_sample = {}
+    for e in progress:
+        by_sample.setdefault(e["sample"], []).append((e["tokens"], e["mark"]))
+    # each sample: 3 tokens, stop replaced by Wait; 6, stop accepted (max_waits 1); then its answer
+    assert by_sample == {0: [(3, "wait"), (6, "end"), (6, "answer")], 1: [(3, "wait"), (6, "end"), (6, "answer")]}
+    st = fold([{"type": "RunStarted", "run_id": "r1", "strategy": "budget_forcing",
+                "params": {"budget": 10, "n": 2}}] + events)
+    fig = thoughts_figure(st)
+    bars = [t for t in fig.data if t.type == "bar"]
+    assert len(bars) == 4  # two rounds of two samples
+    diamonds = [t for t in fig.data if t.type == "scatter" and t.marker.symbol == "diamond"]
+    assert len(diamonds) == 1 and list(diamonds[0].x) == [3, 3]
+    assert not [t for t in fig.data if t.type == "scatter" and t.marker.symbol == "x"]
+    assert len([a for a in fig.layout.annotations if a.text.startswith(("✓", "✗", "?"))]) == 2
+    assert any(s.x0 == 10 for s in fig.layout.shapes)  # the budget line
+    forced = run(FakeSpace(think_chunk=10), budget=4, n=3)
+    st = fold([{"type": "RunStarted", "run_id": "r2", "strategy": "budget_forcing", "params": {"budget": 4}}]
+              + forced)
+    crosses = [t for t in thoughts_figure(st).data if t.type == "scatter" and t.marker.symbol == "x"]
+    assert len(crosses) == 1 and list(crosses[0].x) == [4, 4, 4]
+
+
 def test_a_space_without_thinking_is_refused():
     class NoThinking:
         max_steps, seed = 3, 0

@@ -93,8 +93,8 @@ def test_image_views_render_from_stored_events(stored, images, strategy):
     hover = " ".join(" ".join(t.hovertext or []) for t in tree.data)
     assert str(images) not in hover and "digit 3" in hover  # the prompt, no file paths
     views = frame(events, None)
-    assert len(views) == 9  # Viewer.view_outputs: ..., gallery, strips, NFE, trace confidence
-    assert views[-1]["visible"] is False  # an image run has no trace confidences
+    assert len(views) == 9  # Viewer.view_outputs: ..., gallery, strips, NFE, traces
+    assert views[-1]["visible"] is False  # an image run has no per-trace view
 
 
 def test_gallery_sorted_by_score_with_the_judges_verdicts(stored, images):

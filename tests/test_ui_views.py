@@ -18,6 +18,7 @@ from strategies.registry import STRATEGIES
 from strategies import params as params_mod
 from ui.figures.curves import score_vs_compute_figure
 from ui.figures.confidence import confidence_figure
+from ui.figures.thoughts import thoughts_figure
 from ui.figures.particles import particle_figure
 from ui.figures.style import PRUNED
 from ui.figures.sweeps import compute_optimal_table, scaling_figure
@@ -172,6 +173,7 @@ def test_every_strategy_folds_and_draws(strategy):
     assert fig.layout.uirevision == "tree-rtest"
     particle_figure(st).to_json()
     confidence_figure(st).to_json()
+    thoughts_figure(st).to_json()
     candidates_rows(st)
     compute_meter_html(st.totals)
     status_html(st)

@@ -18,6 +18,7 @@ import gradio as gr
 from ui.figures import images as image_views
 from ui.figures.curves import score_vs_compute_figure
 from ui.figures.confidence import confidence_figure
+from ui.figures.thoughts import thoughts_figure
 from ui.figures.particles import particle_figure
 from ui.figures.style import plot_payload
 from ui.figures.tables import CANDIDATE_HEADERS, METER_CSS, candidates_rows, compute_meter_html, status_html
@@ -129,7 +130,7 @@ class Viewer:
     gallery: gr.Gallery
     strips: gr.Plot
     nfe: gr.Plot
-    confidence: gr.Plot
+    traces: gr.Plot
     slider: gr.Slider
     play: gr.Button
     timer: gr.Timer
@@ -139,7 +140,7 @@ class Viewer:
     @property
     def view_outputs(self) -> list:
         return [self.status, self.tree, self.particles, self.candidates, self.meter, self.gallery, self.strips,
-                self.nfe, self.confidence]
+                self.nfe, self.traces]
 
     @property
     def load_outputs(self) -> list:
@@ -185,15 +186,15 @@ def build_viewer(prefix: str, with_transport: bool = True, idle: str = "Ready: p
     # only runs that resample (particle filtering, FK steering) show the genealogy lanes
     particles = gr.Plot(particle_figure(ViewState()), label="Particles: lanes and ESS",
                         elem_id=f"{prefix}-particles", visible=False, show_label=False)
-    # only DeepConf runs show their traces' confidence
-    confidence = gr.Plot(label="Trace confidence", elem_id=f"{prefix}-confidence", visible=False, show_label=False)
+    # only runs with per-trace views show it: DeepConf's confidences, a thinking-budget run's thoughts
+    traces = gr.Plot(label="Traces", elem_id=f"{prefix}-traces", visible=False, show_label=False)
     with gr.Row(visible=with_transport):
         slider = gr.Slider(0, 1, value=1, step=1, label="Step (replay)", elem_id=f"{prefix}-slider",
                            interactive=True, scale=5)
         play = gr.Button("▶ Play", elem_id=f"{prefix}-play", scale=1, min_width=90)
     timer = gr.Timer(PLAY_INTERVAL_S, active=False)
     events = gr.State([])
-    v = Viewer(status, tree, particles, candidates, meter, gallery, strips, nfe, confidence, slider, play, timer,
+    v = Viewer(status, tree, particles, candidates, meter, gallery, strips, nfe, traces, slider, play, timer,
                events, flops_per_byte)
     _wire_transport(v, prefix)
     return v
@@ -226,7 +227,7 @@ def frame(events: list[dict], k: int | None, title: str | None = None,
         st.status = f"replay: step {k} of {n}"
     return (status_html(st), tree_figure(st, title=title), particles_update(st),
             candidates_update(st), compute_meter_html(st.totals, flops_per_byte), *image_updates(st),
-            confidence_update(st))
+            traces_update(st))
 
 
 def particles_update(st: ViewState, compact: bool = False) -> Any:
@@ -238,11 +239,13 @@ def particles_update(st: ViewState, compact: bool = False) -> Any:
     return gr.update(value=plot_payload(fig) if compact else fig, visible=True)
 
 
-def confidence_update(st: ViewState) -> Any:
-    """The trace-confidence view, shown only for runs that report confidences (DeepConf)."""
-    if not st.confidence:
-        return gr.update(visible=False)
-    return gr.update(value=confidence_figure(st), visible=True)
+def traces_update(st: ViewState) -> Any:
+    """The per-trace view: DeepConf's confidence curves, or a thinking-budget run's thoughts; hidden otherwise."""
+    if st.confidence:
+        return gr.update(value=confidence_figure(st), visible=True)
+    if st.thoughts:
+        return gr.update(value=thoughts_figure(st), visible=True)
+    return gr.update(visible=False)
 
 
 def candidates_update(st: ViewState) -> Any:

@@ -11,7 +11,7 @@ from ui.figures.curves import score_vs_compute_figure
 from ui.figures.tables import metrics_rows
 from ui.figures.tree import tree_figure
 from ui.fold import fold, step_count
-from ui.common import AppContext, check_run_id, confidence_update, gallery_update, parse_choice, stored_events
+from ui.common import AppContext, check_run_id, gallery_update, parse_choice, stored_events, traces_update
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +73,10 @@ def build(ctx: AppContext) -> CompareTab:
                                         fit_columns=False, height=300, object_fit="contain", interactive=False,
                                         min_width=260, elem_id=f"compare-gallery-{i}", elem_classes=["tts-pixels"]))
     confs: list[gr.Plot] = []
-    with gr.Row():  # DeepConf runs: each run's trace confidences, under its tree
+    with gr.Row():  # DeepConf and thinking-budget runs: each run's traces, under its tree
         for i in range(MAX_RUNS):
-            confs.append(gr.Plot(visible=False, label=f"Run {i + 1}: trace confidence", show_label=False,
-                                 min_width=260, elem_id=f"compare-confidence-{i}"))
+            confs.append(gr.Plot(visible=False, label=f"Run {i + 1}: traces", show_label=False,
+                                 min_width=260, elem_id=f"compare-traces-{i}"))
     with gr.Row():
         x_axis = gr.Radio([("tokens", "tokens"), ("FLOPs", "flops"), ("eFLOPs", "eflops")], value="tokens",
                           label="Compute axis (image runs: NFE)", elem_id="compare-axis",
@@ -112,7 +112,7 @@ def build(ctx: AppContext) -> CompareTab:
         figs += [gr.update(value=None, visible=False)] * (MAX_RUNS - len(figs))
         rest = [gr.update(visible=False)] * (MAX_RUNS - len(states))
         gals = [gallery_update(st) for st in states] + rest
-        conf = [confidence_update(st) for st in states] + rest
+        conf = [traces_update(st) for st in states] + rest
         return gr.update(value=rows, headers=headers), *figs, *gals, *conf
 
     def compare(ids, x, fpb_v):

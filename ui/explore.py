@@ -23,8 +23,8 @@ from ui.figures.tables import compute_meter_html, status_html
 from ui.figures.tree import tree_figure, tree_signature
 from ui.fold import ViewState, fold, step_count
 from ui import download as download_ui
-from ui.common import (AppContext, Viewer, build_viewer, candidates_update, confidence_update, gallery_update, load_values,
-                       nfe_update,
+from ui.common import (AppContext, Viewer, build_viewer, candidates_update, gallery_update, load_values,
+                       nfe_update, traces_update,
                        parse_choice, parse_int, particles_update, session_key, start_worker, strips_update)
 from ui.registry import (PROBLEM_TEXT_MAX, ParamField, budget_choices, default_model, default_verifier,
                          domain_choices, model_choices, param_fields, sampler_spec, strategy_choices, strategy_markdown,
@@ -448,13 +448,14 @@ def stream_run(ctx: AppContext, config, key: str, viewer: Viewer) -> Iterator[tu
                 else:
                     cands = candidates_update(st) if changed("candidates", n_fin) else skip
                     gallery = strips = nfe = skip
-                confidence = confidence_update(st) if changed("confidence", len(st.confidence)) else skip
+                traces = (traces_update(st) if changed("traces", (len(st.confidence),
+                                                                  sum(map(len, st.thoughts.values())))) else skip)
                 # live frames: the tree only when it changed, with brief hovers, in compact JSON (plot_payload);
                 # the last frame (and every replay) sends the whole figure
                 tree = (skip if not changed("tree", tree_signature(st)) else
                         tree_figure(st) if finished else plot_payload(tree_figure(st, brief=True)))
                 values = (status_html(st), tree, particles, cands,
-                          compute_meter_html(st.totals, ctx.limits.flops_per_byte), gallery, strips, nfe, confidence)
+                          compute_meter_html(st.totals, ctx.limits.flops_per_byte), gallery, strips, nfe, traces)
                 if not acked:
                     values, acked = with_reset(values), True
                 if finished:

@@ -81,6 +81,8 @@ class ViewState:
     domain: str = "reasoning"
     # image runs: the judge's verdict per candidate id (from the run's extras once it ends)
     judged: dict[str, dict] = field(default_factory=dict)
+    # thinking-budget runs: per sample, its thought's marks in order (node id, tokens so far, mark)
+    thoughts: dict[int, list[dict]] = field(default_factory=dict)
     # DeepConf: per trace id, its group confidences, confidence, threshold, cut position and warm-up flag
     confidence: dict[str, dict] = field(default_factory=dict)
     # (tokens, FLOPs, NFE, score, eFLOPs at one FLOP per byte: FLOPs + memory bytes, NaN where the memory was not
@@ -223,6 +225,9 @@ def _apply(st: ViewState, ev: dict) -> None:
             node.value = num(ev.get("value"))
     elif kind == "Resampled":
         _apply_resampled(st, ev)
+    elif kind == "ThoughtProgress":
+        st.thoughts.setdefault(int(ev.get("sample") or 0), []).append(
+            {"id": str(ev.get("id")), "tokens": int(ev.get("tokens") or 0), "mark": str(ev.get("mark") or "")})
     elif kind == "TraceConfidence":
         st.confidence[str(ev.get("id"))] = {
             "group": [float(x) for x in ev.get("group") or [] if num(x) is not None],
