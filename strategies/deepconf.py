@@ -65,7 +65,11 @@ def group_confidences(confs: list[float], window: int) -> list[float]:
 
 
 def trace_confidence(confs: list[float], window: int, measure: str) -> float:
-    groups = group_confidences(confs, window)
+    return _measured(confs, group_confidences(confs, window), window, measure)
+
+
+def _measured(confs: list[float], groups: list[float], window: int, measure: str) -> float:
+    """``measure`` of a trace whose token confidences are ``confs`` and group confidences ``groups``."""
     if measure == "lowest_group":
         return min(groups)
     if measure == "bottom10":
@@ -104,30 +108,29 @@ def search(space: SearchSpace, params: Params, cancel: CancelToken | None = None
     first = min(params.warmup, params.n) if params.mode == "online" else params.n
     traces = sample([root] * first, params.top_k)
     yield from add_nodes(traces)
-    conf = {t.id: _confidences(space, t) for t in traces}
-    value = {t.id: trace_confidence(conf[t.id], params.window, params.measure) for t in traces}
-    lowest = {t.id: min(group_confidences(conf[t.id], params.window)) for t in traces}
+    conf: dict[str, list[float]] = {}
+    groups: dict[str, list[float]] = {}
+    value: dict[str, float] = {}
+    _read(space, traces, params, conf, groups, value)
     finished = [t for t in traces if t.finished]
     if params.mode == "offline":
         ranked = [value[t.id] for t in finished]
         threshold = quantile(ranked, 1.0 - params.keep) if ranked else None
         voters = [t for t in finished if threshold is not None and value[t.id] >= threshold]
-        yield from _report(traces, conf, value, threshold, params.window, set(), warmup=False)
+        yield from _report(traces, conf, groups, value, threshold, set(), warmup=False)
     else:
-        threshold = quantile([lowest[t.id] for t in traces], 1.0 - params.keep)
-        voters = [t for t in finished if lowest[t.id] >= threshold]
-        yield from _report(traces, conf, value, threshold, params.window, set(), warmup=True)
+        threshold = quantile([min(groups[t.id]) for t in traces], 1.0 - params.keep)
+        voters = [t for t in finished if min(groups[t.id]) >= threshold]
+        yield from _report(traces, conf, groups, value, threshold, set(), warmup=True)
         yield StepDone(step=1)
         rest: list[Node] = []
         if params.n > first:
             check(cancel)
             rest = sample([root] * (params.n - first), params.top_k, stop=stop_below(threshold, params.window))
             yield from add_nodes(rest)
-            for t in rest:
-                conf[t.id] = _confidences(space, t)
-                value[t.id] = trace_confidence(conf[t.id], params.window, params.measure)
+            _read(space, rest, params, conf, groups, value)
             stopped = {t.id for t in rest if not t.finished}
-            yield from _report(rest, conf, value, threshold, params.window, stopped, warmup=False)
+            yield from _report(rest, conf, groups, value, threshold, stopped, warmup=False)
             finished += [t for t in rest if t.finished]
             voters += [t for t in rest if t.finished]
     for t in finished:
@@ -138,17 +141,20 @@ def search(space: SearchSpace, params: Params, cancel: CancelToken | None = None
     yield from finish(space, pool, value, weighted_vote(space, pool, value))
 
 
-def _confidences(space: SearchSpace, node: Node) -> list[float]:
-    return [token_confidence(t) for t in space.token_logprobs(node)]
+def _read(space: SearchSpace, traces: list[Node], params: Params, conf: dict, groups: dict, value: dict) -> None:
+    """Each trace's token confidences, group confidences and confidence by ``params.measure``, into the dicts."""
+    for t in traces:
+        conf[t.id] = [token_confidence(top) for top in space.token_logprobs(t)]
+        groups[t.id] = group_confidences(conf[t.id], params.window)
+        value[t.id] = _measured(conf[t.id], groups[t.id], params.window, params.measure)
 
 
-def _report(traces: list[Node], conf: dict, value: dict, threshold: float | None, window: int, stopped: set[str],
+def _report(traces: list[Node], conf: dict, groups: dict, value: dict, threshold: float | None, stopped: set[str],
             warmup: bool) -> Iterator[Event]:
     for t in traces:
-        groups = group_confidences(conf[t.id], window)
         # a stopped trace's last confidence is that of the position where it was cut: no token was kept there
         kept = len(conf[t.id]) - 1 if t.id in stopped else None
-        yield TraceConfidence(id=t.id, group=[round(g, 4) for g in groups], confidence=round(value[t.id], 4),
+        yield TraceConfidence(id=t.id, group=[round(g, 4) for g in groups[t.id]], confidence=round(value[t.id], 4),
                               threshold=None if threshold is None else round(threshold, 4),
                               tokens=len(conf[t.id]), stopped_at=kept, warmup=warmup)
         if t.id in stopped:

@@ -23,7 +23,7 @@ from ui.figures.particles import particle_figure
 from ui.figures.style import plot_payload
 from ui.figures.tables import CANDIDATE_HEADERS, METER_CSS, candidates_rows, compute_meter_html, status_html
 from ui.figures.tree import tree_figure
-from strategies.core import H100_FLOPS_PER_BYTE
+from strategies.core import H100_FLOPS_PER_BYTE, CancelToken
 from ui.fold import ViewState, fold, step_count
 
 log = logging.getLogger(__name__)
@@ -49,9 +49,14 @@ class AppContext:
     run_concurrency: int = 2
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def register_cancel(self, key: str, token: Any) -> None:
+    def claim(self, key: str, busy: str) -> CancelToken:
+        """A new cancel token registered for the session's job ``key``; gr.Error ``busy`` while one is going (checked
+        and registered under one lock, so two clicks cannot both start a job)."""
         with self.lock:
-            self.cancels[key] = token
+            if key in self.cancels:
+                raise gr.Error(busy, print_exception=False)
+            token = self.cancels[key] = CancelToken()
+        return token
 
     def release_cancel(self, key: str, token: Any) -> None:
         with self.lock:

@@ -63,7 +63,6 @@ def build(ctx: AppContext, domain: gr.Dropdown, model: gr.Dropdown, verifier: gr
 
     def fetch(request: gr.Request, domain_v, model_v, verifier_v, progress=gr.Progress()):
         from backends.download import DownloadError, download, plan
-        from strategies.core import CancelToken
 
         if not ctx.limits.allow_downloads:
             raise gr.Error("Downloads are off on this app.", print_exception=False)
@@ -71,11 +70,7 @@ def build(ctx: AppContext, domain: gr.Dropdown, model: gr.Dropdown, verifier: gr
         if target is None:
             raise gr.Error("The chosen models are already here: nothing to download.", print_exception=False)
         key = session_key(request, "download")
-        with ctx.lock:
-            if key in ctx.cancels:
-                raise gr.Error("A download is already going in this session.", print_exception=False)
-        token = CancelToken()
-        ctx.register_cancel(key, token)
+        token = ctx.claim(key, "A download is already going in this session.")
         try:
             try:
                 checked = plan(target)

@@ -346,14 +346,8 @@ def make_config(ctx: AppContext, fields: list[ParamField], domain_v, model_v, ve
 def stream_run(ctx: AppContext, config, key: str, viewer: Viewer) -> Iterator[tuple]:
     """Run ``config`` in a worker thread and yield viewer outputs as events arrive (throttled)."""
     from engine.run import ConfigError, execute
-    from strategies.core import CancelToken
 
-    with ctx.lock:
-        if key in ctx.cancels:
-            raise gr.Error("A run is already going in this session: stop it or wait for it to end.",
-                           print_exception=False)
-    token = CancelToken()
-    ctx.register_cancel(key, token)
+    token = ctx.claim(key, "A run is already going in this session: stop it or wait for it to end.")
     q: queue.Queue = queue.Queue()
 
     def work() -> None:

@@ -167,7 +167,6 @@ def build(ctx: AppContext) -> ScalingTab:
                   gain_v, request: gr.Request):
         from engine.run import ConfigError
         from engine.sweep import SweepConfig, run_sweep as engine_sweep
-        from strategies.core import CancelToken
 
         n_problems = parse_int(problems_v, "problems", 1, ctx.limits.max_problems)
         n_seeds = parse_int(seeds_v, "seeds", 1, ctx.limits.max_seeds)
@@ -182,11 +181,7 @@ def build(ctx: AppContext) -> ScalingTab:
         config = SweepConfig(model=model_v, verifier=verifier_v, strategies=chosen, budgets=bs, split="test",
                              problems=n_problems, seeds=list(range(n_seeds)))
         key = session_key(request, "sweep")
-        with ctx.lock:
-            if key in ctx.cancels:
-                raise gr.Error("A sweep is already running in this session.", print_exception=False)
-        token = CancelToken()
-        ctx.register_cancel(key, token)
+        token = ctx.claim(key, "A sweep is already running in this session.")
         q: queue.Queue = queue.Queue()
 
         def work():

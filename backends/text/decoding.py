@@ -3,7 +3,7 @@
 for confidence measures, and each row's bookkeeping (its tokens, and why it ended)."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Iterable
 
 import torch
 
@@ -17,6 +17,19 @@ def top_k_logprobs(logits: torch.Tensor, k: int) -> list[list[float]]:
     rounded to 4 places: what confidence measures need, not the whole vocabulary."""
     values = torch.log_softmax(logits.float(), -1).topk(min(k, logits.shape[-1]), -1).values
     return [[round(float(v), 4) for v in row] for row in values]
+
+
+def cut_after_the_fact(tops: Iterable[Iterable[float]], k: int, stop: StopRule | None
+                       ) -> tuple[list[list[float]], int | None]:
+    """For a backend that returns log-probabilities with the whole sample (a server, vLLM): each position's top-k
+    values, largest first, up to the position where ``stop`` first fires, and that position (None: it never
+    does). The caller cuts the sample's text there; every token it generated stays charged."""
+    kept: list[list[float]] = []
+    for pos, values in enumerate(tops):
+        kept.append(sorted((float(v) for v in values), reverse=True)[:k])
+        if stop is not None and stop(kept):
+            return kept, pos
+    return kept, None
 
 
 def sampling_probs(logits: torch.Tensor, temperature: float, top_p: float) -> torch.Tensor:

@@ -52,7 +52,8 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor, wait
 
 from backends.errors import InputError
-from backends.text.transformers_lm import StepSample, StopRule, chat_prompt
+from backends.text.decoding import StopRule, cut_after_the_fact
+from backends.text.transformers_lm import StepSample, chat_prompt
 from strategies.core import CancelToken, Compute
 
 log = logging.getLogger(__name__)
@@ -234,15 +235,10 @@ class OpenAIPolicy:
             raise EndpointError(
                 f"{self.base_url} returned no token log-probabilities: this strategy needs them (the completions "
                 "API's logprobs field; vLLM and llama.cpp's server return it, some hosted endpoints drop it)")
-        tokens = logprobs.get("tokens") or []
-        kept: list[list[float]] = []
-        for pos, d in enumerate(top):
-            kept.append(sorted((float(v) for v in (d or {}).values()), reverse=True)[:k])
-            if stop is not None and stop(kept):
-                sample.text = "".join(tokens[:pos])
-                sample.finished, sample.stopped = False, True
-                break
-        sample.top_logprobs = kept
+        sample.top_logprobs, cut = cut_after_the_fact(((d or {}).values() for d in top), k, stop)
+        if cut is not None:
+            sample.text = "".join((logprobs.get("tokens") or [])[:cut])
+            sample.finished, sample.stopped = False, True
 
     def _post(self, path: str, body: dict) -> dict:
         data = json.dumps(body).encode()

@@ -27,9 +27,10 @@ from __future__ import annotations
 
 import time
 
+from backends.text.decoding import StopRule, cut_after_the_fact
 from backends.text.prm_base import PrefixCachedPRM
 from backends.text.prm_families import QWEN_PRM_SYSTEM, QWEN_STEP_TOKEN
-from backends.text.transformers_lm import (StepSample, StopRule, chat_prompt, decode_kv_reads, forward_mem_bytes,
+from backends.text.transformers_lm import (StepSample, chat_prompt, decode_kv_reads, forward_mem_bytes,
                                            kv_token_bytes)
 from strategies.core import CancelToken, Compute
 
@@ -141,14 +142,11 @@ class VLLMPolicy:
 
 def _attach_top(sample: StepSample, c, k: int, stop: StopRule | None, tokenizer) -> None:
     """vLLM's per-position {token id: Logprob} as the top-k values on ``sample``, cut where ``stop`` fires."""
-    kept: list[list[float]] = []
-    for pos, d in enumerate(c.logprobs or []):
-        kept.append(sorted((lp.logprob for lp in d.values()), reverse=True)[:k])
-        if stop is not None and stop(kept):
-            sample.text = tokenizer.decode(list(c.token_ids[:pos]), skip_special_tokens=True)
-            sample.finished, sample.stopped = False, True
-            break
-    sample.top_logprobs = kept
+    sample.top_logprobs, cut = cut_after_the_fact(((lp.logprob for lp in d.values()) for d in c.logprobs or []),
+                                                  k, stop)
+    if cut is not None:
+        sample.text = tokenizer.decode(list(c.token_ids[:cut]), skip_special_tokens=True)
+        sample.finished, sample.stopped = False, True
 
 
 class VLLMQwenPRM(PrefixCachedPRM):
