@@ -189,6 +189,12 @@ class SearchSpace(Protocol):
     ``thinking_tokens(node) -> int``, the tokens generated in the node's thought so far (forced text excluded).
     A domain without them has no thought to budget.
 
+    Optional, for generative verifiers (a critic that writes a check of each step and a verdict):
+    ``critique(nodes, k, temperature=None) -> list[list[Critique]]``, ``k`` sampled critiques of each node's
+    steps so far (partial or final), by the space's verifier, charged as verifier compute. The oracle critiques
+    exactly (its ``k`` critiques agree); a verifier that cannot critique (a likelihood PRM) raises ValueError
+    naming it, so a strategy that needs critiques fails with that one line.
+
     Optional: ``clusters(nodes) -> list[int]``, a semantic cluster label per node (0, 1, ... in order of first
     appearance; nodes with one label say the same thing), for ETS's coverage term; ETS drops that term where a
     domain has none (strategies/ets.py).
@@ -239,6 +245,27 @@ class ImageSearchSpace(SearchSpace, Protocol):
     def resample(self, nodes: list[Node], ancestors: list[int]) -> list[Node]:
         """The population after resampling: a copy of ``nodes[a]``'s whole state (latent, schedule
         position, recipe) for each ``a``, with a fresh RNG key per copy so copies diverge (SMC)."""
+
+
+@dataclass
+class Critique:
+    """One critique of a solution, as a generative verifier wrote it. ``verdict`` is None where it calls every
+    step it checked correct, else the first step it calls wrong (1-based, over the node's steps); ``checks`` is
+    its finding on each step it checked, in order (True: the step checks out); ``text`` is what it wrote, shown
+    in the views; ``parsed`` is False where the text was malformed and the verdict is the fallback's reading."""
+
+    verdict: int | None
+    checks: list[bool] = field(default_factory=list)
+    text: str = ""
+    parsed: bool = True
+
+
+def critique_score(critiques: list[Critique]) -> float:
+    """The outcome score of a node from its critiques: the share that call it correct (0.5 with none: no
+    information)."""
+    if not critiques:
+        return 0.5
+    return sum(c.verdict is None for c in critiques) / len(critiques)
 
 
 # ---- events -------------------------------------------------------------------------------------
@@ -346,6 +373,18 @@ class ThoughtProgress(Event):
 
 
 @dataclass
+class Critiqued(Event):
+    """The critiques a generative verifier wrote of node ``id``: each one's verdict (None: correct; i: the first
+    step it calls wrong), its text, and the node's score from them (``critique_score``, or the strategy's own
+    rule where it says so)."""
+
+    id: str
+    verdicts: list[int | None]
+    texts: list[str]
+    score: float
+
+
+@dataclass
 class StepDone(Event):
     """A strategy finished one step of its outer loop (drives the step slider and live updates)."""
 
@@ -373,7 +412,7 @@ class RunFinished(Event):
 
 EVENT_TYPES: dict[str, type[Event]] = {c.__name__: c for c in (
     RunStarted, NodeAdded, NodeScored, NodePruned, Resampled, NodeFinished, NodeStats, TraceConfidence,
-    ThoughtProgress, Selected, StepDone, KVCacheKept, RunFinished)}
+    ThoughtProgress, Critiqued, Selected, StepDone, KVCacheKept, RunFinished)}
 
 
 def event_from_dict(d: dict) -> Event:

@@ -94,3 +94,19 @@ def test_math_answers_vote_by_the_graders_equivalence(module):
 def test_arithmetic_answers_are_equal_as_integers():
     task = ReasoningTask(arith.problem_at("test", 0), "")
     assert task.same_answer("-05", "-5") and task.same_answer("7", "7") and not task.same_answer("7", "-7")
+
+
+def test_the_oracle_critiques_each_step_up_to_the_first_wrong_one_and_a_prm_cannot_critique():
+    from backends.text.verifiers import ArithOracle
+    problem = arith.problem_at("test", 0)  # Start with 2. Multiply by 2. Multiply by 3.
+    policy = ScriptedPolicy([("2 * 2 = 4", False), ("4 * 3 = 13", False), ("The answer is 13", True)])
+    space = ReasoningSpace(policy, ArithOracle(), ReasoningTask(problem, problem.text + "\n"))
+    node = space.complete(space.initial(1))[0]
+    right = space.extend(space.initial(1), 1)[0][0]  # "2 * 2 = 4": right so far
+    [[wrong]], [ok] = space.critique([node], 1), space.critique([right], 3)
+    assert wrong.verdict == 2 and wrong.checks == [True, False]
+    assert wrong.text.splitlines() == ["1: 2 * 2 = 4 ok", "2: 4 * 3 = 13 wrong, 4 * 3 = 12", "Verdict: step 2 wrong"]
+    assert [c.verdict for c in ok] == [None, None, None] and ok[0].text.endswith("Verdict: correct")
+    prm = ReasoningSpace(policy, StepRecorder(), ReasoningTask(problem, problem.text + "\n"))
+    with pytest.raises(ValueError, match="needs a verifier that critiques"):
+        prm.critique([node], 2)

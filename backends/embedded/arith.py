@@ -223,3 +223,22 @@ def step_labels(problem: Problem, steps: list[str]) -> list[int]:
         ok = ok and i < len(truth) and " ".join(step.split()) == truth[i]
         labels.append(int(ok))
     return labels
+
+
+CORRECT_VERDICT = "Verdict: correct"
+
+
+def critique_of(problem: Problem, steps: list[str]) -> tuple[str, int | None, list[bool]]:
+    """The exact critique of a (partial) solution, in the form the embedded critic is trained to write: one
+    check line per step up to the first wrong one (``2: 85 * 6 = 510 ok``, or ``3: 510 - 125 = 395 wrong, 385``
+    with the right step after the comma), then ``Verdict: correct`` or ``Verdict: step 3 wrong``. Returns the
+    text, the verdict (None: correct; i: the first wrong step, 1-based) and the per-step checks."""
+    truth, lines, checks = problem.steps, [], []
+    for i, step in enumerate(steps, 1):
+        ok = i <= len(truth) and " ".join(step.split()) == truth[i - 1]
+        checks.append(ok)
+        lines.append(f"{i}: {' '.join(step.split())} " + ("ok" if ok else
+                     "wrong, " + (truth[i - 1] if i <= len(truth) else "nothing more")))
+        if not ok:
+            return "\n".join(lines + [f"Verdict: step {i} wrong"]), i, checks
+    return "\n".join(lines + [CORRECT_VERDICT]), None, checks

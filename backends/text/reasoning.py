@@ -28,7 +28,7 @@ from backends.text import math_grading
 from backends.embedded import arith
 from backends.errors import InputError
 from backends.problem_ids import resolve_problem_with
-from strategies.core import AGGREGATIONS, CancelToken, Compute, Node, Score, aggregate
+from strategies.core import AGGREGATIONS, CancelToken, Compute, Critique, Node, Score, aggregate
 
 
 @dataclass
@@ -387,6 +387,22 @@ class ReasoningSpace:
         whole, cost = self.verifier.score_whole(self.task.problem, self.task.prompt, steps, self.cancel)
         self.meter.add(cost)
         return [Score(w, p) for w, p in zip(whole, per_step)]
+
+    def critique(self, nodes: list[Node], k: int, temperature: float | None = None) -> list[list[Critique]]:
+        """``k`` critiques of each node's steps by the verifier, charged to the run. A thinking model's thought is
+        not critiqued (the critic checks the answer lines after it); verdicts index the node's own steps."""
+        critic = getattr(self.verifier, "critique", None)
+        if critic is None:
+            name = getattr(self.verifier, "name", None) or "no verifier"
+            raise ValueError(f"this strategy needs a verifier that critiques (tiny-critic, oracle); {name} gives "
+                             "only a score")
+        skip = [1 if self.thinking and n.payload and self.thought_closed(n) else 0 for n in nodes]
+        steps = [list(n.payload[s:]) for n, s in zip(nodes, skip)]
+        out, cost = critic(self.task.problem, self.task.prompt, steps, k, temperature=temperature,
+                           seed=self._call_seed(), cancel=self.cancel)
+        self.meter.add(cost)
+        return [[replace(c, verdict=None if c.verdict is None else c.verdict + s) for c in cs]
+                for cs, s in zip(out, skip)]
 
     def extract(self, node: Node) -> str | None:
         return node.answer

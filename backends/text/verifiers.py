@@ -19,7 +19,7 @@ from transformers import AutoModelForTokenClassification, AutoTokenizer
 from backends.embedded import arith
 from backends.text.transformers_lm import (flops_for, forward_mem_bytes, kv_token_bytes, model_shape, param_bytes,
                                            pick_device)
-from strategies.core import CancelToken, Compute
+from strategies.core import CancelToken, Compute, Critique
 
 log = logging.getLogger(__name__)
 
@@ -161,3 +161,16 @@ class ArithOracle:
     def score_whole(self, problem: arith.Problem, prompt: str, step_lists: list[list[str]],
                     cancel: CancelToken | None = None) -> tuple[list[float], Compute]:
         return [float(arith.is_correct(problem, arith.extract_answer("\n".join(s)))) for s in step_lists], Compute()
+
+    def critique(self, problem: arith.Problem, prompt: str, step_lists: list[list[str]], k: int,
+                 temperature: float | None = None, seed: int = 0,
+                 cancel: CancelToken | None = None) -> tuple[list[list[Critique]], Compute]:
+        """The exact critique of each solution (``arith.critique_of``), ``k`` times: a perfect verifier's feedback,
+        the upper bound of refinement with a critic. Arithmetic chains only (it checks each step)."""
+        if not isinstance(problem, arith.Problem):
+            raise ValueError("the oracle critiques arithmetic chains only; on free-form math it grades the answer")
+        out = []
+        for steps in step_lists:
+            text, verdict, checks = arith.critique_of(problem, steps)
+            out.append([Critique(verdict, checks, text) for _ in range(k)])
+        return out, Compute()
