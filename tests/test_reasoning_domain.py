@@ -101,8 +101,9 @@ def test_the_oracle_critiques_each_step_up_to_the_first_wrong_one_and_a_prm_cann
     problem = arith.problem_at("test", 0)  # Start with 2. Multiply by 2. Multiply by 3.
     policy = ScriptedPolicy([("2 * 2 = 4", False), ("4 * 3 = 13", False), ("The answer is 13", True)])
     space = ReasoningSpace(policy, ArithOracle(), ReasoningTask(problem, problem.text + "\n"))
-    node = space.complete(space.initial(1))[0]
     right = space.extend(space.initial(1), 1)[0][0]  # "2 * 2 = 4": right so far
+    node = space.extend(space.extend([right], 1)[0], 1)[0][0]
+    assert node.payload == ("2 * 2 = 4", "4 * 3 = 13", "The answer is 13") and node.finished
     [[wrong]], [ok] = space.critique([node], 1), space.critique([right], 3)
     assert wrong.verdict == 2 and wrong.checks == [True, False]
     assert wrong.text.splitlines() == ["1: 2 * 2 = 4 ok", "2: 4 * 3 = 13 wrong, 4 * 3 = 12", "Verdict: step 2 wrong"]
