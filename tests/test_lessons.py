@@ -39,7 +39,7 @@ def test_score_claims_use_the_verifier_score():
 
 def test_shown_run_is_the_claim_at_work():
     lesson = Lesson("k", "t", (1,), "s", "q?", ("x", "y"), 0, ("s_pf16", "l_greedy"), ("p1", "p2", "p3"),
-                    (Claim("s_pf16", "l_greedy"),), "after")
+                    (Claim("s_pf16", "l_greedy"),), "after", (True,))
     rows = [row("s_pf16", "p1", True), row("l_greedy", "p1", True), row("s_pf16", "p2", True),
             row("l_greedy", "p2", False)]
     assert lesson.shown(rows) == ["r-s_pf16-p2"]

@@ -22,8 +22,10 @@ DOMAIN_TITLES = {"reasoning": "Reasoning (a language model and a process reward 
                  "t2i": "text to image (t2i: a diffusers pipeline and a verifier that reads the prompt)"}
 
 # Keeps the viewer beside whatever card or lesson is open (the cards column is far taller than the screen),
-# and lets wide pseudocode scroll inside its block instead of being cut off.
+# and lets wide pseudocode scroll inside its block instead of being cut off. Gradio's container clips with
+# overflow: hidden, which makes it a scroll container and stops position: sticky; clip looks the same and does not.
 CSS = """
+.gradio-container {overflow: clip !important}
 #learn-viewer-col {position: sticky; top: 4px; align-self: flex-start; max-height: calc(100vh - 8px);
                    overflow-y: auto}
 #learn-cards pre {overflow-x: auto; white-space: pre; max-width: 100%}

@@ -138,7 +138,7 @@ def wire(ctx: AppContext, lessons: list[LessonWidgets], viewer: Viewer) -> None:
             try:
                 sent = 0.0
                 try:
-                    for row in run_lesson(lesson.key, lesson.arms, list(lesson.problems[:lesson.live_problems]),
+                    for row in run_lesson(lesson.arms, list(lesson.problems[:lesson.live_problems]),
                                           ctx.store, token, ctx.limits):
                         rows.append(row)
                         if time.monotonic() - sent >= PROGRESS_EVERY_S:
