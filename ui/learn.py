@@ -24,10 +24,15 @@ DOMAIN_TITLES = {"reasoning": "Reasoning (a language model and a process reward 
 # Keeps the viewer beside whatever card or lesson is open (the cards column is far taller than the screen),
 # and lets wide pseudocode scroll inside its block instead of being cut off. Gradio's container clips with
 # overflow: hidden, which makes it a scroll container and stops position: sticky; clip looks the same and does not.
+# A Gradio column wraps its children into a second column once it has a max-height: nowrap keeps them stacked
+# (the viewer scrolls inside itself on a short screen). A lesson's table scrolls sideways rather than breaking its
+# headers letter by letter.
 CSS = """
 .gradio-container {overflow: clip !important}
 #learn-viewer-col {position: sticky; top: 4px; align-self: flex-start; max-height: calc(100vh - 8px);
-                   overflow-y: auto}
+                   overflow-y: auto; flex-wrap: nowrap !important}
+#learn-cards table {display: block; overflow-x: auto; max-width: 100%}
+#learn-cards th, #learn-cards td {white-space: nowrap}
 #learn-cards pre {overflow-x: auto; white-space: pre; max-width: 100%}
 #learn-cards code {overflow-wrap: anywhere}
 """

@@ -65,15 +65,19 @@ def result_markdown(lesson: Lesson, rows: list[Row], guess: str, source: str) ->
         return f"_No {source} runs of this lesson to show._"
     levels = [d for d in DIFFICULTIES if any(r.difficulty == d for s in summaries.values() for r in s.rows)]
     scored = any(s.score() is not None for s in summaries.values())
-    head = ["Arm", lesson.metric_name, *(f"d{d}" for d in levels if len(levels) > 1),
-            *(["verifier score"] if scored else []), "tokens / run", "FLOPs / run"]
+    tokens = any(s.mean_tokens() for s in summaries.values())  # image runs generate no tokens
+    # the columns the stories read first come first: a narrow column scrolls the rest into view
+    head = ["Arm", lesson.metric_name, "FLOPs / run", *(["tokens / run"] if tokens else []),
+            *(["verifier score"] if scored else []),
+            *(f"d{d}" for d in levels if len(levels) > 1)]
     lines = [f"You predicted: **{guess}**. The answer the paper gives: **{lesson.choices[lesson.expected]}**.", "",
              f"**{source.capitalize()} result**, {n} problems per arm:", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for s in summaries.values():
-        cells = [s.arm.label, _pct(s.accuracy()), *(_pct(s.accuracy((d,))) for d in levels if len(levels) > 1),
+        cells = [s.arm.label, _pct(s.accuracy()), f"{s.mean_flops():.3g}",
+                 *([f"{s.mean_tokens():.0f}"] if tokens else []),
                  *([f"{s.score():.3f}" if s.score() is not None else "–"] if scored else []),
-                 f"{s.mean_tokens():.0f}", f"{s.mean_flops():.3g}"]
+                 *(_pct(s.accuracy((d,))) for d in levels if len(levels) > 1)]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     for claim in lesson.claims:

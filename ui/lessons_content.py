@@ -92,9 +92,9 @@ LESSONS: tuple[Lesson, ...] = (
         after="On the 30 stored problems the claim holds, but narrowly: S with search is one problem ahead of L "
               "greedy and two ahead of L best-of-4, and the gain comes from difficulty 2, where L slips and the PRM "
               "steers S. Read the FLOPs column too: S's search costs about 8x the FLOPs of L's single answer, so "
-              "the small model wins on accuracy, not on compute; on difficulty 5 neither gets anywhere (S's "
-              "samples almost never contain the answer, so no verifier can pick it). The viewer replays S's search "
-              "on a problem L got wrong.",
+              "the small model wins on accuracy, not on compute; and on difficulty 5 L greedy gets one problem S "
+              "never does (when S's samples never contain the answer, no verifier can pick it). The viewer replays "
+              "S's search on a problem L got wrong.",
         stored_verdicts=(True, True)),
     Lesson(
         "best_by_difficulty", "The best strategy changes with difficulty", (1,),
