@@ -22,19 +22,19 @@ DOMAIN_TITLES = {"reasoning": "Reasoning (a language model and a process reward 
                  "t2i": "text to image (t2i: a diffusers pipeline and a verifier that reads the prompt)"}
 
 # Keeps the viewer beside whatever card or lesson is open (the cards column is far taller than the screen),
-# and lets wide pseudocode scroll inside its block instead of being cut off. Gradio's container clips with
+# and wraps wide pseudocode instead of cutting it off (a hidden scrollbar read as cut off on a projector). Gradio's container clips with
 # overflow: hidden, which makes it a scroll container and stops position: sticky; clip looks the same and does not.
 # A Gradio column wraps its children into a second column once it has a max-height: nowrap keeps them stacked
-# (the viewer scrolls inside itself on a short screen). A lesson's table scrolls sideways rather than breaking its
+# and no-shrink keeps each at its height (the viewer scrolls inside itself on a short screen). A lesson's table scrolls sideways rather than breaking its
 # headers letter by letter.
 CSS = """
 .gradio-container {overflow: clip !important}
 #learn-viewer-col {position: sticky; top: 4px; align-self: flex-start; max-height: calc(100vh - 8px);
                    overflow-y: auto; flex-wrap: nowrap !important}
+#learn-viewer-col > * {flex-shrink: 0}
 #learn-cards table {display: block; overflow-x: auto; max-width: 100%}
 #learn-cards th, #learn-cards td {white-space: nowrap}
-#learn-cards pre {overflow-x: auto; white-space: pre; max-width: 100%}
-#learn-cards code {overflow-wrap: anywhere}
+#learn-cards pre, #learn-cards pre code {white-space: pre-wrap !important; overflow-wrap: anywhere}
 """
 
 # A click on a link to a card (``#learn-card-<name>``) opens that card's accordion before the page jumps to it.

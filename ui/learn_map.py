@@ -175,7 +175,8 @@ PLACES: tuple[Place, ...] = (
           "For a next-scale visual autoregressive model: a batch that shrinks over scales, clustering for diversity "
           "at coarse scales and resampling by potential at fine ones.",
           needs="a visual autoregressive (VAR) model; the search is close to the SMC core with a scale as a step."),
-    Place(20, "Scaling Test-Time Inference with Policy-Optimized, Dynamic Retrieval-Augmented Generation via KV Caching and Decoding",
+    Place(20, "Scaling Test-Time Inference with Policy-Optimized, Dynamic Retrieval-Augmented Generation via KV "
+              "Caching and Decoding",
           ("sequential",), ("tuning", "search"), ("medical and knowledge",), ("accuracy", "efficiency"),
           "Retrieval-augmented generation that decides when and what to retrieve from the model's attention, with "
           "an RL-tuned policy and KV-cache compression to keep long contexts cheap.",
@@ -206,7 +207,8 @@ PLACES: tuple[Place, ...] = (
           "samples than best-of-N.",
           runs=("evoscale",),
           needs="a policy that revises its own earlier answers given in the prompt and a verifier of whole answers."),
-    Place(26, "A Probabilistic Inference Approach to Inference-Time Scaling of LLMs using Particle-Based Monte Carlo Methods",
+    Place(26, "A Probabilistic Inference Approach to Inference-Time Scaling of LLMs using Particle-Based Monte Carlo "
+              "Methods",
           ("hybrid",), ("search", "verification"), ("math",), ("accuracy", "scalability"),
           "Sample the typical set instead of the PRM's mode: particles resampled by the PRM as a likelihood are less "
           "easily hacked than beam search. Lesson 4 puts it against beam search.",
@@ -256,7 +258,8 @@ PLACES: tuple[Place, ...] = (
           "Scales the number of interaction steps a web agent takes (explore, backtrack, re-plan) rather than its "
           "thinking per step.",
           needs="a web environment and an agent policy trained to act in it."),
-    Place(36, "Video-RTS: Rethinking Reinforcement Learning and Test-Time Scaling for Efficient and Enhanced Video Reasoning",
+    Place(36, "Video-RTS: Rethinking Reinforcement Learning and Test-Time Scaling for Efficient and Enhanced Video "
+              "Reasoning",
           ("sequential",), ("tuning", "aggregation"), ("video",), ("accuracy", "efficiency"),
           "Adds video frames sparse to dense until the answers agree.",
           needs="a video MLLM and video QA data."),
