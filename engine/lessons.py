@@ -123,6 +123,8 @@ def run_lesson(arms: list[Arm], problems: list[str], store, cancel: CancelToken 
                 pass
             cancel.check()  # a run stopped half way is not a result
             run = store.get_run(last["run_id"]) or {}
+            log.debug("lesson arm %s on %s: run %s, %s", arm.key, problem, run.get("id"),
+                      "right" if run.get("correct") else "wrong")
             yield row_of(arm.key, run)
 
 

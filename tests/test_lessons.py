@@ -120,3 +120,18 @@ def test_shipped_image_examples_point_at_unpacked_previews(shipped):
         assert previews, name
         assert all(image_path(p, images_root()) for p in previews), (name, previews[:2])
         assert all(Path(p).is_relative_to(images_root()) for p in previews)
+
+
+def test_drop_events_keeps_the_run_row_and_its_outcome(tmp_path):
+    """How the shipped file stays small: a counted-only lesson run loses its events and nodes, not its row."""
+    from storage import RunStore
+    store = RunStore(tmp_path / "runs.db")
+    try:
+        kept, dropped = list(run_lesson([ARMS["s_beam4"]], ["test:0", "test:1"], store))
+        store.drop_events(dropped.run_id)
+        assert store.events(dropped.run_id) == [] and store.nodes(dropped.run_id) == []
+        rows = stored_rows(store, [ARMS["s_beam4"]], ("test:0", "test:1"))
+        assert sorted(rows, key=lambda r: r.problem) == [kept, dropped]
+        assert store.events(kept.run_id) and store.nodes(kept.run_id)
+    finally:
+        store.close()

@@ -139,6 +139,7 @@ def wire(ctx: AppContext, lessons: list[LessonWidgets], viewer: Viewer) -> None:
             skip = (gr.skip(),) * (len(viewer.load_outputs) + len(outputs))
             rows: list[Row] = []
             total = len(lesson.arms) * lesson.live_problems
+            log.info("live lesson %s: %d runs", lesson.key, total)
             try:
                 sent = 0.0
                 try:
