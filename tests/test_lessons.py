@@ -135,3 +135,11 @@ def test_drop_events_keeps_the_run_row_and_its_outcome(tmp_path):
         assert store.events(kept.run_id) and store.nodes(kept.run_id)
     finally:
         store.close()
+
+
+def test_a_hacking_lesson_shows_a_run_the_judge_calls_wrong():
+    lesson = Lesson("k", "t", (3,), "s", "q?", ("x", "y"), 0, ("thick16", "thick1"), ("p1", "p2"),
+                    (Claim("thick16", "thick1", metric="score"),), "after", (True,), show_miss=True)
+    rows = [row("thick16", "p1", True), row("thick1", "p1", False), row("thick16", "p2", False),
+            row("thick1", "p2", False)]
+    assert lesson.shown(rows) == ["r-thick16-p2"]

@@ -32,8 +32,9 @@ CSS = """
 #learn-viewer-col {position: sticky; top: 4px; align-self: flex-start; max-height: calc(100vh - 8px);
                    overflow-y: auto; flex-wrap: nowrap !important}
 #learn-viewer-col > * {flex-shrink: 0}
-#learn-cards table {display: block; overflow-x: auto; max-width: 100%}
-#learn-cards th, #learn-cards td {white-space: nowrap}
+#learn-cards table {display: block; overflow-x: auto; max-width: 100%; font-size: 0.85em}
+#learn-cards th, #learn-cards td {white-space: nowrap; padding: 4px 6px !important}
+#learn-cards td:first-child {white-space: normal; min-width: 9em}
 #learn-cards pre, #learn-cards pre code {white-space: pre-wrap !important; overflow-wrap: anywhere}
 """
 

@@ -67,16 +67,16 @@ def result_markdown(lesson: Lesson, rows: list[Row], guess: str, source: str) ->
     scored = any(s.score() is not None for s in summaries.values())
     tokens = any(s.mean_tokens() for s in summaries.values())  # image runs generate no tokens
     # the columns the stories read first come first: a narrow column scrolls the rest into view
-    head = ["Arm", lesson.metric_name, "FLOPs / run", *(["tokens / run"] if tokens else []),
-            *(["verifier score"] if scored else []),
+    head = ["Arm", lesson.metric_name, *(["verifier score"] if scored else []), "FLOPs / run",
+            *(["tokens / run"] if tokens else []),
             *(f"d{d}" for d in levels if len(levels) > 1)]
     lines = [f"You predicted: **{guess}**. The answer the paper gives: **{lesson.choices[lesson.expected]}**.", "",
              f"**{source.capitalize()} result**, {n} problems per arm:", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for s in summaries.values():
-        cells = [s.arm.label, _pct(s.accuracy()), f"{s.mean_flops():.3g}",
-                 *([f"{s.mean_tokens():.0f}"] if tokens else []),
+        cells = [s.arm.label, _pct(s.accuracy()),
                  *([f"{s.score():.3f}" if s.score() is not None else "–"] if scored else []),
+                 f"{s.mean_flops():.3g}", *([f"{s.mean_tokens():.0f}"] if tokens else []),
                  *(_pct(s.accuracy((d,))) for d in levels if len(levels) > 1)]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")

@@ -59,6 +59,7 @@ class Lesson:
     stored_verdicts: tuple[bool | None, ...]  # each claim's verdict on the shipped runs (the story says so; tested)
     live_problems: int = 10
     metric_name: str = "right"
+    show_miss: bool = False  # the viewer plays a run the judge calls wrong (a hacked verifier at work)
 
     @property
     def arms(self) -> list[Arm]:
@@ -66,10 +67,15 @@ class Lesson:
 
     def shown(self, rows: list[Row]) -> list[str]:
         """The run the viewer plays with the result: the first claim's ``better`` arm on the first problem where
-        it is right and the ``worse`` arm is not (the claim at work), else its first run."""
+        it is right and the ``worse`` arm is not (the claim at work), else its first run; with ``show_miss``, its
+        first run the judge calls wrong."""
         claim = self.claims[0]
         by = {(r.arm, r.problem): r for r in rows}
         problems = [p for p in self.problems if (claim.better, p) in by]
+        if self.show_miss:
+            missed = [by[(claim.better, p)].run_id for p in problems if not by[(claim.better, p)].correct]
+            if missed:
+                return missed[:1]
         for p in problems:
             worse = by.get((claim.worse, p))
             if by[(claim.better, p)].correct and worse is not None and not worse.correct:
@@ -127,9 +133,10 @@ LESSONS: tuple[Lesson, ...] = (
         after="On the 12 stored digits the thickness score climbs (about 0.63 to 0.76) while the judge's verdict "
               "barely moves (5 then 6 of 12 right): the search bought thicker strokes, not better digits. The same "
               "16 tries against digit-classifier, a verifier that reads the class, get all 12 right. (The verifier "
-              "score column is each arm's own verifier, so compare it within an arm's verifier only.) The viewer's "
-              "gallery shows each candidate's score and the judge's reading side by side.",
-        stored_verdicts=(True, True), live_problems=6, metric_name="judge says right"),
+              "score column is each arm's own verifier, so compare it within an arm's verifier only.) The viewer "
+              "replays a thickness search the judge calls wrong: its gallery shows each candidate's thickness score "
+              "beside the judge's reading.",
+        stored_verdicts=(True, True), live_problems=6, metric_name="judge says right", show_miss=True),
     Lesson(
         "particles_vs_beam", "Particle filtering against beam search as the budget grows", (26,),
         story="Paper 26 replaces beam search's hard pruning (keep the PRM's top N/M) with particle filtering: "
