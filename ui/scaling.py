@@ -99,7 +99,7 @@ def build(ctx: AppContext) -> ScalingTab:
                 "perfect verifier would reach.")
     with gr.Row():
         model = gr.Dropdown(model_choices("reasoning"), value="tiny-arith-s", label="Policy model",
-                            allow_custom_value=True)
+                            allow_custom_value=True, elem_id="sweep-model")
         verifier = gr.Dropdown(verifier_choices("reasoning"), value="tiny-prm", label="Verifier",
                                allow_custom_value=True)
         problems = gr.Number(min(10, ctx.limits.max_problems), precision=0, label="Problems (test split)",

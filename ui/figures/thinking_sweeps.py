@@ -34,9 +34,9 @@ def _curves(result: dict | None) -> dict[str, list[dict]]:
 def _layout(fig: go.Figure, title: str, xlabel: str, height: int, revision: str) -> go.Figure:
     fig.update_xaxes(type="log", title_text=xlabel)
     fig.update_yaxes(range=[-0.03, 1.03], tickformat=".0%", title_text="accuracy")
-    fig.update_layout(template=TEMPLATE, height=height, margin=dict(l=60, r=10, t=40, b=40), uirevision=revision,
+    fig.update_layout(template=TEMPLATE, height=height, margin=dict(l=60, r=10, t=40, b=90), uirevision=revision,
                       title={"text": title, "font": {"size": 13}},
-                      legend={"orientation": "h", "y": -0.18, "yanchor": "top"})
+                      legend={"orientation": "h", "y": -0.2, "yanchor": "top"})
     return fig
 
 
@@ -62,7 +62,7 @@ def thinking_budget_figure(result: dict | None, gain: float = DEFAULT_GAIN, heig
                  for c, x in zip(rows, xs)]
         fig.add_trace(go.Scatter(x=xs, y=[c.get("accuracy") for c in rows], mode="lines+markers+text",
                                  name=_label(rows[0]), legendgroup=esc(name), line={"color": colour},
-                                 text=[f"B={c['budget']}" for c in rows], textposition="top center",
+                                 text=[f"B={c['budget']}" for c in rows], textposition="top center", cliponaxis=False,
                                  textfont={"size": 9, "color": colour}, hovertext=hover,
                                  hovertemplate="%{hovertext}<extra></extra>"))
         fit = fits.get(name)
@@ -95,7 +95,7 @@ def parallel_sequential_figure(result: dict | None, height: int = 420) -> go.Fig
         fig.add_trace(go.Scatter(x=[spent(c) for c in rows], y=[c.get("accuracy") for c in rows],
                                  mode="lines+markers+text", name=_label(rows[0]), legendgroup=esc(name),
                                  line={"color": colour}, text=[f"{c['samples']}×{c['budget']}" for c in rows],
-                                 textposition="top center", textfont={"size": 9, "color": colour},
+                                 textposition="top center", cliponaxis=False, textfont={"size": 9, "color": colour},
                                  hovertemplate=f"{_label(rows[0])}<br>accuracy %{{y:.1%}}<br>%{{x:.0f}} thinking "
                                                "tokens spent per problem<extra></extra>"))
     pairs = [p for p in equal_token_pairs(result) if spent(p.parallel) and spent(p.sequential)]
