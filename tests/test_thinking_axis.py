@@ -3,6 +3,10 @@ stored, the tokens spent), the pairing of N samples of B with one sample of N x 
 choices for a token budget."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from engine.limits import Limits
@@ -154,3 +158,13 @@ def test_explores_budget_dropdown_offers_token_budgets_up_to_the_cap():
     assert budget_widget("best_of_n", 64).choices[-1] == 64 and budget_widget("best_of_n", 64).cap == 64
     assert budget_widget("budget_forcing", 16).choices[-1] == 1024  # a Space's cap of 16, x 64
     assert budget_widget("budget_forcing", 20).choices[-2:] == [1024, 1280]  # the cap itself is offered
+
+
+def test_the_cli_refuses_a_thinking_axis_it_cannot_run_in_one_line(tmp_path):
+    proc = subprocess.run([sys.executable, "app.py", "sweep", "--model", "tiny-think", "--strategies", "budget_forcing",
+                           "--thinking-budgets", "8,32", "--samples", "1,4", "--param", "budget_forcing.n=2",
+                           "--db", str(tmp_path / "cli.db")], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == ("error: give budget_forcing's n by the samples axis or by its "
+                                                     "parameter, not both")
