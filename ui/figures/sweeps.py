@@ -113,7 +113,8 @@ def scaling_figure(result: dict | None, x: str = "tokens", height: int = 640, bi
         fig.add_trace(go.Scatter(x=[_compute_of(c, x, flops_per_byte) for c in rows],
                                  y=[c.get("accuracy") for c in rows],
                                  mode="lines+markers+text", name=esc(strat), legendgroup=esc(strat),
-                                 text=[f"N={esc(c.get('budget'))}" for c in rows], textposition="top center",
+                                 text=[f"{'N' if c.get('samples') is None else 'B'}={esc(c.get('budget'))}"
+                                       for c in rows], textposition="top center",
                                  textfont={"size": 9, "color": colour}, hovertext=hover,
                                  hovertemplate="%{hovertext}<extra></extra>", line={"color": colour}), row=1, col=1)
         if strat in fits:

@@ -34,9 +34,9 @@ def _curves(result: dict | None) -> dict[str, list[dict]]:
 def _layout(fig: go.Figure, title: str, xlabel: str, height: int, revision: str) -> go.Figure:
     fig.update_xaxes(type="log", title_text=xlabel)
     fig.update_yaxes(range=[-0.03, 1.03], tickformat=".0%", title_text="accuracy")
-    fig.update_layout(template=TEMPLATE, height=height, margin=dict(l=60, r=10, t=40, b=90), uirevision=revision,
+    fig.update_layout(template=TEMPLATE, height=height, margin=dict(l=60, r=10, t=40, b=120), uirevision=revision,
                       title={"text": title, "font": {"size": 13}},
-                      legend={"orientation": "h", "y": -0.2, "yanchor": "top"})
+                      legend={"orientation": "h", "y": -0.3, "yanchor": "top"})
     return fig
 
 
