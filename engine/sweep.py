@@ -301,7 +301,7 @@ def run_sweep(config: SweepConfig, store, cancel: CancelToken | None = None,
         source = "none (no strategy here counts samples)"
     levels = pass1_levels(oracle_counts)
     result = {"config": {**asdict(config), "sweep_id": sweep_id},
-              "results": [_cell(s, b, k, cells[(s, b, k)], levels) for s, b, k in cells_planned
+              "results": [{**_cell(s, b, cells[(s, b, k)], levels), "samples": k} for s, b, k in cells_planned
                           if cells.get((s, b, k))],
               "oracle": {"pass@k": {str(k): _mean([pass_at_k(n, c, k) for _, n, c in oracle_counts if k <= n])
                                     for k in ks},
@@ -355,8 +355,7 @@ def _mean(xs: list[float]) -> float | None:
     return sum(xs) / len(xs) if xs else None
 
 
-def _cell(strategy: str, budget: int, samples: int | None, rows: list[tuple[Any, dict, float]],
-          pass1_level: dict[str, str]) -> dict:
+def _cell(strategy: str, budget: int, rows: list[tuple[Any, dict, float]], pass1_level: dict[str, str]) -> dict:
     by_level: dict[str, list[bool]] = {}
     by_pass1: dict[str, list[bool]] = {}
     compute: dict[str, float] = {}
@@ -381,8 +380,7 @@ def _cell(strategy: str, budget: int, samples: int | None, rows: list[tuple[Any,
     mean_compute = {k: v / n for k, v in compute.items()}
     if any("mem_bytes" not in out["compute"] for _, out, _ in rows):
         mean_compute.pop("mem_bytes", None)  # runs stored before the memory counter: the cell's eFLOPs are unknown
-    return {"strategy": strategy, "budget": budget, "samples": samples,
-            "accuracy": sum(o["correct"] for _, o, _ in rows) / n,
+    return {"strategy": strategy, "budget": budget, "accuracy": sum(o["correct"] for _, o, _ in rows) / n,
             "n_problems": len({p.uid or p.text for p, _, _ in rows}), "n_runs": n,
             "by_difficulty": {k: sum(v) / len(v) for k, v in sorted(by_level.items())},
             "by_pass1": {k: sum(v) / len(v) for k, v in sorted(by_pass1.items())},
