@@ -372,11 +372,12 @@ def format_table(result: dict) -> str:
     oracle = result["oracle"]["pass@k"]
     lines.append("oracle pass@k: " + (", ".join(f"k={k}: {v:.2f}" for k, v in oracle.items() if v is not None)
                                       or str(result["oracle"].get("source"))))
+    on_tokens = {series(r) for r in result["results"] if r.get("samples") is not None}  # B*: thinking tokens
     for strategy, fit in (result.get("saturation") or {}).items():
         if fit["status"] != "ok":
             lines.append(f"saturation {strategy}: {fit['message']}")
             continue
-        lines.append(f"saturation {strategy}: N* = {fit['budget']}{' (extrapolated)' if fit['extrapolated'] else ''}"
+        lines.append(f"saturation {strategy}: {'B*' if strategy in on_tokens else 'N*'} = {fit['budget']}{' (extrapolated)' if fit['extrapolated'] else ''}"
                      f" (TTSPM F(N) = {fit['f_max']:.3f}(1-(1-{fit['p']:.3f})^N), rmse {fit['rmse']:.3f}; beyond N* one"
                      f" more unit buys < {fit['gain']:g} accuracy)")
     return "\n".join(lines + format_pairs(result))

@@ -168,3 +168,17 @@ def test_the_cli_refuses_a_thinking_axis_it_cannot_run_in_one_line(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == ("error: give budget_forcing's n by the samples axis or by its "
                                                      "parameter, not both")
+
+
+def test_the_cli_table_shows_each_sample_count_its_thinking_tokens_and_the_pairs():
+    from app import format_table
+    from engine.saturation import sweep_saturation as fits
+    result = {"results": [{**c, "by_difficulty": {}} for c in RESULT["results"]],
+              "oracle": {"pass@k": {}, "source": "none (no strategy here counts samples)"},
+              "saturation": {k: f.to_dict() for k, f in fits(RESULT).items()}}
+    text = format_table(result)
+    assert "budget_forcing n=4    16   0.58" in text and text.splitlines()[0].endswith("think")
+    assert "oracle pass@k: none (no strategy here counts samples)" in text
+    assert "saturation budget_forcing n=1: B* = " in text
+    assert ("budget_forcing at 64 thinking tokens per problem: 4 x 16 (vote) 0.58, 62 thinking / 124 generated "
+            "tokens; 1 x 64 0.56, 46 / 92") in text
