@@ -11,6 +11,12 @@ pass@1 is the fraction of right samples among the same samples as the oracle cei
 run, averaged over seeds), level 1 the easiest fifth (highest pass@1), level 5 the hardest. Problems with equal
 pass@1 share a level: a problem's level is ceil(5 F), F the share of problems whose pass@1 is at least its own,
 so the levels are fifths up to ties and the hardest problems are level 5 even when many of them tie at 0.
+
+The thinking-budget axis: a strategy whose budget counts tokens (budget forcing: thinking tokens per sample) runs
+at ``thinking_budgets`` (when given; else at ``budgets``, as before the axis), each at every count of parallel
+samples in ``samples`` (its samples parameter, budget forcing's ``n``), so a cell is (strategy, budget, samples)
+and N samples of budget B can be set against one sample of budget N x B (``engine.thinking``). Such a sweep has no
+oracle ceiling unless a strategy counting samples runs beside it: pass@k needs k to be a number of samples drawn.
 """
 from __future__ import annotations
 
@@ -26,6 +32,7 @@ from backends.domains import PROBLEM_SETS, ProblemSet
 from engine.limits import Limits
 from engine.run import ConfigError, RunConfig, execute, prepare
 from strategies.core import CancelToken, Cancelled
+from strategies.params import specs
 from strategies.registry import STRATEGIES
 
 log = logging.getLogger(__name__)
@@ -50,6 +57,8 @@ class SweepConfig:
     resume: bool = False
     judge: str | None = None                       # held-out judge (image domain)
     options: dict = field(default_factory=dict)    # domain options (image: steps, eta, guidance, ...)
+    thinking_budgets: list[int] = field(default_factory=list)  # for the strategies whose budget counts tokens
+    samples: list[int] = field(default_factory=list)  # their parallel samples; empty: the one in ``params``
 
 
 def _problem_set(domain: str) -> ProblemSet:
@@ -74,15 +83,64 @@ def effective_budget(strategy: str, budget: int, beam_width: int) -> int | None:
     return budget
 
 
+def _counts_tokens(strategy: str) -> bool:
+    return STRATEGIES[strategy].budget_scale > 1
+
+
+def plan(config: SweepConfig) -> list[tuple[str, int, int | None]]:
+    """The sweep's cells in run order: (strategy, the budget it really runs at, its parallel samples, None for a
+    strategy without a samples parameter), each once."""
+    out: list[tuple[str, int, int | None]] = []
+    for s in config.strategies:
+        info = STRATEGIES[s]
+        params = config.params.get(s, {})
+        width = int(params.get("beam_width", 4))
+        budgets = config.thinking_budgets if _counts_tokens(s) and config.thinking_budgets else config.budgets
+        ks: list[int | None] = [None]
+        if info.samples_param:
+            default = next(p.default for p in specs(info.params_cls) if p.name == info.samples_param)
+            try:
+                ks = list(config.samples) or [int(params.get(info.samples_param, default))]
+            except ValueError:
+                raise ConfigError(f"{s}.{info.samples_param} must be a whole number, "
+                                  f"got {params.get(info.samples_param)!r}") from None
+        for b in budgets:
+            eb = effective_budget(s, b, width)
+            for k in ks:
+                if eb is not None and (s, eb, k) not in out:
+                    out.append((s, eb, k))
+    return out
+
+
 def validate(config: SweepConfig, limits: Limits) -> None:
     if not config.strategies:
         raise ConfigError("choose at least one strategy")
     for s in config.strategies:
         if s not in STRATEGIES:
             raise ConfigError(f"unknown strategy {s!r}; choose from {', '.join(STRATEGIES)}")
-    cap = limits.max_budget * min(STRATEGIES[s].budget_scale for s in config.strategies)
-    if not config.budgets or any(not 1 <= b <= cap for b in config.budgets):
-        raise ConfigError(f"budgets must be whole numbers from 1 to {cap}")
+    on_budgets = [s for s in config.strategies if not (_counts_tokens(s) and config.thinking_budgets)]
+    if on_budgets:
+        cap = limits.max_budget * min(STRATEGIES[s].budget_scale for s in on_budgets)
+        if not config.budgets or any(not 1 <= b <= cap for b in config.budgets):
+            raise ConfigError(f"budgets must be whole numbers from 1 to {cap}")
+    if config.thinking_budgets:
+        thinking = [s for s in config.strategies if _counts_tokens(s)]
+        if not thinking:
+            raise ConfigError("thinking budgets need a strategy whose budget counts thinking tokens (budget_forcing)")
+        cap = limits.max_budget * min(STRATEGIES[s].budget_scale for s in thinking)
+        if any(not 1 <= b <= cap for b in config.thinking_budgets):
+            raise ConfigError(f"thinking budgets must be whole numbers from 1 to {cap}")
+    if config.samples:
+        drawing = [s for s in config.strategies if STRATEGIES[s].samples_param]
+        if not drawing:
+            raise ConfigError("parallel samples need a strategy that draws them beside a token budget "
+                              "(budget_forcing)")
+        if any(not 1 <= k <= limits.max_budget for k in config.samples):
+            raise ConfigError(f"parallel samples must be whole numbers from 1 to {limits.max_budget}")
+        for s in drawing:
+            if STRATEGIES[s].samples_param in config.params.get(s, {}):
+                raise ConfigError(f"give {s}'s {STRATEGIES[s].samples_param} by the samples axis or by its "
+                                  "parameter, not both")
     if not 1 <= config.problems <= limits.max_problems:
         raise ConfigError(f"problems must be from 1 to {limits.max_problems}")
     if not config.seeds or len(config.seeds) > limits.max_seeds:
@@ -90,7 +148,7 @@ def validate(config: SweepConfig, limits: Limits) -> None:
     splits = _problem_set(config.domain).splits
     if config.split not in splits:
         raise ConfigError(f"unknown split {config.split!r}; choose one of {', '.join(splits)}")
-    runs = len(config.strategies) * len(config.budgets) * config.problems * len(config.seeds)
+    runs = len(plan(config)) * config.problems * len(config.seeds)
     if runs > limits.max_sweep_runs:
         raise ConfigError(f"this sweep needs {runs} runs; the cap here is {limits.max_sweep_runs}")
 
@@ -131,6 +189,7 @@ class _Job:
     config: RunConfig
     problem: Any
     oracle: bool = False
+    samples: int | None = None  # the cell's parallel samples (a strategy with a samples parameter)
 
 
 def check_workers(config: SweepConfig, workers: int) -> None:
@@ -197,27 +256,26 @@ def run_sweep(config: SweepConfig, store, cancel: CancelToken | None = None,
     sweep_id = store.create_sweep(asdict(config))
     problem_set = _problem_set(config.domain)
     problems = [problem_set.problem_at(config.split, i) for i in range(config.problems)]
-    plan = []
-    for s in config.strategies:
-        width = int(config.params.get(s, {}).get("beam_width", 4))
-        for b in config.budgets:
-            eb = effective_budget(s, b, width)
-            if eb is not None and (s, eb) not in [(p[0], p[1]) for p in plan]:
-                plan.append((s, eb))
+    cells_planned = plan(config)
+    # pass@k for k samples: the budgets N of the strategies that count samples (none in a thinking-budget sweep)
+    ks = sorted(set(config.budgets)) if not all(_counts_tokens(s) for s in config.strategies) else []
     oracle_source = next((s for s in SAMPLING if s in config.strategies), None)
-    max_b = max(config.budgets)
-    need_oracle_runs = oracle_source is None or (oracle_source, max_b) not in plan
+    max_b = max(ks, default=0)
+    need_oracle_runs = bool(ks) and (oracle_source is None or (oracle_source, max_b, None) not in cells_planned)
     # the oracle runs' strategy: majority vote, or random search where the domain has no majority vote
     oracle_runs = next(s for s in ("majority_vote", "random_search") if config.domain in STRATEGIES[s].domains)
     jobs: list[_Job] = []
     for seed in config.seeds:
         for problem in problems:
-            for s, b in plan:
+            for s, b, k in cells_planned:
+                params = dict(config.params.get(s, {}))
+                if config.samples and k is not None:
+                    params[STRATEGIES[s].samples_param] = k
                 jobs.append(_Job(RunConfig(domain=config.domain, model=config.model, verifier=config.verifier,
-                                           strategy=s, budget=b, params=dict(config.params.get(s, {})),
+                                           strategy=s, budget=b, params=params,
                                            problem_id=problem.uid, seed=seed, aggregation=config.aggregation,
                                            temperature=config.temperature, sweep_id=sweep_id, judge=config.judge,
-                                           options=dict(config.options)), problem))
+                                           options=dict(config.options)), problem, samples=k))
             if need_oracle_runs:
                 jobs.append(_Job(RunConfig(domain=config.domain, model=config.model,
                                            verifier=config.verifier if STRATEGIES[oracle_runs].uses_verifier else None,
@@ -226,7 +284,7 @@ def run_sweep(config: SweepConfig, store, cancel: CancelToken | None = None,
                                            options=dict(config.options)), problem, oracle=True))
     outs, complete = _execute(jobs, store, cancel, config.resume, limits, workers, progress)
     status = "finished" if complete else "cancelled"
-    cells: dict[tuple[str, int], list[tuple[Any, dict, float]]] = {}
+    cells: dict[tuple[str, int, int | None], list[tuple[Any, dict, float]]] = {}
     oracle_counts: list[tuple[str, int, int]] = []  # (problem, samples, right ones), one per (problem, seed)
     for job, out in zip(jobs, outs):
         if out is None:
@@ -235,15 +293,18 @@ def run_sweep(config: SweepConfig, store, cancel: CancelToken | None = None,
         if not job.oracle:
             # the run's own recorded wall time, so a reused run counts what it took when it ran and a resumed
             # sweep reports the wall time of an uninterrupted one
-            cells.setdefault((s, b), []).append((job.problem, out, out["compute"].get("wall_s", 0.0)))
+            cells.setdefault((s, b, job.samples), []).append((job.problem, out, out["compute"].get("wall_s", 0.0)))
         if job.oracle or (not need_oracle_runs and s == oracle_source and b == max_b):
             oracle_counts.append((_key(job.problem), *_counts(problem_set, job.problem, out, max_b)))
     source = oracle_source if not need_oracle_runs else f"{oracle_runs} (oracle runs)"
+    if not ks:
+        source = "none (no strategy here counts samples)"
     levels = pass1_levels(oracle_counts)
     result = {"config": {**asdict(config), "sweep_id": sweep_id},
-              "results": [_cell(s, b, cells.get((s, b), []), levels) for s, b in plan if cells.get((s, b))],
+              "results": [{**_cell(s, b, cells[(s, b, k)], levels), "samples": k} for s, b, k in cells_planned
+                          if cells.get((s, b, k))],
               "oracle": {"pass@k": {str(k): _mean([pass_at_k(n, c, k) for _, n, c in oracle_counts if k <= n])
-                                    for k in sorted(set(config.budgets))},
+                                    for k in ks},
                          "source": source, "n_problems": len({p for p, _, _ in oracle_counts}),
                          "n_runs": len(oracle_counts)},
               "pass1": {"source": f"{source} at budget {max_b}", "levels": PASS1_LEVELS,

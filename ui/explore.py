@@ -26,7 +26,7 @@ from ui import download as download_ui
 from ui.common import (AppContext, Viewer, build_viewer, candidates_update, gallery_update, load_values,
                        nfe_update, traces_update,
                        parse_choice, parse_int, particles_update, session_key, start_worker, strips_update)
-from ui.registry import (PROBLEM_TEXT_MAX, ParamField, budget_choices, default_model, default_verifier,
+from ui.registry import (PROBLEM_TEXT_MAX, ParamField, budget_widget, default_model, default_verifier,
                          domain_choices, model_choices, param_fields, sampler_spec, strategy_choices, strategy_markdown,
                          t2i_prompt_choices, verifier_choices)
 
@@ -66,7 +66,8 @@ def build(ctx: AppContext) -> ExploreTab:
     from strategies.registry import STRATEGIES
 
     fields = param_fields()
-    budgets = budget_choices(ctx.limits.max_budget)
+    start = budget_widget(DEFAULT_STRATEGY, ctx.limits.max_budget)
+    budgets = start.choices
     default_budget = DEFAULT_BUDGET if DEFAULT_BUDGET in budgets else budgets[-1]
 
     gr.Markdown("Pick a strategy and a budget, then **Run**: the embedded tiny model solves an arithmetic "
@@ -83,9 +84,8 @@ def build(ctx: AppContext) -> ExploreTab:
         # custom values allowed so that the choices can follow the domain; the handler validates
         strategy = gr.Dropdown(strategy_choices("reasoning"), value=DEFAULT_STRATEGY, label="Strategy",
                                allow_custom_value=True, elem_id="explore-strategy", scale=2)
-        budget = gr.Dropdown(budgets, value=default_budget, label="Budget (N)", allow_custom_value=True,
-                             elem_id="explore-budget", scale=1, min_width=110,
-                             info=f"at most {ctx.limits.max_budget} here")
+        budget = gr.Dropdown(budgets, value=default_budget, label=start.label, allow_custom_value=True,
+                             elem_id="explore-budget", scale=1, min_width=110, info=start.info)
     download_ui.build(ctx, domain, model, verifier)
     strategy_info = gr.Markdown(strategy_markdown(DEFAULT_STRATEGY), elem_id="explore-strategy-info")
     param_boxes: list[gr.Component] = []
@@ -149,14 +149,21 @@ def build(ctx: AppContext) -> ExploreTab:
         stop_btn = gr.Button("Stop", variant="stop", elem_id="stop-btn", scale=1)
     viewer = build_viewer("explore", flops_per_byte=ctx.limits.flops_per_byte)
 
-    def on_strategy(name: str, d: str, sched: str | None):
+    def on_strategy(name: str, d: str, sched: str | None, current: Any):
         name = name if name in STRATEGIES else DEFAULT_STRATEGY
         info = STRATEGIES[name]
+        w = budget_widget(name, ctx.limits.max_budget)
+        try:  # a budget that fits the new strategy's cap stays; typed nonsense is the run handler's to refuse
+            keep = 1 <= int(current) <= w.cap
+        except (TypeError, ValueError):
+            keep = True
+        fallback = DEFAULT_BUDGET if DEFAULT_BUDGET in w.choices else w.choices[-1]
         return (strategy_markdown(name), *[gr.update(visible=s == name) for s in groups],
-                gr.update(interactive=info.uses_verifier), *sampler_update(name, d, sched))
+                gr.update(interactive=info.uses_verifier), *sampler_update(name, d, sched),
+                gr.update(choices=w.choices, label=w.label, info=w.info, value=current if keep else fallback))
 
-    strategy.change(on_strategy, [strategy, domain, scheduler],
-                    [strategy_info, *groups.values(), verifier, scheduler, eta],
+    strategy.change(on_strategy, [strategy, domain, scheduler, budget],
+                    [strategy_info, *groups.values(), verifier, scheduler, eta, budget],
                     api_visibility="private", show_progress="hidden", queue=False)
 
     switched = {"strategy": strategy, "model": model, "verifier": verifier, "difficulty": difficulty, "digit": digit,

@@ -12,7 +12,7 @@ from ui.figures.style import esc
 log = logging.getLogger(__name__)
 
 PROBLEM_TEXT_MAX = 2000
-BUDGETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+BUDGETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 PROMPT_LABEL_MAX = 90  # a bundled text-to-image prompt in the dropdown, cut to this many characters
 
 
@@ -68,6 +68,30 @@ def budget_choices(max_budget: int) -> list[int]:
     if max_budget not in out:
         out.append(max_budget)
     return out
+
+
+@dataclass(frozen=True)
+class BudgetWidget:
+    """What a budget dropdown offers for one strategy (typed values stay allowed; the handler checks them)."""
+
+    choices: list[int]
+    cap: int
+    label: str
+    info: str
+
+
+def budget_widget(strategy: str, max_budget: int) -> BudgetWidget:
+    """Budgets N up to the app's cap; for a strategy whose budget counts tokens (budget forcing: thinking tokens per
+    sample), token budgets up to its own cap, ``budget_scale`` x the app's (``engine.limits``)."""
+    from strategies.registry import STRATEGIES
+
+    info = STRATEGIES.get(strategy)
+    scale = info.budget_scale if info is not None else 1
+    cap = max_budget * scale
+    if scale > 1:
+        return BudgetWidget(budget_choices(cap), cap, "Budget (thinking tokens)",
+                            f"tokens per sample, at most {cap} here")
+    return BudgetWidget(budget_choices(cap), cap, "Budget (N)", f"at most {cap} here")
 
 
 def domain_choices() -> list[str]:

@@ -15,6 +15,7 @@ from ui.figures.sweeps import (AXES, BINNINGS, OPTIMAL_HEADERS, RANKS, compute_o
                                scaling_figure)
 from ui.common import AppContext, check_run_id, parse_choice, parse_int, session_key, start_worker
 from ui.figures.style import esc
+from ui.figures.thinking_sweeps import parallel_sequential_figure, thinking_budget_figure
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +83,10 @@ def views(result: dict | None, v: View) -> tuple[Any, Any]:
 
 def sweep_label(s: dict) -> str:
     cfg = s.get("config") or {}
+    thinking = "".join(f" · {name} {','.join(map(str, cfg[key]))}" for key, name in
+                       (("thinking_budgets", "thinking budgets"), ("samples", "samples")) if cfg.get(key))
     return (f"{s['id']} · {s.get('status')} · {','.join(cfg.get('strategies') or [])} · budgets "
-            f"{','.join(map(str, cfg.get('budgets') or []))} · {cfg.get('problems')} problems")
+            f"{','.join(map(str, cfg.get('budgets') or []))}{thinking} · {cfg.get('problems')} problems")
 
 
 def build(ctx: AppContext) -> ScalingTab:
@@ -96,7 +99,7 @@ def build(ctx: AppContext) -> ScalingTab:
                 "perfect verifier would reach.")
     with gr.Row():
         model = gr.Dropdown(model_choices("reasoning"), value="tiny-arith-s", label="Policy model",
-                            allow_custom_value=True)
+                            allow_custom_value=True, elem_id="sweep-model")
         verifier = gr.Dropdown(verifier_choices("reasoning"), value="tiny-prm", label="Verifier",
                                allow_custom_value=True)
         problems = gr.Number(min(10, ctx.limits.max_problems), precision=0, label="Problems (test split)",
@@ -108,6 +111,15 @@ def build(ctx: AppContext) -> ScalingTab:
                                   label="Strategies", elem_id="sweep-strategies")
     budgets = gr.CheckboxGroup(budgets_all, value=[b for b in DEFAULT_BUDGETS if b in budgets_all],
                                label="Budgets N", elem_id="sweep-budgets")
+    token_cap = ctx.limits.max_budget * max(i.budget_scale for i in STRATEGIES.values())
+    with gr.Row():
+        thinking_budgets = gr.CheckboxGroup(budget_choices(token_cap), value=[],
+                                            label="Thinking budgets B (budget forcing: tokens per sample)",
+                                            info="none: budget forcing runs at the budgets N", scale=3,
+                                            elem_id="sweep-thinking-budgets")
+        samples = gr.CheckboxGroup(budgets_all, value=[], label="Parallel samples (budget forcing's n)",
+                                   info="N samples of B vote; set against one sample of N x B", scale=2,
+                                   elem_id="sweep-samples")
     with gr.Row():
         run_btn = gr.Button("Run sweep", variant="primary", elem_id="sweep-run")
         stop_btn = gr.Button("Stop sweep", variant="stop", elem_id="sweep-stop")
@@ -134,6 +146,11 @@ def build(ctx: AppContext) -> ScalingTab:
     figure = gr.Plot(scaling_figure(None), label="Accuracy vs compute", elem_id="sweep-figure")
     table = gr.Dataframe(value=[], headers=OPTIMAL_HEADERS, interactive=False,
                          label="Compute-optimal strategy per difficulty and budget", elem_id="sweep-table")
+    with gr.Row():
+        thinking_fig = gr.Plot(thinking_budget_figure(None), label="Accuracy vs thinking budget",
+                               elem_id="sweep-thinking")
+        pairs_fig = gr.Plot(parallel_sequential_figure(None), label="Parallel vs sequential at equal thinking tokens",
+                            elem_id="sweep-pairs")
     result_state = gr.State(None)
     view_inputs = [x_axis, binning, rank, fpb, gain]
 
@@ -163,8 +180,16 @@ def build(ctx: AppContext) -> ScalingTab:
         control.change(redraw, [*view_inputs, result_state], [figure, table], api_visibility="private",
                        show_progress="hidden")
 
+    def thinking_views(result, x, binning_v, rank_v, fpb_v, gain_v):
+        v = parse_view(x, binning_v, rank_v, fpb_v, gain_v)
+        return thinking_budget_figure(result, gain=v.gain), parallel_sequential_figure(result)
+
+    for trigger in (result_state, gain):  # whatever sets the result (a sweep, a stored one) draws these too
+        trigger.change(thinking_views, [result_state, *view_inputs], [thinking_fig, pairs_fig],
+                       api_visibility="private", show_progress="hidden")
+
     def run_sweep(model_v, verifier_v, problems_v, seeds_v, strategies_v, budgets_v, x, binning_v, rank_v, fpb_v,
-                  gain_v, request: gr.Request):
+                  gain_v, thinking_v, samples_v, request: gr.Request):
         from engine.run import ConfigError
         from engine.sweep import SweepConfig, run_sweep as engine_sweep
 
@@ -172,14 +197,16 @@ def build(ctx: AppContext) -> ScalingTab:
         n_seeds = parse_int(seeds_v, "seeds", 1, ctx.limits.max_seeds)
         chosen = [parse_choice(s, "strategy", list(STRATEGIES)) for s in (strategies_v or [])]
         bs = sorted({parse_int(b, "budget", 1, ctx.limits.max_budget) for b in (budgets_v or [])})
-        if not chosen or not bs:
+        ts = sorted({parse_int(b, "thinking budget", 1, token_cap) for b in (thinking_v or [])})
+        ks = sorted({parse_int(k, "parallel samples", 1, ctx.limits.max_budget) for k in (samples_v or [])})
+        if not chosen or not (bs or ts):
             raise gr.Error("Choose at least one strategy and one budget.", print_exception=False)
         view = parse_view(x, binning_v, rank_v, fpb_v, gain_v)
         for v in (model_v, verifier_v):
             if not isinstance(v, str) or len(v) > 300:
                 raise gr.Error("choose a model and a verifier", print_exception=False)
         config = SweepConfig(model=model_v, verifier=verifier_v, strategies=chosen, budgets=bs, split="test",
-                             problems=n_problems, seeds=list(range(n_seeds)))
+                             problems=n_problems, seeds=list(range(n_seeds)), thinking_budgets=ts, samples=ks)
         key = session_key(request, "sweep")
         token = ctx.claim(key, "A sweep is already running in this session.")
         q: queue.Queue = queue.Queue()
@@ -233,7 +260,8 @@ def build(ctx: AppContext) -> ScalingTab:
                 token.cancel()
             ctx.release_cancel(key, token)
 
-    run_btn.click(run_sweep, [model, verifier, problems, seeds, strategies, budgets, *view_inputs],
+    run_btn.click(run_sweep, [model, verifier, problems, seeds, strategies, budgets, *view_inputs, thinking_budgets,
+                              samples],
                   [progress, figure, table, result_state], api_name="sweep", concurrency_limit=1,
                   concurrency_id="sweep")
 

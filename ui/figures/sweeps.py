@@ -9,7 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from engine.saturation import DEFAULT_GAIN, Saturation, sweep_saturation
+from engine.saturation import DEFAULT_GAIN, Saturation, series, sweep_saturation
 from strategies.core import H100_FLOPS_PER_BYTE, eflops_of
 from ui.figures.style import TEMPLATE, empty_figure, esc, human
 from ui.fold import num
@@ -96,14 +96,14 @@ def scaling_figure(result: dict | None, x: str = "tokens", height: int = 640, bi
     fig = make_subplots(rows=2, cols=ncols, specs=[[{"colspan": ncols}] + [None] * (ncols - 1), [{}] * ncols],
                         row_heights=[0.6, 0.4], vertical_spacing=0.14, horizontal_spacing=0.03,
                         subplot_titles=["all problems"] + [f"{label} {esc(lv)}" for lv in levels[:ncols]])
-    strategies = list(dict.fromkeys(c.get("strategy") for c in cells))
+    strategies = list(dict.fromkeys(series(c) for c in cells))
     fits = sweep_saturation(result, gain=gain)
     palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
                "#bcbd22", "#17becf"]
     xlabel = f"{AXES.get(x, x)} per problem" + (f" ({flops_per_byte:.4g} FLOPs per byte)" if x == "eflops" else "")
     for si, strat in enumerate(strategies):
         colour = palette[si % len(palette)]
-        rows = [c for c in cells if c.get("strategy") == strat and _compute_of(c, x, flops_per_byte)]
+        rows = [c for c in cells if series(c) == strat and _compute_of(c, x, flops_per_byte)]
         rows.sort(key=lambda c: _compute_of(c, x, flops_per_byte) or 0)
         if not rows:
             continue
@@ -113,7 +113,8 @@ def scaling_figure(result: dict | None, x: str = "tokens", height: int = 640, bi
         fig.add_trace(go.Scatter(x=[_compute_of(c, x, flops_per_byte) for c in rows],
                                  y=[c.get("accuracy") for c in rows],
                                  mode="lines+markers+text", name=esc(strat), legendgroup=esc(strat),
-                                 text=[f"N={esc(c.get('budget'))}" for c in rows], textposition="top center",
+                                 text=[f"{'N' if c.get('samples') is None else 'B'}={esc(c.get('budget'))}"
+                                       for c in rows], textposition="top center",
                                  textfont={"size": 9, "color": colour}, hovertext=hover,
                                  hovertemplate="%{hovertext}<extra></extra>", line={"color": colour}), row=1, col=1)
         if strat in fits:
@@ -198,11 +199,11 @@ def compute_optimal_table(result: dict | None, x: str = "tokens", binning: str =
                 cands.append((float(acc), cost, c))
 
         def row(acc: float, cost: float | None, best: dict, others: list) -> list[Any]:
-            runner = next(((a, c) for a, _, c in others if c.get("strategy") != best.get("strategy")), None)
+            runner = next(((a, c) for a, _, c in others if series(c) != series(best)), None)
             shown = None if cost is None else round(cost) if x == "tokens" else human(cost)
-            return [lv, int(best.get("budget") or 0), str(best.get("strategy")), f"{acc:.0%}", shown,
-                    f"{runner[1].get('strategy')} ({runner[0]:.0%})" if runner else "",
-                    _saturation_cell(fits.get(str(best.get("strategy"))))]
+            return [lv, int(best.get("budget") or 0), series(best), f"{acc:.0%}", shown,
+                    f"{series(runner[1])} ({runner[0]:.0%})" if runner else "",
+                    _saturation_cell(fits.get(series(best)))]
 
         def order(t: tuple) -> tuple:  # higher accuracy first, then less compute
             return (-t[0], t[1] if t[1] is not None else math.inf)
