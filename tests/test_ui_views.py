@@ -384,23 +384,27 @@ SWEEP = {
         {"strategy": "beam_search", "budget": 16, "accuracy": 0.7, "n_problems": 10,
          "by_difficulty": {"1": 0.9, "2": 0.8, "3": 0.4}, "compute": {"tokens": 2000, "flops": 2e9}, "wall_s": 1},
     ],
-    "oracle": {"pass@k": {"1": 0.4, "4": 0.7, "16": 0.9}},
+    "oracle": {"pass@k": {"1": 0.4, "4": 0.7, "16": 0.9}, "source": "best_of_n", "estimated": ["1"]},
 }
+CEILING = "oracle pass@N of best_of_n's samples (ceiling)"
 
 
 def test_scaling_figure_and_compute_optimal_table():
     fig = scaling_figure(SWEEP)
     json.loads(fig.to_json())
     names = {t.name for t in fig.data}
-    assert {"greedy", "best_of_n", "beam_search", "oracle pass@N (ceiling)"} <= names
+    assert {"greedy", "best_of_n", "beam_search", CEILING} <= names
     assert fig.layout.xaxis.type == "log"
-    oracle = trace(fig, "oracle pass@N (ceiling)")[0]
-    assert list(oracle.y) == [0.4, 0.7, 0.9]  # pass@1 sits at greedy's compute (no sampling cell at budget 1)
+    assert list(trace(fig, CEILING)[0].y) == [0.7, 0.9]
+    # pass@1 did not come from a best-of-N run at N = 1: drawn apart as an estimate, at greedy's compute
+    guess = next(t for t in fig.data if (t.name or "").startswith("pass@N estimated from best_of_n at N=16"))
+    assert list(guess.y) == [0.4] and list(guess.x) == [100]
     table = compute_optimal_table(SWEEP)
     by = {(r[0], r[1]): r[2] for r in table}
     assert by[("all", 16)] == "beam_search"
     assert by[("1", 16)] == "best_of_n"
-    assert by[("3", 4)] == "best_of_n"  # tie at 0.1: the cheaper one wins
+    assert by[("3", 4)] == "tie: best_of_n, beam_search"  # tied at 0.1: no winner, the cheaper named first
+    assert by[("3", 1)] == "none: all at 0%"
     assert scaling_figure(None).layout.annotations
 
 
