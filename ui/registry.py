@@ -130,6 +130,11 @@ def default_verifier(domain: str | None) -> str:
     return _first_available([e for e in _entries(domain) if e.kind != "policy"], FALLBACK_VERIFIER)
 
 
+def judge_choices(domain: str | None) -> list[tuple[str, str]]:
+    """The held-out judges of a domain (entries of kind judge): what grades an image sweep's chosen images."""
+    return [(_label(e), e.id) for e in _entries(domain) if e.kind == "judge"]
+
+
 def t2i_prompt_choices() -> list[tuple[str, str]]:
     """The bundled text-to-image prompts as (label, problem id), ``test:<i>`` as the CLI's ``--problem-id``."""
     from backends.image import t2i

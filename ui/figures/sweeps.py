@@ -154,10 +154,12 @@ def scaling_figure(result: dict | None, x: str = "tokens", height: int = 640, bi
     levels = _difficulties(result, binning)
     ncols = max(1, min(len(levels), 5))
     label = BINNINGS.get(binning, binning)
-    # the gap leaves room for the top panel's tick labels and axis title above the level panels' titles
-    fig = make_subplots(rows=2, cols=ncols, specs=[[{"colspan": ncols}] + [None] * (ncols - 1), [{}] * ncols],
-                        row_heights=[0.6, 0.4], vertical_spacing=0.2, horizontal_spacing=0.03,
-                        subplot_titles=["all problems"] + [f"{label} {esc(lv)}" for lv in levels[:ncols]])
+    if levels:  # the gap leaves room for the top panel's tick labels and axis title above the level panels' titles
+        fig = make_subplots(rows=2, cols=ncols, specs=[[{"colspan": ncols}] + [None] * (ncols - 1), [{}] * ncols],
+                            row_heights=[0.6, 0.4], vertical_spacing=0.2, horizontal_spacing=0.03,
+                            subplot_titles=["all problems"] + [f"{label} {esc(lv)}" for lv in levels[:ncols]])
+    else:  # no levels (the digits have no difficulty labels): one panel
+        fig = make_subplots(rows=1, cols=1, subplot_titles=["all problems"])
     strategies = list(dict.fromkeys(c.get("strategy") for c in cells))
     fits = sweep_saturation(result, gain=gain)
     palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
@@ -214,8 +216,9 @@ def scaling_figure(result: dict | None, x: str = "tokens", height: int = 640, bi
         fig.update_yaxes(title_text="judge accuracy · verifier score", tickformat=".1f", row=1, col=1)
     else:
         fig.update_yaxes(title_text="accuracy", row=1, col=1)
-    fig.update_yaxes(showticklabels=False, row=2)
-    fig.update_yaxes(showticklabels=True, title_text=what, row=2, col=1)
+    if levels:
+        fig.update_yaxes(showticklabels=False, row=2)
+        fig.update_yaxes(showticklabels=True, title_text=what, row=2, col=1)
     fig.update_layout(template=TEMPLATE, height=height, margin=dict(l=60, r=10, t=40, b=40),
                       uirevision="scaling", legend={"orientation": "h", "y": -0.08, "yanchor": "top"})
     return fig
