@@ -26,6 +26,7 @@ CSS = """
 #run-btn {min-height: 44px}
 .tts-pixels img, .tts-pixels image {image-rendering: pixelated}
 .tts-gallery {height: auto !important}
+.tts-check {min-width: 170px !important}
 .tts-gallery > label[data-testid="block-label"] {position: static; margin-bottom: 4px}
 """
 

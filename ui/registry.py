@@ -28,8 +28,9 @@ class ParamField:
         label = s.title
         if s.choices:
             return gr.Dropdown(list(s.choices), value=s.default, label=label, info=s.help, elem_id=elem_id)
-        if s.type is bool:  # a checkbox's label sits beside its box: without a width it is cut to a few letters
-            return gr.Checkbox(value=bool(s.default), label=label, info=s.help, elem_id=elem_id, min_width=200)
+        if s.type is bool:  # its label sits beside the box: the app's CSS gives it the width a form's row does not
+            return gr.Checkbox(value=bool(s.default), label=label, info=s.help, elem_id=elem_id,
+                               elem_classes=["tts-check"])
         if s.type is int:
             # no minimum/maximum on the widget: bounds are checked by the strategy's own validation so
             # the message names the parameter and its range
