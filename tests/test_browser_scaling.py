@@ -55,7 +55,8 @@ def _cell(strategy: str, budget: int, acc: float, levels: dict[str, tuple[float,
 
 def test_the_compute_optimal_table_names_no_winner_at_0_percent_or_in_a_tie(served_images, browser):
     url, store, _ = served_images
-    result = {"config": {"domain": "reasoning", "strategies": ["greedy", "best_of_n"], "budgets": [1, 4]},
+    result = {"config": {"domain": "reasoning", "strategies": ["greedy", "best_of_n"], "budgets": [1, 4],
+                         "problems": 4},
               "results": [_cell("greedy", 1, 0.5, {"1": (1.0, 40.0), "5": (0.0, 160.0)}),
                           _cell("best_of_n", 1, 0.5, {"1": (1.0, 60.0), "5": (0.0, 200.0)}),
                           _cell("best_of_n", 4, 0.75, {"1": (1.0, 240.0), "5": (0.5, 800.0)})],

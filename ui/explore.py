@@ -170,7 +170,8 @@ def build(ctx: AppContext) -> ExploreTab:
                     [strategy_info, *groups.values(), verifier, scheduler, eta],
                     api_visibility="private", show_progress="hidden", queue=False)
 
-    switched = {"intro": intro, "strategy": strategy, "model": model, "verifier": verifier, "difficulty": difficulty, "digit": digit,
+    switched = {"intro": intro,
+                "strategy": strategy, "model": model, "verifier": verifier, "difficulty": difficulty, "digit": digit,
                 "prompt_id": prompt_id, "problem": problem, "answer": answer, "aggregation": aggregation,
                 "temperature": temperature,
                 "sampler_row": sampler_row, "text_row": text_row, **dict(zip(SAMPLER_OPTIONS, sampler))}

@@ -188,9 +188,9 @@ def scaling_figure(result: dict | None, x: str = "tokens", height: int = 640, bi
                                      y=[float(c["verifier_score"]) for c in scored], mode="lines+markers",
                                      name=f"{esc(strat)} · search-verifier score", legendgroup=esc(strat),
                                      line={"color": colour, "dash": "dash"}, marker={"symbol": "square-open"},
-                                     hovertext=[f"{esc(strat)} · budget {esc(c.get('budget'))}<br>mean search-verifier "
-                                                f"score of the chosen images {float(c['verifier_score']):.3f}"
-                                                for c in scored],
+                                     hovertext=[f"{esc(strat)} · budget {esc(c.get('budget'))}<br>mean "
+                                                f"search-verifier score of the chosen images "
+                                                f"{float(c['verifier_score']):.3f}" for c in scored],
                                      hovertemplate="%{hovertext}<extra></extra>"), row=1, col=1)
         if strat in fits:
             _saturation_traces(fig, str(strat), rows, fits[strat], x, flops_per_byte, colour)
