@@ -25,6 +25,9 @@ CSS = """
 .gradio-container {max-width: 1400px !important}
 #run-btn {min-height: 44px}
 .tts-pixels img, .tts-pixels image {image-rendering: pixelated}
+.tts-gallery {height: auto !important}
+.tts-check {min-width: 170px !important}
+.tts-gallery > label[data-testid="block-label"] {position: static; margin-bottom: 4px}
 """
 
 
