@@ -491,6 +491,13 @@ class RunStore:
         with self._write() as db:
             return db.execute("DELETE FROM runs WHERE id = ?", [run_id]).rowcount > 0
 
+    def drop_events(self, run_id: str) -> None:
+        """Delete a run's events and nodes but keep its row (outcome and totals): how the shipped example file
+        keeps the guided lessons' runs that are only counted, never replayed, small."""
+        with self._write() as db:
+            db.execute("DELETE FROM events WHERE run_id = ?", [run_id])
+            db.execute("DELETE FROM nodes WHERE run_id = ?", [run_id])
+
     def export_run(self, run_id: str) -> dict:
         """The run row, its events and nodes as one JSON-serialisable dict."""
         run = self.get_run(run_id)

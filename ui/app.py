@@ -41,8 +41,8 @@ def build_app(store: Any, limits: Any = None, *, examples_db: str | os.PathLike 
     if limits is None:
         from engine.limits import Limits
         limits = Limits.from_env()
-    ctx = AppContext(store=store, limits=limits,
-                     examples=examples.load(Path(examples_db) if examples_db else examples.EXAMPLES_DB),
+    shipped = examples.load(Path(examples_db) if examples_db else examples.EXAMPLES_DB)
+    ctx = AppContext(store=store, limits=limits, examples=shipped.examples, shipped=shipped,
                      allow_delete=allow_delete, run_concurrency=run_concurrency)
     if not ctx.examples:
         log.warning("no example runs found: the Learn tab's play buttons are disabled "
@@ -165,6 +165,7 @@ def launch(app: gr.Blocks, host: str | None = None, port: int | None = None, *, 
         show_error=False,          # only our gr.Error messages reach visitors, not tracebacks
         max_threads=max_threads,
         prevent_thread_lock=prevent_thread_lock, quiet=quiet,
-        css=CSS,
+        css=CSS + learn.CSS,
+        head=learn.HEAD,
         app_kwargs={"routes": list(routes)},  # FastAPI's own routes come first, so no Gradio page shadows them
     )

@@ -44,6 +44,7 @@ class AppContext:
     store: Any
     limits: Any
     examples: dict[str, list[dict]] = field(default_factory=dict)  # strategy name -> events of its example run
+    shipped: Any = None  # ui.examples.Shipped: the example runs and the guided lessons' stored runs
     cancels: dict[str, Any] = field(default_factory=dict)          # session hash -> CancelToken of its job
     allow_delete: bool = True
     run_concurrency: int = 2
