@@ -149,9 +149,10 @@ class FigureStream:
         that trace's own array, since the page keeps one value per id)."""
         held = self.traces.setdefault(key, _Trace())
         flat = flatten(trace)
-        ids = flat.pop("ids", None)
+        ids = flat.get("ids")
         patch: dict[str, Any] = {}
         if isinstance(ids, list) and all(isinstance(i, str) for i in ids) and len(set(ids)) == len(ids):
+            del flat["ids"]
             pf = []
             for path in sorted(p for p, v in flat.items() if isinstance(v, list) and len(v) == len(ids)):
                 claimed = claims.setdefault(path, {})
