@@ -62,20 +62,39 @@ def tree_traces(value) -> list[dict]:
 
 
 def test_first_update_carries_the_tree_and_the_resets(ctx, monkeypatch):
+    """The first update draws the run (status, tree, the emptied views as plain values) and holds no property
+    update (each costs gradio a component rebuilt with its API schema); the next one shows and hides the views."""
     from ui import explore
 
     monkeypatch.setattr(explore, "ACK_GRACE_S", 60.0)  # however loaded the machine, the first node comes first
     outs = list(stream(ctx))
-    first = outs[0]
+    first, second = outs[0], outs[1]
     assert len(tree_traces(first[TREE])) > 0, "first update without the tree"
-    # the acknowledgement's part: the other domain's widgets hidden, this domain's emptied
-    assert first[GALLERY] == {"__type__": "update", "value": [], "visible": False}
-    assert first[STRIPS]["visible"] is False and first[NFE]["visible"] is False
-    assert first[PARTICLES]["visible"] is False
-    assert first[CANDIDATES]["visible"] is True
     assert "run <code>" in first[STATUS]
+    props = [v for v in first if isinstance(v, dict) and v.get("__type__") == "update"
+             and set(v) - {"__type__", "value"}]
+    assert props == [], f"the first update restyles views: {props}"
+    # the acknowledgement's part: this domain's views emptied at once, the other domain's hidden next
+    assert first[GALLERY] == [] and first[CANDIDATES] == []
+    assert second[GALLERY] == {"__type__": "update", "visible": False}
+    assert second[STRIPS]["visible"] is False and second[NFE]["visible"] is False
+    assert second[PARTICLES]["visible"] is False
+    assert second[CANDIDATES]["visible"] is True
     assert "finished" in outs[-1][STATUS] and not is_skip(outs[-1][EVENTS])
     assert ctx.cancels == {}  # the session's cancel flag is released
+
+
+def test_defer_props_sends_values_now_and_properties_next():
+    import gradio as gr
+
+    from ui.explore import defer_props
+
+    skip = gr.skip()
+    now, later = defer_props(("<b>status</b>", skip, gr.update(value=[1], visible=True), gr.update(visible=False),
+                              gr.update(value=None)))
+    assert now == ("<b>status</b>", skip, [1], skip, {"__type__": "update", "value": None})
+    assert later == (skip, skip, {"__type__": "update", "visible": True}, {"__type__": "update", "visible": False},
+                     skip)
 
 
 def test_slow_start_is_acknowledged_before_the_tree(ctx):

@@ -386,6 +386,22 @@ def _refuse_without_model(no_model: bool, domain: str) -> None:
                        "and press Download), as the note at the top of Explore says.", print_exception=False)
 
 
+def defer_props(values: tuple) -> tuple[tuple, tuple]:
+    """``values`` split into what to send now (plain values) and the property updates to send with the next
+    update (a view shown or hidden, and the rest of a ``gr.update``). For every property update gradio builds the
+    component anew with its API schema (pydantic), tens of milliseconds each for a table, a gallery or a plot on
+    a loaded 2-core machine, where a plain value is only postprocessed: the first frame, which the visitor waits
+    for, carries the plain values (bench/first_update.py)."""
+    skip = gr.skip()
+    now, later = [], []
+    for v in values:
+        props = ({k: x for k, x in v.items() if k not in ("__type__", "value")}
+                 if isinstance(v, dict) and v.get("__type__") == "update" else {})
+        now.append(v.get("value", skip) if props else v)
+        later.append(gr.update(**props) if props else skip)
+    return tuple(now), tuple(later)
+
+
 def stream_run(ctx: AppContext, config, key: str, viewer: Viewer) -> Iterator[tuple]:
     """Run ``config`` in a worker thread and yield viewer outputs as events arrive (throttled), then the live
     tree's diff (``channel``; skipped where the tree's gr.Plot gets the figure)."""
@@ -432,6 +448,7 @@ def stream_run(ctx: AppContext, config, key: str, viewer: Viewer) -> Iterator[tu
         shown_nodes = False
         sent: dict[str, Any] = {}  # what each view last showed, to skip resending an unchanged one
         live, drawn = FigureStream(), False  # what the page holds of the live tree; its first frame sent
+        later: tuple = (skip,) * 9  # property updates held back from the first frame (defer_props)
 
         def changed(view: str, key: Any) -> bool:
             if finished or sent.get(view) != key:
@@ -507,6 +524,10 @@ def stream_run(ctx: AppContext, config, key: str, viewer: Viewer) -> Iterator[tu
                           compute_meter_html(st.totals, ctx.limits.flops_per_byte), gallery, strips, nfe, traces)
                 if not acked:
                     values, acked = with_reset(values), True
+                values = tuple(p if v is skip else v for v, p in zip(values, later))
+                later = (skip,) * len(values)
+                if first_nodes and not finished:  # what draws the run now, what only restyles the page next
+                    values, later = defer_props(values)
                 if finished:
                     n = step_count(events)
                     yield (*load_values(values, gr.update(minimum=0, maximum=max(n, 1), value=max(n, 1)), events),
