@@ -1,11 +1,12 @@
 """Explore: choose a strategy and its budget, press Run, watch the search live; Stop keeps what was done.
 
 The engine runs in a worker thread and pushes its events into a queue; the handler folds them and
-sends the views at most ``MAX_UPDATES_PER_S`` times a second (each yield re-sends whole figures), but
-always at once for the first node, so the first visible update is not held back by the throttle. The
-acknowledgement (status line, the previous run's views cleared) waits up to ``ACK_GRACE_S`` for that
-first node and goes out with it as one update: two back-to-back updates cost the browser two renders
-before the tree shows (bench/first_update.py measures it).
+sends the views at most ``MAX_UPDATES_PER_S`` times a second (the tree as diffs after its first frame,
+``ui.live_figure``; the other figures whole), but always at once for the first node, so the first visible
+update is not held back by the throttle. The acknowledgement (status line, the previous run's views
+cleared) waits up to ``ACK_GRACE_S`` for that first node and goes out with it as one update: two
+back-to-back updates cost the browser two renders before the tree shows (bench/first_update.py measures
+it); the views it shows or hides follow with the next update (``defer_props``).
 """
 from __future__ import annotations
 

@@ -15,10 +15,11 @@ NaN as null, so that the page rebuilds the figure's JSON exactly):
   place when the name is missing or repeated);
 - ``traces``: per trace, its changed non-point values (``set``, ``del``), arrays that only grew as their new
   tail (``app``), and, for a trace with ``ids`` (one per point: the tree's node ids), its ids when they
-  changed and which of its values are per point (``pf``);
+  changed (``ids``, or ``ids_app`` when they only grew) and which of its values are per point (``pf``);
 - ``points``: per point value path, the new values by point id. A point's value is kept once for every trace
   (a node moving from "not scored" to "scored" sends nothing but the trace's ids), so a frame carries the
-  hovers of new or changed nodes and the positions that moved, not the whole tree.
+  hovers of new or changed nodes and the positions that moved, not the whole tree. Where two traces give one
+  id different values on one path, the later trace keeps that path as its own array.
 
 A ``reset`` frame (the first) starts from nothing and is not drawn by the channel: its ``gr.Plot`` draws it.
 Every frame names its ``rev`` and the ``base`` it applies to; the page drops a frame whose base is not what
