@@ -77,6 +77,7 @@ def minimal_streaming_app():
 
 def measure(page, button: str, plot: str, status: str | None = None) -> dict[str, float | None]:
     """Seconds from the click to the acknowledgement (if ``status``) and to the first marker in ``plot``."""
+    page.wait_for_selector(plot, state="attached")  # on a loaded machine the button can come first
     page.evaluate(PROBE_JS, [button, plot, status])
     page.click(button)
     page.wait_for_function("window.__t.shown !== null", timeout=120_000)

@@ -18,6 +18,7 @@ from tests.conftest import embedded_models_ready
 
 # positions in Viewer.load_outputs: status, tree, particles, candidates, meter, slider, events, gallery, ...
 STATUS, TREE, PARTICLES, CANDIDATES, METER, SLIDER, EVENTS, GALLERY, STRIPS, NFE = range(10)
+LIVE = 11  # Explore's run adds the live tree's diffs after the viewer's outputs
 
 
 @pytest.fixture(scope="module")
@@ -61,20 +62,39 @@ def tree_traces(value) -> list[dict]:
 
 
 def test_first_update_carries_the_tree_and_the_resets(ctx, monkeypatch):
+    """The first update draws the run (status, tree, the emptied views as plain values) and holds no property
+    update (each costs gradio a component rebuilt with its API schema); the next one shows and hides the views."""
     from ui import explore
 
     monkeypatch.setattr(explore, "ACK_GRACE_S", 60.0)  # however loaded the machine, the first node comes first
     outs = list(stream(ctx))
-    first = outs[0]
+    first, second = outs[0], outs[1]
     assert len(tree_traces(first[TREE])) > 0, "first update without the tree"
-    # the acknowledgement's part: the other domain's widgets hidden, this domain's emptied
-    assert first[GALLERY] == {"__type__": "update", "value": [], "visible": False}
-    assert first[STRIPS]["visible"] is False and first[NFE]["visible"] is False
-    assert first[PARTICLES]["visible"] is False
-    assert first[CANDIDATES]["visible"] is True
     assert "run <code>" in first[STATUS]
+    props = [v for v in first if isinstance(v, dict) and v.get("__type__") == "update"
+             and set(v) - {"__type__", "value"}]
+    assert props == [], f"the first update restyles views: {props}"
+    # the acknowledgement's part: this domain's views emptied at once, the other domain's hidden next
+    assert first[GALLERY] == [] and first[CANDIDATES] == []
+    assert second[GALLERY] == {"__type__": "update", "visible": False}
+    assert second[STRIPS]["visible"] is False and second[NFE]["visible"] is False
+    assert second[PARTICLES]["visible"] is False
+    assert second[CANDIDATES]["visible"] is True
     assert "finished" in outs[-1][STATUS] and not is_skip(outs[-1][EVENTS])
     assert ctx.cancels == {}  # the session's cancel flag is released
+
+
+def test_defer_props_sends_values_now_and_properties_next():
+    import gradio as gr
+
+    from ui.explore import defer_props
+
+    skip = gr.skip()
+    now, later = defer_props(("<b>status</b>", skip, gr.update(value=[1], visible=True), gr.update(visible=False),
+                              gr.update(value=None)))
+    assert now == ("<b>status</b>", skip, [1], skip, {"__type__": "update", "value": None})
+    assert later == (skip, skip, {"__type__": "update", "visible": True}, {"__type__": "update", "visible": False},
+                     skip)
 
 
 def test_slow_start_is_acknowledged_before_the_tree(ctx):
@@ -97,8 +117,10 @@ def test_slow_start_is_acknowledged_before_the_tree(ctx):
 
 
 def test_live_frames_send_the_tree_compact_and_only_when_it_changed(ctx, monkeypatch):
-    """Every live tree is the figure's own JSON (the same traces as plotly's ``to_json``) without its escapes,
-    unchanged trees are skipped, and the last frame is the whole figure (the replay's starting point)."""
+    """The first live tree is the figure's own JSON (the same traces as plotly's ``to_json``) without its
+    escapes; the later live trees are diffs to the page's copy (``ui.live_figure``), one revision after the
+    other, with only what changed; unchanged trees are skipped, and the last frame is the whole figure (the
+    replay's starting point)."""
     import json
 
     from gradio.components.plot import PlotData
@@ -110,20 +132,31 @@ def test_live_frames_send_the_tree_compact_and_only_when_it_changed(ctx, monkeyp
     monkeypatch.setattr(explore, "ACK_GRACE_S", 60.0)
     monkeypatch.setattr(explore, "MAX_UPDATES_PER_S", 1000.0)  # an update per drained batch: many frames
     outs = list(stream(ctx))
-    live = [o[TREE] for o in outs[:-1] if not is_skip(o[TREE])]
-    assert live and all(isinstance(v, PlotData) for v in live)
-    assert all("\\u003c" not in v.plot for v in live)
-    assert all("<br>" in v.plot for v in live if json.loads(v.plot)["data"])  # hovers carry their tags as is
-    assert isinstance(outs[-1][TREE], go.Figure)
+    drawn = [o[TREE] for o in outs[:-1] if not is_skip(o[TREE])]
+    assert all(isinstance(v, PlotData) for v in drawn)
+    drawn = [v for v in drawn if json.loads(v.plot)["data"]]  # not the empty tree before the first node
+    assert len(drawn) == 1, "a live frame after the first re-sent the figure"
+    first = json.loads(drawn[0].plot)
+    assert first["data"] and "\\u003c" not in drawn[0].plot and "<br>" in drawn[0].plot  # hovers' tags as is
+    diffs = [o[LIVE] for o in outs if not is_skip(o[LIVE])]
+    assert diffs[0].get("reset") and diffs[0]["rev"] == 1, "the page's copy starts from the first frame"
+    assert [d["rev"] for d in diffs] == list(range(1, len(diffs) + 1))
+    assert all(d["base"] == d["rev"] - 1 for d in diffs[1:])
+    assert len(diffs) > 2, "too few live frames to test"
+    assert is_skip(outs[-1][LIVE]) and isinstance(outs[-1][TREE], go.Figure)
     events = outs[-1][EVENTS]
     final = json.loads(tree_figure(fold(events)).to_json())
     assert tree_traces(outs[-1][TREE]) == final["data"]
+    # a diff carries the hovers of the nodes it adds or changes, never all of them again: in all, each
+    # node's hover goes out about once (and again when its score, prune or answer changes)
+    new_hovers = [d.get("points", {}).get("hovertext", {}) for d in diffs]
+    assert all(len(h) < len(fold(events).nodes) for h in new_hovers[1:])
     # live hovers are brief (node, text, score), the last frame's are whole (per-step scores, cost, prunes)
+    live_text = " ".join(v for h in new_hovers for v in h.values())
+    assert "verifier score" in live_text and "per-step" not in live_text
     hovers = lambda traces: " ".join(h for t in traces for h in t.get("hovertext") or [])  # noqa: E731
-    assert "verifier score" in hovers(tree_traces(live[-1])) and "per-step" not in hovers(tree_traces(live[-1]))
     assert "per-step PRM scores" in hovers(final["data"]) and "cost of this step" in hovers(final["data"])
-    sent = [json.loads(v.plot) for v in live]
-    assert all(a != b for a, b in zip(sent, sent[1:])), "an unchanged tree was sent again"
+    assert all(set(d) - {"rev", "base"} for d in diffs), "an unchanged tree was sent again"
     # what decides a resend: the tree's signature moves with what the figure draws, not with the meter
     from ui.figures.tree import tree_signature
     st = fold([e for e in events if e["type"] != "RunFinished"])

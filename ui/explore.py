@@ -1,11 +1,12 @@
 """Explore: choose a strategy and its budget, press Run, watch the search live; Stop keeps what was done.
 
 The engine runs in a worker thread and pushes its events into a queue; the handler folds them and
-sends the views at most ``MAX_UPDATES_PER_S`` times a second (each yield re-sends whole figures), but
-always at once for the first node, so the first visible update is not held back by the throttle. The
-acknowledgement (status line, the previous run's views cleared) waits up to ``ACK_GRACE_S`` for that
-first node and goes out with it as one update: two back-to-back updates cost the browser two renders
-before the tree shows (bench/first_update.py measures it).
+sends the views at most ``MAX_UPDATES_PER_S`` times a second (the tree as diffs after its first frame,
+``ui.live_figure``; the other figures whole), but always at once for the first node, so the first visible
+update is not held back by the throttle. The acknowledgement (status line, the previous run's views
+cleared) waits up to ``ACK_GRACE_S`` for that first node and goes out with it as one update: two
+back-to-back updates cost the browser two renders before the tree shows (bench/first_update.py measures
+it); the views it shows or hides follow with the next update (``defer_props``).
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from ui.figures.style import empty_figure, plot_payload
 from ui.figures.tables import compute_meter_html, status_html
 from ui.figures.tree import tree_figure, tree_signature
 from ui.fold import ViewState, fold, step_count
+from ui.live_figure import FigureStream, channel
 from ui import download as download_ui
 from ui.common import (AppContext, Viewer, build_viewer, candidates_update, gallery_update, load_values,
                        nfe_update, traces_update,
@@ -159,6 +161,7 @@ def build(ctx: AppContext) -> ExploreTab:
         run_btn = gr.Button("Run", variant="primary", elem_id="run-btn", scale=3)
         stop_btn = gr.Button("Stop", variant="stop", elem_id="stop-btn", scale=1)
     viewer = build_viewer("explore", flops_per_byte=ctx.limits.flops_per_byte)
+    live_tree = channel("explore-tree", "explore-tree-live")  # the live tree's diffs after its first frame
 
     def on_strategy(name: str, d: str, sched: str | None, current: Any):
         name = name if name in STRATEGIES else DEFAULT_STRATEGY
@@ -208,8 +211,8 @@ def build(ctx: AppContext) -> ExploreTab:
     run_event = run_btn.click(
         run, [domain, model, verifier, strategy, budget, difficulty, problem, seed, aggregation, temperature,
               digit, prompt_id, *sampler, answer, kv_reuse, drafting, *param_boxes],
-        viewer.load_outputs, api_name="run", concurrency_limit=ctx.run_concurrency, concurrency_id="run",
-        show_progress="minimal", show_progress_on=[viewer.status])
+        viewer.load_outputs + [live_tree], api_name="run", concurrency_limit=ctx.run_concurrency,
+        concurrency_id="run", show_progress="minimal", show_progress_on=[viewer.status])
 
     def stop(request: gr.Request) -> None:
         if not ctx.cancel(session_key(request, "run")):
@@ -384,8 +387,25 @@ def _refuse_without_model(no_model: bool, domain: str) -> None:
                        "and press Download), as the note at the top of Explore says.", print_exception=False)
 
 
+def defer_props(values: tuple) -> tuple[tuple, tuple]:
+    """``values`` split into what to send now (plain values) and the property updates to send with the next
+    update (a view shown or hidden, and the rest of a ``gr.update``). For every property update gradio builds the
+    component anew with its API schema (pydantic), tens of milliseconds each for a table, a gallery or a plot on
+    a loaded 2-core machine, where a plain value is only postprocessed: the first frame, which the visitor waits
+    for, carries the plain values (bench/first_update.py)."""
+    skip = gr.skip()
+    now, later = [], []
+    for v in values:
+        props = ({k: x for k, x in v.items() if k not in ("__type__", "value")}
+                 if isinstance(v, dict) and v.get("__type__") == "update" else {})
+        now.append(v.get("value", skip) if props else v)
+        later.append(gr.update(**props) if props else skip)
+    return tuple(now), tuple(later)
+
+
 def stream_run(ctx: AppContext, config, key: str, viewer: Viewer) -> Iterator[tuple]:
-    """Run ``config`` in a worker thread and yield viewer outputs as events arrive (throttled)."""
+    """Run ``config`` in a worker thread and yield viewer outputs as events arrive (throttled), then the live
+    tree's diff (``channel``; skipped where the tree's gr.Plot gets the figure)."""
     from engine.run import ConfigError, execute
 
     token = ctx.claim(key, "A run is already going in this session: stop it or wait for it to end.")
@@ -428,6 +448,8 @@ def stream_run(ctx: AppContext, config, key: str, viewer: Viewer) -> Iterator[tu
         dirty = False
         shown_nodes = False
         sent: dict[str, Any] = {}  # what each view last showed, to skip resending an unchanged one
+        live, drawn = FigureStream(), False  # what the page holds of the live tree; its first frame sent
+        later: tuple = (skip,) * 9  # property updates held back from the first frame (defer_props)
 
         def changed(view: str, key: Any) -> bool:
             if finished or sent.get(view) != key:
@@ -451,7 +473,7 @@ def stream_run(ctx: AppContext, config, key: str, viewer: Viewer) -> Iterator[tu
                 if isinstance(item, tuple):  # refused (bad input, unusable model): say so in place too
                     st.status, st.error = "refused", item[1]
                     refused = empty_figure("The run was refused: see the message.")
-                    yield load_values(with_reset((status_html(st), refused, *(skip,) * 7)), skip, skip)
+                    yield (*load_values(with_reset((status_html(st), refused, *(skip,) * 7)), skip, skip), skip)
                     raise gr.Error(item[1], print_exception=False)
                 events.append(item)
                 fold([item], state=st)
@@ -466,7 +488,7 @@ def stream_run(ctx: AppContext, config, key: str, viewer: Viewer) -> Iterator[tu
             first_nodes = not shown_nodes and bool(st.nodes)
             if not acked and not finished and not first_nodes and now >= ack_due:
                 # a slow start (the models' first load): say at once that the run is under way
-                yield load_values(with_reset((status_html(st), *(skip,) * 8)), skip, skip)
+                yield (*load_values(with_reset((status_html(st), *(skip,) * 8)), skip, skip), skip)
                 acked, last_sent = True, time.monotonic()
                 continue
             if finished or (dirty and (first_nodes or now - last_sent >= interval)):
@@ -485,19 +507,34 @@ def stream_run(ctx: AppContext, config, key: str, viewer: Viewer) -> Iterator[tu
                     gallery = strips = nfe = skip
                 traces = (traces_update(st) if changed("traces", (len(st.confidence),
                                                                   sum(map(len, st.thoughts.values())))) else skip)
-                # live frames: the tree only when it changed, with brief hovers, in compact JSON (plot_payload);
+                # the tree only when it changed: live frames with brief hovers, the first in compact JSON
+                # (plot_payload) to its gr.Plot, the later ones as diffs to the page's copy (ui.live_figure);
                 # the last frame (and every replay) sends the whole figure
-                tree = (skip if not changed("tree", tree_signature(st)) else
-                        tree_figure(st) if finished else plot_payload(tree_figure(st, brief=True)))
+                tree = diff = skip
+                if changed("tree", tree_signature(st)):
+                    if finished:
+                        tree = tree_figure(st)
+                    elif drawn:
+                        diff = live.frame(tree_figure(st, brief=True))
+                    else:
+                        fig = tree_figure(st, brief=True)
+                        tree = plot_payload(fig)
+                        if st.nodes:  # the page's copy starts from the first tree with nodes
+                            diff, drawn = live.frame(fig, reset=True), True
                 values = (status_html(st), tree, particles, cands,
                           compute_meter_html(st.totals, ctx.limits.flops_per_byte), gallery, strips, nfe, traces)
                 if not acked:
                     values, acked = with_reset(values), True
+                values = tuple(p if v is skip else v for v, p in zip(values, later))
+                later = (skip,) * len(values)
+                if first_nodes and not finished:  # what draws the run now, what only restyles the page next
+                    values, later = defer_props(values)
                 if finished:
                     n = step_count(events)
-                    yield load_values(values, gr.update(minimum=0, maximum=max(n, 1), value=max(n, 1)), events)
+                    yield (*load_values(values, gr.update(minimum=0, maximum=max(n, 1), value=max(n, 1)), events),
+                           diff)
                 else:
-                    yield load_values(values, skip, skip)
+                    yield (*load_values(values, skip, skip), diff)
                 last_sent, dirty, shown_nodes = time.monotonic(), False, shown_nodes or bool(st.nodes)
     finally:
         # A closed tab or a cancelled job ends here too: stop the worker at its next step.

@@ -101,7 +101,7 @@ def tree_figure(state: ViewState, height: int = 460, title: str | None = None, l
                                            name="edges")]
     path = [p for p in state.chosen_path() if p in pos]
     if len(path) > 1:
-        traces.append(go.Scatter(x=f32([pos[p][0] for p in path]), y=f32([pos[p][1] for p in path]),
+        traces.append(go.Scatter(x=f32([pos[p][0] for p in path]), y=f32([pos[p][1] for p in path]), ids=path,
                                  mode="lines", hoverinfo="skip", line={"color": CHOSEN, "width": 5},
                                  name="chosen path", opacity=0.8))
 
@@ -122,18 +122,21 @@ def tree_figure(state: ViewState, height: int = 460, title: str | None = None, l
     def ys(ns: list[NodeView]) -> np.ndarray:
         return f32([pos[n.id][1] for n in ns])
 
+    def ids(ns: list[NodeView]) -> list[str]:  # a point's identity: ui.live_figure patches points by id
+        return [n.id for n in ns]
+
     def hovers(ns: list[NodeView]) -> list[str]:
         return [_node_hover(n, n.id in chosen, state.judged.get(n.id), state.is_image, brief) for n in ns]
 
     size = 11 if len(state.nodes) < 200 else 8
     if groups["pruned"]:
         ns = groups["pruned"]
-        traces.append(go.Scatter(x=xs(ns), y=ys(ns), mode="markers", name="pruned", hovertext=hovers(ns),
+        traces.append(go.Scatter(x=xs(ns), y=ys(ns), ids=ids(ns), mode="markers", name="pruned", hovertext=hovers(ns),
                                  hovertemplate="%{hovertext}<extra></extra>", opacity=0.6,
                                  marker={"color": PRUNED, "size": size - 2, "line": {"color": "#9a9aa0", "width": 1}}))
     if groups["unscored"]:
         ns = groups["unscored"]
-        traces.append(go.Scatter(x=xs(ns), y=ys(ns), mode="markers", name="not scored",
+        traces.append(go.Scatter(x=xs(ns), y=ys(ns), ids=ids(ns), mode="markers", name="not scored",
                                  hovertext=hovers(ns), hovertemplate="%{hovertext}<extra></extra>",
                                  marker={"color": "white", "size": size, "line": {"color": "#666", "width": 1.5}}))
     scores = [n.score for n in groups["scored"]]
@@ -141,7 +144,7 @@ def tree_figure(state: ViewState, height: int = 460, title: str | None = None, l
         ns = groups["scored"]
         lo, hi = (0.0, 1.0) if all(0.0 <= s <= 1.0 for s in scores) else (min(scores), max(scores) or 1.0)
         traces.append(go.Scatter(
-            x=xs(ns), y=ys(ns), mode="markers", name="scored", showlegend=False, hovertext=hovers(ns),
+            x=xs(ns), y=ys(ns), ids=ids(ns), mode="markers", name="scored", showlegend=False, hovertext=hovers(ns),
             hovertemplate="%{hovertext}<extra></extra>",
             marker={"color": f32(scores), "colorscale": SCORE_SCALE, "cmin": lo, "cmax": hi, "size": size,
                     "line": {"color": "#333", "width": 0.5},
@@ -151,12 +154,13 @@ def tree_figure(state: ViewState, height: int = 460, title: str | None = None, l
                                            ("finished (answer unknown)", None, UNKNOWN, "diamond-open")):
         ns = [n for n in state.nodes.values() if n.finished and n.correct is verdict and n.id in pos]
         if ns:
-            traces.append(go.Scatter(x=xs(ns), y=ys(ns), mode="markers", name=label, hoverinfo="skip",
+            traces.append(go.Scatter(x=xs(ns), y=ys(ns), ids=ids(ns), mode="markers", name=label, hoverinfo="skip",
                                      marker={"symbol": symbol, "size": size + 7, "color": colour,
                                              "line": {"color": colour, "width": 2}}))
     ring = [state.nodes[p] for p in path]
     if ring:
-        traces.append(go.Scatter(x=xs(ring), y=ys(ring), mode="markers", hoverinfo="skip", showlegend=False,
+        traces.append(go.Scatter(x=xs(ring), y=ys(ring), ids=ids(ring), mode="markers", hoverinfo="skip",
+                                 showlegend=False,
                                  marker={"symbol": "circle-open", "size": size + 4, "color": CHOSEN,
                                          "line": {"color": CHOSEN, "width": 3}}, name="chosen"))
     max_step = max((n.step for n in state.nodes.values()), default=1)
