@@ -3,8 +3,10 @@
 
 Serves the app on a free local port over a temporary run store (and images folder), drives Debian's chromium
 headless through Playwright, and writes ``<tab>-<width>x<height>.png`` into ``--out``: Explore after a short
-reasoning run (beam search, budget 8), Explore in the image domain after a random search (budget 4), Runs with
-that run opened, Compare with the two runs, Scaling and Learn as they open.
+reasoning run (beam search, budget 8), Compare with beam search and particle filtering on that run's problem
+(pinned, then "Run on this problem with…"), Explore in the image domain after a random search (budget 4), Runs
+with the first run opened, Compare empty and with a reasoning and an image run (different problems), Scaling and
+Learn as they open, and Explore again in presentation mode.
 
     python scripts/screenshots.py --out test-artifacts/screens/after
 """
@@ -26,14 +28,6 @@ SIZES = ((1400, 1000), (1024, 768))
 TIMEOUT_MS = 180_000
 
 
-def make_runs(page) -> list[str]:
-    """A short reasoning run and an image run from the page; their ids."""
-    ids: list[str] = []
-    pick(page, "explore-strategy", "Beam search")
-    pick(page, "explore-budget", "8")
-    page.click("#run-btn")
-    ids.append(wait_new_run_finished(page, "explore", ids, timeout_s=180))
-    return ids
 
 
 def shoot(page, out: Path, name: str, size: tuple[int, int]) -> None:
@@ -76,10 +70,22 @@ def main() -> int:
             page.wait_for_selector("#run-btn")
             for size in SIZES:
                 shoot(page, args.out, "explore-ready", size)
-            ids = make_runs(page)
+            pick(page, "explore-strategy", "Beam search")
+            pick(page, "explore-budget", "8")
+            page.click("#run-btn")
+            ids = [wait_new_run_finished(page, "explore", [], timeout_s=180)]
             page.wait_for_function("document.querySelectorAll('#explore-tree .scatterlayer path.point').length > 1")
             for size in SIZES:
                 shoot(page, args.out, "explore-reasoning", size)
+            if page.locator("#explore-pin-btn").count():  # the same-problem comparison (absent before issue 18)
+                page.click("#explore-pin-btn")
+                page.click("#explore-same-run")
+                page.locator("#compare-problems").get_by_text("Same problem").wait_for()
+                for size in SIZES:
+                    shoot(page, args.out, "compare-same-problem", size)
+                page.get_by_role("tab", name="Explore").click()
+                page.locator("#explore-pin input").fill("")  # pinning typed the random problem's text in
+                page.locator("#explore-problem textarea").fill("")
 
             pick(page, "explore-domain", "image")
             page.wait_for_function("document.querySelector('#explore-model input').value === 'tiny-digits'")
@@ -113,6 +119,11 @@ def main() -> int:
                 page.wait_for_timeout(800)
                 for size in SIZES:
                     shoot(page, args.out, tab.lower(), size)
+            if page.locator("#present-toggle").count():
+                page.get_by_role("tab", name="Runs").click()
+                page.locator("#present-toggle input").check()
+                for size in SIZES:
+                    shoot(page, args.out, "runs-present", size)
             browser.close()
     finally:
         app.close()

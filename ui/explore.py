@@ -19,11 +19,11 @@ import gradio as gr
 
 from backends.domains import IMAGE_DOMAINS
 from ui.figures.style import empty_figure, plot_payload
-from ui.figures.tables import compute_meter_html, status_html
+from ui.figures.tables import PROBLEM_ID_RE, compute_meter_html, problem_id, status_html
 from ui.figures.tree import tree_figure, tree_signature
 from ui.fold import ViewState, fold, step_count
 from ui import download as download_ui
-from ui.common import (AppContext, Viewer, build_viewer, candidates_update, gallery_update, load_values,
+from ui.common import (N_BASE_VIEWS, AppContext, Viewer, build_viewer, candidates_update, gallery_update, load_values,
                        nfe_update, traces_update,
                        parse_choice, parse_int, particles_update, session_key, start_worker, strips_update)
 from ui.registry import (PROBLEM_TEXT_MAX, ParamField, budget_choices, default_model, default_verifier,
@@ -49,6 +49,9 @@ PROBLEM_BOX = {  # label and placeholder of the typed-problem box, per domain
     "t2i": ("…or type a prompt (leave empty for the one above)", "a red cube on top of a blue sphere"),
 }
 _DONE = object()
+PINNED_MAX = 40
+SAME_PROBLEM_MAX = 4  # Compare's columns
+SAME_PROBLEM_DEFAULT = ("beam_search", "particle_filtering")
 
 
 @dataclass
@@ -57,6 +60,8 @@ class ExploreTab:
     stop_btn: gr.Button
     viewer: Viewer
     run_event: Any
+    same_event: Any     # "Run on this problem with…": ends with the run ids in same_ids
+    same_ids: gr.State
 
 
 def build(ctx: AppContext) -> ExploreTab:
@@ -111,6 +116,18 @@ def build(ctx: AppContext) -> ExploreTab:
                              placeholder=PROBLEM_BOX["reasoning"][1])
         answer = gr.Textbox("", label="Expected answer (a typed question to your own model; empty: not graded)",
                             lines=1, max_length=ANSWER_MAX, elem_id="explore-answer", scale=2)
+    # the same problem for several strategies: pinned by id (a random one has none: pinning types its text)
+    with gr.Row(equal_height=False) as pin_row:
+        with gr.Column(scale=2, min_width=220):
+            pinned = gr.Textbox("", label="Pinned problem id (every Run uses it; empty: as above)",
+                                placeholder="test:17", max_lines=1, max_length=PINNED_MAX, elem_id="explore-pin")
+            pin_btn = gr.Button("Pin the last run's problem", elem_id="explore-pin-btn", size="sm")
+        with gr.Column(scale=5):
+            same = gr.CheckboxGroup([c for c in strategy_choices("reasoning") if c[1] in STRATEGIES],
+                                    value=list(SAME_PROBLEM_DEFAULT), label="Run on this problem with… (2 to 4 "
+                                    "strategies at the budget above, their parameters at the defaults)",
+                                    elem_id="explore-same")
+            same_btn = gr.Button("Run them on this problem, then compare", elem_id="explore-same-run", size="sm")
     with gr.Accordion("Advanced", open=False):
         with gr.Row():
             seed = gr.Number(0, precision=0, label="Seed", elem_id="explore-seed")
@@ -161,7 +178,7 @@ def build(ctx: AppContext) -> ExploreTab:
 
     switched = {"strategy": strategy, "model": model, "verifier": verifier, "difficulty": difficulty, "digit": digit,
                 "prompt_id": prompt_id, "problem": problem, "answer": answer, "aggregation": aggregation,
-                "temperature": temperature,
+                "temperature": temperature, "pin_row": pin_row,
                 "sampler_row": sampler_row, "text_row": text_row, **dict(zip(SAMPLER_OPTIONS, sampler))}
 
     def on_domain(d: str) -> dict:
@@ -175,19 +192,72 @@ def build(ctx: AppContext) -> ExploreTab:
     # parameter names are the API's names (they shadow the widgets only inside this function)
     def run(request: gr.Request, domain, model, verifier, strategy, budget, difficulty, problem,
             seed, aggregation, temperature, digit, prompt_id, steps, eta, guidance, scheduler, diffusion,
-            interpolant, answer, kv_reuse, drafting, *strategy_params) -> Iterator[tuple]:
-        config = make_config(ctx, fields, domain, model, verifier, strategy, budget, difficulty,
-                             problem, seed, aggregation, temperature, strategy_params, digit_v=digit,
-                             prompt_id_v=prompt_id,
-                             sampler_values=(steps, eta, guidance, scheduler, diffusion, interpolant), answer_v=answer,
-                             text_values=(kv_reuse, drafting))
+            interpolant, answer, kv_reuse, drafting, pinned, *strategy_params) -> Iterator[tuple]:
+        try:
+            config = make_config(ctx, fields, domain, model, verifier, strategy, budget, difficulty,
+                                 problem, seed, aggregation, temperature, strategy_params, digit_v=digit,
+                                 prompt_id_v=prompt_id,
+                                 sampler_values=(steps, eta, guidance, scheduler, diffusion, interpolant),
+                                 answer_v=answer, text_values=(kv_reuse, drafting), pinned_v=pinned)
+        except gr.Error as exc:  # the reason stays in the status line; the toast repeats it
+            yield refused_values(exc.message)
+            raise
         yield from stream_run(ctx, config, session_key(request, "run"), viewer)
 
+    inputs = [domain, model, verifier, strategy, budget, difficulty, problem, seed, aggregation, temperature,
+              digit, prompt_id, *sampler, answer, kv_reuse, drafting, pinned]
     run_event = run_btn.click(
-        run, [domain, model, verifier, strategy, budget, difficulty, problem, seed, aggregation, temperature,
-              digit, prompt_id, *sampler, answer, kv_reuse, drafting, *param_boxes],
+        run, inputs + param_boxes,
         viewer.load_outputs, api_name="run", concurrency_limit=ctx.run_concurrency, concurrency_id="run",
         show_progress="minimal", show_progress_on=[viewer.status])
+
+    def pin(events: list[dict]):
+        """The shown run's problem pinned: its id, else (a random or typed problem) its text typed in."""
+        first = next((e for e in events or [] if e.get("type") == "RunStarted"), None)
+        if first is None or fold([first]).is_image:
+            raise gr.Error("Run (or open) a reasoning run first: its problem is the one pinned.", print_exception=False)
+        st = fold([first])
+        pid = problem_id(st)
+        if pid:
+            gr.Info(f"Pinned {pid}: every Run now solves it.")
+            return pid, gr.update()
+        gr.Info("This problem has no id (a random one): its text is typed in, so every Run solves it.")
+        return "", str((st.problem or {}).get("text") or "")[:PROBLEM_TEXT_MAX]
+
+    pin_btn.click(pin, [viewer.events], [pinned, problem], api_visibility="private", show_progress="hidden")
+
+    def run_same(request: gr.Request, chosen, *values) -> Iterator[tuple]:
+        """Each chosen strategy at the budget above on the pinned (or typed) problem, one after the other; the
+        status line says which is going; the run ids go to ``same_ids`` (Compare opens them)."""
+        ids: list[str] = []
+        try:
+            chosen = [parse_choice(c, "strategy", list(STRATEGIES)) for c in (chosen or [])]
+            if not 2 <= len(chosen) <= SAME_PROBLEM_MAX:
+                raise gr.Error(f"Choose 2 to {SAME_PROBLEM_MAX} strategies to run on the problem.",
+                               print_exception=False)
+            d, text, pinned_v = values[0], values[6], values[-1]
+            if d in IMAGE_DOMAINS or not (str(pinned_v or "").strip() or str(text or "").strip()):
+                raise gr.Error("Pin a problem first: Pin after a run, an id such as test:17, or a typed problem.",
+                               print_exception=False)
+            # each strategy with its own parameters at their defaults
+            configs = [make_config(ctx, fields, *values[:3], name, *values[4:10], (), answer_v=values[-4],
+                                   text_values=values[-3:-1], pinned_v=pinned_v) for name in chosen]
+        except gr.Error as exc:
+            yield (*refused_values(exc.message), ids)
+            raise
+        for config in configs:
+            for out in stream_run(ctx, config, session_key(request, "run"), viewer):
+                events = out[N_BASE_VIEWS + 1]  # the last update of a run carries its events
+                rid = next((e["run_id"] for e in events if e.get("run_id")), None) if isinstance(events, list) else None
+                if rid:
+                    ids.append(str(rid))
+                yield (*out, gr.skip())
+        yield (*(gr.skip(),) * len(viewer.load_outputs), ids)
+
+    same_ids = gr.State([])
+    same_event = same_btn.click(run_same, [same] + inputs, viewer.load_outputs + [same_ids],
+                                api_visibility="private", concurrency_limit=ctx.run_concurrency,
+                                concurrency_id="run", show_progress="minimal", show_progress_on=[viewer.status])
 
     def stop(request: gr.Request) -> None:
         if not ctx.cancel(session_key(request, "run")):
@@ -195,7 +265,17 @@ def build(ctx: AppContext) -> ExploreTab:
 
     stop_btn.click(stop, None, None, api_name="stop", concurrency_limit=None, concurrency_id="stop",
                    show_progress="hidden")
-    return ExploreTab(run_btn, stop_btn, viewer, run_event)
+    return ExploreTab(run_btn, stop_btn, viewer, run_event, same_event, same_ids)
+
+
+def refused_values(message: str) -> tuple:
+    """Viewer outputs (``Viewer.load_outputs``) for a run refused before it started: the reason in the status
+    line, the tree saying so, the last run's views emptied (no stale result under the new message)."""
+    st = ViewState(status="refused", error=message)
+    hidden = gr.update(visible=False)
+    return load_values((status_html(st), empty_figure("The run was refused: the reason is in the line above."),
+                        hidden, gr.update(value=[]), compute_meter_html({}), gr.update(value=[]), hidden, hidden,
+                        hidden), gr.update(minimum=0, maximum=1, value=1), [])
 
 
 def domain_updates(domain: str) -> dict[str, Any]:
@@ -218,7 +298,8 @@ def domain_updates(domain: str) -> dict[str, Any]:
            "prompt_id": gr.update(visible=d == "t2i"), "problem": gr.update(label=label, placeholder=placeholder),
            "answer": gr.update(visible=not img),
            "aggregation": gr.update(visible=not img), "temperature": gr.update(visible=not img),
-           "sampler_row": gr.update(visible=img), "text_row": gr.update(visible=not img)}
+           "sampler_row": gr.update(visible=img), "text_row": gr.update(visible=not img),
+           "pin_row": gr.update(visible=not img)}
     if not img:  # the sampler row is hidden: its widgets keep what they show
         return {**out, **{name: gr.update() for name in SAMPLER_OPTIONS}}
     spec = sampler_spec(d)
@@ -273,7 +354,7 @@ TEXT_OPTIONS = {"kv_reuse": ("on", "off"), "drafting": ("off", "ngram")}
 
 def make_config(ctx: AppContext, fields: list[ParamField], domain_v, model_v, verifier_v, strategy_v, budget_v,
                 difficulty_v, problem_v, seed_v, aggregation_v, temperature_v, param_values, digit_v=None,
-                sampler_values: tuple = (), prompt_id_v=None, answer_v=None, text_values: tuple = ()):
+                sampler_values: tuple = (), prompt_id_v=None, answer_v=None, text_values: tuple = (), pinned_v=None):
     """A RunConfig from raw widget / API values; gr.Error with a clear message on anything bad.
 
     Reasoning runs take the difficulty unless a problem is typed, and the aggregation and temperature. The
@@ -283,7 +364,8 @@ def make_config(ctx: AppContext, fields: list[ParamField], domain_v, model_v, ve
     as the problem
     the typed text, else the digit (image: problem ``test:<digit>``) or the bundled prompt (t2i: ``test:<i>``).
     An empty model or verifier is the domain's first. ``answer_v`` is the expected answer of a typed question
-    to a policy of one's own (reasoning only; empty: the run is not graded)."""
+    to a policy of one's own (reasoning only; empty: the run is not graded). ``pinned_v`` is a pinned problem id
+    (reasoning only, ``test:17``): it wins over the difficulty, a typed problem over it."""
     from engine.run import RunConfig
     from strategies.core import AGGREGATIONS
     from strategies.registry import STRATEGIES
@@ -325,8 +407,12 @@ def make_config(ctx: AppContext, fields: list[ParamField], domain_v, model_v, ve
         for (name, choices), value in zip(TEXT_OPTIONS.items(), text_values):
             if value not in (None, "") and parse_choice(value, name, list(choices)) != choices[0]:
                 options[name] = value
-        return RunConfig(**common, difficulty=None if text else difficulty_n, aggregation=aggregation_v,
-                         temperature=temp, answer=expected or None, options=options)
+        pin = pinned_v.strip() if isinstance(pinned_v, str) else ""
+        if pin and not PROBLEM_ID_RE.match(pin):
+            raise gr.Error(f"a pinned problem id looks like test:17, got {pin[:PINNED_MAX]!r}", print_exception=False)
+        pin = "" if text else pin
+        return RunConfig(**common, difficulty=None if text or pin else difficulty_n, aggregation=aggregation_v,
+                         temperature=temp, answer=expected or None, options=options, problem_id=pin or None)
     if text:
         problem_id = None
     elif domain_v == "t2i":

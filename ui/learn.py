@@ -72,7 +72,8 @@ def build(ctx: AppContext) -> None:
                                                   elem_id=f"learn-play-{name}", interactive=has)
                     first = False
         with gr.Column(scale=3, min_width=420):
-            viewer = build_viewer("learn", idle="Press a card's <b>▶ Play</b> button to replay its example run.")
+            viewer = build_viewer("learn", idle="Press a card's <b>▶ Play</b> button to replay its example run.",
+                                  empty="Press a card's ▶ Play button: its example run's tree is drawn here.")
 
     def make_play(strategy: str):
         def play():
