@@ -165,3 +165,23 @@ def test_status_line_names_the_problem_id_and_a_refusal():
 
 def test_table_marks_are_the_heavy_ones():
     assert MARKS == {True: "✔", False: "✘", None: ""}
+
+
+def test_the_particle_lanes_and_the_tree_share_the_step_axis():
+    from engine.run import RunConfig, execute
+    from storage import RunStore
+    from ui.figures.particles import particle_figure
+
+    store = RunStore(__import__("pathlib").Path(__import__("tempfile").mkdtemp()) / "runs.db")
+    events = list(execute(RunConfig(strategy="particle_filtering", budget=4, problem_id="test:3", seed=0), store))
+    store.close()
+    st = fold(events)
+    assert st.particle_steps
+    tree_x = list(tree_figure(st).layout.xaxis.range)
+    lanes = particle_figure(st)
+    assert list(lanes.layout.xaxis.range) == tree_x == list(lanes.layout.xaxis2.range)
+    # in a replay both keep the whole run's axis
+    early = fold(events, upto_step=1)
+    layout = whole_run_layout(st)
+    assert list(tree_figure(early, layout=layout).layout.xaxis.range) == tree_x
+    assert list(particle_figure(early, max_step=layout.max_step).layout.xaxis.range) == tree_x

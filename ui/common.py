@@ -234,17 +234,18 @@ def frame(events: list[dict], k: int | None, title: str | None = None,
     if k is not None and k < n:
         st.status = f"replay: step {k} of {n}"
         layout = whole_run_layout(fold(events))
-    return (status_html(st), tree_figure(st, title=title, layout=layout), particles_update(st),
+    return (status_html(st), tree_figure(st, title=title, layout=layout),
+            particles_update(st, max_step=layout.max_step if layout else None),
             candidates_update(st), compute_meter_html(st.totals, flops_per_byte), *image_updates(st),
             traces_update(st))
 
 
-def particles_update(st: ViewState, compact: bool = False) -> Any:
+def particles_update(st: ViewState, compact: bool = False, max_step: int | None = None) -> Any:
     """The particle view, shown only for runs that resample; ``compact`` (a live frame) sends it as
-    ``plot_payload`` does."""
+    ``plot_payload`` does; ``max_step`` is the whole run's last step in a replay (the tree's axis)."""
     if not st.particle_steps:
         return gr.update(visible=False)
-    fig = particle_figure(st)
+    fig = particle_figure(st, max_step=max_step)
     return gr.update(value=plot_payload(fig) if compact else fig, visible=True)
 
 

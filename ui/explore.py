@@ -227,8 +227,8 @@ def build(ctx: AppContext) -> ExploreTab:
     pin_btn.click(pin, [viewer.events], [pinned, problem], api_visibility="private", show_progress="hidden")
 
     def run_same(request: gr.Request, chosen, *values) -> Iterator[tuple]:
-        """Each chosen strategy at the budget above on the pinned (or typed) problem, one after the other; the
-        status line says which is going; the run ids go to ``same_ids`` (Compare opens them)."""
+        """Each chosen strategy at the budget above on the pinned (or typed) problem, one after the other, each
+        shown live as a Run is; the run ids go to ``same_ids`` (Compare opens them)."""
         ids: list[str] = []
         try:
             chosen = [parse_choice(c, "strategy", list(STRATEGIES)) for c in (chosen or [])]
@@ -237,8 +237,8 @@ def build(ctx: AppContext) -> ExploreTab:
                                print_exception=False)
             d, text, pinned_v = values[0], values[6], values[-1]
             if d in IMAGE_DOMAINS or not (str(pinned_v or "").strip() or str(text or "").strip()):
-                raise gr.Error("Pin a problem first: Pin after a run, an id such as test:17, or a typed problem.",
-                               print_exception=False)
+                raise gr.Error("Pin a problem first (the Pin button after a run, an id such as test:17, or a "
+                               "typed problem).", print_exception=False)
             # each strategy with its own parameters at their defaults
             configs = [make_config(ctx, fields, *values[:3], name, *values[4:10], (), answer_v=values[-4],
                                    text_values=values[-3:-1], pinned_v=pinned_v) for name in chosen]
@@ -248,9 +248,8 @@ def build(ctx: AppContext) -> ExploreTab:
         for config in configs:
             for out in stream_run(ctx, config, session_key(request, "run"), viewer):
                 events = out[N_BASE_VIEWS + 1]  # the last update of a run carries its events
-                rid = next((e["run_id"] for e in events if e.get("run_id")), None) if isinstance(events, list) else None
-                if rid:
-                    ids.append(str(rid))
+                if isinstance(events, list):
+                    ids += [str(e["run_id"]) for e in events[:1] if e.get("run_id")]
                 yield (*out, gr.skip())
         yield (*(gr.skip(),) * len(viewer.load_outputs), ids)
 

@@ -75,6 +75,19 @@ def human(x: float, unit: str = "") -> str:
     return f"{x:.0f} {unit}".strip() if x == int(x) else f"{x:.2f} {unit}".strip()
 
 
+def tree_steps(state: Any) -> int:
+    """The end of a view state's step axes (1 at least): the deepest step its nodes reach, or the column after
+    its last resampling where the particle lanes draw the final population."""
+    resampled = [int(ps.step) + 1 for ps in state.particle_steps[-1:]]
+    return max([1, *(n.step for n in state.nodes.values()), *resampled])
+
+
+def step_range(max_step: int) -> list[float]:
+    """The step axis every panel of a run shares (tree, particle lanes), with room for the labels beside the
+    last column's nodes."""
+    return [-0.5, max(max_step, 1) + 0.9]
+
+
 def short_number(x: float) -> str:
     """A tick label: 1, 20, 500, 1k, 2k, 50k, 1M, 0.2 (no trailing zeros)."""
     for div, suffix in ((1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):

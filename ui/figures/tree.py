@@ -14,7 +14,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ui.figures.style import (CHOSEN, CORRECT, PRUNED, SCORE_SCALE, TEMPLATE, UNKNOWN, WRONG, empty_figure, esc, f32,
-                              fmt, hover_text)
+                              fmt, hover_text, step_range, tree_steps)
 from ui.fold import NodeView, ViewState
 
 
@@ -64,9 +64,8 @@ def whole_run_layout(state: ViewState, max_step: int | None = None) -> TreeLayou
     for rep, ids in folded.items():
         for m in ids[1:]:
             pos[m] = pos[rep]
-    own = max((n.step for n in state.nodes.values()), default=1)
     rows = int(max((y for _, y in pos.values()), default=0.0)) + 1
-    return TreeLayout(pos, max(own, max_step or 0), rows)
+    return TreeLayout(pos, max(tree_steps(state), max_step or 0), rows)
 
 
 def layout_tree(state: ViewState, hidden: set[str] | frozenset = frozenset()) -> dict[str, tuple[float, float]]:
@@ -164,7 +163,7 @@ def tree_figure(state: ViewState, height: int = 460, title: str | None = None, l
         max_step, rows = layout.max_step, layout.rows
     else:
         pos = layout_tree(state, hidden)
-        max_step = max((n.step for n in state.nodes.values()), default=1)
+        max_step = tree_steps(state)
         rows = int(max((y for _, y in pos.values()), default=0.0)) + 1
     chosen = set(state.chosen_path())
 
@@ -257,7 +256,7 @@ def tree_figure(state: ViewState, height: int = 460, title: str | None = None, l
         "title": {"text": esc(title), "font": {"size": 13}, "y": 0.99, "yanchor": "top"} if title else None,
         "xaxis": {"title": {"text": "denoising step" if state.is_image else "reasoning step"},
                   "dtick": 1 if max_step <= 30 else None,
-                  "range": [-0.5, max(max_step, 1) + (0.9 if labelled or folded else 0.5)], "zeroline": False},
+                  "range": step_range(max_step), "zeroline": False},
         "yaxis": {"visible": False, "range": [-0.7, rows - 0.3 + (0.4 if labelled else 0.0)]},
         "legend": {"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 0, "font": {"size": 11}},
         "showlegend": legend,
