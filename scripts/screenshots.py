@@ -102,6 +102,8 @@ def main() -> int:
             for size in SIZES:
                 shoot(page, args.out, "runs", size)
 
+            page.reload()  # a fresh session: Compare's picker empty (the same-problem set filled it)
+            page.wait_for_selector("#run-btn")
             page.get_by_role("tab", name="Compare").click()
             for size in SIZES:
                 shoot(page, args.out, "compare-empty", size)

@@ -127,6 +127,11 @@ def test_log_ticks_read_as_numbers(values, expected):
     assert log_ticks([]) == {} and log_ticks([0, -1]) == {}
 
 
+def test_a_narrow_log_range_is_ticked_at_its_ends():
+    assert log_ticks([80, 80]) == {"tickvals": [80.0], "ticktext": ["80"]}
+    assert log_ticks([1234, 1800])["ticktext"] == ["1.23k", "1.8k"]
+
+
 def test_short_numbers():
     assert [short_number(x) for x in (1, 20, 500, 1000, 2500, 1e6, 0.2)] == ["1", "20", "500", "1k", "2.5k", "1M",
                                                                            "0.2"]

@@ -89,21 +89,24 @@ def step_range(max_step: int) -> list[float]:
 
 
 def short_number(x: float) -> str:
-    """A tick label: 1, 20, 500, 1k, 2k, 50k, 1M, 0.2 (no trailing zeros)."""
+    """A tick label: 1, 20, 500, 1k, 2k, 50k, 1M, 0.2, 1.23k (three significant digits, no trailing zeros)."""
     for div, suffix in ((1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(x) >= div:
-            return f"{x / div:g}{suffix}"
-    return f"{x:g}"
+            return f"{x / div:.3g}{suffix}"
+    return f"{x:.3g}"
 
 
 def log_ticks(values: Any) -> dict[str, list]:
     """A log axis's ticks over ``values`` (the positive ones) as plotly ``tickvals`` and ``ticktext``: 1, 2 and 5
     of every decade labelled 1k, 2k, 5k (plotly's own labels the minor ticks with a bare digit, "2 3 5 1000 2");
-    finer within one decade, 1 and 3 over four or five, the powers of ten alone beyond. Empty when there is
-    nothing to span."""
+    finer within one decade, 1 and 3 over four or five, the powers of ten alone beyond; a range narrower than
+    a factor 2 gets its two ends. Empty when there is nothing to span."""
     xs = [float(v) for v in values if v is not None and np.isfinite(float(v)) and float(v) > 0]
     if not xs:
         return {}
+    if max(xs) < 2 * min(xs):  # a narrow range (one point): its ends, which no round tick may fall between
+        keep = sorted({min(xs), max(xs)})
+        return {"tickvals": keep, "ticktext": [short_number(v) for v in keep]}
     lo, hi = int(np.floor(np.log10(min(xs)))), int(np.ceil(np.log10(max(xs))))
     hi = max(hi, lo + 1)
     span = hi - lo
