@@ -11,6 +11,7 @@ from typing import Any
 import gradio as gr
 
 from ui.figures.style import MARKS
+from ui.figures.tables import error_html
 from ui.common import AppContext, Viewer, build_viewer, check_run_id, show_run, stored_events
 
 log = logging.getLogger(__name__)
@@ -119,12 +120,18 @@ def build(ctx: AppContext) -> RunsTab:
     table.select(pick_row, [table], [run_id], api_visibility="private", show_progress="hidden")
 
     def open_run(rid):
+        """The run in the viewer; a refusal's reason in its status line (the toast repeats it)."""
         if rid in (None, ""):
-            return (gr.skip(),) * len(viewer.load_outputs)
-        rid = check_run_id(rid)
-        if ctx.store.get_run(rid) is None:
-            raise gr.Error(f"No run {rid} in the store (deleted?). Refresh the list.", print_exception=False)
-        return show_run(stored_events(ctx.store, rid), viewer.flops_per_byte)
+            yield (gr.skip(),) * len(viewer.load_outputs)
+            return
+        try:
+            rid = check_run_id(rid)
+            if ctx.store.get_run(rid) is None:
+                raise gr.Error(f"No run {rid} in the store (deleted?). Refresh the list.", print_exception=False)
+        except gr.Error as exc:
+            yield (error_html(exc.message), *(gr.skip(),) * (len(viewer.load_outputs) - 1))
+            raise
+        yield show_run(stored_events(ctx.store, rid), viewer.flops_per_byte)
 
     run_id.change(open_run, [run_id], viewer.load_outputs, api_name="open_run", concurrency_id="replay",
                   show_progress="minimal")
