@@ -21,14 +21,14 @@ def test_same_problem_runs_open_in_compare_and_different_problems_are_flagged(se
     page.click("#explore-same-run")  # beam search and particle filtering, the defaults
     note = page.locator("#compare-problems")
     expect(note).to_contain_text("Same problem", timeout=180_000)
-    expect(note).to_contain_text("test:17")
+    expect(note).to_contain_text("test:17", timeout=30_000)
     new = [r for r in store.list_runs() if r["id"] not in before]
     assert sorted(r["strategy"] for r in new) == ["beam_search", "particle_filtering"]
     assert {r["problem_uid"] for r in new} == {"test:17"} and {r["budget"] for r in new} == {8}
     table = page.locator("#compare-metrics")
     for r in new:
         table.get_by_text(r["id"], exact=False).first.wait_for(timeout=30_000)
-    expect(table).to_contain_text("problem text")
+    expect(table).to_contain_text("problem text", timeout=30_000)
     page.screenshot(path=str(ARTIFACTS / "compare-same-problem.png"), full_page=True)
 
     # a run on another problem beside one of them: said plainly, with each run's problem
@@ -37,7 +37,7 @@ def test_same_problem_runs_open_in_compare_and_different_problems_are_flagged(se
     pick(page, "explore-strategy", "Best-of-N")
     page.click("#run-btn")
     other = wait_new_run_finished(page, "explore", [r["id"] for r in new])
-    expect(page.locator("#explore-status")).to_contain_text("test:18")
+    expect(page.locator("#explore-status")).to_contain_text("test:18", timeout=30_000)
     page.close()
     page = new_page(browser, url)
     page.get_by_role("tab", name="Compare").click()
@@ -48,8 +48,8 @@ def test_same_problem_runs_open_in_compare_and_different_problems_are_flagged(se
     page.click("#compare-btn")
     note = page.locator("#compare-problems")
     expect(note).to_contain_text("Different problems", timeout=30_000)
-    expect(note).to_contain_text("test:18")
-    expect(note).to_contain_text("test:17")
+    expect(note).to_contain_text("test:18", timeout=30_000)
+    expect(note).to_contain_text("test:17", timeout=30_000)
     page.close()
 
 
@@ -100,14 +100,15 @@ def test_a_bad_budgets_reason_stays_in_the_status_line_after_the_toast(served, b
 def test_empty_panels_say_what_to_do_on_their_tab(served, browser):
     url, _ = served
     page = new_page(browser, url)
-    expect(page.locator("#explore-tree")).to_contain_text("Press Run")
+    wait = 60_000  # a loaded machine draws the first figures slowly
+    expect(page.locator("#explore-tree")).to_contain_text("Press Run", timeout=wait)
     says = {"Runs": ("#runs-tree", "Open a run"), "Compare": ("#compare-tree-0", "Choose two to four runs"),
             "Learn": ("#learn-tree", "Play button")}
     for tab, (panel, text) in says.items():
         page.get_by_role("tab", name=tab).click()
-        expect(page.locator(panel)).to_contain_text(text)
+        expect(page.locator(panel)).to_contain_text(text, timeout=wait)
         assert "Press Run" not in page.locator(panel).inner_text()  # no Run button on this tab
     page.get_by_role("tab", name="Compare").click()
-    expect(page.locator("#compare-score")).to_contain_text("press Compare")
-    expect(page.locator("#compare-problems")).to_contain_text("Choose two to four runs")
+    expect(page.locator("#compare-score")).to_contain_text("press Compare", timeout=wait)
+    expect(page.locator("#compare-problems")).to_contain_text("Choose two to four runs", timeout=wait)
     page.close()

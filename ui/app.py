@@ -80,7 +80,10 @@ def build_app(store: Any, limits: Any = None, *, examples_db: str | os.PathLike 
         compare_tab.select(c.refresh, None, c.refresh_outputs, api_visibility="private", show_progress="hidden")
 
         def same_problem_in_compare(ids: list[str], *axis: Any):
-            """Explore's same-problem runs opened side by side in Compare."""
+            """Explore's same-problem runs opened side by side in Compare (nothing when the set was stopped)."""
+            if len(ids or []) < 2:
+                yield (gr.skip(),) * (1 + len(c.open_outputs))
+                return
             yield gr.Tabs(selected="compare"), *(gr.skip(),) * len(c.open_outputs)
             for values in c.open_runs(ids, *axis):
                 yield gr.skip(), *values

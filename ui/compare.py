@@ -8,7 +8,7 @@ from typing import Any
 import gradio as gr
 
 from ui.figures.curves import score_vs_compute_figure
-from ui.figures.style import empty_figure
+from ui.figures.style import empty_figure, tree_steps
 from ui.figures.tables import error_html, metrics_rows, problems_html
 from ui.figures.tree import tree_figure, whole_run_layout
 from ui.fold import fold, step_count
@@ -17,8 +17,6 @@ from ui.common import AppContext, check_run_id, gallery_update, parse_choice, st
 log = logging.getLogger(__name__)
 
 MAX_RUNS = 4
-
-
 EMPTY_PANEL = "Choose two to four runs above and press Compare: each run's tree is drawn here."
 
 
@@ -120,7 +118,7 @@ def build(ctx: AppContext) -> CompareTab:
         wholes = [fold(ev) for _, ev in loaded]
         steps: dict[bool, int] = {}
         for w in wholes:
-            steps[w.is_image] = max(steps.get(w.is_image, 1), max((n.step for n in w.nodes.values()), default=1))
+            steps[w.is_image] = max(steps.get(w.is_image, 1), tree_steps(w))
         figs = [gr.update(value=tree_figure(st, height=400, title=lab, legend=False,
                                             layout=whole_run_layout(w, steps[w.is_image])), visible=True)
                 for st, w, lab in zip(states, wholes, labels)]
@@ -176,6 +174,7 @@ def build(ctx: AppContext) -> CompareTab:
 
     slider.input(slide, [slider, fpb, runs_state], [metrics, *plots, *galleries, *confs], trigger_mode="always_last",
                  api_visibility="private", show_progress="hidden", concurrency_id="replay")
+
     def open_runs(ids, x, fpb_v):
         """Another tab's runs (Explore's same-problem set) chosen in the picker and compared."""
         runs = ctx.store.list_runs(limit=200)

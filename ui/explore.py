@@ -23,6 +23,7 @@ from ui.figures.tables import PROBLEM_ID_RE, compute_meter_html, problem_id, sta
 from ui.figures.tree import tree_figure, tree_signature
 from ui.fold import ViewState, fold, step_count
 from ui import download as download_ui
+from ui.compare import MAX_RUNS as SAME_PROBLEM_MAX  # the runs Compare shows side by side
 from ui.common import (N_BASE_VIEWS, AppContext, Viewer, build_viewer, candidates_update, gallery_update, load_values,
                        nfe_update, traces_update,
                        parse_choice, parse_int, particles_update, session_key, start_worker, strips_update)
@@ -50,7 +51,6 @@ PROBLEM_BOX = {  # label and placeholder of the typed-problem box, per domain
 }
 _DONE = object()
 PINNED_MAX = 40
-SAME_PROBLEM_MAX = 4  # Compare's columns
 SAME_PROBLEM_DEFAULT = ("beam_search", "particle_filtering")
 
 
@@ -246,11 +246,16 @@ def build(ctx: AppContext) -> ExploreTab:
             yield (*refused_values(exc.message), ids)
             raise
         for config in configs:
+            ended = None
             for out in stream_run(ctx, config, session_key(request, "run"), viewer):
                 events = out[N_BASE_VIEWS + 1]  # the last update of a run carries its events
-                if isinstance(events, list):
+                if isinstance(events, list) and events:
                     ids += [str(e["run_id"]) for e in events[:1] if e.get("run_id")]
+                    ended = events[-1]
                 yield (*out, gr.skip())
+            if (ended or {}).get("status") != "finished":  # stopped (or failed): the rest is not run, nothing opens
+                yield (*(gr.skip(),) * len(viewer.load_outputs), [])
+                return
         yield (*(gr.skip(),) * len(viewer.load_outputs), ids)
 
     same_ids = gr.State([])
