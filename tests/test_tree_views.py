@@ -102,7 +102,7 @@ def test_compare_panels_share_one_step_axis():
 def test_step_text_is_drawn_on_small_trees_only():
     small = fold(bon_events(["5", "6", "7"], [0.9, 0.5, 0.1]))
     labels = trace(tree_figure(small), "step text")
-    assert labels and "The answer is 5" in labels[0].text
+    assert labels and "The answer is 5<br> " in labels[0].text
     answers = [str(i) for i in range(LABEL_MAX_ROWS + 4)]
     big = fold(bon_events(answers, [i / 100 for i in range(len(answers))]))
     assert not trace(tree_figure(big), "step text")  # hover only

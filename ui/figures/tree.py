@@ -22,7 +22,7 @@ from ui.fold import NodeView, ViewState
 
 LABEL_MAX_ROWS = 14   # rows (leaves) up to which the step text is written on the tree, at the default height
 LABEL_MAX_STEPS = 8   # steps up to which it is: each column then has room for about LABEL_CHARS characters
-LABEL_CHARS = 18
+LABEL_CHARS = 20
 
 
 def fold_siblings(state: ViewState) -> dict[str, list[str]]:
@@ -245,10 +245,11 @@ def tree_figure(state: ViewState, height: int = 460, title: str | None = None, l
                                  textfont={"size": 13, "color": "#222"}, name="folded"))
     labelled = not state.is_image and rows <= LABEL_MAX_ROWS * height / 460 and max_step <= LABEL_MAX_STEPS
     if labelled:  # the step text where it fits; hover only on bigger trees
-        chars = max(6, min(LABEL_CHARS, int(80 / (max_step + 1))))
+        chars = max(6, min(LABEL_CHARS, int(100 / (max_step + 1))))
         ns = [n for n in state.nodes.values() if n.parent is not None and n.id in pos]
         traces.append(go.Scatter(x=xs(ns), y=ys(ns), mode="text", hoverinfo="skip", showlegend=False,
-                                 text=[_short(n.preview, chars) for n in ns], textposition="top center",
+                                 # an empty last line lifts the text clear of the node's rings
+                                 text=[_short(n.preview, chars) + "<br> " for n in ns], textposition="top center",
                                  textfont={"size": 10, "color": "#444"}, name="step text"))
     fig = go.Figure(data=traces, layout={
         "template": TEMPLATE, "height": height, "uirevision": f"tree-{state.run_id}",
