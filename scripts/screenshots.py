@@ -79,6 +79,8 @@ def main() -> int:
                 shoot(page, args.out, "explore-reasoning", size)
             if page.locator("#explore-pin-btn").count():  # the same-problem comparison (absent before issue 18)
                 page.click("#explore-pin-btn")
+                page.wait_for_function("document.querySelector('#explore-pin input').value"
+                                       " || document.querySelector('#explore-problem textarea').value")
                 page.click("#explore-same-run")
                 page.locator("#compare-problems").get_by_text("Same problem").wait_for()
                 for size in SIZES:
