@@ -92,8 +92,10 @@ def main() -> int:
             pick(page, "explore-domain", "image")
             page.wait_for_function("document.querySelector('#explore-model input').value === 'tiny-digits'")
             pick(page, "explore-budget", "4")
+            known = [r["id"] for r in store.list_runs()]
             page.click("#run-btn")
-            ids.append(wait_new_run_finished(page, "explore", ids, timeout_s=240))
+            # the status line may still show the same-problem set's last run: wait for a run none of these is
+            ids.append(wait_new_run_finished(page, "explore", known, timeout_s=240))
             page.wait_for_function("document.querySelectorAll('#explore-gallery img').length > 0")
             for size in SIZES:
                 shoot(page, args.out, "explore-image", size)
