@@ -119,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--strategies", default="greedy,best_of_n,weighted_bon,majority_vote,beam_search,dvts,"
                                            "particle_filtering,mcts")
     s.add_argument("--budgets", default="1,4,16")
+    s.add_argument("--thinking-budgets", default="",
+                   help="thinking tokens per sample for the strategies whose budget counts them (budget_forcing), "
+                        "e.g. 8,32,128; without it they run at --budgets")
+    s.add_argument("--samples", default="",
+                   help="parallel samples (budget_forcing's n) at each thinking budget, e.g. 1,4: N samples of B "
+                        "are set against one sample of N x B")
     s.add_argument("--split", default="test")
     s.add_argument("--problems", type=int, default=100)
     s.add_argument("--seeds", default="0")
@@ -288,7 +294,9 @@ def cmd_sweep(args) -> int:
                          budgets=_int_list(args.budgets, "--budgets"), split=args.split, problems=args.problems,
                          seeds=_int_list(args.seeds, "--seeds"), aggregation=args.aggregation,
                          temperature=args.temperature, params=params, resume=args.resume, judge=args.judge,
-                         options=_params(args.option))
+                         options=_params(args.option),
+                         thinking_budgets=_int_list(args.thinking_budgets, "--thinking-budgets"),
+                         samples=_int_list(args.samples, "--samples"))
     try:  # refused before the progress bar is drawn, so a refusal is one line on stderr
         limits = Limits.from_env()
         validate(config, limits)
@@ -321,13 +329,31 @@ def cmd_sweep(args) -> int:
     return 0
 
 
+def format_pairs(result: dict) -> list[str]:
+    """Parallel against sequential at equal thinking tokens (``engine.thinking``), one line per pair measured."""
+    from engine.thinking import equal_token_pairs
+
+    lines = []
+    for p in equal_token_pairs(result):
+        par, seq = p.to_dict()["parallel"], p.to_dict()["sequential"]
+        lines.append(f"{p.strategy} at {p.allowance} thinking tokens per problem: {p.samples} x {p.budget} (vote) "
+                     f"{par['accuracy']:.2f}, {par['thinking_tokens'] or 0:.0f} thinking / "
+                     f"{par['generated_tokens'] or 0:.0f} generated tokens; 1 x {p.allowance} {seq['accuracy']:.2f}, "
+                     f"{seq['thinking_tokens'] or 0:.0f} / {seq['generated_tokens'] or 0:.0f}")
+    return lines
+
+
 def format_table(result: dict) -> str:
     """The sweep as a plain table: accuracy overall and by difficulty, mean tokens (and eFLOPs, where counted)
-    per problem; then each strategy's saturation point, where ``result`` has them."""
+    per problem (and thinking tokens, on a thinking-budget axis); then each curve's saturation point, where
+    ``result`` has them, and parallel against sequential at equal thinking tokens."""
+    from engine.saturation import series
+
     levels = sorted({k for r in result["results"] for k in r["by_difficulty"]})
+    thinking = any(r.get("samples") is not None for r in result["results"])
     nfe = any(r["compute"].get("nfe") for r in result["results"])  # image sweeps: NFE and verifier score
     head = f"{'strategy':<20}{'N':>4}{'acc':>7}" + "".join(f"{'L' + k:>7}" for k in levels) + f"{'tokens':>10}" \
-        + f"{'eFLOPs':>10}"
+        + f"{'eFLOPs':>10}" + (f"{'think':>8}" if thinking else "")
     if nfe:
         head = f"{'strategy':<20}{'N':>4}{'acc':>7}{'vscore':>8}{'NFE':>8}{'vcalls':>8}"
     lines = [head]
@@ -338,20 +364,23 @@ def format_table(result: dict) -> str:
                          + (f"{v:>8.3f}" if v is not None else f"{'-':>8}")
                          + f"{r['compute'].get('nfe', 0):>8.0f}{r['compute'].get('verifier_calls', 0):>8.1f}")
             continue
-        lines.append(f"{r['strategy']:<20}{r['budget']:>4}{r['accuracy']:>7.2f}"
+        lines.append(f"{series(r):<20}{r['budget']:>4}{r['accuracy']:>7.2f}"
                      + "".join(f"{r['by_difficulty'].get(k, float('nan')):>7.2f}" for k in levels)
                      + f"{r['compute'].get('tokens', 0):>10.0f}"
-                     + (f"{r['compute']['eflops']:>10.3g}" if r["compute"].get("eflops") is not None else f"{'-':>10}"))
+                     + (f"{r['compute']['eflops']:>10.3g}" if r["compute"].get("eflops") is not None else f"{'-':>10}")
+                     + (f"{r['compute'].get('thinking_tokens', 0):>8.1f}" if thinking else ""))
     oracle = result["oracle"]["pass@k"]
-    lines.append("oracle pass@k: " + ", ".join(f"k={k}: {v:.2f}" for k, v in oracle.items() if v is not None))
+    lines.append("oracle pass@k: " + (", ".join(f"k={k}: {v:.2f}" for k, v in oracle.items() if v is not None)
+                                      or str(result["oracle"].get("source"))))
+    on_tokens = {series(r) for r in result["results"] if r.get("samples") is not None}  # B*: thinking tokens
     for strategy, fit in (result.get("saturation") or {}).items():
         if fit["status"] != "ok":
             lines.append(f"saturation {strategy}: {fit['message']}")
             continue
-        lines.append(f"saturation {strategy}: N* = {fit['budget']}{' (extrapolated)' if fit['extrapolated'] else ''}"
+        lines.append(f"saturation {strategy}: {'B*' if strategy in on_tokens else 'N*'} = {fit['budget']}{' (extrapolated)' if fit['extrapolated'] else ''}"
                      f" (TTSPM F(N) = {fit['f_max']:.3f}(1-(1-{fit['p']:.3f})^N), rmse {fit['rmse']:.3f}; beyond N* one"
                      f" more unit buys < {fit['gain']:g} accuracy)")
-    return "\n".join(lines)
+    return "\n".join(lines + format_pairs(result))
 
 
 def cmd_serve(args) -> int:

@@ -289,8 +289,10 @@ def resolve(model_id: str, kind: str) -> ModelEntry:
         # any hub causal LM once it is in the cache (``python app.py download ID`` puts it there)
         return ModelEntry(model_id, "policy", "reasoning", model_id, "Hub model from the local cache.",
                           chat_template=True, thinking=thinking_delimiters(model_id))
-    known = ", ".join(e.id for e in CATALOG.values() if e.kind == kind or (kind == "verifier" and e.kind != "policy"))
-    raise ModelLoadError(f"unknown {kind} {model_id!r}: use one of {known}, or a local folder in Hugging Face format"
+    known = ", ".join(e.id for e in CATALOG.values() if e.domain == "reasoning"
+                      and (e.kind == kind or (kind == "verifier" and e.kind != "policy")))
+    raise ModelLoadError(f"unknown reasoning {kind} {model_id!r}: use one of {known}, or a local folder in Hugging "
+                         "Face format"
                          + (", or a hub id once downloaded (python app.py download ID)" if kind == "policy" else ""))
 
 

@@ -18,7 +18,8 @@ strategy alike (the step searches are read as parallel scaling over their N); th
 budget N; ε defaults to 0.001 accuracy (0.1 accuracy points) per one more unit of N; a curve needs three distinct
 budgets (two parameters and one degree of freedom to check them), and fewer gives a "not enough budgets" result,
 as does a fit that does not converge, never an exception. A saturation point past the largest measured budget is
-flagged as extrapolated.
+flagged as extrapolated. A strategy drawing parallel samples beside a token budget (budget forcing's n) has one
+curve per sample count, over its thinking budget: its unit is then one thinking token per sample.
 """
 from __future__ import annotations
 
@@ -106,9 +107,15 @@ def fit_saturation(budgets: list[float], accuracies: list[float], gain: float = 
                       f_max=f_max, p=p, budget=star, gain=gain, rmse=rmse, extrapolated=bool(beyond), n_budgets=n)
 
 
+def series(cell: dict) -> str:
+    """The curve a sweep cell lies on: its strategy, and its parallel samples where it has that axis."""
+    samples = cell.get("samples")
+    return str(cell.get("strategy")) + (f" n={samples}" if samples is not None else "")
+
+
 def sweep_saturation(result: dict | None, level: str = "all", binning: str = "difficulty",
                      gain: float = DEFAULT_GAIN) -> dict[str, Saturation]:
-    """Each strategy's saturation point on a sweep result's accuracy-vs-budget curve, on all problems
+    """Each curve's (``series``) saturation point on a sweep result's accuracy-vs-budget curve, on all problems
     (``level`` "all") or one level of ``binning`` (the cells' ``by_difficulty`` or ``by_pass1``)."""
     curves: dict[str, tuple[list[float], list[float]]] = {}
     key = "by_pass1" if binning == "pass1" else "by_difficulty"
@@ -116,7 +123,7 @@ def sweep_saturation(result: dict | None, level: str = "all", binning: str = "di
         acc = cell.get("accuracy") if level == "all" else (cell.get(key) or {}).get(level)
         if acc is None or cell.get("budget") is None:
             continue
-        bs, accs = curves.setdefault(str(cell.get("strategy")), ([], []))
+        bs, accs = curves.setdefault(series(cell), ([], []))
         bs.append(float(cell["budget"]))
         accs.append(float(acc))
     return {s: fit_saturation(bs, accs, gain) for s, (bs, accs) in curves.items()}

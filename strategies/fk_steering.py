@@ -45,7 +45,8 @@ class Params:
     n: int = param(16, "Particles; each denoises the whole schedule once, so n × steps NFE, as random search "
                        "with N = n.", lo=1, hi=1024)
     potential: str = param("max", "Potential from intermediate rewards.", choices=("max", "diff", "sum"))
-    lmbda: float = param(10.0, "λ: potential sharpness; fit it to the verifier's score range.", lo=0.0, hi=1000.0)
+    lmbda: float = param(10.0, "λ: potential sharpness; fit it to the verifier's score range.", lo=0.0, hi=1000.0,
+                         label="λ (lambda)")
     every: int = param(2, "Resample every this many denoising steps inside the window.", lo=1, hi=1000)
     window_start: float = param(0.2, "Window start, as a fraction of the schedule.", lo=0.0, hi=1.0)
     window_end: float = param(0.9, "Window end, as a fraction of the schedule.", lo=0.0, hi=1.0)

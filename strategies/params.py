@@ -6,9 +6,10 @@ from typing import Any
 
 
 def param(default: Any, help: str, lo: float | None = None, hi: float | None = None,
-          choices: tuple | None = None) -> Any:
-    """A strategy parameter with its one-line help, bounds and choices."""
-    return field(default=default, metadata={"help": help, "lo": lo, "hi": hi, "choices": choices})
+          choices: tuple | None = None, label: str | None = None) -> Any:
+    """A strategy parameter with its one-line help, bounds, choices, and the label a form shows where the field's
+    name does not read well (a Python keyword worked around, ``lmbda`` for λ)."""
+    return field(default=default, metadata={"help": help, "lo": lo, "hi": hi, "choices": choices, "label": label})
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,12 @@ class ParamSpec:
     lo: float | None
     hi: float | None
     choices: tuple | None
+    label: str | None = None
+
+    @property
+    def title(self) -> str:
+        """What a form calls it: its label, else its name in words."""
+        return self.label or self.name.replace("_", " ")
 
 
 def specs(params_cls: type) -> list[ParamSpec]:
@@ -28,7 +35,7 @@ def specs(params_cls: type) -> list[ParamSpec]:
         md = f.metadata
         typ = type(f.default) if f.default is not MISSING else str
         out.append(ParamSpec(f.name, typ, f.default, md.get("help", ""), md.get("lo"), md.get("hi"),
-                             md.get("choices")))
+                             md.get("choices"), md.get("label")))
     return out
 
 

@@ -29,6 +29,9 @@ class StrategyInfo:
     # the budget's unit in the caps: 1 when it counts samples or iterations; a strategy whose budget counts tokens
     # (budget forcing: thinking tokens per sample) may go to ``budget_scale`` x the app's budget cap
     budget_scale: int = 1
+    # a strategy whose budget counts tokens may also draw parallel samples: the parameter a sweep's samples axis
+    # sets (budget forcing's n)
+    samples_param: str | None = None
     needs_thinking: bool = False  # only for a thinking model (a policy with thinking delimiters)
 
     @property
@@ -76,7 +79,7 @@ STRATEGIES: dict[str, StrategyInfo] = {s.name: s for s in [
                  "m1: Unleash the Potential of Test-Time Scaling for Medical Reasoning with Large Language Models",
                  "A thinking model thinks up to the budget in tokens: the end of thinking is forced there, and an "
                  "early stop becomes 'Wait,'.", ("reasoning",), False, budget_scale=64,
-                 needs_thinking=True),
+                 samples_param="n", needs_thinking=True),
     StrategyInfo("rebase", "REBASE", rebase, "n",
                  "Inference Scaling Laws: An Empirical Analysis of Compute-Optimal Inference for Problem-Solving "
                  "with Language Models (Wu et al., 2024)",

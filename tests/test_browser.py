@@ -305,6 +305,47 @@ def test_budget_forcing_shows_each_samples_thought_with_its_marks(served, browse
     page.close()
 
 
+def test_a_thinking_budget_sweep_from_the_scaling_page_draws_both_figures(served, browser):
+    """Explore's budget dropdown offers token budgets for budget forcing; Scaling sweeps budget forcing on
+    tiny-think over thinking budgets 8 and 32 with 1 and 4 samples, and draws accuracy against the thinking tokens
+    per sample and the pair 4 x 8 against 1 x 32."""
+    url, store = served
+    page = new_page(browser, url)
+    pick(page, "explore-strategy", "Budget forcing")
+    page.locator("#explore-budget").get_by_text("Budget (thinking tokens)").wait_for()
+    pick(page, "explore-budget", "4096")
+    assert page.locator("#explore-budget input").input_value() == "4096"
+    pick(page, "explore-strategy", "Best-of-N")  # back to a budget N: 4096 is over its cap, so it falls back
+    page.locator("#explore-budget").get_by_text("Budget (N)").wait_for()
+    assert page.locator("#explore-budget input").input_value() == "16"
+
+    page.get_by_role("tab", name="Scaling").click()
+    pick(page, "sweep-model", "tiny-think")
+    page.locator("#sweep-problems input").fill("2")
+    for name in ("Greedy", "Best-of-N", "Beam search"):
+        page.locator("#sweep-strategies").get_by_label(name, exact=True).uncheck()
+    page.locator("#sweep-strategies").get_by_label("Budget forcing", exact=True).check()
+    for b in ("8", "32"):
+        page.locator("#sweep-thinking-budgets").get_by_label(b, exact=True).check()
+    for k in ("1", "4"):
+        page.locator("#sweep-samples").get_by_label(k, exact=True).check()
+    page.click("#sweep-run")
+    page.locator("#sweep-progress").get_by_text("done").wait_for(timeout=180_000)
+    sweep = store.list_sweeps()[0]
+    assert sweep["config"]["thinking_budgets"] == [8, 32] and sweep["config"]["samples"] == [1, 4]
+    assert {(c["budget"], c["samples"]) for c in sweep["result"]["results"]} == {(8, 1), (8, 4), (32, 1), (32, 4)}
+    thinking = page.locator("#sweep-thinking")
+    thinking.get_by_text("thinking tokens spent per sample").first.wait_for(timeout=30_000)
+    page.wait_for_function("document.querySelectorAll('#sweep-thinking .scatterlayer path.point').length >= 4")
+    assert thinking.get_by_text("B=32").count() >= 2  # one point per sample count at that budget
+    pairs = page.locator("#sweep-pairs")
+    pairs.get_by_text("thinking tokens spent per problem").first.wait_for(timeout=30_000)
+    assert pairs.get_by_text("4×8").count() == 1 and pairs.get_by_text("1×32").count() == 1
+    assert pairs.get_by_text("equal thinking tokens", exact=False).count() >= 1  # the pair's legend entry
+    page.screenshot(path=str(ARTIFACTS / "scaling-thinking.png"), full_page=True)
+    page.close()
+
+
 def test_two_sessions_at_once_each_see_only_their_run(served, browser):
     url, store = served
     ctx_a, ctx_b = browser.new_context(), browser.new_context()

@@ -34,8 +34,9 @@ def test_unavailable_hub_model_fails_with_a_reason_not_a_crash(monkeypatch):
 
 
 def test_unknown_and_wrong_kind_ids_are_refused():
-    with pytest.raises(catalog.ModelLoadError, match="unknown policy"):
+    with pytest.raises(catalog.ModelLoadError, match="unknown reasoning policy") as refused:
         load_policy("no/such-model-anywhere")
+    assert "tiny-arith-s" in str(refused.value) and "tiny-digits" not in str(refused.value)  # no image models
     with pytest.raises(catalog.ModelLoadError, match="not a policy"):
         load_policy("tiny-prm")
     with pytest.raises(catalog.ModelLoadError, match="not a verifier"):

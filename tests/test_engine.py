@@ -58,7 +58,7 @@ def test_closing_the_stream_keeps_the_run_as_cancelled(store, random_lm_path):
 @pytest.mark.parametrize("change, message", [
     ({"budget": 0}, "budget must be"),
     ({"budget": 1000}, "budget must be"),
-    ({"model": "no-such-model"}, "unknown policy"),
+    ({"model": "no-such-model"}, "unknown reasoning policy"),
     ({"strategy": "nope"}, "unknown strategy"),
     ({"problem_text": "What is the capital of France?"}, "Start with 37"),
     ({"params": {"beam_width": "x"}}, "beam_width must be int"),

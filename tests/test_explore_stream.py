@@ -204,16 +204,18 @@ def test_t2i_takes_a_bundled_prompt_and_the_sampler_options_it_knows(inputs):
 
 def test_t2i_typed_prompt_wins_over_the_bundled_one(inputs):
     cfg = config_of(inputs, "t2i", problem="  a red cube on a blue sphere ", prompt_id="test:5",
-                    sampler=t2i_sampler(guidance=4.5))
+                    sampler=t2i_sampler(guidance=4.5), model="my/pipeline")
     assert cfg.problem_text == "a red cube on a blue sphere" and cfg.problem_id is None
     assert cfg.options["guidance"] == 4.5
     # empty prompt: the first bundled prompt (an empty model: the test below)
-    assert config_of(inputs, "t2i").problem_id == "test:0"
+    assert config_of(inputs, "t2i", model="my/pipeline").problem_id == "test:0"
 
 
 def test_t2i_model_defaults_to_the_first_pipeline_available_here(inputs, tmp_path, monkeypatch):
     """The domain switch and an empty model box pick the first catalog pipeline in the Hugging Face cache (here
-    the second one: the first, not cached, would fail the run), and the first pipeline when none is cached."""
+    the second one: the first, not cached, would fail the run); with none cached there is no default, the intro
+    says how to get one, and an empty model box is refused with the same way forward."""
+    import gradio as gr
     import huggingface_hub.constants
     from huggingface_hub.file_download import repo_folder_name
 
@@ -222,7 +224,13 @@ def test_t2i_model_defaults_to_the_first_pipeline_available_here(inputs, tmp_pat
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))  # an empty cache
     pipelines = [e.id for e in catalog.models("t2i") if e.kind == "policy"]
-    assert domain_updates("t2i")["model"]["value"] == pipelines[0] == config_of(inputs, "t2i").model
+    none_here = domain_updates("t2i")
+    assert none_here["model"]["value"] is None
+    assert "Nothing to run in t2i here yet" in none_here["intro"]["value"]
+    assert "`python app.py download stable-diffusion-v1-5/stable-diffusion-v1-5`" in none_here["intro"]["value"]
+    assert "TTS_ALLOW_DOWNLOADS=1" in none_here["intro"]["value"]
+    with pytest.raises(gr.Error, match="No t2i model is available here.*python app.py download"):
+        config_of(inputs, "t2i")
     cached = tmp_path / repo_folder_name(repo_id=pipelines[1], repo_type="model")
     (cached / "snapshots" / "abc").mkdir(parents=True)
     (cached / "snapshots" / "abc" / "model_index.json").write_text("{}")

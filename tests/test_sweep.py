@@ -83,3 +83,92 @@ def test_resume_does_not_reuse_runs_made_with_another_aggregation(tmp_path, rand
     assert sum(r["reused_runs"] for r in run_sweep(again, store, limits=Limits())["results"]) == 1
     again.aggregation = "min"
     assert sum(r["reused_runs"] for r in run_sweep(again, store, limits=Limits())["results"]) == 0
+
+
+# ---- the ceiling, per-level compute and the time estimate (issue 18) ------------------------------
+
+def _embedded_ready() -> None:
+    from tests.conftest import embedded_models_ready
+    ok, why = embedded_models_ready()
+    if not ok:
+        pytest.skip(f"embedded models not available ({why})")
+
+
+def test_the_ceiling_comes_from_the_samples_of_the_strategy_it_bounds(tmp_path):
+    """pass@N at every budget is computed from best-of-N's own samples at that budget: never below best-of-N's
+    accuracy, equal to it at N = 1 (one sample, nothing to choose); a sweep with no sampling strategy gets the
+    unbiased estimate from oracle runs, and says so."""
+    _embedded_ready()
+    store = RunStore(tmp_path / "c.db")
+    cfg = SweepConfig(model="tiny-arith-s", verifier="tiny-prm", strategies=["greedy", "best_of_n"], budgets=[1, 4],
+                      problems=8, seeds=[0])
+    result = run_sweep(cfg, store, limits=Limits())
+    oracle, cells = result["oracle"], {(r["strategy"], r["budget"]): r for r in result["results"]}
+    assert oracle["source"] == "best_of_n" and oracle["estimated"] == []
+    assert oracle["pass@k"]["1"] == cells[("best_of_n", 1)]["accuracy"]
+    assert oracle["pass@k"]["4"] >= cells[("best_of_n", 4)]["accuracy"]
+    # the same number, recounted from the stored runs: the share of best-of-4 runs with a right candidate
+    runs = [store.get_run(r["id"]) for r in store.list_runs(limit=100)]
+    bon4 = [r for r in runs if r["strategy"] == "best_of_n" and r["budget"] == 4]
+    assert len(bon4) == 8
+    from backends.embedded import arith
+    any_right = [any(arith.is_correct(arith.problem_at("test", int(r["problem_uid"].split(":")[1])), c["answer"])
+                     for c in r["result"]["candidates"]) for r in bon4]
+    assert oracle["pass@k"]["4"] == pytest.approx(sum(any_right) / len(any_right))
+
+    no_sampling = run_sweep(SweepConfig(model="tiny-arith-s", verifier="tiny-prm", strategies=["greedy"],
+                                        budgets=[1, 4], problems=2, seeds=[0]), store, limits=Limits())
+    assert no_sampling["oracle"]["estimated"] == ["1", "4"]
+    assert no_sampling["oracle"]["source"] == "majority_vote (oracle runs)"
+
+
+def test_each_cell_reports_the_compute_of_each_levels_problems(tmp_path):
+    """A level's compute is the mean over that level's runs (not the all-problems mean repeated): the levels'
+    means weighted by their runs average back to the cell's, and the compute-optimal table shows them."""
+    _embedded_ready()
+    from ui.figures.sweeps import compute_optimal_table
+    cfg = SweepConfig(model="tiny-arith-s", verifier="tiny-prm", strategies=["greedy", "best_of_n"], budgets=[2],
+                      problems=10, seeds=[0])
+    result = run_sweep(cfg, RunStore(tmp_path / "d.db"), limits=Limits())
+    from backends.embedded import arith
+    sizes: dict[str, int] = {}
+    for i in range(10):
+        lv = str(arith.problem_at("test", i).difficulty)
+        sizes[lv] = sizes.get(lv, 0) + 1
+    for cell in result["results"]:
+        per = cell["compute_by_difficulty"]
+        assert set(per) == set(sizes)
+        weighted = sum(per[lv]["tokens"] * n for lv, n in sizes.items()) / 10
+        assert weighted == pytest.approx(cell["compute"]["tokens"])
+        assert len({round(per[lv]["tokens"]) for lv in per}) > 1  # harder chains cost more tokens
+    rows = compute_optimal_table(result)
+    cells = {r["strategy"]: r for r in result["results"]}
+    for lv, budget, best, _, tokens, *_ in rows:
+        if lv != "all" and best in cells:
+            assert tokens == round(cells[best]["compute_by_difficulty"][lv]["tokens"])
+
+
+def test_the_time_left_is_each_cells_measured_time_per_run():
+    from engine.sweep import SweepClock
+    clock = SweepClock()
+    clock.plan([("greedy", 1)] * 4 + [("beam_search", 16)] * 4 + [("best_of_n", 1)] * 2 + [("best_of_n", 4)] * 2)
+    assert clock.left_s() is None  # nothing measured yet
+    clock.record(("greedy", 1), 1.0)
+    clock.record(("greedy", 1), 1.0)
+    clock.record(("beam_search", 16), 10.0)
+    clock.record(("best_of_n", 1), 2.0)
+    clock.record(("greedy", 1), None)  # reused from the store: done, but it says nothing about the time a run takes
+    # greedy 1 left at 1 s, beam 3 at 10 s, best-of-1 1 at 2 s, best-of-4 2 unmeasured at 2 s per unit of N x 4
+    assert clock.left_s() == pytest.approx(1 * 1.0 + 3 * 10.0 + 1 * 2.0 + 2 * 8.0)
+    # the elapsed-time average (15 s over 5 runs done, 7 to go: 21 s) is what the page used to say
+    assert clock.left_s() != pytest.approx(15.0 / 5 * 7)
+
+
+def test_the_sweep_tells_its_clock_every_run(tmp_path, random_lm_path):
+    from engine.sweep import SweepClock
+    clock = SweepClock()
+    seen = []
+    run_sweep(_config(random_lm_path), RunStore(tmp_path / "t.db"), limits=Limits(), clock=clock,
+              progress=lambda d, t: seen.append(clock.left_s()))
+    assert all(n == 0 for n in clock.left.values()) and seen[-1] == 0.0
+    assert sum(len(v) for v in clock.spent.values()) == len(seen) and all(s is not None for s in seen)

@@ -384,24 +384,87 @@ SWEEP = {
         {"strategy": "beam_search", "budget": 16, "accuracy": 0.7, "n_problems": 10,
          "by_difficulty": {"1": 0.9, "2": 0.8, "3": 0.4}, "compute": {"tokens": 2000, "flops": 2e9}, "wall_s": 1},
     ],
-    "oracle": {"pass@k": {"1": 0.4, "4": 0.7, "16": 0.9}},
+    "oracle": {"pass@k": {"1": 0.4, "4": 0.7, "16": 0.9}, "source": "best_of_n", "estimated": ["1"]},
 }
+CEILING = "oracle pass@N of best_of_n's samples (ceiling)"
 
 
 def test_scaling_figure_and_compute_optimal_table():
     fig = scaling_figure(SWEEP)
     json.loads(fig.to_json())
     names = {t.name for t in fig.data}
-    assert {"greedy", "best_of_n", "beam_search", "oracle pass@N (ceiling)"} <= names
+    assert {"greedy", "best_of_n", "beam_search", CEILING} <= names
     assert fig.layout.xaxis.type == "log"
-    oracle = trace(fig, "oracle pass@N (ceiling)")[0]
-    assert list(oracle.y) == [0.4, 0.7, 0.9]  # pass@1 sits at greedy's compute (no sampling cell at budget 1)
+    assert list(trace(fig, CEILING)[0].y) == [0.7, 0.9]
+    # pass@1 did not come from a best-of-N run at N = 1: drawn apart as an estimate, at greedy's compute
+    guess = next(t for t in fig.data if (t.name or "").startswith("pass@N estimated from best_of_n at N=16"))
+    assert list(guess.y) == [0.4] and list(guess.x) == [100]
     table = compute_optimal_table(SWEEP)
     by = {(r[0], r[1]): r[2] for r in table}
     assert by[("all", 16)] == "beam_search"
     assert by[("1", 16)] == "best_of_n"
-    assert by[("3", 4)] == "best_of_n"  # tie at 0.1: the cheaper one wins
+    assert by[("3", 4)] == "tie: best_of_n, beam_search"  # tied at 0.1: no winner, the cheaper named first
+    assert by[("3", 1)] == "none: all at 0%"
     assert scaling_figure(None).layout.annotations
+
+
+IMAGE_SWEEP = {
+    "config": {"domain": "image", "strategies": ["random_search"], "budgets": [1, 4]},
+    "results": [
+        {"strategy": "random_search", "budget": b, "accuracy": acc, "n_problems": 4, "by_difficulty": {},
+         "compute": {"nfe": 20.0 * b}, "verifier_score": score, "wall_s": 1}
+        for b, acc, score in ((1, 0.5, 0.4), (4, 0.5, 0.9))  # the verifier's score climbs, the judge's does not
+    ],
+    "oracle": {"pass@k": {"1": 0.5, "4": 0.75}, "source": "random_search", "estimated": []},
+}
+
+
+def test_an_image_sweep_draws_the_judges_accuracy_beside_the_search_verifiers_score():
+    fig = scaling_figure(IMAGE_SWEEP, x="nfe")
+    judge = trace(fig, "random_search · judge accuracy")[0]
+    score = trace(fig, "random_search · search-verifier score")[0]
+    assert list(judge.y) == [0.5, 0.5] and list(score.y) == [0.4, 0.9] and list(score.x) == [20.0, 80.0]
+    assert score.line.dash == "dash" and judge.line.dash is None
+    assert [a.text for a in fig.layout.annotations] == ["all problems"]  # the digits have no difficulty labels
+    assert "judge accuracy" in fig.layout.yaxis.title.text
+    blank = scaling_figure(IMAGE_SWEEP, x="tokens").layout.annotations[0].text.replace("<br>", " ")
+    assert "an image sweep counts NFE" in blank
+    assert [r[2] for r in compute_optimal_table(IMAGE_SWEEP, x="nfe")] == ["random_search", "random_search"]
+
+
+def _batched_image_run(batches: list[int], nfe_each: float) -> ViewState:
+    """An image run whose scores come in batches, each after its NFE are spent (a Cost event first)."""
+    events = [{"type": "RunStarted", "run_id": "r", "strategy": "random_search", "config": {"domain": "image"}},
+              {"type": "NodeAdded", "id": "root", "parent": None, "step": 0, "preview": "digit 3"}]
+    nfe, k = 0.0, 0
+    for size in batches:
+        nfe += nfe_each * size
+        events.append({"type": "Cost", "totals": {"nfe": nfe}, "delta": {"nfe": nfe_each * size}})
+        for _ in range(size):
+            events += [{"type": "NodeAdded", "id": f"n{k}", "parent": "root", "step": 1, "preview": "x"},
+                       {"type": "NodeScored", "id": f"n{k}", "score": (k * 7 % 5) / 5}]
+            k += 1
+    return fold(events)
+
+
+def test_a_batch_of_scores_is_spread_over_the_nfe_it_cost():
+    """Random search scores its N samples at once, after all their NFE: the curve spreads them in candidate order
+    (the best after each candidate), not one vertical line; batches after the first start where the last ended."""
+    from ui.figures.curves import best_score_curve, score_points
+    xs, best = best_score_curve(_batched_image_run([8], 20.0), "nfe")
+    assert xs == [20.0 * (i + 1) for i in range(8)]
+    assert best == list(itertools.accumulate([(k * 7 % 5) / 5 for k in range(8)], max))
+    xs, scores = score_points(_batched_image_run([4, 4], 10.0), "nfe")
+    assert xs == [10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0]
+    fig = score_vs_compute_figure([_batched_image_run([8], 20.0)], ["rs"], x="nfe", each=True)
+    assert [t.name for t in fig.data] == ["rs", "each scored candidate"]
+    assert len(set(fig.data[0].x)) == 8
+
+
+def test_a_parameter_named_around_a_keyword_shows_its_label():
+    from ui.registry import param_fields
+    fk = {f.spec.name: f.spec for f in param_fields() if f.strategy == "fk_steering"}
+    assert fk["lmbda"].title == "λ (lambda)" and fk["ess_threshold"].title == "ess threshold"
 
 
 def test_score_vs_compute_and_metrics():
@@ -421,3 +484,10 @@ def test_empty_states():
     assert particle_figure(st).layout.annotations
     assert candidates_rows(st) == []
     assert math.isfinite(len(status_html(st)))
+
+
+def test_the_sweep_progress_says_the_clocks_estimate_and_nothing_before_one():
+    from ui.scaling import progress_html
+    assert "about 42 s left" in progress_html(3, 10, 42.4)
+    assert "left" not in progress_html(3, 10, None)  # no run measured yet: no guess
+    assert "left" not in progress_html(10, 10, 0.0, "done")

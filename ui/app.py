@@ -25,6 +25,9 @@ CSS = """
 .gradio-container {max-width: 1400px !important}
 #run-btn {min-height: 44px}
 .tts-pixels img, .tts-pixels image {image-rendering: pixelated}
+.tts-gallery {height: auto !important}
+.tts-check {min-width: 170px !important}
+.tts-gallery > label[data-testid="block-label"] {position: static; margin-bottom: 4px}
 #present-toggle {max-width: 330px}
 body.tts-present .gradio-container {font-size: 18px}
 body.tts-present .tts-status {font-size: 21px}

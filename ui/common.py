@@ -186,7 +186,8 @@ def build_viewer(prefix: str, with_transport: bool = True, idle: str = "Ready: p
                          "verifier score, the held-out judge's reading and verdict)", columns=5, fit_columns=False,
                          height=300,
                          object_fit="contain", allow_preview=True, interactive=False, visible=False,
-                         elem_id=f"{prefix}-gallery", elem_classes=["tts-pixels"], buttons=["fullscreen"])
+                         elem_id=f"{prefix}-gallery", elem_classes=["tts-pixels", "tts-gallery"],
+                         buttons=["fullscreen"])
     strips = gr.Plot(label="x_t | x0-hat strips", elem_id=f"{prefix}-strips", visible=False, show_label=False,
                      elem_classes=["tts-pixels"])
     # only runs that resample (particle filtering, FK steering) show the genealogy lanes
@@ -288,7 +289,7 @@ def nfe_update(st: ViewState) -> Any:
     if not st.is_image:
         return gr.update(visible=False)
     label = f"{st.strategy} {st.run_id or ''}".strip()
-    return gr.update(value=score_vs_compute_figure([st], [label], x="nfe", height=330), visible=True)
+    return gr.update(value=score_vs_compute_figure([st], [label], x="nfe", height=330, each=True), visible=True)
 
 
 def image_updates(st: ViewState) -> tuple:

@@ -27,9 +27,9 @@ from ui.compare import MAX_RUNS as SAME_PROBLEM_MAX  # the runs Compare shows si
 from ui.common import (N_BASE_VIEWS, AppContext, Viewer, build_viewer, candidates_update, gallery_update, load_values,
                        nfe_update, traces_update,
                        parse_choice, parse_int, particles_update, session_key, start_worker, strips_update)
-from ui.registry import (PROBLEM_TEXT_MAX, ParamField, budget_choices, default_model, default_verifier,
-                         domain_choices, model_choices, param_fields, sampler_spec, strategy_choices, strategy_markdown,
-                         t2i_prompt_choices, verifier_choices)
+from ui.registry import (PROBLEM_TEXT_MAX, ParamField, budget_widget, default_model, default_verifier,
+                         domain_choices, missing_note, model_choices, no_policy_here, param_fields, sampler_spec,
+                         strategy_choices, strategy_markdown, t2i_prompt_choices, verifier_choices)
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +43,25 @@ DEFAULT_PROMPT = "test:0"
 ANSWER_MAX = 200
 # the image domains' sampler options Explore offers, in widget order; a domain gets those its backend knows
 SAMPLER_OPTIONS = ("steps", "eta", "guidance", "scheduler", "diffusion", "interpolant")
-PROBLEM_BOX = {  # label and placeholder of the typed-problem box, per domain
+PROBLEM_BOX = {  # label and placeholder of the typed-problem box, per domain (the image one names the chosen digit)
     "reasoning": ("…or type a problem (leave empty for a random one)",
                   "Start with 37. Add 48. Multiply by 6. Subtract 125."),
-    "image": ("…or type the digit (leave empty for the one above)", "digit 7"),
+    "image": ("…or type the digit (leave empty for the one above)", "digit {digit}"),
     "t2i": ("…or type a prompt (leave empty for the one above)", "a red cube on top of a blue sphere"),
+}
+INTRO = {  # what each domain's search is, above its widgets
+    "reasoning": "Pick a strategy and a budget, then **Run**: the embedded tiny model solves an arithmetic chain "
+                 "(*Start with 37. Add 48. Multiply by 6.*) one line per step, while the verifier, a process reward "
+                 "model, scores each partial solution and guides the search. Hover over a node to read its step "
+                 "and scores.",
+    "image": "Pick a strategy and a budget, then **Run**: a tiny diffusion model draws the digit you choose (16x16 "
+             "pixels), one denoising step per column of the tree. The search verifier scores each step's predicted "
+             "clean image (x0-hat): a digit classifier, or an attribute reward (thickness, centring) that ignores "
+             "the digit and can be hacked. A held-out judge the search never sees grades the final images. The "
+             "gallery shows the candidates, the strips each lineage's x_t | x0-hat.",
+    "t2i": "Pick a strategy and a budget, then **Run**: a text-to-image pipeline (Stable Diffusion, SDXL, SD3, FLUX) "
+           "draws the prompt you choose while a verifier (CLIP score, an aesthetic or reward model) scores each "
+           "image against it. These are Hugging Face models: none is embedded, so they run where they are cached.",
 }
 _DONE = object()
 PINNED_MAX = 40
@@ -71,13 +85,11 @@ def build(ctx: AppContext) -> ExploreTab:
     from strategies.registry import STRATEGIES
 
     fields = param_fields()
-    budgets = budget_choices(ctx.limits.max_budget)
+    start = budget_widget(DEFAULT_STRATEGY, ctx.limits.max_budget)
+    budgets = start.choices
     default_budget = DEFAULT_BUDGET if DEFAULT_BUDGET in budgets else budgets[-1]
 
-    gr.Markdown("Pick a strategy and a budget, then **Run**: the embedded tiny model solves an arithmetic "
-                "chain while the verifier guides the search (or, in the image domain, a tiny diffusion model "
-                "draws a digit; in t2i, a text-to-image pipeline draws a prompt). Hover over a node to read its "
-                "step and scores.")
+    intro = gr.Markdown(domain_intro("reasoning"), elem_id="explore-intro")
     with gr.Row():
         domain = gr.Dropdown(domain_choices(), value=domain_choices()[0], label="Domain", elem_id="explore-domain",
                              scale=1, min_width=120)
@@ -88,9 +100,8 @@ def build(ctx: AppContext) -> ExploreTab:
         # custom values allowed so that the choices can follow the domain; the handler validates
         strategy = gr.Dropdown(strategy_choices("reasoning"), value=DEFAULT_STRATEGY, label="Strategy",
                                allow_custom_value=True, elem_id="explore-strategy", scale=2)
-        budget = gr.Dropdown(budgets, value=default_budget, label="Budget (N)", allow_custom_value=True,
-                             elem_id="explore-budget", scale=1, min_width=110,
-                             info=f"at most {ctx.limits.max_budget} here")
+        budget = gr.Dropdown(budgets, value=default_budget, label=start.label, allow_custom_value=True,
+                             elem_id="explore-budget", scale=1, min_width=110, info=start.info)
     download_ui.build(ctx, domain, model, verifier)
     strategy_info = gr.Markdown(strategy_markdown(DEFAULT_STRATEGY), elem_id="explore-strategy-info")
     param_boxes: list[gr.Component] = []
@@ -166,26 +177,37 @@ def build(ctx: AppContext) -> ExploreTab:
         stop_btn = gr.Button("Stop", variant="stop", elem_id="stop-btn", scale=1)
     viewer = build_viewer("explore", flops_per_byte=ctx.limits.flops_per_byte)
 
-    def on_strategy(name: str, d: str, sched: str | None):
+    def on_strategy(name: str, d: str, sched: str | None, current: Any):
         name = name if name in STRATEGIES else DEFAULT_STRATEGY
         info = STRATEGIES[name]
+        w = budget_widget(name, ctx.limits.max_budget)
+        try:  # a budget that fits the new strategy's cap stays; typed nonsense is the run handler's to refuse
+            keep = 1 <= int(current) <= w.cap
+        except (TypeError, ValueError):
+            keep = True
+        fallback = DEFAULT_BUDGET if DEFAULT_BUDGET in w.choices else w.choices[-1]
         return (strategy_markdown(name), *[gr.update(visible=s == name) for s in groups],
-                gr.update(interactive=info.uses_verifier), *sampler_update(name, d, sched))
+                gr.update(interactive=info.uses_verifier), *sampler_update(name, d, sched),
+                gr.update(choices=w.choices, label=w.label, info=w.info, value=current if keep else fallback))
 
-    strategy.change(on_strategy, [strategy, domain, scheduler],
-                    [strategy_info, *groups.values(), verifier, scheduler, eta],
+    strategy.change(on_strategy, [strategy, domain, scheduler, budget],
+                    [strategy_info, *groups.values(), verifier, scheduler, eta, budget],
                     api_visibility="private", show_progress="hidden", queue=False)
 
-    switched = {"strategy": strategy, "model": model, "verifier": verifier, "difficulty": difficulty, "digit": digit,
+    switched = {"intro": intro,
+                "strategy": strategy, "model": model, "verifier": verifier, "difficulty": difficulty, "digit": digit,
                 "prompt_id": prompt_id, "problem": problem, "answer": answer, "aggregation": aggregation,
                 "temperature": temperature, "pin_row": pin_row,
                 "sampler_row": sampler_row, "text_row": text_row, **dict(zip(SAMPLER_OPTIONS, sampler))}
 
-    def on_domain(d: str) -> dict:
-        updates = domain_updates(d)
+    def on_domain(d: str, digit_v: Any) -> dict:
+        updates = domain_updates(d, digit_v)
         return {component: updates[name] for name, component in switched.items()}
 
-    domain.change(on_domain, [domain], list(switched.values()), api_visibility="private", show_progress="hidden")
+    domain.change(on_domain, [domain, digit], list(switched.values()), api_visibility="private",
+                  show_progress="hidden")
+    digit.change(lambda d: gr.update(placeholder=PROBLEM_BOX["image"][1].format(digit=d)), [digit], [problem],
+                 api_visibility="private", show_progress="hidden", queue=False)
 
     # gr.Request first: gradio injects it only into positional parameters, and the strategy parameters
     # arrive as *param_values
@@ -282,11 +304,18 @@ def refused_values(message: str) -> tuple:
                         hidden), gr.update(minimum=0, maximum=1, value=1), [])
 
 
-def domain_updates(domain: str) -> dict[str, Any]:
-    """Widget updates for a switch to ``domain``, by widget name: its strategies, models and verifiers (the
-    first strategy, but beam search kept where the domain has it; the first model and the first verifier that
-    are available here); its problem inputs (difficulty, digit or bundled prompt, and the typed-problem box's
-    wording); for the image domains the sampler options their backend knows, at its defaults (the others
+def domain_intro(domain: str) -> str:
+    """The domain's own intro, then what it lacks here and how to get it (``missing_note``)."""
+    missing = missing_note(domain)
+    return INTRO.get(domain, INTRO["reasoning"]) + (f"\n\n{missing}" if missing else "")
+
+
+def domain_updates(domain: str, digit: Any = DEFAULT_DIGIT) -> dict[str, Any]:
+    """Widget updates for a switch to ``domain``, by widget name: its intro; its strategies, models and verifiers
+    (the first strategy, but beam search kept where the domain has it; the first model and the first verifier
+    that are available here, and no model at all where none is, the intro saying how to get one); its problem
+    inputs (difficulty, digit or bundled prompt, and the typed-problem box's wording, the image one naming
+    ``digit``); for the image domains the sampler options their backend knows, at its defaults (the others
     hidden); for reasoning the aggregation and temperature."""
     d = domain if domain in domain_choices() else domain_choices()[0]
     strategies = strategy_choices(d)
@@ -295,8 +324,10 @@ def domain_updates(domain: str) -> dict[str, Any]:
     keep = DEFAULT_STRATEGY if any(v == DEFAULT_STRATEGY for _, v in strategies) else first(strategies)
     img = d in IMAGE_DOMAINS
     label, placeholder = PROBLEM_BOX.get(d, PROBLEM_BOX["reasoning"])
-    out = {"strategy": gr.update(choices=strategies, value=keep),
-           "model": gr.update(choices=models, value=default_model(d)),
+    placeholder = placeholder.format(digit=digit if digit not in (None, "") else DEFAULT_DIGIT)
+    nothing = no_policy_here(d)
+    out = {"intro": gr.update(value=domain_intro(d)), "strategy": gr.update(choices=strategies, value=keep),
+           "model": gr.update(choices=models, value=None if nothing else default_model(d)),
            "verifier": gr.update(choices=verifiers, value=default_verifier(d)),
            "difficulty": gr.update(visible=not img), "digit": gr.update(visible=d == "image"),
            "prompt_id": gr.update(visible=d == "t2i"), "problem": gr.update(label=label, placeholder=placeholder),
@@ -402,6 +433,8 @@ def make_config(ctx: AppContext, fields: list[ParamField], domain_v, model_v, ve
     for f, value in zip(fields, param_values):
         if f.strategy == strategy_v and value is not None:
             params[f.spec.name] = f.coerce(value)
+    # no model chosen and none here: refused once the problem and options are checked (their messages come first)
+    no_model = not (model_v or "").strip() and no_policy_here(domain_v)
     model = (model_v or "").strip() or default_model(domain_v)
     verifier = ((verifier_v or "").strip() or None) if info.uses_verifier else None
     common = dict(domain=domain_v, model=model, verifier=verifier, strategy=strategy_v, budget=budget_n,
@@ -411,6 +444,7 @@ def make_config(ctx: AppContext, fields: list[ParamField], domain_v, model_v, ve
         for (name, choices), value in zip(TEXT_OPTIONS.items(), text_values):
             if value not in (None, "") and parse_choice(value, name, list(choices)) != choices[0]:
                 options[name] = value
+        _refuse_without_model(no_model, domain_v)
         pin = pinned_v.strip() if isinstance(pinned_v, str) else ""
         if pin and not PROBLEM_ID_RE.match(pin):
             raise gr.Error(f"a pinned problem id looks like test:17, got {pin[:PINNED_MAX]!r}", print_exception=False)
@@ -430,7 +464,14 @@ def make_config(ctx: AppContext, fields: list[ParamField], domain_v, model_v, ve
                if name in spec.defaults and value not in (None, "")}
     if "scheduler" in options:
         parse_choice(options["scheduler"], "scheduler", spec.schedulers)
+    _refuse_without_model(no_model, domain_v)
     return RunConfig(**common, problem_id=problem_id, options=options)
+
+
+def _refuse_without_model(no_model: bool, domain: str) -> None:
+    if no_model:
+        raise gr.Error(f"No {domain} model is available here: download one (python app.py download ID, or pick one "
+                       "and press Download), as the note at the top of Explore says.", print_exception=False)
 
 
 def stream_run(ctx: AppContext, config, key: str, viewer: Viewer) -> Iterator[tuple]:

@@ -12,7 +12,7 @@ from ui.figures.style import esc
 log = logging.getLogger(__name__)
 
 PROBLEM_TEXT_MAX = 2000
-BUDGETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+BUDGETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 PROMPT_LABEL_MAX = 90  # a bundled text-to-image prompt in the dropdown, cut to this many characters
 
 
@@ -25,11 +25,12 @@ class ParamField:
 
     def component(self, elem_id: str) -> gr.Component:
         s = self.spec
-        label = s.name.replace("_", " ")
+        label = s.title
         if s.choices:
             return gr.Dropdown(list(s.choices), value=s.default, label=label, info=s.help, elem_id=elem_id)
-        if s.type is bool:
-            return gr.Checkbox(value=bool(s.default), label=label, info=s.help, elem_id=elem_id)
+        if s.type is bool:  # its label sits beside the box: the app's CSS gives it the width a form's row does not
+            return gr.Checkbox(value=bool(s.default), label=label, info=s.help, elem_id=elem_id,
+                               elem_classes=["tts-check"])
         if s.type is int:
             # no minimum/maximum on the widget: bounds are checked by the strategy's own validation so
             # the message names the parameter and its range
@@ -68,6 +69,30 @@ def budget_choices(max_budget: int) -> list[int]:
     if max_budget not in out:
         out.append(max_budget)
     return out
+
+
+@dataclass(frozen=True)
+class BudgetWidget:
+    """What a budget dropdown offers for one strategy (typed values stay allowed; the handler checks them)."""
+
+    choices: list[int]
+    cap: int
+    label: str
+    info: str
+
+
+def budget_widget(strategy: str, max_budget: int) -> BudgetWidget:
+    """Budgets N up to the app's cap; for a strategy whose budget counts tokens (budget forcing: thinking tokens per
+    sample), token budgets up to its own cap, ``budget_scale`` x the app's (``engine.limits``)."""
+    from strategies.registry import STRATEGIES
+
+    info = STRATEGIES.get(strategy)
+    scale = info.budget_scale if info is not None else 1
+    cap = max_budget * scale
+    if scale > 1:
+        return BudgetWidget(budget_choices(cap), cap, "Budget (thinking tokens)",
+                            f"tokens per sample, at most {cap} here")
+    return BudgetWidget(budget_choices(cap), cap, "Budget (N)", f"at most {cap} here")
 
 
 def domain_choices() -> list[str]:
@@ -128,6 +153,37 @@ def verifier_choices(domain: str | None) -> list[tuple[str, str]]:
 def default_verifier(domain: str | None) -> str:
     """The verifier a domain starts with."""
     return _first_available([e for e in _entries(domain) if e.kind != "policy"], FALLBACK_VERIFIER)
+
+
+def no_policy_here(domain: str | None) -> bool:
+    """Whether the catalog lists policies for ``domain`` and none of them is available here."""
+    policies = [e for e in _entries(domain) if e.kind == "policy"]
+    return bool(policies) and not any(_available(e) for e in policies)
+
+
+def missing_note(domain: str | None) -> str | None:
+    """What a domain lacks to run here (no policy, or no verifier, is available) and how to get it, as Markdown;
+    None when it has both."""
+    entries = _entries(domain)
+    lacking = [(what, group) for what, group in (("policy", [e for e in entries if e.kind == "policy"]),
+                                                 ("verifier", [e for e in entries if e.kind != "policy"]))
+               if group and not any(_available(e) for e in group)]
+    if not lacking:
+        return None
+    names = " and no ".join(what for what, _ in lacking)
+    smallest = [min(group, key=lambda e: getattr(e, "params_b", None) or float("inf")) for _, group in lacking]
+    commands = " and ".join(f"`python app.py download {esc(e.id)}`" + (f" ({esc(e.size)} parameters)" if e.size else "")
+                            for e in smallest)
+    return (f"**Nothing to run in {esc(domain)} here yet:** no {names} is on this machine (these are Hugging Face "
+            f"models, none in the local cache). Get the smallest with {commands} (or any id `python app.py models` "
+            "lists, or a hub id owner/name) and restart the app; or pick one in the lists above and press "
+            "**Download** (off on a public Space unless its owner sets `TTS_ALLOW_DOWNLOADS=1`, and while "
+            "`HF_HUB_OFFLINE=1` is set).")
+
+
+def judge_choices(domain: str | None) -> list[tuple[str, str]]:
+    """The held-out judges of a domain (entries of kind judge): what grades an image sweep's chosen images."""
+    return [(_label(e), e.id) for e in _entries(domain) if e.kind == "judge"]
 
 
 def t2i_prompt_choices() -> list[tuple[str, str]]:
