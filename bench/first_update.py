@@ -126,7 +126,7 @@ def main() -> None:
 
     from engine.limits import Limits
     from storage import RunStore
-    from ui import explore
+    from ui import live_run
     from ui.app import build_app, launch
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
@@ -175,7 +175,7 @@ def main() -> None:
 
     b, o = statistics.median(base), statistics.median(ours)
     print(f"strategy {strategy}, budget {budget}, {args.reps} rounds, throttle "
-          f"{explore.MAX_UPDATES_PER_S:g} updates/s, torch threads {torch.get_num_threads()}")
+          f"{live_run.MAX_UPDATES_PER_S:g} updates/s, torch threads {torch.get_num_threads()}")
     print(f"minimal streaming page: first marker {1e3 * b:.0f} ms median, {1e3 * min(base):.0f} best ({ms(base)})")
     print(f"TTS Explorer Run:       first node   {1e3 * o:.0f} ms median, {1e3 * min(ours):.0f} best ({ms(ours)})")
     print(f"  status acknowledged                 {1e3 * statistics.median(acks):.0f} ms median ({ms(acks)})")

@@ -7,7 +7,7 @@ Part 1, one update of a 500-node tree: the first 500 nodes of a real run (beam s
 embedded models); the update that brings the tree from its 490th node to its 500th (with the scores and prunes
 between). Bytes = the tree's part of gradio's message (the ``PlotData``, or the diff channel's value, JSON
 encoded as UTF-8). Part 2, a whole live stream: the same run through Explore's own streaming handler
-(``ui.explore.stream_run``, its throttle as in the app); per update, the tree bytes it sent (the first frame's
+(``ui.live_run.stream_run``, its throttle as in the app); per update, the tree bytes it sent (the first frame's
 figure, then diffs, then the last frame's whole figure), and for the same states what the whole figure and the
 compact figure would have cost. Prints both and the ratios. Usage: python bench/update_bytes.py [--budget 96]
 [--problem test:4]
@@ -31,8 +31,8 @@ from engine.limits import Limits  # noqa: E402
 from engine.run import RunConfig, run_events  # noqa: E402
 from storage import RunStore  # noqa: E402
 from ui.common import AppContext  # noqa: E402
-from ui import explore  # noqa: E402
-from ui.explore import stream_run  # noqa: E402
+from ui import live_run  # noqa: E402
+from ui.live_run import stream_run  # noqa: E402
 from ui.figures.style import plot_payload  # noqa: E402
 from ui.figures.tree import tree_figure  # noqa: E402
 from ui.fold import fold  # noqa: E402
@@ -89,7 +89,7 @@ def main() -> None:
         compact_sizes.append(wire(plot_payload(tree_figure(state, *a, brief=True, **kw))))
         return tree_figure(state, *a, brief=brief, **kw)
 
-    explore.tree_figure = drawing
+    live_run.tree_figure = drawing
     ctx = AppContext(store=RunStore(Path(tempfile.mkdtemp()) / "bench.db"), limits=Limits(max_budget=args.budget))
     sent = old = compacted = frames = skipped = diffs = 0
     for out in stream_run(ctx, config, "bench", viewer=None):

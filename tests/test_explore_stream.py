@@ -40,7 +40,7 @@ def ctx():
 
 def stream(ctx):
     from engine.run import RunConfig
-    from ui.explore import stream_run
+    from ui.live_run import stream_run
 
     config = RunConfig(strategy="beam_search", budget=16, difficulty=3, seed=0)
     return stream_run(ctx, config, "run:test", viewer=None)
@@ -64,9 +64,9 @@ def tree_traces(value) -> list[dict]:
 def test_first_update_carries_the_tree_and_the_resets(ctx, monkeypatch):
     """The first update draws the run (status, tree, the emptied views as plain values) and holds no property
     update (each costs gradio a component rebuilt with its API schema); the next one shows and hides the views."""
-    from ui import explore
+    from ui import live_run
 
-    monkeypatch.setattr(explore, "ACK_GRACE_S", 60.0)  # however loaded the machine, the first node comes first
+    monkeypatch.setattr(live_run, "ACK_GRACE_S", 60.0)  # however loaded the machine, the first node comes first
     outs = list(stream(ctx))
     first, second = outs[0], outs[1]
     assert len(tree_traces(first[TREE])) > 0, "first update without the tree"
@@ -87,7 +87,7 @@ def test_first_update_carries_the_tree_and_the_resets(ctx, monkeypatch):
 def test_defer_props_sends_values_now_and_properties_next():
     import gradio as gr
 
-    from ui.explore import defer_props
+    from ui.live_run import defer_props
 
     skip = gr.skip()
     now, later = defer_props(("<b>status</b>", skip, gr.update(value=[1], visible=True), gr.update(visible=False),
@@ -125,12 +125,12 @@ def test_live_frames_send_the_tree_compact_and_only_when_it_changed(ctx, monkeyp
 
     from gradio.components.plot import PlotData
 
-    from ui import explore
+    from ui import live_run
     from ui.fold import fold
     from ui.figures.tree import tree_figure
 
-    monkeypatch.setattr(explore, "ACK_GRACE_S", 60.0)
-    monkeypatch.setattr(explore, "MAX_UPDATES_PER_S", 1000.0)  # an update per drained batch: many frames
+    monkeypatch.setattr(live_run, "ACK_GRACE_S", 60.0)
+    monkeypatch.setattr(live_run, "MAX_UPDATES_PER_S", 1000.0)  # an update per drained batch: many frames
     outs = list(stream(ctx))
     drawn = [o[TREE] for o in outs[:-1] if not is_skip(o[TREE])]
     assert all(isinstance(v, PlotData) for v in drawn)
@@ -404,10 +404,10 @@ def test_live_particle_lanes_are_compact_and_the_last_is_the_figure(ctx, monkeyp
     from gradio.components.plot import PlotData
 
     from engine.run import RunConfig
-    from ui import explore
-    from ui.explore import stream_run
+    from ui import live_run
+    from ui.live_run import stream_run
 
-    monkeypatch.setattr(explore, "MAX_UPDATES_PER_S", 1000.0)
+    monkeypatch.setattr(live_run, "MAX_UPDATES_PER_S", 1000.0)
     outs = list(stream_run(ctx, RunConfig(strategy="particle_filtering", budget=8, difficulty=2, seed=0),
                            "run:pf", viewer=None))
     live = [o[PARTICLES]["value"] for o in outs[:-1] if "value" in o[PARTICLES]]

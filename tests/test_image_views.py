@@ -114,7 +114,7 @@ def test_gallery_sorted_by_score_with_the_judges_verdicts(stored, images):
     assert items[0][1].startswith("★")  # random search picks the best verifier score
     # the candidates table is not used for images; its rows agree with the judge anyway
     rows = {r[0]: r[4] for r in candidates_rows(st)}
-    assert all(rows[i] == ("✓" if judged[i]["judge_correct"] else "✗") for i in judged)
+    assert all(rows[i] == ("✔" if judged[i]["judge_correct"] else "✘") for i in judged)
 
 
 def test_live_fold_has_no_verdict_before_the_judge(stored, images):

@@ -221,7 +221,7 @@ def test_finished_marked_correct_and_wrong_from_the_problem_answer():
     assert len(trace(fig, "wrong answer")[0].x) == len(bad)
     rows = candidates_rows(st)
     assert len(rows) == len(fin)
-    assert {r[4] for r in rows} == {"✓", "✗"}
+    assert {r[4] for r in rows} == {"✔", "✘"}
     assert sum(1 for r in rows if r[5] == "★") == 1
     scores = [r[2] for r in rows]
     assert scores == sorted(scores, reverse=True)

@@ -28,7 +28,17 @@ CSS = """
 .tts-gallery {height: auto !important}
 .tts-check {min-width: 170px !important}
 .tts-gallery > label[data-testid="block-label"] {position: static; margin-bottom: 4px}
+#present-toggle {max-width: 330px}
+body.tts-present .gradio-container {font-size: 18px}
+body.tts-present .tts-status {font-size: 21px}
+body.tts-present .tts-meter .k {font-size: 14px}
+body.tts-present .tts-meter .v {font-size: 24px}
+body.tts-present table td, body.tts-present table th {font-size: 18px !important}
+body.tts-present .js-plotly-plot {zoom: 1.3}
 """
+# Presentation mode: a class on the page, set in the browser (nothing goes to the server); the figures are
+# zoomed whole, so their fonts and markers grow together
+PRESENT_JS = "(on) => { document.body.classList.toggle('tts-present', !!on); }"
 
 
 def build_app(store: Any, limits: Any = None, *, examples_db: str | os.PathLike | None = None,
@@ -50,11 +60,15 @@ def build_app(store: Any, limits: Any = None, *, examples_db: str | os.PathLike 
     _check_db_location(getattr(store, "path", None))
 
     with gr.Blocks(title="TTS Explorer", analytics_enabled=False) as app:
-        gr.Markdown("# TTS Explorer\nWatch test-time scaling methods search: a tiny model, a process reward "
-                    "model, and the compute every strategy spends.")
+        with gr.Row(equal_height=True):
+            gr.Markdown("# TTS Explorer\nWatch test-time scaling methods search: a tiny model, a process reward "
+                        "model, and the compute every strategy spends.")
+            present = gr.Checkbox(False, label="Presentation mode (larger text, figures and markers)",
+                                  elem_id="present-toggle", scale=0, min_width=250)
+        present.change(None, [present], None, js=PRESENT_JS, api_visibility="private", queue=False)
         with gr.Tabs(elem_id="tabs") as tabs:
             with gr.Tab("Explore", id="explore", elem_id="tab-explore"):
-                explore.build(ctx)
+                e = explore.build(ctx)
             with gr.Tab("Runs", id="runs", elem_id="tab-runs") as runs_tab:
                 r = runs.build(ctx)
             with gr.Tab("Compare", id="compare", elem_id="tab-compare") as compare_tab:
@@ -67,6 +81,18 @@ def build_app(store: Any, limits: Any = None, *, examples_db: str | os.PathLike 
         runs_tab.select(r.refresh, r.filters + [r.run_id], r.refresh_outputs, api_visibility="private",
                         show_progress="hidden")
         compare_tab.select(c.refresh, None, c.refresh_outputs, api_visibility="private", show_progress="hidden")
+
+        def same_problem_in_compare(ids: list[str], *axis: Any):
+            """Explore's same-problem runs opened side by side in Compare (nothing when the set was stopped)."""
+            if len(ids or []) < 2:
+                yield (gr.skip(),) * (1 + len(c.open_outputs))
+                return
+            yield gr.Tabs(selected="compare"), *(gr.skip(),) * len(c.open_outputs)
+            for values in c.open_runs(ids, *axis):
+                yield gr.skip(), *values
+
+        e.same_event.success(same_problem_in_compare, [e.same_ids, *c.open_inputs], [tabs, *c.open_outputs],
+                             api_visibility="private", show_progress="hidden", concurrency_id="replay")
         scaling_tab.select(s.refresh, None, [s.sweeps], api_visibility="private", show_progress="hidden")
         # Gradio builds a session's copy of every block's config on the session's first event (tens of ms
         # with this many blocks, on the server's event loop): have it done when the page opens, not when

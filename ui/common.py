@@ -22,7 +22,7 @@ from ui.figures.thoughts import thoughts_figure
 from ui.figures.particles import particle_figure
 from ui.figures.style import plot_payload
 from ui.figures.tables import CANDIDATE_HEADERS, METER_CSS, candidates_rows, compute_meter_html, status_html
-from ui.figures.tree import tree_figure
+from ui.figures.tree import EMPTY_TREE, tree_figure, whole_run_layout
 from strategies.core import H100_FLOPS_PER_BYTE, CancelToken
 from ui.fold import ViewState, fold, step_count
 
@@ -166,14 +166,15 @@ def load_values(view_values: tuple, slider: Any, events: Any) -> tuple:
 
 
 def build_viewer(prefix: str, with_transport: bool = True, idle: str = "Ready: press <b>Run</b>.",
-                 flops_per_byte: float = H100_FLOPS_PER_BYTE) -> Viewer:
+                 flops_per_byte: float = H100_FLOPS_PER_BYTE, empty: str = EMPTY_TREE) -> Viewer:
     """Lay out a viewer in the current Blocks context and wire its transport. ``idle`` is trusted HTML;
-    ``flops_per_byte`` prices the meter's eFLOPs."""
+    ``flops_per_byte`` prices the meter's eFLOPs; ``empty`` is what the tree says before a run is on show (what
+    to do on this tab)."""
     status = gr.HTML(f'{METER_CSS}<div class="tts-status" data-testid="run-status">{idle}</div>',
                      elem_id=f"{prefix}-status", padding=False)
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=360):
-            tree = gr.Plot(tree_figure(ViewState()), label="Search tree", elem_id=f"{prefix}-tree",
+            tree = gr.Plot(tree_figure(ViewState(), empty=empty), label="Search tree", elem_id=f"{prefix}-tree",
                            show_label=False)
         with gr.Column(scale=2, min_width=300):
             meter = gr.HTML(compute_meter_html({}, flops_per_byte), elem_id=f"{prefix}-meter", padding=False)
@@ -227,22 +228,26 @@ def stored_events(store: Any, run_id: str) -> list[dict]:
 
 def frame(events: list[dict], k: int | None, title: str | None = None,
           flops_per_byte: float = H100_FLOPS_PER_BYTE) -> tuple:
-    """The view values (``Viewer.view_outputs``) at step ``k`` of a run (None: the whole run)."""
+    """The view values (``Viewer.view_outputs``) at step ``k`` of a run (None: the whole run); the tree keeps
+    the whole run's layout at every step."""
     st = fold(events, upto_step=k)
     n = step_count(events)
+    layout = None
     if k is not None and k < n:
         st.status = f"replay: step {k} of {n}"
-    return (status_html(st), tree_figure(st, title=title), particles_update(st),
+        layout = whole_run_layout(fold(events))
+    return (status_html(st), tree_figure(st, title=title, layout=layout),
+            particles_update(st, max_step=layout.max_step if layout else None),
             candidates_update(st), compute_meter_html(st.totals, flops_per_byte), *image_updates(st),
             traces_update(st))
 
 
-def particles_update(st: ViewState, compact: bool = False) -> Any:
+def particles_update(st: ViewState, compact: bool = False, max_step: int | None = None) -> Any:
     """The particle view, shown only for runs that resample; ``compact`` (a live frame) sends it as
-    ``plot_payload`` does."""
+    ``plot_payload`` does; ``max_step`` is the whole run's last step in a replay (the tree's axis)."""
     if not st.particle_steps:
         return gr.update(visible=False)
-    fig = particle_figure(st)
+    fig = particle_figure(st, max_step=max_step)
     return gr.update(value=plot_payload(fig) if compact else fig, visible=True)
 
 

@@ -8,14 +8,16 @@ from typing import Any
 import gradio as gr
 
 from ui.figures.curves import score_vs_compute_figure
-from ui.figures.tables import metrics_rows
-from ui.figures.tree import tree_figure
+from ui.figures.style import empty_figure, tree_steps
+from ui.figures.tables import error_html, metrics_rows, problems_html
+from ui.figures.tree import tree_figure, whole_run_layout
 from ui.fold import fold, step_count
 from ui.common import AppContext, check_run_id, gallery_update, parse_choice, stored_events, traces_update
 
 log = logging.getLogger(__name__)
 
 MAX_RUNS = 4
+EMPTY_PANEL = "Choose two to four runs above and press Compare: each run's tree is drawn here."
 
 
 @dataclass
@@ -23,6 +25,9 @@ class CompareTab:
     picker: gr.Dropdown
     refresh: Any
     refresh_outputs: list
+    open_runs: Any  # (run ids, axis, FLOPs per byte) -> the picker set to them and the runs compared
+    open_inputs: list
+    open_outputs: list
 
 
 def _label(events: list[dict], rid: str) -> str:
@@ -58,14 +63,15 @@ def build(ctx: AppContext) -> CompareTab:
                              label="Runs to compare (2 to 4)", elem_id="compare-pick", scale=5)
         refresh_btn = gr.Button("↻ Refresh list", scale=1)
         go_btn = gr.Button("Compare", variant="primary", scale=1, elem_id="compare-btn")
+    problems = gr.HTML(problems_html([], []), elem_id="compare-problems", padding=False)
     slider = gr.Slider(0, 1, value=1, step=1, label="Step (all runs)", elem_id="compare-slider")
     metrics = gr.Dataframe(value=[], headers=["metric"], interactive=False, label="Metrics",
                            elem_id="compare-metrics", max_height=420)
     plots: list[gr.Plot] = []
     with gr.Row():  # plots straight in the row: a hidden one then takes no width
         for i in range(MAX_RUNS):
-            plots.append(gr.Plot(visible=i < 2, label=f"Run {i + 1}", elem_id=f"compare-tree-{i}",
-                                 show_label=False, min_width=260))
+            plots.append(gr.Plot(empty_figure(EMPTY_PANEL, 400) if i < 2 else None, visible=i < 2,
+                                 label=f"Run {i + 1}", elem_id=f"compare-tree-{i}", show_label=False, min_width=260))
     galleries: list[gr.Gallery] = []
     with gr.Row():  # image runs: each run's candidates, best verifier score first, under its tree
         for i in range(MAX_RUNS):
@@ -107,15 +113,24 @@ def build(ctx: AppContext) -> CompareTab:
         states = [fold(ev, upto_step=k) for _, ev in loaded]
         labels = [lab for lab, _ in loaded]
         headers, rows = metrics_rows(states, labels, per_byte)
-        figs = [gr.update(value=tree_figure(st, height=400, title=lab, legend=False), visible=True)
-                for st, lab in zip(states, labels)]
+        # the panels of a domain on one step axis (reasoning steps and denoising steps share none), each node where
+        # the whole run puts it, whatever the slider says
+        wholes = [fold(ev) for _, ev in loaded]
+        steps: dict[bool, int] = {}
+        for w in wholes:
+            steps[w.is_image] = max(steps.get(w.is_image, 1), tree_steps(w))
+        figs = [gr.update(value=tree_figure(st, height=400, title=lab, legend=False,
+                                            layout=whole_run_layout(w, steps[w.is_image])), visible=True)
+                for st, w, lab in zip(states, wholes, labels)]
         figs += [gr.update(value=None, visible=False)] * (MAX_RUNS - len(figs))
         rest = [gr.update(visible=False)] * (MAX_RUNS - len(states))
         gals = [gallery_update(st) for st in states] + rest
         conf = [traces_update(st) for st in states] + rest
         return gr.update(value=rows, headers=headers), *figs, *gals, *conf
 
-    def compare(ids, x, fpb_v):
+    outputs = [problems, metrics, *plots, *galleries, *confs, score_plot, slider, runs_state]
+
+    def load(ids, x, fpb_v) -> tuple:
         ids = [check_run_id(i) for i in (ids or [])]
         ids = list(dict.fromkeys(ids))
         if not 2 <= len(ids) <= MAX_RUNS:
@@ -128,12 +143,19 @@ def build(ctx: AppContext) -> CompareTab:
             loaded.append((_label(ev, rid), ev))
         n = max(step_count(ev) for _, ev in loaded)
         axis, per_byte = axis_of(x, fpb_v, loaded)
-        return (*frames(loaded, None, per_byte), score_figure(loaded, axis, per_byte),
+        note = problems_html([fold(ev) for _, ev in loaded], [lab for lab, _ in loaded])
+        return (note, *frames(loaded, None, per_byte), score_figure(loaded, axis, per_byte),
                 gr.update(minimum=0, maximum=max(n, 1), value=max(n, 1)), loaded)
 
-    go_btn.click(compare, [picker, x_axis, fpb], [metrics, *plots, *galleries, *confs, score_plot, slider,
-                                               runs_state],
-                 api_name="compare", concurrency_id="replay")
+    def compare(ids, x, fpb_v):
+        """The runs side by side; a refusal's reason stays in the line above the table (the toast repeats it)."""
+        try:
+            yield load(ids, x, fpb_v)
+        except gr.Error as exc:
+            yield (error_html(exc.message, "compare-problems"), *(gr.skip(),) * (len(outputs) - 1))
+            raise
+
+    go_btn.click(compare, [picker, x_axis, fpb], outputs, api_name="compare", concurrency_id="replay")
 
     def redraw(x, fpb_v, value, loaded):
         if not loaded:
@@ -152,4 +174,13 @@ def build(ctx: AppContext) -> CompareTab:
 
     slider.input(slide, [slider, fpb, runs_state], [metrics, *plots, *galleries, *confs], trigger_mode="always_last",
                  api_visibility="private", show_progress="hidden", concurrency_id="replay")
-    return CompareTab(picker, refresh, [picker])
+
+    def open_runs(ids, x, fpb_v):
+        """Another tab's runs (Explore's same-problem set) chosen in the picker and compared."""
+        runs = ctx.store.list_runs(limit=200)
+        yield (gr.update(choices=[(run_label(r), r["id"]) for r in runs], value=list(ids or [])),
+               *(gr.skip(),) * len(outputs))
+        for values in compare(ids, x, fpb_v):
+            yield (gr.skip(), *values)
+
+    return CompareTab(picker, refresh, [picker], open_runs, [x_axis, fpb], [picker, *outputs])

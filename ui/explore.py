@@ -1,41 +1,29 @@
-"""Explore: choose a strategy and its budget, press Run, watch the search live; Stop keeps what was done.
-
-The engine runs in a worker thread and pushes its events into a queue; the handler folds them and
-sends the views at most ``MAX_UPDATES_PER_S`` times a second (the tree as diffs after its first frame,
-``ui.live_figure``; the other figures whole), but always at once for the first node, so the first visible
-update is not held back by the throttle. The acknowledgement (status line, the previous run's views
-cleared) waits up to ``ACK_GRACE_S`` for that first node and goes out with it as one update: two
-back-to-back updates cost the browser two renders before the tree shows (bench/first_update.py measures
-it); the views it shows or hides follow with the next update (``defer_props``).
+"""Explore: choose a strategy and its budget, press Run, watch the search live (``ui.live_run`` streams it); Stop
+keeps what was done. A problem can be pinned, and "Run on this problem with..." runs several strategies on it one
+after the other and opens them in Compare.
 """
 from __future__ import annotations
 
 import logging
-import queue
-import time
 from dataclasses import dataclass
 from typing import Any, Iterator
 
 import gradio as gr
 
 from backends.domains import IMAGE_DOMAINS
-from ui.figures.style import empty_figure, plot_payload
-from ui.figures.tables import compute_meter_html, status_html
-from ui.figures.tree import tree_figure, tree_signature
-from ui.fold import ViewState, fold, step_count
-from ui.live_figure import FigureStream, channel
+from ui.figures.tables import PROBLEM_ID_RE, problem_id
+from ui.fold import fold
+from ui.live_figure import channel
+from ui.live_run import refused_values, stream_run
 from ui import download as download_ui
-from ui.common import (AppContext, Viewer, build_viewer, candidates_update, gallery_update, load_values,
-                       nfe_update, traces_update,
-                       parse_choice, parse_int, particles_update, session_key, start_worker, strips_update)
+from ui.compare import MAX_RUNS as SAME_PROBLEM_MAX  # the runs Compare shows side by side
+from ui.common import N_BASE_VIEWS, AppContext, Viewer, build_viewer, parse_choice, parse_int, session_key
 from ui.registry import (PROBLEM_TEXT_MAX, ParamField, budget_widget, default_model, default_verifier,
                          domain_choices, missing_note, model_choices, no_policy_here, param_fields, sampler_spec,
                          strategy_choices, strategy_markdown, t2i_prompt_choices, verifier_choices)
 
 log = logging.getLogger(__name__)
 
-MAX_UPDATES_PER_S = 3.0
-ACK_GRACE_S = 0.15  # a cached model's first node comes within milliseconds; a first load takes seconds
 DEFAULT_STRATEGY = "beam_search"
 DEFAULT_BUDGET = 16
 DEFAULT_DIFFICULTY = 3
@@ -64,7 +52,8 @@ INTRO = {  # what each domain's search is, above its widgets
            "draws the prompt you choose while a verifier (CLIP score, an aesthetic or reward model) scores each "
            "image against it. These are Hugging Face models: none is embedded, so they run where they are cached.",
 }
-_DONE = object()
+PINNED_MAX = 40
+SAME_PROBLEM_DEFAULT = ("beam_search", "particle_filtering")
 
 
 @dataclass
@@ -73,6 +62,8 @@ class ExploreTab:
     stop_btn: gr.Button
     viewer: Viewer
     run_event: Any
+    same_event: Any     # "Run on this problem with…": ends with the run ids in same_ids
+    same_ids: gr.State
 
 
 def build(ctx: AppContext) -> ExploreTab:
@@ -124,6 +115,18 @@ def build(ctx: AppContext) -> ExploreTab:
                              placeholder=PROBLEM_BOX["reasoning"][1])
         answer = gr.Textbox("", label="Expected answer (a typed question to your own model; empty: not graded)",
                             lines=1, max_length=ANSWER_MAX, elem_id="explore-answer", scale=2)
+    # the same problem for several strategies: pinned by id (a random one has none: pinning types its text)
+    with gr.Row(equal_height=False) as pin_row:
+        with gr.Column(scale=2, min_width=220):
+            pinned = gr.Textbox("", label="Pinned problem id (every Run uses it; empty: as above)",
+                                placeholder="test:17", max_lines=1, max_length=PINNED_MAX, elem_id="explore-pin")
+            pin_btn = gr.Button("Pin the last run's problem", elem_id="explore-pin-btn", size="sm")
+        with gr.Column(scale=5):
+            same = gr.CheckboxGroup([c for c in strategy_choices("reasoning") if c[1] in STRATEGIES],
+                                    value=list(SAME_PROBLEM_DEFAULT), label="Run on this problem with… (2 to 4 "
+                                    "strategies at the budget above, their parameters at the defaults)",
+                                    elem_id="explore-same")
+            same_btn = gr.Button("Run them on this problem, then compare", elem_id="explore-same-run", size="sm")
     with gr.Accordion("Advanced", open=False):
         with gr.Row():
             seed = gr.Number(0, precision=0, label="Seed", elem_id="explore-seed")
@@ -183,7 +186,7 @@ def build(ctx: AppContext) -> ExploreTab:
     switched = {"intro": intro,
                 "strategy": strategy, "model": model, "verifier": verifier, "difficulty": difficulty, "digit": digit,
                 "prompt_id": prompt_id, "problem": problem, "answer": answer, "aggregation": aggregation,
-                "temperature": temperature,
+                "temperature": temperature, "pin_row": pin_row,
                 "sampler_row": sampler_row, "text_row": text_row, **dict(zip(SAMPLER_OPTIONS, sampler))}
 
     def on_domain(d: str, digit_v: Any) -> dict:
@@ -200,19 +203,76 @@ def build(ctx: AppContext) -> ExploreTab:
     # parameter names are the API's names (they shadow the widgets only inside this function)
     def run(request: gr.Request, domain, model, verifier, strategy, budget, difficulty, problem,
             seed, aggregation, temperature, digit, prompt_id, steps, eta, guidance, scheduler, diffusion,
-            interpolant, answer, kv_reuse, drafting, *strategy_params) -> Iterator[tuple]:
-        config = make_config(ctx, fields, domain, model, verifier, strategy, budget, difficulty,
-                             problem, seed, aggregation, temperature, strategy_params, digit_v=digit,
-                             prompt_id_v=prompt_id,
-                             sampler_values=(steps, eta, guidance, scheduler, diffusion, interpolant), answer_v=answer,
-                             text_values=(kv_reuse, drafting))
+            interpolant, answer, kv_reuse, drafting, pinned, *strategy_params) -> Iterator[tuple]:
+        try:
+            config = make_config(ctx, fields, domain, model, verifier, strategy, budget, difficulty,
+                                 problem, seed, aggregation, temperature, strategy_params, digit_v=digit,
+                                 prompt_id_v=prompt_id,
+                                 sampler_values=(steps, eta, guidance, scheduler, diffusion, interpolant),
+                                 answer_v=answer, text_values=(kv_reuse, drafting), pinned_v=pinned)
+        except gr.Error as exc:  # the reason stays in the status line; the toast repeats it
+            yield (*refused_values(exc.message), gr.skip())
+            raise
         yield from stream_run(ctx, config, session_key(request, "run"), viewer)
 
+    inputs = [domain, model, verifier, strategy, budget, difficulty, problem, seed, aggregation, temperature,
+              digit, prompt_id, *sampler, answer, kv_reuse, drafting, pinned]
     run_event = run_btn.click(
-        run, [domain, model, verifier, strategy, budget, difficulty, problem, seed, aggregation, temperature,
-              digit, prompt_id, *sampler, answer, kv_reuse, drafting, *param_boxes],
+        run, inputs + param_boxes,
         viewer.load_outputs + [live_tree], api_name="run", concurrency_limit=ctx.run_concurrency,
         concurrency_id="run", show_progress="minimal", show_progress_on=[viewer.status])
+
+    def pin(events: list[dict]):
+        """The shown run's problem pinned: its id, else (a random or typed problem) its text typed in."""
+        first = next((e for e in events or [] if e.get("type") == "RunStarted"), None)
+        if first is None or fold([first]).is_image:
+            raise gr.Error("Run (or open) a reasoning run first: its problem is the one pinned.", print_exception=False)
+        st = fold([first])
+        pid = problem_id(st)
+        if pid:
+            gr.Info(f"Pinned {pid}: every Run now solves it.")
+            return pid, gr.update()
+        gr.Info("This problem has no id (a random one): its text is typed in, so every Run solves it.")
+        return "", str((st.problem or {}).get("text") or "")[:PROBLEM_TEXT_MAX]
+
+    pin_btn.click(pin, [viewer.events], [pinned, problem], api_visibility="private", show_progress="hidden")
+
+    def run_same(request: gr.Request, chosen, *values) -> Iterator[tuple]:
+        """Each chosen strategy at the budget above on the pinned (or typed) problem, one after the other, each
+        shown live as a Run is; the run ids go to ``same_ids`` (Compare opens them)."""
+        ids: list[str] = []
+        try:
+            chosen = [parse_choice(c, "strategy", list(STRATEGIES)) for c in (chosen or [])]
+            if not 2 <= len(chosen) <= SAME_PROBLEM_MAX:
+                raise gr.Error(f"Choose 2 to {SAME_PROBLEM_MAX} strategies to run on the problem.",
+                               print_exception=False)
+            d, text, pinned_v = values[0], values[6], values[-1]
+            if d in IMAGE_DOMAINS or not (str(pinned_v or "").strip() or str(text or "").strip()):
+                raise gr.Error("Pin a problem first (the Pin button after a run, an id such as test:17, or a "
+                               "typed problem).", print_exception=False)
+            # each strategy with its own parameters at their defaults
+            configs = [make_config(ctx, fields, *values[:3], name, *values[4:10], (), answer_v=values[-4],
+                                   text_values=values[-3:-1], pinned_v=pinned_v) for name in chosen]
+        except gr.Error as exc:
+            yield (*refused_values(exc.message), gr.skip(), ids)
+            raise
+        for config in configs:
+            ended = None
+            for out in stream_run(ctx, config, session_key(request, "run"), viewer):
+                events = out[N_BASE_VIEWS + 1]  # the last update of a run carries its events
+                if isinstance(events, list) and events:
+                    ids += [str(e["run_id"]) for e in events[:1] if e.get("run_id")]
+                    ended = events[-1]
+                yield (*out, gr.skip())
+            if (ended or {}).get("status") != "finished":  # stopped (or failed): the rest is not run, nothing opens
+                yield (*(gr.skip(),) * (len(viewer.load_outputs) + 1), [])
+                return
+        yield (*(gr.skip(),) * (len(viewer.load_outputs) + 1), ids)
+
+    same_ids = gr.State([])
+    same_event = same_btn.click(run_same, [same] + inputs, viewer.load_outputs + [live_tree, same_ids],
+                                api_visibility="private", concurrency_limit=ctx.run_concurrency,
+                                concurrency_id="run", show_progress="minimal", show_progress_on=[viewer.status])
 
     def stop(request: gr.Request) -> None:
         if not ctx.cancel(session_key(request, "run")):
@@ -220,7 +280,7 @@ def build(ctx: AppContext) -> ExploreTab:
 
     stop_btn.click(stop, None, None, api_name="stop", concurrency_limit=None, concurrency_id="stop",
                    show_progress="hidden")
-    return ExploreTab(run_btn, stop_btn, viewer, run_event)
+    return ExploreTab(run_btn, stop_btn, viewer, run_event, same_event, same_ids)
 
 
 def domain_intro(domain: str) -> str:
@@ -252,7 +312,8 @@ def domain_updates(domain: str, digit: Any = DEFAULT_DIGIT) -> dict[str, Any]:
            "prompt_id": gr.update(visible=d == "t2i"), "problem": gr.update(label=label, placeholder=placeholder),
            "answer": gr.update(visible=not img),
            "aggregation": gr.update(visible=not img), "temperature": gr.update(visible=not img),
-           "sampler_row": gr.update(visible=img), "text_row": gr.update(visible=not img)}
+           "sampler_row": gr.update(visible=img), "text_row": gr.update(visible=not img),
+           "pin_row": gr.update(visible=not img)}
     if not img:  # the sampler row is hidden: its widgets keep what they show
         return {**out, **{name: gr.update() for name in SAMPLER_OPTIONS}}
     spec = sampler_spec(d)
@@ -307,7 +368,7 @@ TEXT_OPTIONS = {"kv_reuse": ("on", "off"), "drafting": ("off", "ngram")}
 
 def make_config(ctx: AppContext, fields: list[ParamField], domain_v, model_v, verifier_v, strategy_v, budget_v,
                 difficulty_v, problem_v, seed_v, aggregation_v, temperature_v, param_values, digit_v=None,
-                sampler_values: tuple = (), prompt_id_v=None, answer_v=None, text_values: tuple = ()):
+                sampler_values: tuple = (), prompt_id_v=None, answer_v=None, text_values: tuple = (), pinned_v=None):
     """A RunConfig from raw widget / API values; gr.Error with a clear message on anything bad.
 
     Reasoning runs take the difficulty unless a problem is typed, and the aggregation and temperature. The
@@ -317,7 +378,8 @@ def make_config(ctx: AppContext, fields: list[ParamField], domain_v, model_v, ve
     as the problem
     the typed text, else the digit (image: problem ``test:<digit>``) or the bundled prompt (t2i: ``test:<i>``).
     An empty model or verifier is the domain's first. ``answer_v`` is the expected answer of a typed question
-    to a policy of one's own (reasoning only; empty: the run is not graded)."""
+    to a policy of one's own (reasoning only; empty: the run is not graded). ``pinned_v`` is a pinned problem id
+    (reasoning only, ``test:17``): it wins over the difficulty, a typed problem over it."""
     from engine.run import RunConfig
     from strategies.core import AGGREGATIONS
     from strategies.registry import STRATEGIES
@@ -362,8 +424,12 @@ def make_config(ctx: AppContext, fields: list[ParamField], domain_v, model_v, ve
             if value not in (None, "") and parse_choice(value, name, list(choices)) != choices[0]:
                 options[name] = value
         _refuse_without_model(no_model, domain_v)
-        return RunConfig(**common, difficulty=None if text else difficulty_n, aggregation=aggregation_v,
-                         temperature=temp, answer=expected or None, options=options)
+        pin = pinned_v.strip() if isinstance(pinned_v, str) else ""
+        if pin and not PROBLEM_ID_RE.match(pin):
+            raise gr.Error(f"a pinned problem id looks like test:17, got {pin[:PINNED_MAX]!r}", print_exception=False)
+        pin = "" if text else pin
+        return RunConfig(**common, difficulty=None if text or pin else difficulty_n, aggregation=aggregation_v,
+                         temperature=temp, answer=expected or None, options=options, problem_id=pin or None)
     if text:
         problem_id = None
     elif domain_v == "t2i":
@@ -385,159 +451,3 @@ def _refuse_without_model(no_model: bool, domain: str) -> None:
     if no_model:
         raise gr.Error(f"No {domain} model is available here: download one (python app.py download ID, or pick one "
                        "and press Download), as the note at the top of Explore says.", print_exception=False)
-
-
-def defer_props(values: tuple) -> tuple[tuple, tuple]:
-    """``values`` split into what to send now (plain values) and the property updates to send with the next
-    update (a view shown or hidden, and the rest of a ``gr.update``). For every property update gradio builds the
-    component anew with its API schema (pydantic), tens of milliseconds each for a table, a gallery or a plot on
-    a loaded 2-core machine, where a plain value is only postprocessed: the first frame, which the visitor waits
-    for, carries the plain values (bench/first_update.py)."""
-    skip = gr.skip()
-    now, later = [], []
-    for v in values:
-        props = ({k: x for k, x in v.items() if k not in ("__type__", "value")}
-                 if isinstance(v, dict) and v.get("__type__") == "update" else {})
-        now.append(v.get("value", skip) if props else v)
-        later.append(gr.update(**props) if props else skip)
-    return tuple(now), tuple(later)
-
-
-def stream_run(ctx: AppContext, config, key: str, viewer: Viewer) -> Iterator[tuple]:
-    """Run ``config`` in a worker thread and yield viewer outputs as events arrive (throttled), then the live
-    tree's diff (``channel``; skipped where the tree's gr.Plot gets the figure)."""
-    from engine.run import ConfigError, execute
-
-    token = ctx.claim(key, "A run is already going in this session: stop it or wait for it to end.")
-    q: queue.Queue = queue.Queue()
-
-    def work() -> None:
-        try:
-            for ev in execute(config, ctx.store, token, ctx.limits):
-                q.put(ev)
-        except ConfigError as exc:
-            q.put(("error", str(exc)))
-        except Exception as exc:  # noqa: BLE001 - reported to the page, logged in full here
-            log.exception("run failed before it was stored")
-            q.put(("error", f"the run could not start: {type(exc).__name__}: {exc}"))
-        finally:
-            q.put(_DONE)
-
-    start_worker(work, f"run-{key[-8:]}")
-    skip = gr.skip()
-    st = ViewState(strategy=config.strategy, status="starting", domain=config.domain)
-    is_image = st.is_image
-    events: list[dict] = []
-    finished = False
-    try:
-        # What the acknowledgement clears: the other domain's widgets hidden, this domain's emptied. The
-        # tree is left alone until it has a node (an empty figure would cost a plot render right before
-        # the first real one).
-        hidden = gr.update(visible=False)
-        reset = (None, None, hidden, gr.update(value=[], visible=not is_image), compute_meter_html({}),
-                 gr.update(value=[], visible=is_image), hidden, hidden, hidden)
-        acked = False
-
-        def with_reset(values: tuple) -> tuple:
-            """``values`` with the acknowledgement's resets in the places it leaves unchanged (skip)."""
-            return tuple(r if v is skip and r is not None else v for v, r in zip(values, reset))
-
-        interval = 1.0 / MAX_UPDATES_PER_S
-        ack_due = time.monotonic() + ACK_GRACE_S
-        last_sent = time.monotonic()
-        dirty = False
-        shown_nodes = False
-        sent: dict[str, Any] = {}  # what each view last showed, to skip resending an unchanged one
-        live, drawn = FigureStream(), False  # what the page holds of the live tree; its first frame sent
-        later: tuple = (skip,) * 9  # property updates held back from the first frame (defer_props)
-
-        def changed(view: str, key: Any) -> bool:
-            if finished or sent.get(view) != key:
-                sent[view] = key
-                return True
-            return False
-
-        while not finished:
-            if not acked:
-                timeout = max(0.0, ack_due - time.monotonic())
-            else:
-                timeout = max(0.0, last_sent + interval - time.monotonic()) if dirty else 1.0
-            try:
-                item = q.get(timeout=timeout)
-            except queue.Empty:
-                item = None
-            while item is not None:  # drain whatever else is already there
-                if item is _DONE:
-                    finished = True
-                    break
-                if isinstance(item, tuple):  # refused (bad input, unusable model): say so in place too
-                    st.status, st.error = "refused", item[1]
-                    refused = empty_figure("The run was refused: see the message.")
-                    yield (*load_values(with_reset((status_html(st), refused, *(skip,) * 7)), skip, skip), skip)
-                    raise gr.Error(item[1], print_exception=False)
-                events.append(item)
-                fold([item], state=st)
-                dirty = True
-                if (st.nodes and not shown_nodes) or time.monotonic() - last_sent >= interval:
-                    break  # an update is due: send it rather than keep draining a busy queue
-                try:
-                    item = q.get_nowait()
-                except queue.Empty:
-                    item = None
-            now = time.monotonic()
-            first_nodes = not shown_nodes and bool(st.nodes)
-            if not acked and not finished and not first_nodes and now >= ack_due:
-                # a slow start (the models' first load): say at once that the run is under way
-                yield (*load_values(with_reset((status_html(st), *(skip,) * 8)), skip, skip), skip)
-                acked, last_sent = True, time.monotonic()
-                continue
-            if finished or (dirty and (first_nodes or now - last_sent >= interval)):
-                fin = [n for n in st.nodes.values() if n.finished]
-                n_fin = len(fin) + (0 if st.candidates is None else 10**6)
-                particles = (particles_update(st, compact=not finished)
-                             if changed("particles", len(st.particle_steps)) else skip)
-                if is_image:
-                    cands = skip
-                    gallery = gallery_update(st) if changed("gallery", (
-                        n_fin, sum(n.score is not None for n in fin), len(st.judged), st.selected)) else skip
-                    strips = strips_update(st) if changed("strips", (len(st.nodes), len(st.score_trace))) else skip
-                    nfe = nfe_update(st) if changed("nfe", len(st.score_trace)) else skip
-                else:
-                    cands = candidates_update(st) if changed("candidates", n_fin) else skip
-                    gallery = strips = nfe = skip
-                traces = (traces_update(st) if changed("traces", (len(st.confidence),
-                                                                  sum(map(len, st.thoughts.values())))) else skip)
-                # the tree only when it changed: live frames with brief hovers, the first in compact JSON
-                # (plot_payload) to its gr.Plot, the later ones as diffs to the page's copy (ui.live_figure);
-                # the last frame (and every replay) sends the whole figure
-                tree = diff = skip
-                if changed("tree", tree_signature(st)):
-                    if finished:
-                        tree = tree_figure(st)
-                    elif drawn:
-                        diff = live.frame(tree_figure(st, brief=True))
-                    else:
-                        fig = tree_figure(st, brief=True)
-                        tree = plot_payload(fig)
-                        if st.nodes:  # the page's copy starts from the first tree with nodes
-                            diff, drawn = live.frame(fig, reset=True), True
-                values = (status_html(st), tree, particles, cands,
-                          compute_meter_html(st.totals, ctx.limits.flops_per_byte), gallery, strips, nfe, traces)
-                if not acked:
-                    values, acked = with_reset(values), True
-                values = tuple(p if v is skip else v for v, p in zip(values, later))
-                later = (skip,) * len(values)
-                if first_nodes and not finished:  # what draws the run now, what only restyles the page next
-                    values, later = defer_props(values)
-                if finished:
-                    n = step_count(events)
-                    yield (*load_values(values, gr.update(minimum=0, maximum=max(n, 1), value=max(n, 1)), events),
-                           diff)
-                else:
-                    yield (*load_values(values, skip, skip), diff)
-                last_sent, dirty, shown_nodes = time.monotonic(), False, shown_nodes or bool(st.nodes)
-    finally:
-        # A closed tab or a cancelled job ends here too: stop the worker at its next step.
-        if not finished:
-            token.cancel()
-        ctx.release_cancel(key, token)

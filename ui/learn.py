@@ -159,7 +159,9 @@ def build(ctx: AppContext) -> None:
             gr.Markdown("\n\n".join(place_markdown(p) for p in PLACES), elem_id="learn-map-papers")
         with gr.Column(scale=3, min_width=420, elem_id="learn-viewer-col"):
             viewer = build_viewer("learn", idle="Press a card's <b>▶ Play</b> button, or a lesson's result "
-                                                 "button, to replay a run here.")
+                                                 "button, to replay a run here.",
+                                  empty="Press a card's ▶ Play button or a lesson's result button: its run's tree "
+                                        "is drawn here.")
 
     def make_play(strategy: str):
         def play():

@@ -10,6 +10,8 @@ from typing import Any
 
 import gradio as gr
 
+from ui.figures.style import MARKS
+from ui.figures.tables import error_html
 from ui.common import AppContext, Viewer, build_viewer, check_run_id, show_run, stored_events
 
 log = logging.getLogger(__name__)
@@ -55,7 +57,7 @@ def list_rows(store: Any, domain: str | None, model: str | None, strategy: str |
                      r.get("strategy"), r.get("budget"), r.get("model"), r.get("verifier") or "",
                      r.get("difficulty"), text[:80] + ("…" if len(text) > 80 else ""),
                      "" if r.get("answer") is None else str(r.get("answer")),
-                     {1: "✓", 0: "✗", True: "✓", False: "✗"}.get(correct, ""), _tokens(r.get("totals"))])
+                     MARKS[None if correct is None else bool(correct)], _tokens(r.get("totals"))])
     return rows, runs
 
 
@@ -90,7 +92,9 @@ def build(ctx: AppContext) -> RunsTab:
         confirm_btn = gr.Button("Yes, delete it", variant="stop", elem_id="runs-delete-confirm")
         cancel_btn = gr.Button("Keep it", elem_id="runs-delete-cancel")
     viewer = build_viewer("runs", idle="Open a run to replay it: pick it in the list or click its row.",
-                          flops_per_byte=ctx.limits.flops_per_byte)
+                          flops_per_byte=ctx.limits.flops_per_byte,
+                          empty="Open a run (click its row above): its search tree is drawn here, and the "
+                                "step slider replays it.")
     filters = [f_domain, f_model, f_strategy, f_status]
 
     def refresh(domain_v, model_v, strategy_v, status_v, current=None):
@@ -116,12 +120,18 @@ def build(ctx: AppContext) -> RunsTab:
     table.select(pick_row, [table], [run_id], api_visibility="private", show_progress="hidden")
 
     def open_run(rid):
+        """The run in the viewer; a refusal's reason in its status line (the toast repeats it)."""
         if rid in (None, ""):
-            return (gr.skip(),) * len(viewer.load_outputs)
-        rid = check_run_id(rid)
-        if ctx.store.get_run(rid) is None:
-            raise gr.Error(f"No run {rid} in the store (deleted?). Refresh the list.", print_exception=False)
-        return show_run(stored_events(ctx.store, rid), viewer.flops_per_byte)
+            yield (gr.skip(),) * len(viewer.load_outputs)
+            return
+        try:
+            rid = check_run_id(rid)
+            if ctx.store.get_run(rid) is None:
+                raise gr.Error(f"No run {rid} in the store (deleted?). Refresh the list.", print_exception=False)
+        except gr.Error as exc:
+            yield (error_html(exc.message), *(gr.skip(),) * (len(viewer.load_outputs) - 1))
+            raise
+        yield show_run(stored_events(ctx.store, rid), viewer.flops_per_byte)
 
     run_id.change(open_run, [run_id], viewer.load_outputs, api_name="open_run", concurrency_id="replay",
                   show_progress="minimal")

@@ -8,7 +8,7 @@ import textwrap
 import plotly.graph_objects as go
 
 from strategies.core import H100_FLOPS_PER_BYTE
-from ui.figures.style import TEMPLATE, esc, f32
+from ui.figures.style import TEMPLATE, esc, f32, log_ticks
 from ui.fold import ViewState, fold
 
 
@@ -99,7 +99,10 @@ def score_vs_compute_figure(runs: list[ViewState | list[dict]], labels: list[str
                                      marker={"size": 6, "symbol": "circle-open", "color": "#888"},
                                      hovertemplate="score %{y:.3f} after %{x:.0f} " + X_AXES[x].split(" ")[0]
                                                    + "<extra></extra>"))
+    fig.update_xaxes(**log_ticks([v for t in fig.data for v in t.x]))
     note = "No verifier scores in these runs." if not any_points else ""
+    if not states:
+        note = "Choose runs above and press Compare: their best verifier scores against compute are drawn here."
     if left_out:
         note = (f"{left_out} run(s) of the other domain left out: image runs are measured in NFE, "
                 "reasoning runs in tokens. " + note)

@@ -6,16 +6,17 @@ import math
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ui.figures.style import TEMPLATE, WRONG, empty_figure, f32
+from ui.figures.style import TEMPLATE, WRONG, empty_figure, f32, step_range, tree_steps
 from ui.fold import ViewState, num
 
 
 # ---- particles ----------------------------------------------------------------------------------
 
-def particle_figure(state: ViewState, height: int = 460) -> go.Figure:
+def particle_figure(state: ViewState, height: int = 460, max_step: int | None = None) -> go.Figure:
     """Particle genealogy: one lane per particle, a column per resampling, lines from each new particle
     to the particle it copied; lineages with no descendant in the last population are greyed; below,
-    the effective sample size per step with the N/2 line adaptive resampling would use."""
+    the effective sample size per step with the N/2 line adaptive resampling would use. The step axis is the
+    tree's (``step_range``; ``max_step``: the whole run's, in a replay)."""
     steps = state.particle_steps
     if not steps:
         return empty_figure("The particle view shows runs that resample a population "
@@ -120,4 +121,5 @@ def particle_figure(state: ViewState, height: int = 460) -> go.Figure:
                      showticklabels=False)
     fig.update_yaxes(title_text="ESS", row=2, col=1, rangemode="tozero")
     fig.update_xaxes(title_text="resampling step", dtick=1, row=2, col=1)
+    fig.update_xaxes(range=step_range(max(max_step or 0, tree_steps(state))))
     return fig

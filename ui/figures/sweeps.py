@@ -14,7 +14,7 @@ from plotly.subplots import make_subplots
 from backends.domains import IMAGE_DOMAINS
 from engine.saturation import DEFAULT_GAIN, Saturation, series, sweep_saturation
 from strategies.core import H100_FLOPS_PER_BYTE, eflops_of
-from ui.figures.style import TEMPLATE, empty_figure, esc, human
+from ui.figures.style import TEMPLATE, empty_figure, esc, human, log_ticks
 from ui.fold import num
 
 AXES = {"tokens": "tokens", "flops": "FLOPs", "eflops": "eFLOPs", "nfe": "NFE"}
@@ -210,7 +210,7 @@ def scaling_figure(result: dict | None, x: str = "tokens", height: int = 640, bi
     if binning == "pass1" and not levels:
         fig.add_annotation(text="This sweep has no pass@1 levels (it was stored before they existed).",
                            showarrow=False, x=0.5, y=0.15, xref="paper", yref="paper")
-    fig.update_xaxes(type="log")
+    fig.update_xaxes(type="log", **log_ticks([v for t in fig.data if t.x is not None for v in t.x]))
     fig.update_xaxes(title_text=xlabel, title_standoff=4, row=1, col=1)
     fig.update_yaxes(range=[-0.03, 1.03], tickformat=".0%")
     if image:  # one axis for a share and a score: plain numbers, not percentages

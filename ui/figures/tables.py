@@ -1,10 +1,11 @@
 """Tables and HTML of one or several runs: candidates, the compute meter, the status line, Compare's metrics."""
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from strategies.core import H100_FLOPS_PER_BYTE, eflops_of
-from ui.figures.style import esc, fmt, human, human_bytes
+from ui.figures.style import MARKS, esc, fmt, human, human_bytes
 from ui.fold import ViewState, is_correct, normalise_answer, num, run_verdict, tokens_of
 
 
@@ -35,7 +36,7 @@ def candidates_rows(state: ViewState) -> list[list[Any]]:
             else is_correct(r["answer"], state.truth)
         out.append([r["id"], "" if r["answer"] is None else str(r["answer"]),
                     None if r["score"] is None else round(r["score"], 4), r["votes"],
-                    {True: "✓", False: "✗", None: ""}[correct], "★" if r["id"] == state.selected else ""])
+                    MARKS[correct], "★" if r["id"] == state.selected else ""])
     return out
 
 
@@ -104,6 +105,8 @@ def status_html(state: ViewState) -> str:
     if p.get("text"):
         parts.append(f'Problem: <span class="prob" data-testid="problem-text">{esc(p.get("text"))}</span>')
         extra = []
+        if problem_id(state):  # what pins it: Explore's pinned id, the CLI's --problem-id
+            extra.append(f'problem <code data-testid="problem-id">{esc(problem_id(state))}</code>')
         if p.get("difficulty") is not None:
             extra.append(f"difficulty {esc(p.get('difficulty'))}")
         if p.get("answer") is not None:
@@ -130,6 +133,46 @@ def status_html(state: ViewState) -> str:
 
 
 COMPARE_HEADERS = ["metric"]
+PROBLEM_ID_RE = re.compile(r"^[A-Za-z0-9_]+:[0-9]+$")
+
+
+def problem_id(state: ViewState) -> str | None:
+    """The run's problem as an id a run can name again (``test:17``), or None (a random or a typed problem)."""
+    uid = str((state.problem or {}).get("uid") or "")
+    return uid if PROBLEM_ID_RE.match(uid) else None
+
+
+def problem_name(state: ViewState) -> str:
+    """The problem's id, else what kind of problem it was (plain text, not escaped)."""
+    return problem_id(state) or "no id (random or typed)"
+
+
+def problems_html(states: list[ViewState], labels: list[str]) -> str:
+    """Whether the runs solved one problem (named once) or several (each run's, with a warning that their
+    answers and compute do not compare); everything escaped."""
+    def text(s: ViewState) -> str:
+        return str((s.problem or {}).get("text") or "")
+
+    if not states:
+        return (METER_CSS + '<div class="tts-status" data-testid="compare-problems">Choose two to four runs above '
+                "and press <b>Compare</b>; <b>Run on this problem with…</b> in Explore makes such a set.</div>")
+    keys = {(s.domain, text(s)) for s in states}
+    if len(keys) == 1:
+        s = states[0]
+        return (METER_CSS + f'<div class="tts-status" data-testid="compare-problems"><span class="tts-ok">Same '
+                f"problem</span> for all {len(states)} runs: <code>{esc(problem_name(s))}</code> "
+                f'<span class="prob">{esc(text(s))}</span></div>')
+    rows = "".join(f"<li>{esc(label)}: <code>{esc(problem_name(s))}</code> <span class=\"prob\">{esc(text(s))}</span>"
+                   "</li>" for s, label in zip(states, labels))
+    return (METER_CSS + '<div class="tts-status" data-testid="compare-problems"><span class="tts-bad">⚠ Different '
+            f"problems: these runs solved {len(keys)} different problems</span>, so their answers, scores and "
+            f"compute do not compare. Pin one problem in Explore to compare strategies on it.<ul>{rows}</ul></div>")
+
+
+def error_html(message: str, testid: str = "run-status") -> str:
+    """A tab's status line showing an error (escaped)."""
+    return (METER_CSS + f'<div class="tts-status" data-testid="{esc(testid)}"><span class="tts-bad">'
+            f"{esc(message)}</span></div>")
 
 
 def metrics_rows(states: list[ViewState], labels: list[str],
@@ -143,9 +186,12 @@ def metrics_rows(states: list[ViewState], labels: list[str],
     t = lambda s, k: num((s.totals or {}).get(k))  # noqa: E731
     rows = [
         row("strategy", lambda s: s.strategy or ""),
+        row("problem", problem_name),
+        row("problem text", lambda s: str((s.problem or {}).get("text") or "")[:120]),
+        row("budget", lambda s: s.config.get("budget")),
         row("status", lambda s: s.status),
         row("answer", lambda s: "" if s.answer is None else str(s.answer)),
-        row("correct", lambda s: {True: "✓", False: "✗", None: ""}[run_verdict(s)]),
+        row("correct", lambda s: MARKS[run_verdict(s)]),
         row("score", lambda s: None if s.score is None else round(s.score, 4)),
         row("steps", lambda s: s.steps_done),
         row("nodes", lambda s: len(s.nodes)),

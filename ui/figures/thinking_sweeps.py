@@ -8,7 +8,7 @@ import plotly.graph_objects as go
 
 from engine.saturation import DEFAULT_GAIN, series, sweep_saturation
 from engine.thinking import equal_token_pairs, spent, thinking_cells
-from ui.figures.style import TEMPLATE, empty_figure, esc
+from ui.figures.style import TEMPLATE, empty_figure, esc, log_ticks
 from ui.figures.sweeps import _cost_at
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
@@ -32,7 +32,7 @@ def _curves(result: dict | None) -> dict[str, list[dict]]:
 
 
 def _layout(fig: go.Figure, title: str, xlabel: str, height: int, revision: str) -> go.Figure:
-    fig.update_xaxes(type="log", title_text=xlabel)
+    fig.update_xaxes(type="log", title_text=xlabel, **log_ticks([v for t in fig.data if t.x is not None for v in t.x]))
     fig.update_yaxes(range=[-0.03, 1.03], tickformat=".0%", title_text="accuracy")
     fig.update_layout(template=TEMPLATE, height=height, margin=dict(l=60, r=10, t=40, b=120), uirevision=revision,
                       title={"text": title, "font": {"size": 13}},

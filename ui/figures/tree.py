@@ -1,20 +1,76 @@
-"""The search tree: node layout by step, one edge trace, nodes coloured by score, the chosen path lit."""
+"""The search tree: node layout by step, one edge trace, nodes coloured by score, the chosen path lit.
+
+Drawn for a room as much as for a screen: identical finished siblings are one node labelled with their count
+(``fold_siblings``), the step text is written beside the nodes when the tree is small enough for it to fit
+(``LABEL_MAX_ROWS``), and a replay or a Compare panel passes the whole run's layout (``TreeLayout``), so a node
+keeps its place as the slider moves and every panel shares one step axis.
+"""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import plotly.graph_objects as go
 
 from ui.figures.style import (CHOSEN, CORRECT, PRUNED, SCORE_SCALE, TEMPLATE, UNKNOWN, WRONG, empty_figure, esc, f32,
-                              fmt, hover_text)
+                              fmt, hover_text, step_range, tree_steps)
 from ui.fold import NodeView, ViewState
 
 
 # ---- the tree -----------------------------------------------------------------------------------
 
-def layout_tree(state: ViewState) -> dict[str, tuple[float, float]]:
-    """x = step depth, y = leaf order (depth-first, children in insertion order), parents centred."""
+LABEL_MAX_ROWS = 14   # rows (leaves) up to which the step text is written on the tree, at the default height
+LABEL_MAX_STEPS = 8   # steps up to which it is: each column then has room for about LABEL_CHARS characters
+LABEL_CHARS = 20
+
+
+def fold_siblings(state: ViewState) -> dict[str, list[str]]:
+    """Groups of identical finished siblings, by the node that stands for each: representative id -> every id
+    it stands for, itself first (groups of two or more only).
+
+    Identical means the same parent, step, step text, answer, verdict and score: the verifier gives identical
+    text an identical score, so two different solutions fold only on an exact tie of both their last step and
+    their score. The representative is the chosen node when the group holds it (the chosen path ends on it),
+    else the first to arrive. Image candidates are never identical (each has its own picture)."""
+    if state.is_image:
+        return {}
+    groups: dict[tuple, list[str]] = {}
+    for n in state.nodes.values():
+        if n.finished and not n.pruned:
+            groups.setdefault((n.parent, n.step, n.preview, n.answer, n.correct, n.score), []).append(n.id)
+    out: dict[str, list[str]] = {}
+    for ids in groups.values():
+        if len(ids) > 1:
+            rep = state.selected if state.selected in ids else ids[0]
+            out[rep] = [rep] + [i for i in ids if i != rep]
+    return out
+
+
+@dataclass
+class TreeLayout:
+    """Where every node of a whole run sits (folded members at their representative's place) and the axes'
+    extent: what a replay frame or a Compare panel draws on, so nothing moves between frames or panels."""
+
+    pos: dict[str, tuple[float, float]]
+    max_step: int
+    rows: int
+
+
+def whole_run_layout(state: ViewState, max_step: int | None = None) -> TreeLayout:
+    """The layout of a finished run's state (``max_step``: a longer step axis, shared with other panels)."""
+    folded = fold_siblings(state)
+    pos = layout_tree(state, {m for ids in folded.values() for m in ids[1:]})
+    for rep, ids in folded.items():
+        for m in ids[1:]:
+            pos[m] = pos[rep]
+    rows = int(max((y for _, y in pos.values()), default=0.0)) + 1
+    return TreeLayout(pos, max(tree_steps(state), max_step or 0), rows)
+
+
+def layout_tree(state: ViewState, hidden: set[str] | frozenset = frozenset()) -> dict[str, tuple[float, float]]:
+    """x = step depth, y = leaf order (depth-first, children in insertion order), parents centred; ``hidden``
+    nodes (folded into a sibling) take no row and get no place."""
     pos: dict[str, tuple[float, float]] = {}
     next_leaf = 0.0
     roots = list(state.children.get(None, []))
@@ -24,7 +80,7 @@ def layout_tree(state: ViewState) -> dict[str, tuple[float, float]]:
         stack: list[tuple[str, bool]] = [(root, False)]
         while stack:
             nid, done = stack.pop()
-            kids = state.children.get(nid, [])
+            kids = [k for k in state.children.get(nid, []) if k not in hidden]
             if not kids:
                 pos[nid] = (float(state.nodes[nid].step), next_leaf)
                 next_leaf += 1.0
@@ -40,8 +96,11 @@ def layout_tree(state: ViewState) -> dict[str, tuple[float, float]]:
 
 
 def _node_hover(n: NodeView, chosen: bool, judged: dict | None = None, image: bool = False,
-                brief: bool = False) -> str:
+                brief: bool = False, folded: list[str] | None = None) -> str:
     parts = [f"<b>{esc(n.id)}</b> · step {n.step}" + (" · <b>chosen</b>" if chosen else "")]
+    if folded:
+        shown = ", ".join(esc(i) for i in folded[:12]) + (", …" if len(folded) > 12 else "")
+        parts.append(f"<b>{len(folded)} identical candidates</b>: {shown}")
     if image and n.parent is not None:  # a file path: the picture itself is in the gallery and the strips
         parts.append("final image" if n.finished else "latent (x_t and its x0-hat in the strips)")
     else:
@@ -79,14 +138,33 @@ def tree_signature(state: ViewState) -> tuple:
             tuple((n.score, n.pruned, n.finished, n.correct, n.visits, n.value) for n in state.nodes.values()))
 
 
+EMPTY_TREE = "Press Run: the search tree grows here step by step."
+
+
+def _short(text: str, chars: int) -> str:
+    """A step's text on one line, cut to ``chars`` characters (escaped)."""
+    line = " ".join(str(text or "").split())
+    return esc(line if len(line) <= chars else line[:chars - 1] + "…")
+
+
 def tree_figure(state: ViewState, height: int = 460, title: str | None = None, legend: bool = True,
-                brief: bool = False) -> go.Figure:
-    """The search tree: nodes at their step, coloured by verifier score; chosen path highlighted. ``brief``
-    hovers (live frames) name the node, its step text, score and answer, and leave out the per-step scores,
-    the step's cost, MCTS statistics, the judge and the reason for a prune: a quarter of the bytes."""
+                brief: bool = False, layout: TreeLayout | None = None, empty: str = EMPTY_TREE) -> go.Figure:
+    """The search tree: nodes at their step, coloured by verifier score; chosen path highlighted; identical
+    finished siblings folded into one node with its count. ``brief`` hovers (live frames) name the node, its
+    step text, score and answer, and leave out the per-step scores, the step's cost, MCTS statistics, the judge
+    and the reason for a prune: a quarter of the bytes. ``layout`` (``whole_run_layout``) fixes every node's
+    place and the axes (replay frames, Compare panels); ``empty`` is what the figure says before any node."""
     if not state.nodes:
-        return empty_figure("Press Run: the search tree grows here step by step.", height)
-    pos = layout_tree(state)
+        return empty_figure(empty, height)
+    folded = fold_siblings(state)
+    hidden = {m for ids in folded.values() for m in ids[1:]}
+    if layout is not None and all(nid in layout.pos for nid in state.nodes):
+        pos = {nid: layout.pos[nid] for nid in state.nodes if nid not in hidden}
+        max_step, rows = layout.max_step, layout.rows
+    else:
+        pos = layout_tree(state, hidden)
+        max_step = tree_steps(state)
+        rows = int(max((y for _, y in pos.values()), default=0.0)) + 1
     chosen = set(state.chosen_path())
 
     ex: list[float] = []
@@ -126,7 +204,8 @@ def tree_figure(state: ViewState, height: int = 460, title: str | None = None, l
         return [n.id for n in ns]
 
     def hovers(ns: list[NodeView]) -> list[str]:
-        return [_node_hover(n, n.id in chosen, state.judged.get(n.id), state.is_image, brief) for n in ns]
+        return [_node_hover(n, n.id in chosen, state.judged.get(n.id), state.is_image, brief, folded.get(n.id))
+                for n in ns]
 
     size = 11 if len(state.nodes) < 200 else 8
     if groups["pruned"]:
@@ -163,15 +242,27 @@ def tree_figure(state: ViewState, height: int = 460, title: str | None = None, l
                                  showlegend=False,
                                  marker={"symbol": "circle-open", "size": size + 4, "color": CHOSEN,
                                          "line": {"color": CHOSEN, "width": 3}}, name="chosen"))
-    max_step = max((n.step for n in state.nodes.values()), default=1)
+    if folded:  # the count of a folded node, beside it
+        reps = [state.nodes[r] for r in folded if r in pos]
+        traces.append(go.Scatter(x=xs(reps), y=ys(reps), mode="text", hoverinfo="skip", showlegend=False,
+                                 text=[f" <b>×{len(folded[n.id])}</b>" for n in reps], textposition="middle right",
+                                 textfont={"size": 13, "color": "#222"}, name="folded"))
+    labelled = not state.is_image and rows <= LABEL_MAX_ROWS * height / 460 and max_step <= LABEL_MAX_STEPS
+    if labelled:  # the step text where it fits; hover only on bigger trees
+        chars = max(6, min(LABEL_CHARS, int(100 / (max_step + 1))))
+        ns = [n for n in state.nodes.values() if n.parent is not None and n.id in pos]
+        traces.append(go.Scatter(x=xs(ns), y=ys(ns), mode="text", hoverinfo="skip", showlegend=False,
+                                 # an empty last line lifts the text clear of the node's rings
+                                 text=[_short(n.preview, chars) + "<br> " for n in ns], textposition="top center",
+                                 textfont={"size": 10, "color": "#444"}, name="step text"))
     fig = go.Figure(data=traces, layout={
         "template": TEMPLATE, "height": height, "uirevision": f"tree-{state.run_id}",
         "margin": dict(l=20, r=10, t=(64 if legend else 34) if title else 40, b=36), "hovermode": "closest",
         "title": {"text": esc(title), "font": {"size": 13}, "y": 0.99, "yanchor": "top"} if title else None,
         "xaxis": {"title": {"text": "denoising step" if state.is_image else "reasoning step"},
-                  "dtick": 1 if max_step <= 30 else None, "range": [-0.5, max(max_step, 1) + 0.5],
-                  "zeroline": False},
-        "yaxis": {"visible": False},
+                  "dtick": 1 if max_step <= 30 else None,
+                  "range": step_range(max_step), "zeroline": False},
+        "yaxis": {"visible": False, "range": [-0.7, rows - 0.3 + (0.4 if labelled else 0.0)]},
         "legend": {"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 0, "font": {"size": 11}},
         "showlegend": legend,
     })
