@@ -113,6 +113,14 @@ def kept_kv_tokens(kept: list[Node], tree: dict[str, Node]) -> int:
     return total
 
 
+def require_thinking(space: SearchSpace, method: str,
+                     needs: tuple[str, ...] = ("think", "end_thinking", "thinking_tokens")) -> None:
+    """Refuse a space that has no thought to work on (a model without thinking delimiters)."""
+    if any(not hasattr(space, m) for m in needs) or not getattr(space, "thinking", True):
+        raise ValueError(f"{method} needs a thinking model (one whose catalog entry has thinking delimiters, "
+                         "such as tiny-think)")
+
+
 def check(cancel: CancelToken | None) -> None:
     if cancel is not None:
         cancel.check()

@@ -396,6 +396,8 @@ class ReasoningSpace:
             name = getattr(self.verifier, "name", None) or "no verifier"
             raise ValueError(f"this strategy needs a verifier that critiques (tiny-critic, oracle); {name} gives "
                              "only a score")
+        if not nodes:  # nothing to critique: strategies ask so to check the verifier before they spend compute
+            return []
         skip = [1 if self.thinking and n.payload and self.thought_closed(n) else 0 for n in nodes]
         steps = [list(n.payload[s:]) for n, s in zip(nodes, skip)]
         out, cost = critic(self.task.problem, self.task.prompt, steps, k, temperature=temperature,
