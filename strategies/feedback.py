@@ -19,12 +19,12 @@ def need_critic(space: SearchSpace, method: str) -> None:
     space.critique([], 1)
 
 
-def voted_verdict(critiques: list[Critique]) -> int | None:
-    """One verdict from several critiques: correct (None) when more than half say so; else the first wrong step
-    the flagging critiques name most often, the earliest on ties. An even split counts as flagged: a revision
-    costs a few tokens, keeping a wrong answer costs the problem."""
-    flags = [c.verdict for c in critiques if c.verdict is not None]
-    if len(flags) * 2 < len(critiques) or not flags:
+def voted_verdict(verdicts: list[int | None]) -> int | None:
+    """One verdict from several critiques' (None: correct; i: the first wrong step): correct when more than half
+    say so; else the step the flagging critiques name most often, the earliest on ties. An even split counts as
+    flagged: a revision costs a few tokens, keeping a wrong answer costs the problem."""
+    flags = [v for v in verdicts if v is not None]
+    if len(flags) * 2 < len(verdicts) or not flags:
         return None
     counts = Counter(flags)
     top = max(counts.values())
@@ -44,7 +44,7 @@ def critique_nodes(space: SearchSpace, nodes: list[Node], k: int, scores: dict[s
 def _record(node: Node, cs: list[Critique], scores: dict[str, float],
             verdicts: dict[str, int | None]) -> Iterator[Event]:
     scores[node.id] = critique_score(cs)
-    verdicts[node.id] = voted_verdict(cs)
+    verdicts[node.id] = voted_verdict([c.verdict for c in cs])
     yield Critiqued(id=node.id, verdicts=[c.verdict for c in cs], texts=[c.text for c in cs], score=scores[node.id])
     yield NodeScored(id=node.id, score=scores[node.id], per_step=[])
 

@@ -18,6 +18,7 @@ import gradio as gr
 from ui.figures import images as image_views
 from ui.figures.curves import score_vs_compute_figure
 from ui.figures.confidence import confidence_figure
+from ui.figures.attempts import attempts_figure
 from ui.figures.thoughts import thoughts_figure
 from ui.figures.particles import particle_figure
 from ui.figures.style import plot_payload
@@ -191,7 +192,8 @@ def build_viewer(prefix: str, with_transport: bool = True, idle: str = "Ready: p
     # only runs that resample (particle filtering, FK steering) show the genealogy lanes
     particles = gr.Plot(particle_figure(ViewState()), label="Particles: lanes and ESS",
                         elem_id=f"{prefix}-particles", visible=False, show_label=False)
-    # only runs with per-trace views show it: DeepConf's confidences, a thinking-budget run's thoughts
+    # only runs with per-trace views show it: DeepConf's confidences, a thinking-budget run's thoughts, refinement's
+    # attempts
     traces = gr.Plot(label="Traces", elem_id=f"{prefix}-traces", visible=False, show_label=False)
     with gr.Row(visible=with_transport):
         slider = gr.Slider(0, 1, value=1, step=1, label="Step (replay)", elem_id=f"{prefix}-slider",
@@ -245,9 +247,12 @@ def particles_update(st: ViewState, compact: bool = False) -> Any:
 
 
 def traces_update(st: ViewState) -> Any:
-    """The per-trace view: DeepConf's confidence curves, or a thinking-budget run's thoughts; hidden otherwise."""
+    """The per-trace view: DeepConf's confidence curves, a thinking-budget run's thoughts, or a refinement run's
+    attempts with the feedback between them; hidden otherwise."""
     if st.confidence:
         return gr.update(value=confidence_figure(st), visible=True)
+    if st.attempts:
+        return gr.update(value=attempts_figure(st), visible=True)
     if st.thoughts:
         return gr.update(value=thoughts_figure(st), visible=True)
     return gr.update(visible=False)

@@ -442,8 +442,9 @@ def stream_run(ctx: AppContext, config, key: str, viewer: Viewer) -> Iterator[tu
                 else:
                     cands = candidates_update(st) if changed("candidates", n_fin) else skip
                     gallery = strips = nfe = skip
-                traces = (traces_update(st) if changed("traces", (len(st.confidence),
-                                                                  sum(map(len, st.thoughts.values())))) else skip)
+                traces = (traces_update(st) if changed("traces", (len(st.confidence), sum(map(len, st.thoughts.values())),
+                                                                  sum(map(len, st.attempts.values())),
+                                                                  len(st.critiques))) else skip)
                 # live frames: the tree only when it changed, with brief hovers, in compact JSON (plot_payload);
                 # the last frame (and every replay) sends the whole figure
                 tree = (skip if not changed("tree", tree_signature(st)) else
