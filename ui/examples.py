@@ -35,9 +35,15 @@ def generate(out: Path = EXAMPLES_DB, problem_id: str = EXAMPLE_PROBLEM, budget:
             if "reasoning" not in info.domains:
                 continue
             params = {"beam_width": 2} if name in ("beam_search", "dvts") else {}
-            if info.needs_thinking:  # budget forcing: tiny-think, 8x the budget in thinking tokens, 4 samples voting
+            if name == "budget_forcing":  # tiny-think, 8x the budget in thinking tokens, 4 samples voting
                 config = RunConfig(strategy=name, model="tiny-think", budget=budget * 8, problem_id=problem_id,
                                    seed=EXAMPLE_SEED, params={"n": 4})
+            elif info.needs_thinking:  # the verifying thinkers: tiny-think checked by the oracle as it thinks
+                config = RunConfig(strategy=name, model="tiny-think", verifier="oracle", budget=budget * 32,
+                                   problem_id=problem_id, seed=EXAMPLE_SEED, params={"chunk": 8})
+            elif name in ("refine", "evoscale"):  # feedback from the oracle's critique, the perfect verifier
+                config = RunConfig(strategy=name, verifier="oracle", budget=budget // 2 if name == "refine" else
+                                   budget, problem_id=problem_id, seed=EXAMPLE_SEED)
             else:
                 config = RunConfig(strategy=name, budget=budget, problem_id=problem_id, seed=EXAMPLE_SEED,
                                    params=params)

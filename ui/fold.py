@@ -83,7 +83,7 @@ class ViewState:
     judged: dict[str, dict] = field(default_factory=dict)
     # thinking-budget runs: per sample, its thought's marks in order (node id, tokens so far, mark)
     thoughts: dict[int, list[dict]] = field(default_factory=dict)
-    # generative verifiers: per node id, its critiques' verdicts (None: correct; i: first wrong step), texts, score
+    # generative critics: per node id, the critiques its score was voted from (verdicts, texts, score)
     critiques: dict[str, dict] = field(default_factory=dict)
     # refinement methods (refine, evoscale): per chain, its attempts in order (node id, round, revised id, kept)
     attempts: dict[int, list[dict]] = field(default_factory=dict)
@@ -236,9 +236,9 @@ def _apply(st: ViewState, ev: dict) -> None:
         st.thoughts.setdefault(int(ev.get("sample") or 0), []).append(
             {"id": str(ev.get("id")), "tokens": int(ev.get("tokens") or 0), "mark": str(ev.get("mark") or "")})
     elif kind == "Critiqued":
-        st.critiques[str(ev.get("id"))] = {"verdicts": list(ev.get("verdicts") or []),
-                                           "texts": [str(t) for t in ev.get("texts") or []],
-                                           "score": num(ev.get("score"))}
+        st.critiques[str(ev.get("id"))] = {
+            "verdicts": [None if v is None else int(v) for v in ev.get("verdicts") or []],
+            "texts": [str(t) for t in ev.get("texts") or []], "score": num(ev.get("score"))}
     elif kind == "Attempt":
         st.attempts.setdefault(int(ev.get("chain") or 0), []).append(
             {"id": str(ev.get("id")), "round": int(ev.get("round") or 0),
