@@ -31,6 +31,7 @@ class StrategyInfo:
     # (budget forcing: thinking tokens per sample) may go to ``budget_scale`` x the app's budget cap
     budget_scale: int = 1
     needs_thinking: bool = False  # only for a thinking model (a policy with thinking delimiters)
+    needs_critic: bool = False  # only with a verifier that critiques (SearchSpace.critique), checked before the run
 
     @property
     def params_cls(self) -> type:
@@ -86,15 +87,15 @@ STRATEGIES: dict[str, StrategyInfo] = {s.name: s for s in [
                  "Solve-Detect-Verify: Inference-Time Scaling with Flexible Generative Verifier",
                  "Probe a thinking model's answer every few tokens; stop thinking at the first one the critic "
                  "verifies (more critiques only when the first disagree).", ("reasoning",), True, budget_scale=64,
-                 needs_thinking=True),
+                 needs_thinking=True, needs_critic=True),
     StrategyInfo("refine", "Refine with feedback", refine, "rounds",
                  "Inference-Time Scaling for Complex Tasks: Where We Stand and What Lies Ahead",
                  "Solve, critique, regenerate from the first step the critique flags; up to R attempts per chain.",
-                 ("reasoning",), True),
+                 ("reasoning",), True, needs_critic=True),
     StrategyInfo("evoscale", "EvoScale", evoscale, "n",
                  "Satori-SWE: Evolutionary Test-Time Scaling for Sample-Efficient Software Engineering",
                  "A population evolved for G generations: keep the best by critique score, regenerate the rest "
-                 "from their flagged steps.", ("reasoning",), True),
+                 "from their flagged steps.", ("reasoning",), True, needs_critic=True),
     StrategyInfo("rebase", "REBASE", rebase, "n",
                  "Inference Scaling Laws: An Empirical Analysis of Compute-Optimal Inference for Problem-Solving "
                  "with Language Models (Wu et al., 2024)",

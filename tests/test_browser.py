@@ -501,3 +501,33 @@ def test_image_runs_replay_in_runs_and_compare(served_images, browser):
     assert page.locator("#compare-metrics").get_by_text("NFE", exact=True).count() > 0
     page.screenshot(path=str(ARTIFACTS / "compare-image.png"), full_page=True)
     page.close()
+
+
+def test_refine_shows_the_chain_of_attempts_with_the_feedback_between_them(served, browser):
+    """Refine on tiny-arith-s with the oracle's critique in Explore, on a hard problem: the refinement view draws
+    each attempt, the critique it got and what came next; the Runs tab replays the same view."""
+    url, store = served
+    page = new_page(browser, url)
+    pick(page, "explore-strategy", "Refine with feedback")
+    pick(page, "explore-verifier", "oracle — ORACLE, a ceiling")
+    pick(page, "explore-budget", "4")
+    page.locator("#explore-difficulty").get_by_label("4").check()
+    page.click("#run-btn")
+    rid = run_id_of(wait_status(page, "explore", r"finished", timeout_s=120))
+    run = store.get_run(rid)
+    assert run["strategy"] == "refine" and run["verifier"] == "oracle"
+    attempts = [e for e in store.events(rid) if e["type"] == "Attempt"]
+    view = page.locator("#explore-traces")
+    expect(view).to_contain_text("attempt 1")
+    text = view.inner_text()
+    assert text.count("attempt ") == len(attempts) >= 1
+    assert text.count("critique") >= len(attempts) and "Verdict:" in text
+    if len(attempts) > 1:
+        assert "regenerate from step" in text and "kept" in text
+    page.screenshot(path=str(ARTIFACTS / "explore-refine.png"), full_page=True)
+    page.get_by_role("tab", name="Runs").click()
+    page.locator("#runs-table").get_by_text(rid, exact=True).filter(visible=True).first.click()
+    wait_status(page, "runs", rf"run {rid}.*finished")
+    expect(page.locator("#runs-traces")).to_contain_text("attempt 1")
+    assert page.locator("#runs-traces").inner_text().count("attempt ") == len(attempts)
+    page.close()

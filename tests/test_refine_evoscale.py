@@ -184,3 +184,11 @@ def test_evoscale_on_tiny_arith_answers_right_exactly_when_a_candidate_was_accep
     scores = [e["score"] for e in events if e["type"] == "Critiqued"]
     assert len(scores) >= 4
     assert bool(events[-1]["correct"]) == (max(scores) == 1.0)
+
+
+@pytest.mark.parametrize("strategy", ["refine", "evoscale"])
+def test_a_verifier_that_only_scores_is_refused_before_the_run(strategy):
+    from engine.run import ConfigError, prepare
+
+    with pytest.raises(ConfigError, match=f"{strategy} needs a verifier that critiques .* tiny-prm gives only a score"):
+        prepare(RunConfig(model="tiny-arith-s", verifier="tiny-prm", strategy=strategy, budget=2))
