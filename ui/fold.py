@@ -83,6 +83,8 @@ class ViewState:
     judged: dict[str, dict] = field(default_factory=dict)
     # thinking-budget runs: per sample, its thought's marks in order (node id, tokens so far, mark)
     thoughts: dict[int, list[dict]] = field(default_factory=dict)
+    # generative critics: per node id, the critiques its score was voted from (verdicts, texts, score)
+    critiques: dict[str, dict] = field(default_factory=dict)
     # DeepConf: per trace id, its group confidences, confidence, threshold, cut position and warm-up flag
     confidence: dict[str, dict] = field(default_factory=dict)
     # (tokens, FLOPs, NFE, score, eFLOPs at one FLOP per byte: FLOPs + memory bytes, NaN where the memory was not
@@ -228,6 +230,10 @@ def _apply(st: ViewState, ev: dict) -> None:
     elif kind == "ThoughtProgress":
         st.thoughts.setdefault(int(ev.get("sample") or 0), []).append(
             {"id": str(ev.get("id")), "tokens": int(ev.get("tokens") or 0), "mark": str(ev.get("mark") or "")})
+    elif kind == "Critiqued":
+        st.critiques[str(ev.get("id"))] = {
+            "verdicts": [None if v is None else int(v) for v in ev.get("verdicts") or []],
+            "texts": [str(t) for t in ev.get("texts") or []], "score": num(ev.get("score"))}
     elif kind == "TraceConfidence":
         st.confidence[str(ev.get("id"))] = {
             "group": [float(x) for x in ev.get("group") or [] if num(x) is not None],
