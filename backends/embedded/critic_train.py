@@ -1,7 +1,8 @@
 """Train ``tiny-critic``: the embedded generative verifier, which checks each step of a solution and votes.
 
 Run ``python -m backends.embedded.critic_train [--out backends/embedded/models] [--steps N] [--quick]``;
-``--table`` prints the held-out verdict accuracy against the number of critiques voted, without training.
+``--table`` prints the held-out verdict accuracy against the number of critiques voted, ``--bon P`` best-of-16
+on P test problems picked by the critic, tiny-prm, the oracle and the selection rules; neither trains.
 
 The critique
 ------------
@@ -163,9 +164,16 @@ def verdict_table(critic_path: str, models_dir: str, seed: int = 21) -> list[str
     truth = [arith.critique_of(p, steps)[1] for p, steps in items]
     crits = []
     t0 = time.time()
-    for p, steps in items:  # one problem's prompt per call, as the app calls it
-        cs, _ = critic.critique(p, base.prompt_of(p), [steps], max(KS), temperature=CRITIC_TEMPERATURE, seed=seed)
-        crits.append(cs[0])
+    i = 0
+    while i < len(items):  # one call per problem, as the app calls it (a problem's items are consecutive)
+        j = i
+        while j < len(items) and items[j][0] == items[i][0]:
+            j += 1
+        p = items[i][0]
+        cs, _ = critic.critique(p, base.prompt_of(p), [steps for _, steps in items[i:j]], max(KS),
+                                temperature=CRITIC_TEMPERATURE, seed=seed)
+        crits += cs
+        i = j
     n_right = sum(t is None for t in truth)
     lines = [f"tiny-critic verdict accuracy, {len(items)} held-out solutions of test problems "
              f"({n_right} correct, {len(items) - n_right} wrong; S, L and tiny-think at T=0.8, whole and cut), "
@@ -189,6 +197,65 @@ def verdict_table(critic_path: str, models_dir: str, seed: int = 21) -> list[str
     return lines
 
 
+def bon_table(models_dir: str, n_problems: int, seeds: tuple[int, ...], n: int = 16) -> list[str]:
+    """Best-of-``n`` on tiny-arith-s's T=0.8 samples of test problems, picked by the critic at k = 1, 4, 16 (the
+    first k of 16 critiques per candidate, voted by share), by tiny-prm ("last" aggregation) and by the oracle
+    (pass@n); then the selection rules over the same candidates and critiques (equal compute): best score,
+    summed score per answer, Heimdall's pessimistic bound, and majority vote (no verifier). Everything through
+    the app's own code: ``GenerativeCritic``, ``LikelihoodPRM``, ``strategies.common`` and ``strategies.pessimistic``."""
+    from transformers import AutoTokenizer
+
+    from backends.text.critic import GenerativeCritic, vote
+    from backends.text.prm_families import LikelihoodPRM
+    from strategies.common import best_scored, weighted_vote
+    from strategies.core import Node
+    from strategies.pessimistic import pessimistic_pick
+
+    class Answers:  # what the selection rules need of a search space: the answer of a candidate
+        @staticmethod
+        def extract(node: Node) -> str | None:
+            return node.answer
+
+    s_path = os.path.join(models_dir, "tiny-arith-s")
+    policy, tok = base.load_policy(s_path), AutoTokenizer.from_pretrained(s_path)
+    critic = GenerativeCritic(os.path.join(models_dir, "tiny-critic"), name="tiny-critic", device="cpu")
+    prm = LikelihoodPRM(os.path.join(models_dir, "tiny-prm"), name="tiny-prm", device="cpu", batch_size=64)
+    problems = base.test_problems(n_problems)
+    rules = ["critic k=1", "critic k=4", "critic k=16", "tiny-prm", "oracle pass@16",
+             "k=4 best score", "k=4 summed", "k=4 pessimistic a=0.1", "k=4 pessimistic a=1", "k=16 pessimistic a=1",
+             "majority vote"]
+    hits: dict[str, list[bool]] = {r: [] for r in rules}
+    t0 = time.time()
+    for seed in seeds:
+        texts = base.sample_solutions(policy, tok, [base.prompt_of(p) for p in problems for _ in range(n)],
+                                      SAMPLE_TEMPERATURE, seed=seed, desc=f"bon samples seed {seed}")
+        for i, p in enumerate(problems):
+            steps = [arith.split_steps(t) or [""] for t in texts[i * n:(i + 1) * n]]
+            nodes = [Node(id=f"c{j}", parent=None, depth=1, preview="", finished=True,
+                          answer=arith.extract_answer("\n".join(st)), payload=tuple(st)) for j, st in enumerate(steps)]
+            ok = {nd.id: arith.is_correct(p, nd.answer) for nd in nodes}
+            crits, _ = critic.critique(p, base.prompt_of(p), steps, 16, temperature=CRITIC_TEMPERATURE, seed=seed)
+            prm_scores, _ = prm.score_steps(p, base.prompt_of(p), steps)
+            by = {f"critic k={k}": {nd.id: vote(cs[:k], "share") for nd, cs in zip(nodes, crits)} for k in (1, 4, 16)}
+            by["tiny-prm"] = {nd.id: sc[-1] for nd, sc in zip(nodes, prm_scores)}
+            for name in ("critic k=1", "critic k=4", "critic k=16", "tiny-prm"):
+                hits[name].append(ok[best_scored(nodes, by[name]).id])
+            hits["oracle pass@16"].append(any(ok.values()))
+            k4, k16 = by["critic k=4"], by["critic k=16"]
+            hits["k=4 best score"].append(ok[best_scored(nodes, k4).id])
+            hits["k=4 summed"].append(ok[weighted_vote(Answers, nodes, k4).id])
+            for name, sc, k, a in (("k=4 pessimistic a=0.1", k4, 4, 0.1), ("k=4 pessimistic a=1", k4, 4, 1.0),
+                                   ("k=16 pessimistic a=1", k16, 16, 1.0)):
+                hits[name].append(ok[pessimistic_pick(Answers, nodes, sc, {nd.id: k for nd in nodes}, a).id])
+            hits["majority vote"].append(ok[weighted_vote(Answers, nodes, None).id])
+    lines = [f"best-of-{n} on tiny-arith-s (T={SAMPLE_TEMPERATURE}), {n_problems} test problems x seeds {seeds}; "
+             f"critiques at T={CRITIC_TEMPERATURE}; {(time.time() - t0) / 60:.1f} min"]
+    for name in rules:
+        per = base.per_difficulty([p for _ in seeds for p in problems], hits[name])
+        lines.append(f"{name:<22} {100 * sum(hits[name]) / len(hits[name]):5.1f}%   {base._fmt(per)}")
+    return lines
+
+
 def _policy_paths(models_dir: str) -> dict[str, str]:
     return {name: os.path.join(models_dir, name) for name in DATA_SIZES}
 
@@ -200,6 +267,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="into a temp dir, few steps and items (smoke test)")
     ap.add_argument("--table", action="store_true", help="no training: the verdict-accuracy-vs-k table of the saved "
                                                          "critic on held-out samples")
+    ap.add_argument("--bon", type=int, default=0, metavar="PROBLEMS",
+                    help="no training: best-of-16 on tiny-arith-s picked by the critic, tiny-prm and the oracle, and the "
+                         "selection rules, on this many test problems")
+    ap.add_argument("--bon-seeds", type=int, default=2, choices=(1, 2), help="seeds of --bon (0, or 0 and 1)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stdout)
@@ -212,6 +283,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.table:
         print("\n".join(verdict_table(os.path.join(args.out, "tiny-critic"), args.out)), flush=True)
+        return 0
+    if args.bon:
+        print("\n".join(bon_table(args.out, args.bon, (0,) if args.bon_seeds == 1 else (0, 1))), flush=True)
         return 0
     out = os.path.join(tempfile.mkdtemp(prefix="critic-quick-") if args.quick else args.out, "tiny-critic")
     spec = replace(SPEC, steps=args.steps or (8 if args.quick else SPEC.steps))

@@ -208,7 +208,20 @@ class GenerativeCritic:
         return [vote(cs, self.settings.rule) for cs in kept], cost
 
 
-def settings_from(critiques: int | None, rule: str | None, meta: bool | None) -> CriticSettings:
-    """A critic's settings from a run's options, the defaults where unset."""
-    base = CriticSettings()
-    return replace(base, k=critiques or base.k, rule=rule or base.rule, meta=base.meta if meta is None else meta)
+CRITIC_OPTIONS = ("critiques", "vote", "meta")
+
+
+def critic_option(settings: CriticSettings, name: str, value: str) -> CriticSettings:
+    """``settings`` with one run option (``critiques=K``, ``vote=RULE``, ``meta=on|off``) applied; ValueError
+    naming the option when its value is bad."""
+    if name == "critiques":
+        if not value.isdigit() or not 1 <= int(value) <= MAX_CRITIQUES:
+            raise ValueError(f"critiques must be a whole number from 1 to {MAX_CRITIQUES}, got {value!r}")
+        return replace(settings, k=int(value))
+    if name == "vote":
+        if value not in VOTE_RULES:
+            raise ValueError(f"vote must be one of {', '.join(VOTE_RULES)}, got {value!r}")
+        return replace(settings, rule=value)
+    if value not in ("on", "off", "true", "false", "1", "0"):
+        raise ValueError(f"meta must be on or off, got {value!r}")
+    return replace(settings, meta=value in ("on", "true", "1"))

@@ -22,7 +22,7 @@ import random
 from dataclasses import dataclass, field, replace
 
 from backends import catalog
-from backends.text.critic import MAX_CRITIQUES, VOTE_RULES, settings_from
+from backends.text.critic import CRITIC_OPTIONS, CriticSettings, critic_option
 from backends.text.loaders import load_policy, load_verifier
 from backends.text import datasets_local
 from backends.text import math_grading
@@ -72,13 +72,7 @@ class TextOptions:
     kv_reuse: bool = True
     kv_budget_bytes: int | None = None  # None: the backend's default
     drafting: str = "off"
-    critiques: int | None = None  # None: the critic's default
-    vote: str | None = None
-    meta: bool | None = None
-
-    @property
-    def for_critic(self) -> bool:
-        return (self.critiques, self.vote, self.meta) != (None, None, None)
+    critic: CriticSettings | None = None  # None: no critic option given
 
 
 DRAFTING_MODES = ("off", "ngram")
@@ -105,18 +99,11 @@ def parse_text_options(options: dict | None) -> TextOptions:
             if value not in DRAFTING_MODES:
                 raise InputError(f"drafting must be one of {', '.join(DRAFTING_MODES)}, got {raw!r}")
             out = replace(out, drafting=value)
-        elif name == "critiques":
-            if not value.isdigit() or not 1 <= int(value) <= MAX_CRITIQUES:
-                raise InputError(f"critiques must be a whole number from 1 to {MAX_CRITIQUES}, got {raw!r}")
-            out = replace(out, critiques=int(value))
-        elif name == "vote":
-            if value not in VOTE_RULES:
-                raise InputError(f"vote must be one of {', '.join(VOTE_RULES)}, got {raw!r}")
-            out = replace(out, vote=value)
-        elif name == "meta":
-            if value not in ("on", "off", "true", "false", "1", "0"):
-                raise InputError(f"meta must be on or off, got {raw!r}")
-            out = replace(out, meta=value in ("on", "true", "1"))
+        elif name in CRITIC_OPTIONS:
+            try:
+                out = replace(out, critic=critic_option(out.critic or CriticSettings(), name, value))
+            except ValueError as exc:
+                raise InputError(str(exc)) from None
         else:
             raise InputError(f"unknown option {name!r} for the reasoning domain; "
                              "choose from kv_reuse, kv_budget_mb, drafting, critiques, vote, meta")
@@ -589,12 +576,12 @@ def prepare(config, uses_verifier: bool) -> ReasoningRun:
         if not config.verifier:
             raise InputError(f"{config.strategy} needs a verifier; choose one (for example tiny-prm)")
         verifier = load_verifier(config.verifier, config.trust_remote_code)
-        if options.for_critic:
+        if options.critic is not None:
             if not hasattr(verifier, "configured"):
                 raise InputError(f"critiques, vote and meta set a generative critic (tiny-critic); {config.verifier} "
                                  "is not one")
-            verifier = verifier.configured(settings_from(options.critiques, options.vote, options.meta))
-    elif options.for_critic:
+            verifier = verifier.configured(options.critic)
+    elif options.critic is not None:
         raise InputError(f"critiques, vote and meta set the verifier, and {config.strategy} uses none")
     if is_math:
         prompt = math_grading.math_prompt(policy, problem)
