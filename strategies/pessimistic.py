@@ -14,7 +14,8 @@ score (``verifications``; a scalar verifier's score counts as one verification, 
 over the group), so candidates verified a different number of times weigh by their verifications; candidates
 without an answer hold none; ties go to the answer seen first; the representative of the winning answer is its
 best-scored candidate. ``alpha`` (default 0.1) is the paper's tunable pessimism weight: 0 is "highest
-verification rate".
+verification rate". The shared papers.md carries only Heimdall's abstract: the formula above is the paper's
+pessimistic-verification rule as written from its text, not checked here against a copy of it.
 """
 from __future__ import annotations
 

@@ -61,7 +61,10 @@ CRITIC_TEMPERATURE = 0.8
 # (problems, samples per problem) of each policy's train-split data; tiny-think's traces are the longest to sample.
 DATA_SIZES = {"tiny-arith-s": (1200, 2), "tiny-arith-l": (800, 2), "tiny-think": (500, 1)}
 QUICK_SIZES = {"tiny-arith-s": (8, 2), "tiny-arith-l": (4, 2), "tiny-think": (4, 1)}
-EVAL_SIZES = {"tiny-arith-s": (40, 2), "tiny-arith-l": (40, 1), "tiny-think": (40, 1)}
+# ``--more``: the saved critic trained on, on fresh samples (attempt 2 of CRITIC_TRAINING_LOG.txt)
+MORE_SIZES = {"tiny-arith-s": (800, 2), "tiny-arith-l": (500, 2), "tiny-think": (120, 1)}
+MORE_STEPS = 350
+EVAL_SIZES = {"tiny-arith-s": (25, 1), "tiny-arith-l": (25, 1), "tiny-think": (25, 1)}
 KS = (1, 2, 4, 8, 16)
 _WORDS = base._WORDS + ("Check", "ok", "wrong", "Verdict", "correct", "step", "nothing", "more")
 _SYMBOLS = base._SYMBOLS + (":", ",")
@@ -267,10 +270,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="into a temp dir, few steps and items (smoke test)")
     ap.add_argument("--table", action="store_true", help="no training: the verdict-accuracy-vs-k table of the saved "
                                                          "critic on held-out samples")
+    ap.add_argument("--more", action="store_true",
+                    help="train the saved tiny-critic on (fresh samples, seed + 1, MORE_SIZES, MORE_STEPS steps)")
     ap.add_argument("--bon", type=int, default=0, metavar="PROBLEMS",
                     help="no training: best-of-16 on tiny-arith-s picked by the critic, tiny-prm and the oracle, and the "
                          "selection rules, on this many test problems")
-    ap.add_argument("--bon-seeds", type=int, default=2, choices=(1, 2), help="seeds of --bon (0, or 0 and 1)")
+    ap.add_argument("--bon-seeds", default="0,1", help="comma-separated sampling seeds of --bon")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stdout)
@@ -285,23 +290,28 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(verdict_table(os.path.join(args.out, "tiny-critic"), args.out)), flush=True)
         return 0
     if args.bon:
-        print("\n".join(bon_table(args.out, args.bon, (0,) if args.bon_seeds == 1 else (0, 1))), flush=True)
+        seeds = tuple(int(x) for x in args.bon_seeds.split(",") if x.strip())
+        print("\n".join(bon_table(args.out, args.bon, seeds)), flush=True)
         return 0
     out = os.path.join(tempfile.mkdtemp(prefix="critic-quick-") if args.quick else args.out, "tiny-critic")
-    spec = replace(SPEC, steps=args.steps or (8 if args.quick else SPEC.steps))
+    spec = replace(SPEC, steps=args.steps or (8 if args.quick else MORE_STEPS if args.more else SPEC.steps),
+                   seed=SPEC.seed + int(args.more))
     t0 = time.time()
     rng = random.Random(spec.seed)
 
     def train_problems(name: str, n: int) -> list[arith.Problem]:
         return [arith.generate(rng.randrange(arith.SPLITS["train"], arith.SPLITS["dev"])) for _ in range(n)]
 
-    items = balance(sample_items(paths, train_problems, QUICK_SIZES if args.quick else DATA_SIZES, spec.seed),
-                    spec.seed)
+    sizes = QUICK_SIZES if args.quick else MORE_SIZES if args.more else DATA_SIZES
+    items = balance(sample_items(paths, train_problems, sizes, spec.seed), spec.seed)
     t_data = time.time() - t0
     tok = build_critic_tokenizer()
-    model = think_train.init_from_policy(os.path.join(args.out, "tiny-prm"), tok, spec)
-    log.info("tiny-critic: %d parameters, vocabulary %d, %s, from tiny-prm", base.n_params(model), len(tok),
-             asdict(spec))
+    if args.more:
+        model = base.load_policy(os.path.join(args.out, "tiny-critic"))
+    else:
+        model = think_train.init_from_policy(os.path.join(args.out, "tiny-prm"), tok, spec)
+    log.info("tiny-critic: %d parameters, vocabulary %d, %s, from %s", base.n_params(model), len(tok),
+             asdict(spec), "the saved tiny-critic" if args.more else "tiny-prm")
     enc = base.Encoder(tok)
     t0 = time.time()
     torch.manual_seed(spec.seed)

@@ -407,15 +407,16 @@ class ReasoningSpace:
 
     def _critic_scores(self, nodes: list[Node]) -> list[Score]:
         """A generative critic's scores with the critiques behind them (``Score.critiques``, shown as Critiqued
-        events); a skipped thought scores 1 (no critique flags it) and verdicts index the node's own steps."""
+        events); a skipped thought scores 1 before answer steps (no critique flags it), 0.5 alone (nothing checked
+        yet), and verdicts index the node's own steps."""
         skip, steps = self._answer_steps(nodes)
         kept, per_step, cost = self.verifier.score_with_critiques(self.task.problem, self.task.prompt, steps,
                                                                   self.cancel, cache=self._verifier_cache)
         self.meter.add(cost)
         out = []
         for cs, p, s in zip(kept, per_step, skip):
-            p = [1.0] * s + p
-            value = p[-1] if self.aggregation == "model" else aggregate(p, self.aggregation)
+            p = [1.0 if p else 0.5] * s + p
+            value = aggregate(p, self.aggregation)  # "model": the last step's score is the outcome vote
             out.append(Score(value, p, [replace(c, verdict=None if c.verdict is None else c.verdict + s)
                                         for c in cs]))
         return out
