@@ -34,10 +34,9 @@ THINKING_ROWS = [
     ("budget forcing, budget 32", "budget_forcing", 32, {}, False),
     ("budget forcing, budget 64", "budget_forcing", 64, {}, False),
     ("budget forcing, budget 256", "budget_forcing", 256, {}, False),
-    ("solve-detect-verify, chunk 8", "solve_detect_verify", 256, {"chunk": 8}, True),
     ("solve-detect-verify, chunk 16", "solve_detect_verify", 256, {"chunk": 16}, True),
-    ("thought truncation, chunk 8, critic", "thought_truncation", 256, {"chunk": 8}, True),
-    ("thought truncation, chunk 8, no critic", "thought_truncation", 256, {"chunk": 8, "confirm": "none"}, True),
+    ("thought truncation, chunk 16, critic", "thought_truncation", 256, {"chunk": 16}, True),
+    ("thought truncation, chunk 16, no critic", "thought_truncation", 256, {"chunk": 16, "confirm": "none"}, True),
 ]
 REFINE_ROWS = [
     ("majority vote, N=1", "majority_vote", 1, {}, False),
@@ -57,7 +56,7 @@ MODELS = {"thinking": "tiny-think", "refine": "tiny-arith-s"}
 
 def measure(table: str, problems: int, seeds: list[int], verifier: str, only: list[str] | None) -> list[dict]:
     rows = THINKING_ROWS if table == "thinking" else REFINE_ROWS
-    rows = [r for r in rows if not only or r[1] in only]
+    rows = [r for r in rows if not only or r[1] in only or r[0] in only]
     out = []
     for label, strategy, budget, params, uses in rows:
         v = verifier if uses is True else uses or None
@@ -102,12 +101,12 @@ def main() -> int:
     ap.add_argument("--problems", type=int, default=100)
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--verifier", default="oracle", help="the critic of the verifying methods: oracle or tiny-critic")
-    ap.add_argument("--only", default="", help="comma-separated strategies to run (default: every row)")
+    ap.add_argument("--only", default="", help="semicolon-separated strategies or row labels to run (default: every row)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     seeds = [int(s) for s in args.seeds.split(",")]
-    rows = measure(args.table, args.problems, seeds, args.verifier, [s for s in args.only.split(",") if s])
+    rows = measure(args.table, args.problems, seeds, args.verifier, [s for s in args.only.split(";") if s])
     if args.out:
         Path(args.out).write_text(json.dumps({"table": args.table, "verifier": args.verifier,
                                               "problems": args.problems, "seeds": seeds, "rows": rows}, indent=1))

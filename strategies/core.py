@@ -137,10 +137,12 @@ class Node:
 
 @dataclass
 class Score:
-    """A verifier's judgement: the aggregated value and the raw per-step scores it came from."""
+    """A verifier's judgement: the aggregated value and the raw per-step scores it came from; a generative
+    critic's also carries the critiques they were voted from (``score_nodes`` shows them as Critiqued events)."""
 
     value: float
     per_step: list[float] = field(default_factory=list)
+    critiques: list["Critique"] = field(default_factory=list)
 
 
 AGGREGATIONS = ("last", "min", "prod", "mean", "model")

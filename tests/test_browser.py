@@ -305,6 +305,40 @@ def test_budget_forcing_shows_each_samples_thought_with_its_marks(served, browse
     page.close()
 
 
+def test_best_of_n_with_the_critic_shows_each_candidates_critiques(served, browser):
+    """Best-of-N scored by tiny-critic in Explore: the critique view lists every candidate with its critiques
+    (step checks, the verdict) and their vote, the chosen one first; the same run opened in Runs shows them too;
+    a PRM-scored run leaves the view hidden."""
+    url, store = served
+    page = new_page(browser, url)
+    pick(page, "explore-strategy", "Best-of-N")
+    pick(page, "explore-verifier", "tiny-critic")
+    pick(page, "explore-budget", "4")
+    page.click("#run-btn")
+    rid = run_id_of(wait_status(page, "explore", r"finished", timeout_s=180))
+    assert store.get_run(rid)["verifier"] == "tiny-critic"
+    view = page.locator("#explore-critiques [data-testid=critiques]")
+    expect(view).to_be_visible()
+    cands = view.locator(".cand")
+    expect(cands).to_have_count(4)
+    head = cands.first.locator(".head").inner_text()
+    assert head.startswith("★") and re.search(r"vote \d/4 say correct", head), head
+    text = view.inner_text()
+    assert "Verdict:" in text and re.search(r"1: .* (ok|wrong)", text)
+    assert page.locator("#explore-critiques pre").count() == 16  # 4 critiques (the default k) of each
+    page.screenshot(path=str(ARTIFACTS / "explore-critiques.png"), full_page=True)
+    page.get_by_role("tab", name="Runs").click()
+    page.locator("#runs-table").get_by_text(rid, exact=True).filter(visible=True).first.click()
+    wait_status(page, "runs", rf"run {rid}.*finished")
+    expect(page.locator("#runs-critiques .cand")).to_have_count(4)
+    page.get_by_role("tab", name="Explore").click()
+    pick(page, "explore-verifier", "tiny-prm")
+    page.click("#run-btn")
+    wait_new_run_finished(page, "explore", [rid])
+    expect(page.locator("#explore-critiques")).to_be_hidden()
+    page.close()
+
+
 def test_two_sessions_at_once_each_see_only_their_run(served, browser):
     url, store = served
     ctx_a, ctx_b = browser.new_context(), browser.new_context()

@@ -11,7 +11,8 @@ from ui.figures.curves import score_vs_compute_figure
 from ui.figures.tables import metrics_rows
 from ui.figures.tree import tree_figure
 from ui.fold import fold, step_count
-from ui.common import AppContext, check_run_id, gallery_update, parse_choice, stored_events, traces_update
+from ui.common import (AppContext, check_run_id, critiques_update, gallery_update, parse_choice, stored_events,
+                       traces_update)
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,10 @@ def build(ctx: AppContext) -> CompareTab:
         for i in range(MAX_RUNS):
             confs.append(gr.Plot(visible=False, label=f"Run {i + 1}: traces", show_label=False,
                                  min_width=260, elem_id=f"compare-traces-{i}"))
+    crits: list[gr.HTML] = []
+    with gr.Row():  # runs a generative critic scored: each run's candidates with their critiques, under its tree
+        for i in range(MAX_RUNS):
+            crits.append(gr.HTML("", visible=False, min_width=260, elem_id=f"compare-critiques-{i}", padding=False))
     with gr.Row():
         x_axis = gr.Radio([("tokens", "tokens"), ("FLOPs", "flops"), ("eFLOPs", "eflops")], value="tokens",
                           label="Compute axis (image runs: NFE)", elem_id="compare-axis",
@@ -113,7 +118,8 @@ def build(ctx: AppContext) -> CompareTab:
         rest = [gr.update(visible=False)] * (MAX_RUNS - len(states))
         gals = [gallery_update(st) for st in states] + rest
         conf = [traces_update(st) for st in states] + rest
-        return gr.update(value=rows, headers=headers), *figs, *gals, *conf
+        crit = [critiques_update(st) for st in states] + rest
+        return gr.update(value=rows, headers=headers), *figs, *gals, *conf, *crit
 
     def compare(ids, x, fpb_v):
         ids = [check_run_id(i) for i in (ids or [])]
@@ -131,7 +137,7 @@ def build(ctx: AppContext) -> CompareTab:
         return (*frames(loaded, None, per_byte), score_figure(loaded, axis, per_byte),
                 gr.update(minimum=0, maximum=max(n, 1), value=max(n, 1)), loaded)
 
-    go_btn.click(compare, [picker, x_axis, fpb], [metrics, *plots, *galleries, *confs, score_plot, slider,
+    go_btn.click(compare, [picker, x_axis, fpb], [metrics, *plots, *galleries, *confs, *crits, score_plot, slider,
                                                runs_state],
                  api_name="compare", concurrency_id="replay")
 
@@ -147,9 +153,10 @@ def build(ctx: AppContext) -> CompareTab:
 
     def slide(value, fpb_v, loaded):
         if not loaded:
-            return (gr.skip(),) * (1 + 3 * MAX_RUNS)
+            return (gr.skip(),) * (1 + 4 * MAX_RUNS)
         return frames(loaded, _step(value), _per_byte(fpb_v))
 
-    slider.input(slide, [slider, fpb, runs_state], [metrics, *plots, *galleries, *confs], trigger_mode="always_last",
+    slider.input(slide, [slider, fpb, runs_state], [metrics, *plots, *galleries, *confs, *crits],
+                 trigger_mode="always_last",
                  api_visibility="private", show_progress="hidden", concurrency_id="replay")
     return CompareTab(picker, refresh, [picker])

@@ -24,8 +24,7 @@ from ui.figures.tree import tree_figure, tree_signature
 from ui.fold import ViewState, fold, step_count
 from ui import download as download_ui
 from ui.common import (AppContext, Viewer, build_viewer, candidates_update, gallery_update, load_values,
-                       nfe_update, traces_update,
-                       parse_choice, parse_int, particles_update, session_key, start_worker, strips_update)
+                       nfe_update, traces_update, critiques_update, parse_choice, parse_int, particles_update, session_key, start_worker, strips_update)
 from ui.registry import (PROBLEM_TEXT_MAX, ParamField, budget_choices, default_model, default_verifier,
                          domain_choices, model_choices, param_fields, sampler_spec, strategy_choices, strategy_markdown,
                          t2i_prompt_choices, verifier_choices)
@@ -374,7 +373,7 @@ def stream_run(ctx: AppContext, config, key: str, viewer: Viewer) -> Iterator[tu
         # the first real one).
         hidden = gr.update(visible=False)
         reset = (None, None, hidden, gr.update(value=[], visible=not is_image), compute_meter_html({}),
-                 gr.update(value=[], visible=is_image), hidden, hidden, hidden)
+                 gr.update(value=[], visible=is_image), hidden, hidden, hidden, hidden)
         acked = False
 
         def with_reset(values: tuple) -> tuple:
@@ -410,7 +409,7 @@ def stream_run(ctx: AppContext, config, key: str, viewer: Viewer) -> Iterator[tu
                 if isinstance(item, tuple):  # refused (bad input, unusable model): say so in place too
                     st.status, st.error = "refused", item[1]
                     refused = empty_figure("The run was refused: see the message.")
-                    yield load_values(with_reset((status_html(st), refused, *(skip,) * 7)), skip, skip)
+                    yield load_values(with_reset((status_html(st), refused, *(skip,) * 8)), skip, skip)
                     raise gr.Error(item[1], print_exception=False)
                 events.append(item)
                 fold([item], state=st)
@@ -425,7 +424,7 @@ def stream_run(ctx: AppContext, config, key: str, viewer: Viewer) -> Iterator[tu
             first_nodes = not shown_nodes and bool(st.nodes)
             if not acked and not finished and not first_nodes and now >= ack_due:
                 # a slow start (the models' first load): say at once that the run is under way
-                yield load_values(with_reset((status_html(st), *(skip,) * 8)), skip, skip)
+                yield load_values(with_reset((status_html(st), *(skip,) * 9)), skip, skip)
                 acked, last_sent = True, time.monotonic()
                 continue
             if finished or (dirty and (first_nodes or now - last_sent >= interval)):
@@ -442,15 +441,17 @@ def stream_run(ctx: AppContext, config, key: str, viewer: Viewer) -> Iterator[tu
                 else:
                     cands = candidates_update(st) if changed("candidates", n_fin) else skip
                     gallery = strips = nfe = skip
-                traces = (traces_update(st) if changed("traces", (len(st.confidence), sum(map(len, st.thoughts.values())),
-                                                                  sum(map(len, st.attempts.values())),
-                                                                  len(st.critiques))) else skip)
+                traces = (traces_update(st) if changed("traces", (
+                    len(st.confidence), sum(map(len, st.thoughts.values())), sum(map(len, st.attempts.values())),
+                    len(st.critiques))) else skip)
+                crits = critiques_update(st) if changed("critiques", (len(st.critiques), st.selected)) else skip
                 # live frames: the tree only when it changed, with brief hovers, in compact JSON (plot_payload);
                 # the last frame (and every replay) sends the whole figure
                 tree = (skip if not changed("tree", tree_signature(st)) else
                         tree_figure(st) if finished else plot_payload(tree_figure(st, brief=True)))
                 values = (status_html(st), tree, particles, cands,
-                          compute_meter_html(st.totals, ctx.limits.flops_per_byte), gallery, strips, nfe, traces)
+                          compute_meter_html(st.totals, ctx.limits.flops_per_byte), gallery, strips, nfe, traces,
+                          crits)
                 if not acked:
                     values, acked = with_reset(values), True
                 if finished:
