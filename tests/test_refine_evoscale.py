@@ -191,4 +191,4 @@ def test_a_verifier_that_only_scores_is_refused_before_the_run(strategy):
     from engine.run import ConfigError, prepare
 
     with pytest.raises(ConfigError, match=f"{strategy} needs a verifier that critiques .* tiny-prm gives only a score"):
-        prepare(RunConfig(model="tiny-arith-s", verifier="tiny-prm", strategy=strategy, budget=2))
+        prepare(RunConfig(model="tiny-arith-s", verifier="tiny-prm", strategy=strategy, budget=4))
