@@ -192,3 +192,14 @@ def test_a_verifier_that_only_scores_is_refused_before_the_run(strategy):
 
     with pytest.raises(ConfigError, match=f"{strategy} needs a verifier that critiques .* tiny-prm gives only a score"):
         prepare(RunConfig(model="tiny-arith-s", verifier="tiny-prm", strategy=strategy, budget=4))
+
+
+def test_refine_on_tiny_arith_with_tiny_critic_revises_where_the_critic_says_and_charges_it():
+    cfg = RunConfig(model="tiny-arith-s", verifier="tiny-critic", strategy="refine", budget=3, problem_id="test:3")
+    events = list(run_events(cfg))
+    st = fold([{"type": "RunStarted", "run_id": "r", "strategy": "refine", "params": {}}] + events)
+    chain = st.attempts[0]
+    assert len(chain) >= 2  # the critic flags the small policy's first attempt at this hard problem
+    for before, after in zip(chain, chain[1:]):
+        assert after["kept"] == st.critiques[before["id"]]["verdicts"][0] - 1
+    assert events[-1]["totals"]["verifier_tokens"] > 0 and events[-1]["totals"]["verifier_calls"] >= len(chain)
