@@ -49,7 +49,6 @@ REFINE_ROWS = [
     ("refine, R=2", "refine", 2, {}, True),
     ("refine, R=4", "refine", 4, {}, True),
     ("refine, R=8", "refine", 8, {}, True),
-    ("refine, R=4, 2 chains", "refine", 4, {"chains": 2}, True),
 ]
 MODELS = {"thinking": "tiny-think", "refine": "tiny-arith-s"}
 
