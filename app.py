@@ -101,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--temperature", type=float, default=0.8)
     r.add_argument("--trust-remote-code", action="store_true", help="allow a hub model's own code to run")
     r.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
-                   help="domain option (reasoning: kv_reuse=on|off, kv_budget_mb, drafting=off|ngram; "
+                   help="domain option (reasoning: kv_reuse=on|off, kv_budget_mb, drafting=off|ngram, a critic's "
+                        "critiques=K, vote=share|majority|unanimous, meta=on|off; "
                         "image: steps, eta, guidance, scheduler=ddim|ddpm|flow_ode|flow_sde, "
                         "diffusion (flow_sde), interpolant=linear|vp, previews=all|final|none; t2i: steps, eta, "
                         "guidance, scheduler=ddim|ddpm|euler, size, previews, judge_pass)")
@@ -133,8 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--param", action="append", default=[], metavar="STRATEGY.NAME=VALUE",
                    help="strategy parameter, e.g. beam_search.beam_width=4")
     s.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
-                   help="domain option for every run (reasoning: kv_reuse, kv_budget_mb, drafting; "
-                        "image: steps, eta, guidance, scheduler, previews)")
+                   help="domain option for every run (reasoning: kv_reuse, kv_budget_mb, drafting, critiques, vote, "
+                        "meta; image: steps, eta, guidance, scheduler, previews)")
     s.add_argument("--resume", action="store_true", help="skip runs already stored in this database")
     s.add_argument("--workers", type=int, default=1,
                    help="runs at once (more than 1 only with an OpenAI-compatible endpoint policy, openai:...)")

@@ -44,7 +44,7 @@ class ModelLoadError(InputError):
 @dataclass(frozen=True)
 class ModelEntry:
     id: str
-    kind: str          # policy / prm / orm / judge / classifier / oracle
+    kind: str          # policy / prm / orm / judge / critic / classifier / oracle
     domain: str        # reasoning / image
     source: str        # a local path or a hub id
     description: str
@@ -170,6 +170,9 @@ CATALOG: dict[str, ModelEntry] = {e.id: e for e in [
                "Embedded generative process reward model: the probability it gives the steps so far "
                "(tiny-arith-l trained further on the task, then on the policies' labelled samples).", delimiter="\n",
                family="likelihood"),
+    ModelEntry("tiny-critic", "critic", "reasoning", f"{_E}/tiny-critic",
+               "Embedded generative critic: k sampled checks of every step and a verdict, voted (tiny-prm trained "
+               "on by backends/embedded/critic_train.py on the policies' own labelled samples).", delimiter="\n"),
     ModelEntry("oracle", "oracle", "reasoning", "ground truth",
                "ORACLE: grades each step against the known solution. Not a real verifier: a ceiling."),
     ModelEntry("Qwen/Qwen2.5-Math-1.5B-Instruct", "policy", "reasoning", "Qwen/Qwen2.5-Math-1.5B-Instruct",
@@ -277,7 +280,7 @@ def resolve(model_id: str, kind: str) -> ModelEntry:
                               family=family)
     if model_id in CATALOG:
         entry = CATALOG[model_id]
-        if kind == "verifier" and entry.kind not in ("prm", "orm", "oracle", "judge"):
+        if kind == "verifier" and entry.kind not in ("prm", "orm", "oracle", "judge", "critic"):
             raise ModelLoadError(f"{model_id} is a {entry.kind}, not a verifier")
         if kind == "policy" and entry.kind != "policy":
             raise ModelLoadError(f"{model_id} is a {entry.kind}, not a policy")

@@ -39,7 +39,7 @@ from ui.fold import fold  # noqa: E402
 from ui.live_figure import FigureStream  # noqa: E402
 
 TREE = 1  # position of the tree in Explore's outputs
-LIVE = 11  # position of the live tree's diff (after the viewer's outputs)
+LIVE = -1  # position of the live tree's diff (after the viewer's outputs)
 SKIP = {"__type__": "update"}
 
 

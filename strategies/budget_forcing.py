@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterator
 
-from strategies.common import add_nodes, check, finish, weighted_vote
+from strategies.common import add_nodes, check, finish, require_thinking, weighted_vote
 from strategies.core import CancelToken, Event, Node, SearchSpace, StepDone, ThoughtProgress
 from strategies.params import param
 
@@ -38,15 +38,8 @@ class Params:
                    lo=1, hi=1024)
 
 
-def _require(space: SearchSpace) -> None:
-    missing = [m for m in ("think", "end_thinking", "wait", "thinking_tokens") if not hasattr(space, m)]
-    if missing or not getattr(space, "thinking", True):
-        raise ValueError("budget forcing needs a thinking model (one whose catalog entry has thinking delimiters, "
-                         "such as tiny-think)")
-
-
 def search(space: SearchSpace, params: Params, cancel: CancelToken | None = None) -> Iterator[Event]:
-    _require(space)
+    require_thinking(space, "budget forcing", ("think", "end_thinking", "wait", "thinking_tokens"))
     root = space.initial(1)[0]
     yield from add_nodes([root])
     open_nodes: list[Node] = [root] * params.n

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from strategies.core import (CancelToken, Event, Node, NodeFinished, NodeScored, RunFinished, SearchSpace,
+from strategies.core import (CancelToken, Critiqued, Event, Node, NodeFinished, NodeScored, RunFinished, SearchSpace,
                              Selected, added, candidates_table)
 
 
@@ -14,13 +14,21 @@ def add_nodes(nodes: list[Node]) -> Iterator[Event]:
             yield NodeFinished(id=n.id, answer=n.answer)
 
 
-def score_nodes(space: SearchSpace, nodes: list[Node], scores: dict[str, float]) -> Iterator[Event]:
-    """Score ``nodes`` in one batch, record the values in ``scores`` and emit one NodeScored each."""
+def score_nodes(space: SearchSpace, nodes: list[Node], scores: dict[str, float],
+                verifications: dict[str, int] | None = None) -> Iterator[Event]:
+    """Score ``nodes`` in one batch, record the values in ``scores`` and emit one NodeScored each, and one
+    Critiqued each where a generative critic scored them (the critiques its vote kept). ``verifications``, where
+    given, records how many verifications each score stands for (its critiques; 1 for a scalar score)."""
     if not nodes:
         return
     for node, s in zip(nodes, space.score(nodes), strict=True):
         scores[node.id] = s.value
+        if verifications is not None:
+            verifications[node.id] = max(1, len(s.critiques))
         yield NodeScored(id=node.id, score=s.value, per_step=list(s.per_step))
+        if s.critiques:
+            yield Critiqued(id=node.id, verdicts=[c.verdict for c in s.critiques],
+                            texts=[c.text for c in s.critiques], score=s.value)
 
 
 def finish(space: SearchSpace, finished: list[Node], scores: dict[str, float], chosen: Node | None,
@@ -111,6 +119,14 @@ def kept_kv_tokens(kept: list[Node], tree: dict[str, Node]) -> int:
             total += tree[nid].cost.generated_tokens
             nid = tree[nid].parent
     return total
+
+
+def require_thinking(space: SearchSpace, method: str,
+                     needs: tuple[str, ...] = ("think", "end_thinking", "thinking_tokens")) -> None:
+    """Refuse a space that has no thought to work on (a model without thinking delimiters)."""
+    if any(not hasattr(space, m) for m in needs) or not getattr(space, "thinking", True):
+        raise ValueError(f"{method} needs a thinking model (one whose catalog entry has thinking delimiters, "
+                         "such as tiny-think)")
 
 
 def check(cancel: CancelToken | None) -> None:

@@ -137,10 +137,12 @@ class Node:
 
 @dataclass
 class Score:
-    """A verifier's judgement: the aggregated value and the raw per-step scores it came from."""
+    """A verifier's judgement: the aggregated value and the raw per-step scores it came from; a generative
+    critic's also carries the critiques they were voted from (``score_nodes`` shows them as Critiqued events)."""
 
     value: float
     per_step: list[float] = field(default_factory=list)
+    critiques: list["Critique"] = field(default_factory=list)
 
 
 AGGREGATIONS = ("last", "min", "prod", "mean", "model")
@@ -363,8 +365,10 @@ class TraceConfidence(Event):
 class ThoughtProgress(Event):
     """Where sample ``sample``'s thought stands after a step of a thinking-budget method: ``tokens`` thought so
     far at node ``id``, and ``mark`` what happened there: "" (it thinks on), "wait" (its stop was replaced by
-    the extension text), "end" (it ended its thought), "forced" (the end was forced at the budget) or "answer"
-    (``id`` is the answer written after the thought)."""
+    the extension text), "end" (it ended its thought), "forced" (the end was forced at the budget), "probe" (an
+    answer was probed there and not verified: the thought went on), "verified" (a probed answer was verified and
+    the thought stopped there: Solve-Detect-Verify), "trimmed" (the rest of the thought was cut there as
+    redundant: TrimR) or "answer" (``id`` is the answer written after the thought)."""
 
     sample: int
     id: str
@@ -382,6 +386,19 @@ class Critiqued(Event):
     verdicts: list[int | None]
     texts: list[str]
     score: float
+
+
+@dataclass
+class Attempt(Event):
+    """Attempt ``round`` (0: the first) of chain ``chain`` of a refinement method is the final node ``id``. A
+    revision names the attempt it revises and keeps that one's first ``kept`` steps, regenerating the rest (its
+    critique flagged step ``kept`` + 1); the first attempt revises nothing (``revises`` None)."""
+
+    chain: int
+    round: int
+    id: str
+    revises: str | None = None
+    kept: int = 0
 
 
 @dataclass
@@ -412,7 +429,7 @@ class RunFinished(Event):
 
 EVENT_TYPES: dict[str, type[Event]] = {c.__name__: c for c in (
     RunStarted, NodeAdded, NodeScored, NodePruned, Resampled, NodeFinished, NodeStats, TraceConfidence,
-    ThoughtProgress, Critiqued, Selected, StepDone, KVCacheKept, RunFinished)}
+    ThoughtProgress, Critiqued, Attempt, Selected, StepDone, KVCacheKept, RunFinished)}
 
 
 def event_from_dict(d: dict) -> Event:

@@ -5,9 +5,10 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Callable
 
-from strategies import (beam_search, best_of_n, budget_forcing, deepconf, dvts, ets, evo_search, first_finish, fk_steering, greedy,
-                        majority_vote, mcts, more_steps, particle_filtering, rebase, rollover_budget_forcing,
-                        search_over_paths, weighted_bon, zero_order)
+from strategies import (beam_search, best_of_n, budget_forcing, deepconf, dvts, ets, evo_search, evoscale, first_finish,
+                        fk_steering, greedy, majority_vote, mcts, more_steps, particle_filtering, rebase, refine,
+                        rollover_budget_forcing, search_over_paths, solve_detect_verify, thought_truncation,
+                        weighted_bon, zero_order)
 from strategies.params import ParamSpec, specs
 
 PAPER_1B = "Can 1B LLM Surpass 405B LLM? Rethinking Compute-Optimal Test-Time Scaling"
@@ -33,6 +34,7 @@ class StrategyInfo:
     # sets (budget forcing's n)
     samples_param: str | None = None
     needs_thinking: bool = False  # only for a thinking model (a policy with thinking delimiters)
+    needs_critic: bool = False  # only with a verifier that critiques (SearchSpace.critique), checked before the run
 
     @property
     def params_cls(self) -> type:
@@ -80,6 +82,23 @@ STRATEGIES: dict[str, StrategyInfo] = {s.name: s for s in [
                  "A thinking model thinks up to the budget in tokens: the end of thinking is forced there, and an "
                  "early stop becomes 'Wait,'.", ("reasoning",), False, budget_scale=64,
                  samples_param="n", needs_thinking=True),
+    StrategyInfo("thought_truncation", "Thought truncation (TrimR)", thought_truncation, "budget",
+                 "TrimR: Verifier-based Training-Free Thinking Compression for Efficient Test-Time Scaling",
+                 "Probe a thinking model's answer every few tokens; once it repeats (and the critic accepts it), cut "
+                 "the rest of the thought.", ("reasoning",), True, budget_scale=64, needs_thinking=True),
+    StrategyInfo("solve_detect_verify", "Solve-Detect-Verify", solve_detect_verify, "budget",
+                 "Solve-Detect-Verify: Inference-Time Scaling with Flexible Generative Verifier",
+                 "Probe a thinking model's answer every few tokens; stop thinking at the first one the critic "
+                 "verifies (more critiques only when the first disagree).", ("reasoning",), True, budget_scale=64,
+                 needs_thinking=True, needs_critic=True),
+    StrategyInfo("refine", "Refine with feedback", refine, "rounds",
+                 "Inference-Time Scaling for Complex Tasks: Where We Stand and What Lies Ahead",
+                 "Solve, critique, regenerate from the first step the critique flags; up to R attempts per chain.",
+                 ("reasoning",), True, needs_critic=True),
+    StrategyInfo("evoscale", "EvoScale", evoscale, "n",
+                 "Satori-SWE: Evolutionary Test-Time Scaling for Sample-Efficient Software Engineering",
+                 "A population evolved for G generations: keep the best by critique score, regenerate the rest "
+                 "from their flagged steps.", ("reasoning",), True, needs_critic=True),
     StrategyInfo("rebase", "REBASE", rebase, "n",
                  "Inference Scaling Laws: An Empirical Analysis of Compute-Optimal Inference for Problem-Solving "
                  "with Language Models (Wu et al., 2024)",

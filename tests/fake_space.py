@@ -9,6 +9,10 @@ strategy must keep.
 
 It is also a thinking model: a thought runs ``think_chunk`` tokens, then the model tries to end it (``think``),
 so budget forcing can cut it (``end_thinking``) or extend it (``wait``); the answer digits come after.
+
+Its critic is scripted: ``critic(node)`` gives the verdicts (None: correct; i: step i wrong) that node's
+critiques read in turn, cycling, so repeated critiques of one node can disagree; without one, ``critique``
+refuses as the reasoning space does for a verifier that only scores.
 """
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ import itertools
 import random
 from dataclasses import dataclass, field
 
-from strategies.core import CancelToken, Compute, Node, Score
+from strategies.core import CancelToken, Compute, Critique, Node, Score
 
 
 def digit_logprobs(d: int) -> list[float]:
@@ -35,6 +39,7 @@ class FakeSpace:
     stop_digits: tuple[int, ...] = ()
     think_chunk: int = 4  # thought tokens after which the model tries to stop thinking, each time it thinks
     calls: list = field(default_factory=list)
+    critic: object = None  # node -> the verdicts its critiques read in turn
 
     def __post_init__(self) -> None:
         self._ids = itertools.count()
@@ -42,6 +47,7 @@ class FakeSpace:
         self._lps: dict[str, list[list[float]]] = {}
         self._thought: dict[str, int] = {}
         self.waits: list[str] = []  # ids of the nodes ``wait`` made
+        self._critiqued: dict[str, int] = {}  # node id -> critiques written of it so far
 
     def _thought_child(self, parent: Node, tokens: int, generated: int) -> Node:
         child = self._node(parent, parent.payload)
@@ -155,6 +161,23 @@ class FakeSpace:
             if self.scorer:
                 per_step = self.scorer(n)
             out.append(Score(per_step[-1], per_step))
+        return out
+
+    def critique(self, nodes: list[Node], k: int, temperature: float | None = None) -> list[list[Critique]]:
+        if self.critic is None:
+            raise ValueError("this strategy needs a verifier that critiques (tiny-critic, oracle); the fake scorer "
+                             "gives only a score")
+        if not nodes:
+            return []
+        self.calls.append(("critique", len(nodes), k))
+        out = []
+        for n in nodes:
+            script = list(self.critic(n))
+            start = self._critiqued.get(n.id, 0)
+            self._critiqued[n.id] = start + k
+            verdicts = [script[(start + j) % len(script)] for j in range(k)]
+            out.append([Critique(v, text=f"{n.preview}: " + ("Verdict: correct" if v is None else f"Verdict: step {v} wrong"))
+                        for v in verdicts])
         return out
 
     def extract(self, node: Node) -> str | None:

@@ -346,6 +346,40 @@ def test_a_thinking_budget_sweep_from_the_scaling_page_draws_both_figures(served
     page.close()
 
 
+def test_best_of_n_with_the_critic_shows_each_candidates_critiques(served, browser):
+    """Best-of-N scored by tiny-critic in Explore: the critique view lists every candidate with its critiques
+    (step checks, the verdict) and their vote, the chosen one first; the same run opened in Runs shows them too;
+    a PRM-scored run leaves the view hidden."""
+    url, store = served
+    page = new_page(browser, url)
+    pick(page, "explore-strategy", "Best-of-N")
+    pick(page, "explore-verifier", "tiny-critic")
+    pick(page, "explore-budget", "4")
+    page.click("#run-btn")
+    rid = run_id_of(wait_status(page, "explore", r"finished", timeout_s=180))
+    assert store.get_run(rid)["verifier"] == "tiny-critic"
+    view = page.locator("#explore-critiques [data-testid=critiques]")
+    expect(view).to_be_visible()
+    cands = view.locator(".cand")
+    expect(cands).to_have_count(4)
+    head = cands.first.locator(".head").inner_text()
+    assert head.startswith("★") and re.search(r"vote \d/4 say correct", head), head
+    text = view.inner_text()
+    assert "Verdict:" in text and re.search(r"1: .* (ok|wrong)", text)
+    assert page.locator("#explore-critiques pre").count() == 16  # 4 critiques (the default k) of each
+    page.screenshot(path=str(ARTIFACTS / "explore-critiques.png"), full_page=True)
+    page.get_by_role("tab", name="Runs").click()
+    page.locator("#runs-table").get_by_text(rid, exact=True).filter(visible=True).first.click()
+    wait_status(page, "runs", rf"run {rid}.*finished")
+    expect(page.locator("#runs-critiques .cand")).to_have_count(4)
+    page.get_by_role("tab", name="Explore").click()
+    pick(page, "explore-verifier", "tiny-prm")
+    page.click("#run-btn")
+    wait_new_run_finished(page, "explore", [rid])
+    expect(page.locator("#explore-critiques")).to_be_hidden()
+    page.close()
+
+
 def test_two_sessions_at_once_each_see_only_their_run(served, browser):
     url, store = served
     ctx_a, ctx_b = browser.new_context(), browser.new_context()
@@ -541,4 +575,34 @@ def test_image_runs_replay_in_runs_and_compare(served_images, browser):
     assert "NFE" in page.locator("#compare-score .xtitle").text_content()
     assert page.locator("#compare-metrics").get_by_text("NFE", exact=True).count() > 0
     page.screenshot(path=str(ARTIFACTS / "compare-image.png"), full_page=True)
+    page.close()
+
+
+def test_refine_shows_the_chain_of_attempts_with_the_feedback_between_them(served, browser):
+    """Refine on tiny-arith-s with the oracle's critique in Explore, on a hard problem: the refinement view draws
+    each attempt, the critique it got and what came next; the Runs tab replays the same view."""
+    url, store = served
+    page = new_page(browser, url)
+    pick(page, "explore-strategy", "Refine with feedback")
+    pick(page, "explore-verifier", "oracle — ORACLE, a ceiling")
+    pick(page, "explore-budget", "4")
+    page.locator("#explore-difficulty").get_by_label("4").check()
+    page.click("#run-btn")
+    rid = run_id_of(wait_status(page, "explore", r"finished", timeout_s=120))
+    run = store.get_run(rid)
+    assert run["strategy"] == "refine" and run["verifier"] == "oracle"
+    attempts = [e for e in store.events(rid) if e["type"] == "Attempt"]
+    view = page.locator("#explore-traces")
+    expect(view).to_contain_text("attempt 1")
+    text = view.inner_text()
+    assert text.count("attempt ") == len(attempts) >= 1
+    assert text.count("critique") >= len(attempts) and "Verdict:" in text
+    if len(attempts) > 1:
+        assert "regenerate from step" in text and "kept" in text
+    page.screenshot(path=str(ARTIFACTS / "explore-refine.png"), full_page=True)
+    page.get_by_role("tab", name="Runs").click()
+    page.locator("#runs-table").get_by_text(rid, exact=True).filter(visible=True).first.click()
+    wait_status(page, "runs", rf"run {rid}.*finished")
+    expect(page.locator("#runs-traces")).to_contain_text("attempt 1")
+    assert page.locator("#runs-traces").inner_text().count("attempt ") == len(attempts)
     page.close()

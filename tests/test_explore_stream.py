@@ -18,7 +18,7 @@ from tests.conftest import embedded_models_ready
 
 # positions in Viewer.load_outputs: status, tree, particles, candidates, meter, slider, events, gallery, ...
 STATUS, TREE, PARTICLES, CANDIDATES, METER, SLIDER, EVENTS, GALLERY, STRIPS, NFE = range(10)
-LIVE = 11  # Explore's run adds the live tree's diffs after the viewer's outputs
+LIVE = -1  # Explore's run adds the live tree's diffs after the viewer's outputs
 
 
 @pytest.fixture(scope="module")

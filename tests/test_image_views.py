@@ -93,7 +93,7 @@ def test_image_views_render_from_stored_events(stored, images, strategy):
     hover = " ".join(" ".join(t.hovertext or []) for t in tree.data)
     assert str(images) not in hover and "digit 3" in hover  # the prompt, no file paths
     views = frame(events, None)
-    assert len(views) == 9  # Viewer.view_outputs: ..., gallery, strips, NFE, traces
+    assert len(views) == 10  # Viewer.view_outputs: ..., gallery, strips, NFE, traces, critiques
     assert views[-1]["visible"] is False  # an image run has no per-trace view
 
 

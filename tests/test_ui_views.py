@@ -13,10 +13,11 @@ import time
 
 import pytest
 
-from strategies.core import Compute, Node, Score
+from strategies.core import Compute, Critique, Node, Score
 from strategies.registry import STRATEGIES
 from strategies import params as params_mod
 from ui.figures.curves import score_vs_compute_figure
+from ui.figures.attempts import attempts_figure
 from ui.figures.confidence import confidence_figure
 from ui.figures.thoughts import thoughts_figure
 from ui.figures.particles import particle_figure
@@ -126,6 +127,11 @@ class FakeSpace:
     def score(self, nodes: list[Node]) -> list[Score]:
         return [Score(self._h(n.id, "s"), [self._h(n.id, i) for i in range(max(1, n.depth))]) for n in nodes]
 
+    # a critic: a node hashing high is called correct, else its last step is flagged (refine, evoscale, SDV)
+    def critique(self, nodes: list[Node], k: int, temperature: float | None = None) -> list[list[Critique]]:
+        return [[Critique(None if self._h(n.id, "c", j) > 0.5 else max(1, n.depth), text=f"<b>{n.id}</b> checked")
+                 for j in range(k)] for n in nodes]
+
     def extract(self, node: Node) -> str | None:
         return node.answer
 
@@ -174,6 +180,7 @@ def test_every_strategy_folds_and_draws(strategy):
     particle_figure(st).to_json()
     confidence_figure(st).to_json()
     thoughts_figure(st).to_json()
+    attempts_figure(st).to_json()
     candidates_rows(st)
     compute_meter_html(st.totals)
     status_html(st)

@@ -18,6 +18,8 @@ import gradio as gr
 from ui.figures import images as image_views
 from ui.figures.curves import score_vs_compute_figure
 from ui.figures.confidence import confidence_figure
+from ui.figures.attempts import attempts_figure
+from ui.figures.critiques import critiques_html
 from ui.figures.thoughts import thoughts_figure
 from ui.figures.particles import particle_figure
 from ui.figures.style import plot_payload
@@ -137,6 +139,7 @@ class Viewer:
     strips: gr.Plot
     nfe: gr.Plot
     traces: gr.Plot
+    critiques: gr.HTML
     slider: gr.Slider
     play: gr.Button
     timer: gr.Timer
@@ -146,7 +149,7 @@ class Viewer:
     @property
     def view_outputs(self) -> list:
         return [self.status, self.tree, self.particles, self.candidates, self.meter, self.gallery, self.strips,
-                self.nfe, self.traces]
+                self.nfe, self.traces, self.critiques]
 
     @property
     def load_outputs(self) -> list:
@@ -194,16 +197,19 @@ def build_viewer(prefix: str, with_transport: bool = True, idle: str = "Ready: p
     # only runs that resample (particle filtering, FK steering) show the genealogy lanes
     particles = gr.Plot(particle_figure(ViewState()), label="Particles: lanes and ESS",
                         elem_id=f"{prefix}-particles", visible=False, show_label=False)
-    # only runs with per-trace views show it: DeepConf's confidences, a thinking-budget run's thoughts
+    # only runs with per-trace views show it: DeepConf's confidences, a thinking-budget run's thoughts, refinement's
+    # attempts
     traces = gr.Plot(label="Traces", elem_id=f"{prefix}-traces", visible=False, show_label=False)
+    # only runs scored by a generative critic show each candidate's critiques and their vote
+    critiques = gr.HTML("", label="Critiques", elem_id=f"{prefix}-critiques", visible=False, padding=False)
     with gr.Row(visible=with_transport):
         slider = gr.Slider(0, 1, value=1, step=1, label="Step (replay)", elem_id=f"{prefix}-slider",
                            interactive=True, scale=5)
         play = gr.Button("▶ Play", elem_id=f"{prefix}-play", scale=1, min_width=90)
     timer = gr.Timer(PLAY_INTERVAL_S, active=False)
     events = gr.State([])
-    v = Viewer(status, tree, particles, candidates, meter, gallery, strips, nfe, traces, slider, play, timer,
-               events, flops_per_byte)
+    v = Viewer(status, tree, particles, candidates, meter, gallery, strips, nfe, traces, critiques, slider, play,
+               timer, events, flops_per_byte)
     _wire_transport(v, prefix)
     return v
 
@@ -239,7 +245,7 @@ def frame(events: list[dict], k: int | None, title: str | None = None,
     return (status_html(st), tree_figure(st, title=title, layout=layout),
             particles_update(st, max_step=layout.max_step if layout else None),
             candidates_update(st), compute_meter_html(st.totals, flops_per_byte), *image_updates(st),
-            traces_update(st))
+            traces_update(st), critiques_update(st))
 
 
 def particles_update(st: ViewState, compact: bool = False, max_step: int | None = None) -> Any:
@@ -252,12 +258,22 @@ def particles_update(st: ViewState, compact: bool = False, max_step: int | None 
 
 
 def traces_update(st: ViewState) -> Any:
-    """The per-trace view: DeepConf's confidence curves, or a thinking-budget run's thoughts; hidden otherwise."""
+    """The per-trace view: DeepConf's confidence curves, a thinking-budget run's thoughts, or a refinement run's
+    attempts with the feedback between them; hidden otherwise."""
     if st.confidence:
         return gr.update(value=confidence_figure(st), visible=True)
+    if st.attempts:
+        return gr.update(value=attempts_figure(st), visible=True)
     if st.thoughts:
         return gr.update(value=thoughts_figure(st), visible=True)
     return gr.update(visible=False)
+
+
+def critiques_update(st: ViewState) -> Any:
+    """The critique view, shown only for runs a generative critic scored."""
+    if not st.critiques:
+        return gr.update(value="", visible=False)
+    return gr.update(value=critiques_html(st), visible=True)
 
 
 def candidates_update(st: ViewState) -> Any:

@@ -12,7 +12,8 @@ from ui.figures.style import empty_figure, tree_steps
 from ui.figures.tables import error_html, metrics_rows, problems_html
 from ui.figures.tree import tree_figure, whole_run_layout
 from ui.fold import fold, step_count
-from ui.common import AppContext, check_run_id, gallery_update, parse_choice, stored_events, traces_update
+from ui.common import (AppContext, check_run_id, critiques_update, gallery_update, parse_choice, stored_events,
+                       traces_update)
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,10 @@ def build(ctx: AppContext) -> CompareTab:
         for i in range(MAX_RUNS):
             confs.append(gr.Plot(visible=False, label=f"Run {i + 1}: traces", show_label=False,
                                  min_width=260, elem_id=f"compare-traces-{i}"))
+    crits: list[gr.HTML] = []
+    with gr.Row():  # runs a generative critic scored: each run's candidates with their critiques, under its tree
+        for i in range(MAX_RUNS):
+            crits.append(gr.HTML("", visible=False, min_width=260, elem_id=f"compare-critiques-{i}", padding=False))
     with gr.Row():
         x_axis = gr.Radio([("tokens", "tokens"), ("FLOPs", "flops"), ("eFLOPs", "eflops")], value="tokens",
                           label="Compute axis (image runs: NFE)", elem_id="compare-axis",
@@ -126,9 +131,10 @@ def build(ctx: AppContext) -> CompareTab:
         rest = [gr.update(visible=False)] * (MAX_RUNS - len(states))
         gals = [gallery_update(st) for st in states] + rest
         conf = [traces_update(st) for st in states] + rest
-        return gr.update(value=rows, headers=headers), *figs, *gals, *conf
+        crit = [critiques_update(st) for st in states] + rest
+        return gr.update(value=rows, headers=headers), *figs, *gals, *conf, *crit
 
-    outputs = [problems, metrics, *plots, *galleries, *confs, score_plot, slider, runs_state]
+    outputs = [problems, metrics, *plots, *galleries, *confs, *crits, score_plot, slider, runs_state]
 
     def load(ids, x, fpb_v) -> tuple:
         ids = [check_run_id(i) for i in (ids or [])]
@@ -169,10 +175,11 @@ def build(ctx: AppContext) -> CompareTab:
 
     def slide(value, fpb_v, loaded):
         if not loaded:
-            return (gr.skip(),) * (1 + 3 * MAX_RUNS)
+            return (gr.skip(),) * (1 + 4 * MAX_RUNS)
         return frames(loaded, _step(value), _per_byte(fpb_v))
 
-    slider.input(slide, [slider, fpb, runs_state], [metrics, *plots, *galleries, *confs], trigger_mode="always_last",
+    slider.input(slide, [slider, fpb, runs_state], [metrics, *plots, *galleries, *confs, *crits],
+                 trigger_mode="always_last",
                  api_visibility="private", show_progress="hidden", concurrency_id="replay")
 
     def open_runs(ids, x, fpb_v):

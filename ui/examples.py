@@ -49,6 +49,14 @@ EXAMPLES: dict[str, dict] = {
     # tiny-think, 8x the budget in thinking tokens, 4 samples voting
     "budget_forcing": {"model": "tiny-think", "budget": EXAMPLE_BUDGET * 8, "params": {"n": 4}},
     "more_steps": {"budget": 2, "verifier": None},
+    # the verifying thinkers: tiny-think checked by the oracle's critique as it thinks, probed every 8 tokens
+    "thought_truncation": {"model": "tiny-think", "verifier": "oracle", "budget": EXAMPLE_BUDGET * 32,
+                           "params": {"chunk": 8}},
+    "solve_detect_verify": {"model": "tiny-think", "verifier": "oracle", "budget": EXAMPLE_BUDGET * 32,
+                            "params": {"chunk": 8}},
+    # feedback from the oracle's critique, the perfect verifier
+    "refine": {"verifier": "oracle", "budget": EXAMPLE_BUDGET // 2},
+    "evoscale": {"verifier": "oracle"},
 }
 
 

@@ -83,6 +83,10 @@ class ViewState:
     judged: dict[str, dict] = field(default_factory=dict)
     # thinking-budget runs: per sample, its thought's marks in order (node id, tokens so far, mark)
     thoughts: dict[int, list[dict]] = field(default_factory=dict)
+    # generative critics: per node id, the critiques its score was voted from (verdicts, texts, score)
+    critiques: dict[str, dict] = field(default_factory=dict)
+    # refinement methods (refine, evoscale): per chain, its attempts in order (node id, round, revised id, kept)
+    attempts: dict[int, list[dict]] = field(default_factory=dict)
     # DeepConf: per trace id, its group confidences, confidence, threshold, cut position and warm-up flag
     confidence: dict[str, dict] = field(default_factory=dict)
     # (tokens, FLOPs, NFE, score, eFLOPs at one FLOP per byte: FLOPs + memory bytes, NaN where the memory was not
@@ -105,8 +109,11 @@ class ViewState:
 
     def chosen_path(self) -> list[str]:
         """Node ids from the root to the selected node (empty when nothing is selected yet)."""
+        return self.path_to(self.selected)
+
+    def path_to(self, nid: str | None) -> list[str]:
+        """Node ids from the root to node ``nid`` (those that arrived; empty for None)."""
         path, seen = [], set()
-        nid = self.selected
         while nid is not None and nid in self.nodes and nid not in seen:
             seen.add(nid)
             path.append(nid)
@@ -228,6 +235,14 @@ def _apply(st: ViewState, ev: dict) -> None:
     elif kind == "ThoughtProgress":
         st.thoughts.setdefault(int(ev.get("sample") or 0), []).append(
             {"id": str(ev.get("id")), "tokens": int(ev.get("tokens") or 0), "mark": str(ev.get("mark") or "")})
+    elif kind == "Critiqued":
+        st.critiques[str(ev.get("id"))] = {
+            "verdicts": [None if v is None else int(v) for v in ev.get("verdicts") or []],
+            "texts": [str(t) for t in ev.get("texts") or []], "score": num(ev.get("score"))}
+    elif kind == "Attempt":
+        st.attempts.setdefault(int(ev.get("chain") or 0), []).append(
+            {"id": str(ev.get("id")), "round": int(ev.get("round") or 0),
+             "revises": None if ev.get("revises") is None else str(ev["revises"]), "kept": int(ev.get("kept") or 0)})
     elif kind == "TraceConfidence":
         st.confidence[str(ev.get("id"))] = {
             "group": [float(x) for x in ev.get("group") or [] if num(x) is not None],

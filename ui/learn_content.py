@@ -172,6 +172,80 @@ return majority_vote(answers of N such samples)""",
         loses="Models that do not think (it needs thinking delimiters), budgets past the point of overthinking, "
               "and extensions that make a model talk itself out of a right answer.",
     ),
+    "refine": Card(
+        idea="Sequential refinement with feedback: solve, have a critic check the solution, and revise where it "
+             "says the first error is, until the critic accepts it or R attempts are used. With the oracle as the "
+             "critic this is refinement with a perfect verifier, the paper's upper bound. The tiny policy cannot "
+             "read a critique, so a revision keeps the steps before the flagged one and regenerates the rest: no "
+             "revision training is needed, and each revision costs only the steps it rewrites. Several chains can "
+             "refine in parallel and vote.",
+        pseudocode="""attempt = solve(prompt)
+for r in range(R):
+    critique = critic(attempt)                  # k critiques, voted
+    if critique.says_correct:
+        break
+    i = critique.first_wrong_step
+    attempt = solve(prompt + attempt.steps[:i - 1])   # keep the steps before it
+return attempt""",
+        wins="A critic that finds the first error reliably (the oracle: every wrong attempt is caught, so "
+             "accuracy climbs with R at a fraction of N fresh samples' tokens).",
+        loses="A critic that accepts wrong answers (the chain stops there) or flags right steps (it rewrites "
+              "what was fine); and a policy that repeats the same mistake from the same prefix.",
+    ),
+    "evoscale": Card(
+        idea="Evolution over whole solutions: sample a population of N, keep the best few by the critic's score, "
+             "and fill the rest of the next generation with their children. A child keeps its parent's steps up "
+             "to the first one the parent's critique flags and regenerates from there (mutation conditioned on "
+             "feedback), so the population moves toward what the critic accepts. Satori-SWE trains its model to "
+             "evolve itself; here the conditioning is explicit and needs no training.",
+        pseudocode="""pop = [solve(prompt) for _ in range(N)]
+for g in range(G - 1):
+    parents = sorted(pop, key=critic_score)[-keep:]
+    if critic_score(parents[-1]) == 1: break       # accepted by every critique
+    children = [regenerate_from(flagged_step(p), p) for p in cycle(parents)][:N - keep]
+    pop = parents + children
+return max(pop, key=critic_score)""",
+        wins="Problems where a right answer is a few corrections away from the population's best, with a critic "
+             "that ranks candidates well.",
+        loses="A population whose best candidates share one mistake the critic misses (it evolves toward it), and "
+              "small N, where a few early choices decide everything.",
+    ),
+    "solve_detect_verify": Card(
+        idea="For a thinking model: think in chunks; at every detection point force the end of thinking on a "
+             "copy of the thought, let the model answer, and have the critic check that answer with a flexible "
+             "budget (one critique, more only when they disagree). The first answer it verifies ends the run, so "
+             "the rest of the thought is never generated; a rejected one lets the thought go on.",
+        pseudocode="""thought = "<think>"
+while tokens(thought) < budget:
+    thought += think(thought, chunk)
+    if model_ended(thought): break
+    answer = complete(thought + "</think>")     # probe: the answer so far
+    if verify(answer, k_fast, k_slow): return answer   # stop thinking here
+return complete(thought + "</think>")""",
+        wins="Models that keep thinking after they have the answer, with a reliable critic: the saved thinking "
+             "tokens are real, the probes' answer tokens are the price.",
+        loses="A critic that verifies a wrong early answer (it stops on it), and short thoughts, where the probes "
+              "cost more than the thinking they save.",
+    ),
+    "thought_truncation": Card(
+        idea="TrimR: watch the thought and cut its redundant rest. Every few tokens the answer so far is probed; "
+             "once the same answer comes back several probes in a row the thought is only re-checking it "
+             "(overthinking), so, if the critic accepts it (or with confirm=none, on the agreement alone), the "
+             "rest of the thought is cut and that answer stands. It waits for the answer to settle, so it thinks "
+             "longer than Solve-Detect-Verify and leans less on the critic.",
+        pseudocode="""thought, answers = "<think>", []
+while tokens(thought) < budget:
+    thought += think(thought, chunk)
+    if model_ended(thought): break
+    answers.append(complete(thought + "</think>"))
+    if len(set(answers[-repeats:])) == 1 and len(answers) >= repeats and accepted(answers[-1]):
+        return answers[-1]                      # the rest of the thought is cut
+return complete(thought + "</think>")""",
+        wins="Long thoughts that reach their answer early and then re-check it; no critic is needed with "
+             "confirm=none.",
+        loses="Thoughts whose answer keeps changing (it never settles, and the probes are wasted), and answers "
+              "that settle on a mistake the critic misses.",
+    ),
     "rebase": Card(
         idea="Reward-balanced search (REBASE, Wu et al., \"Inference Scaling Laws\", 2024; cited here under ETS, the "
              "seed paper built on its code). Every step the open chains share the step's expansions in proportion "

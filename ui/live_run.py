@@ -15,8 +15,8 @@ from typing import Any, Iterator
 
 import gradio as gr
 
-from ui.common import (AppContext, Viewer, candidates_update, gallery_update, load_values, nfe_update,
-                       particles_update, start_worker, strips_update, traces_update)
+from ui.common import (AppContext, Viewer, candidates_update, critiques_update, gallery_update, load_values,
+                       nfe_update, particles_update, start_worker, strips_update, traces_update)
 from ui.figures.style import empty_figure, plot_payload
 from ui.figures.tables import compute_meter_html, status_html
 from ui.figures.tree import tree_figure, tree_signature
@@ -37,7 +37,7 @@ def refused_values(message: str) -> tuple:
     hidden = gr.update(visible=False)
     return load_values((status_html(st), empty_figure("The run was refused: the reason is in the line above."),
                         hidden, gr.update(value=[]), compute_meter_html({}), gr.update(value=[]), hidden, hidden,
-                        hidden), gr.update(minimum=0, maximum=1, value=1), [])
+                        hidden, hidden), gr.update(minimum=0, maximum=1, value=1), [])
 
 
 def defer_props(values: tuple) -> tuple[tuple, tuple]:
@@ -88,7 +88,7 @@ def stream_run(ctx: AppContext, config, key: str, viewer: Viewer) -> Iterator[tu
         # the first real one).
         hidden = gr.update(visible=False)
         reset = (None, None, hidden, gr.update(value=[], visible=not is_image), compute_meter_html({}),
-                 gr.update(value=[], visible=is_image), hidden, hidden, hidden)
+                 gr.update(value=[], visible=is_image), hidden, hidden, hidden, hidden)
         acked = False
 
         def with_reset(values: tuple) -> tuple:
@@ -102,7 +102,7 @@ def stream_run(ctx: AppContext, config, key: str, viewer: Viewer) -> Iterator[tu
         shown_nodes = False
         sent: dict[str, Any] = {}  # what each view last showed, to skip resending an unchanged one
         live, drawn = FigureStream(), False  # what the page holds of the live tree; its first frame sent
-        later: tuple = (skip,) * 9  # property updates held back from the first frame (defer_props)
+        later: tuple = (skip,) * len(reset)  # property updates held back from the first frame (defer_props)
 
         def changed(view: str, key: Any) -> bool:
             if finished or sent.get(view) != key:
@@ -126,7 +126,7 @@ def stream_run(ctx: AppContext, config, key: str, viewer: Viewer) -> Iterator[tu
                 if isinstance(item, tuple):  # refused (bad input, unusable model): say so in place too
                     st.status, st.error = "refused", item[1]
                     refused = empty_figure("The run was refused: see the message.")
-                    yield (*load_values(with_reset((status_html(st), refused, *(skip,) * 7)), skip, skip), skip)
+                    yield (*load_values(with_reset((status_html(st), refused, *(skip,) * (len(reset) - 2))), skip, skip), skip)
                     raise gr.Error(item[1], print_exception=False)
                 events.append(item)
                 fold([item], state=st)
@@ -141,7 +141,7 @@ def stream_run(ctx: AppContext, config, key: str, viewer: Viewer) -> Iterator[tu
             first_nodes = not shown_nodes and bool(st.nodes)
             if not acked and not finished and not first_nodes and now >= ack_due:
                 # a slow start (the models' first load): say at once that the run is under way
-                yield (*load_values(with_reset((status_html(st), *(skip,) * 8)), skip, skip), skip)
+                yield (*load_values(with_reset((status_html(st), *(skip,) * (len(reset) - 1))), skip, skip), skip)
                 acked, last_sent = True, time.monotonic()
                 continue
             if finished or (dirty and (first_nodes or now - last_sent >= interval)):
@@ -158,8 +158,10 @@ def stream_run(ctx: AppContext, config, key: str, viewer: Viewer) -> Iterator[tu
                 else:
                     cands = candidates_update(st) if changed("candidates", n_fin) else skip
                     gallery = strips = nfe = skip
-                traces = (traces_update(st) if changed("traces", (len(st.confidence),
-                                                                  sum(map(len, st.thoughts.values())))) else skip)
+                traces = (traces_update(st) if changed("traces", (
+                    len(st.confidence), sum(map(len, st.thoughts.values())), sum(map(len, st.attempts.values())),
+                    len(st.critiques))) else skip)
+                crits = critiques_update(st) if changed("critiques", (len(st.critiques), st.selected)) else skip
                 # the tree only when it changed: live frames with brief hovers, the first in compact JSON
                 # (plot_payload) to its gr.Plot, the later ones as diffs to the page's copy (ui.live_figure);
                 # the last frame (and every replay) sends the whole figure
@@ -175,7 +177,8 @@ def stream_run(ctx: AppContext, config, key: str, viewer: Viewer) -> Iterator[tu
                         if st.nodes:  # the page's copy starts from the first tree with nodes
                             diff, drawn = live.frame(fig, reset=True), True
                 values = (status_html(st), tree, particles, cands,
-                          compute_meter_html(st.totals, ctx.limits.flops_per_byte), gallery, strips, nfe, traces)
+                          compute_meter_html(st.totals, ctx.limits.flops_per_byte), gallery, strips, nfe, traces,
+                          crits)
                 if not acked:
                     values, acked = with_reset(values), True
                 values = tuple(p if v is skip else v for v, p in zip(values, later))

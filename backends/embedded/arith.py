@@ -226,6 +226,13 @@ def step_labels(problem: Problem, steps: list[str]) -> list[int]:
 
 
 CORRECT_VERDICT = "Verdict: correct"
+CRITIC_CUE = "Check:"
+
+
+def critic_prompt(problem_text: str, steps: list[str]) -> str:
+    """What the embedded critic reads before it writes ``critique_of``'s form: the problem, the (partial)
+    solution one step a line, and the cue line that starts the critique."""
+    return problem_text + STEP_DELIMITER + "".join(s + STEP_DELIMITER for s in steps) + CRITIC_CUE + STEP_DELIMITER
 
 
 def critique_of(problem: Problem, steps: list[str]) -> tuple[str, int | None, list[bool]]:

@@ -157,14 +157,12 @@ class ThinkStream(base.ChainStream):
 def think_vocab() -> list[str]:
     """The base pieces the traces use (scanned over generated traces) plus the thinking words."""
     full = base.tokenizer_vocab(base._WORDS + ("Wait",), base._SYMBOLS + (",",)) + [THINK_OPEN, THINK_CLOSE]
-    tok = base.build_tokenizer(full, (THINK_OPEN, THINK_CLOSE), MAX_LEN)
     rng = random.Random(0)
-    used: set[str] = set()
+    texts = []
     for i in range(3000):
         p = arith.generate(i, i % 5 + 1)
-        text = base.prompt_of(p) + "".join(t for t, _ in trace_segments(p, rng)) + WAIT
-        used.update(tok.backend_tokenizer.encode(text, add_special_tokens=False).tokens)
-    return [t for t in full[:15]] + [t for t in full[15:] if t in used]
+        texts.append(base.prompt_of(p) + "".join(t for t, _ in trace_segments(p, rng)) + WAIT)
+    return base.used_vocab(full, (THINK_OPEN, THINK_CLOSE), texts)
 
 
 _VOCAB: list[str] | None = None

@@ -121,6 +121,16 @@ def build_tokenizer(vocab_list: list[str] | None = None, delimiters: tuple[str, 
     return tok
 
 
+def used_vocab(full: list[str], delimiters: tuple[str, ...], texts: list[str]) -> list[str]:
+    """``full``'s special, newline, space and digit pieces plus those of its other pieces that ``texts`` use: a
+    derived model's vocabulary (tiny-think, tiny-critic) stays as small as what it reads and writes."""
+    tok = build_tokenizer(full, delimiters)
+    used: set[str] = set()
+    for text in texts:
+        used.update(tok.backend_tokenizer.encode(text, add_special_tokens=False).tokens)
+    return full[:15] + [t for t in full[15:] if t in used]
+
+
 class Encoder:
     """Fast plain encoding (no special tokens) through the backend tokenizer."""
 

@@ -25,6 +25,10 @@ prefix as if it were a finished solution (k x steps generations, each prefix jud
 Cost: the judge's prompt and generated tokens are counted as ``verifier_tokens``, its forward passes as
 ``verifier_calls``, and its FLOPs; nothing is added to the policy's own token counters. The judgments of the
 last call are kept in ``last_judgments`` for display.
+
+Critiques (the interface of ``backends.text.critic``): ``critique`` samples k judgments of each solution and
+reads each as a ``Critique`` (``judgment_critique``): its verdict, and the first wrong step where its text names
+one.
 """
 from __future__ import annotations
 
@@ -32,7 +36,7 @@ import re
 from dataclasses import dataclass
 
 from backends.text.prm_base import question_of
-from strategies.core import CancelToken, Compute
+from strategies.core import CancelToken, Compute, Critique
 
 JUDGE_TEMPLATE = (
     "You are a careful grader of math solutions.\n\n"
@@ -77,6 +81,37 @@ def aggregate_judgments(values: list[float | None], rule: str, abstain_score: fl
     if rule == "mean":
         return sum(parsed) / len(parsed)
     return min(parsed)
+
+
+def verifier_compute(samples) -> Compute:
+    """What a generative verifier's samples (``StepSample``s of its policy) cost, charged as verifier compute:
+    prompt and generated tokens as ``verifier_tokens``, forward passes as ``verifier_calls``."""
+    cost = Compute()
+    for s in samples:
+        cost.verifier_tokens += s.cost.prompt_tokens + s.cost.generated_tokens
+        cost.verifier_calls += s.cost.model_calls
+        cost.flops += s.cost.flops
+        cost.mem_bytes += s.cost.mem_bytes
+        cost.wall_s += s.cost.wall_s
+        cost.kv_bytes_peak = max(cost.kv_bytes_peak, s.cost.kv_bytes_peak)
+    return cost
+
+
+_NAMED_STEP = re.compile(r"\bstep\s*(\d+)", re.IGNORECASE)
+_FAULT = re.compile(r"wrong|incorrect|error|mistake|should be", re.IGNORECASE)
+
+
+def judgment_critique(text: str, n_steps: int) -> Critique:
+    """A judge's judgment as a ``Critique``: correct where its verdict is (value >= 0.5); else the first step it
+    names on a line that finds a fault ("step 3 is wrong"), or step 1 where it names none (the whole solution is
+    in doubt). No verdict: step 1 too, ``parsed=False`` (a judgment that reaches none does not vouch)."""
+    value = parse_verdict(text)
+    if value is not None and value >= 0.5:
+        return Critique(None, [True] * n_steps, text)
+    named = [int(m.group(1)) for line in text.splitlines() if _FAULT.search(line)
+             for m in _NAMED_STEP.finditer(line) if 1 <= int(m.group(1)) <= max(1, n_steps)]
+    first = named[0] if named else 1
+    return Critique(first, [True] * (first - 1) + [False], text, parsed=value is not None)
 
 
 @dataclass
@@ -124,17 +159,23 @@ class LLMJudge:
                                                 stop_at_delimiter=False)
             for sol, samples in zip(todo, groups):
                 cache[(question, sol)] = [Judgment(s.text, parse_verdict(s.text)) for s in samples]
-                for s in samples:
-                    cost.verifier_tokens += s.cost.prompt_tokens + s.cost.generated_tokens
-                    cost.verifier_calls += s.cost.model_calls
-                    cost.flops += s.cost.flops
-                    cost.mem_bytes += s.cost.mem_bytes
-                    cost.wall_s += s.cost.wall_s
-                    cost.kv_bytes_peak = max(cost.kv_bytes_peak, s.cost.kv_bytes_peak)
+            cost = verifier_compute([s for g in groups for s in g])
         self.last_judgments = {s: cache[(question, s)] for s in solutions}
         scores = [aggregate_judgments([j.value for j in cache[(question, s)]], self.rule, self.abstain_score)
                   for s in solutions]
         return scores, cost
+
+    def critique(self, problem: object, prompt: str, step_lists: list[list[str]], k: int,
+                 temperature: float | None = None, seed: int = 0,
+                 cancel: CancelToken | None = None) -> tuple[list[list[Critique]], Compute]:
+        """``k`` sampled judgments of each solution read as critiques (``judgment_critique``), so the strategies
+        that revise from a flagged step work with a hub judge as with the embedded critic."""
+        question = question_of(problem, prompt)
+        groups = self.policy.generate_steps([self.judge_prompt(question, self._solution(s)) for s in step_lists],
+                                            k, self.temperature if temperature is None else temperature, 1.0, seed,
+                                            self.max_new_tokens, cancel, stop_at_delimiter=False)
+        out = [[judgment_critique(s.text, len(steps)) for s in g] for g, steps in zip(groups, step_lists)]
+        return out, verifier_compute([s for g in groups for s in g])
 
     @staticmethod
     def _solution(steps: list[str]) -> str:

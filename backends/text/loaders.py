@@ -1,7 +1,7 @@
 """Loading the reasoning domain's policies and verifiers from their catalog entries.
 
 The catalog (``backends.catalog``) says what an id is and whether it is available here; this module builds
-the object: a transformers, vLLM or OpenAI-compatible policy, a PRM of its family, a judge, the oracle.
+the object: a transformers, vLLM or OpenAI-compatible policy, a PRM of its family, a judge, a critic, the oracle.
 Loaded models are kept (a few at a time) for the process, so a second run does not reload them.
 """
 from __future__ import annotations
@@ -33,6 +33,9 @@ def _load_verifier(model_id: str, trust_remote_code: bool):
     if entry.kind == "oracle":
         from backends.text.math_grading import AnyOracle
         return AnyOracle()  # ArithOracle for arithmetic chains, MathOracle for MATH-500 / GSM8K
+    if entry.kind == "critic":
+        from backends.text.critic import GenerativeCritic
+        return GenerativeCritic(entry.source, name=entry.id, trust_remote_code=trust_remote_code)
     if entry.kind == "judge":
         from backends.text.judge import load_judge
         return load_judge(entry.source, name=entry.id, trust_remote_code=trust_remote_code)

@@ -202,3 +202,7 @@ class AnyOracle:
 
     def score_whole(self, problem, prompt, step_lists, cancel=None):
         return self._pick(problem).score_whole(problem, prompt, step_lists, cancel)
+
+    def critique(self, problem, prompt, step_lists, k, temperature=None, seed=0, cancel=None):
+        """The exact critique of arithmetic chains (ArithOracle's), which refuses free-form math by name."""
+        return self._arith.critique(problem, prompt, step_lists, k, temperature=temperature, seed=seed, cancel=cancel)

@@ -22,6 +22,7 @@ import random
 from dataclasses import dataclass, field, replace
 
 from backends import catalog
+from backends.text.critic import CRITIC_OPTIONS, CriticSettings, critic_option
 from backends.text.loaders import load_policy, load_verifier
 from backends.text import datasets_local
 from backends.text import math_grading
@@ -63,11 +64,15 @@ class TextOptions:
     answers are the same either way, see ``backends.text.kv_reuse``), ``kv_budget_mb`` (the store's bound,
     default ``TTS_KV_BUDGET_MB`` or 512) and ``drafting=off|ngram`` (model-free speculative sampling,
     ``backends.text.drafting``). A policy or verifier that keeps no cache here (a server, vLLM: they cache on
-    their side) ignores ``kv_reuse``; ``drafting`` needs the transformers policy and is refused elsewhere."""
+    their side) ignores ``kv_reuse``; ``drafting`` needs the transformers policy and is refused elsewhere.
+    A generative critic's (``backends.text.critic``, tiny-critic): ``critiques=K`` (critiques per solution, default
+    4), ``vote=share|majority|unanimous`` and ``meta=on|off`` (DeepSeek-GRM's meta-RM); refused for a verifier
+    that writes no critiques."""
 
     kv_reuse: bool = True
     kv_budget_bytes: int | None = None  # None: the backend's default
     drafting: str = "off"
+    critic: CriticSettings | None = None  # None: no critic option given
 
 
 DRAFTING_MODES = ("off", "ngram")
@@ -94,9 +99,14 @@ def parse_text_options(options: dict | None) -> TextOptions:
             if value not in DRAFTING_MODES:
                 raise InputError(f"drafting must be one of {', '.join(DRAFTING_MODES)}, got {raw!r}")
             out = replace(out, drafting=value)
+        elif name in CRITIC_OPTIONS:
+            try:
+                out = replace(out, critic=critic_option(out.critic or CriticSettings(), name, value))
+            except ValueError as exc:
+                raise InputError(str(exc)) from None
         else:
             raise InputError(f"unknown option {name!r} for the reasoning domain; "
-                             "choose from kv_reuse, kv_budget_mb, drafting")
+                             "choose from kv_reuse, kv_budget_mb, drafting, critiques, vote, meta")
     return out
 
 
@@ -377,6 +387,8 @@ class ReasoningSpace:
             return []
         if self.verifier is None:
             raise ValueError("this strategy needs a verifier, and none was chosen")
+        if hasattr(self.verifier, "score_with_critiques"):
+            return self._critic_scores(nodes)
         steps = [list(n.payload) for n in nodes]
         extra = {"kv_store": self._verifier_kv} if self._verifier_kv is not None else {}
         per_step, cost = self.verifier.score_steps(self.task.problem, self.task.prompt, steps, self.cancel,
@@ -388,6 +400,27 @@ class ReasoningSpace:
         self.meter.add(cost)
         return [Score(w, p) for w, p in zip(whole, per_step)]
 
+    def _answer_steps(self, nodes: list[Node]) -> tuple[list[int], list[list[str]]]:
+        """What a critic checks of each node: the steps after a thinking model's closed thought (skipped: 1)."""
+        skip = [1 if self.thinking and n.payload and self.thought_closed(n) else 0 for n in nodes]
+        return skip, [list(n.payload[s:]) for n, s in zip(nodes, skip)]
+
+    def _critic_scores(self, nodes: list[Node]) -> list[Score]:
+        """A generative critic's scores with the critiques behind them (``Score.critiques``, shown as Critiqued
+        events); a skipped thought scores 1 before answer steps (no critique flags it), 0.5 alone (nothing checked
+        yet), and verdicts index the node's own steps."""
+        skip, steps = self._answer_steps(nodes)
+        kept, per_step, cost = self.verifier.score_with_critiques(self.task.problem, self.task.prompt, steps,
+                                                                  self.cancel, cache=self._verifier_cache)
+        self.meter.add(cost)
+        out = []
+        for cs, p, s in zip(kept, per_step, skip):
+            p = [1.0 if p else 0.5] * s + p
+            value = aggregate(p, self.aggregation)  # "model": the last step's score is the outcome vote
+            out.append(Score(value, p, [replace(c, verdict=None if c.verdict is None else c.verdict + s)
+                                        for c in cs]))
+        return out
+
     def critique(self, nodes: list[Node], k: int, temperature: float | None = None) -> list[list[Critique]]:
         """``k`` critiques of each node's steps by the verifier, charged to the run. A thinking model's thought is
         not critiqued (the critic checks the answer lines after it); verdicts index the node's own steps."""
@@ -396,8 +429,9 @@ class ReasoningSpace:
             name = getattr(self.verifier, "name", None) or "no verifier"
             raise ValueError(f"this strategy needs a verifier that critiques (tiny-critic, oracle); {name} gives "
                              "only a score")
-        skip = [1 if self.thinking and n.payload and self.thought_closed(n) else 0 for n in nodes]
-        steps = [list(n.payload[s:]) for n, s in zip(nodes, skip)]
+        if not nodes:  # nothing to critique: strategies ask so to check the verifier before they spend compute
+            return []
+        skip, steps = self._answer_steps(nodes)
         out, cost = critic(self.task.problem, self.task.prompt, steps, k, temperature=temperature,
                            seed=self._call_seed(), cancel=self.cancel)
         self.meter.add(cost)
@@ -545,6 +579,13 @@ def prepare(config, uses_verifier: bool) -> ReasoningRun:
         if not config.verifier:
             raise InputError(f"{config.strategy} needs a verifier; choose one (for example tiny-prm)")
         verifier = load_verifier(config.verifier, config.trust_remote_code)
+        if options.critic is not None:
+            if not hasattr(verifier, "configured"):
+                raise InputError(f"critiques, vote and meta set a generative critic (tiny-critic); {config.verifier} "
+                                 "is not one")
+            verifier = verifier.configured(options.critic)
+    elif options.critic is not None:
+        raise InputError(f"critiques, vote and meta set the verifier, and {config.strategy} uses none")
     if is_math:
         prompt = math_grading.math_prompt(policy, problem)
     else:

@@ -1,5 +1,6 @@
 """The thinking-trace view: each sample's thought as a bar of tokens, the budget line, every "Wait," and forced
-end marked, and the answer with its verdict at the end."""
+end marked, every probe of its answer so far and the point where verification stopped the thought, and the
+answer with its verdict at the end."""
 from __future__ import annotations
 
 import plotly.graph_objects as go
@@ -11,18 +12,24 @@ THINKING = ("#4c78a8", "#9ecae9")  # alternate shades: one segment per step of t
 WAIT = "#f58518"
 FORCED = "#b5179e"
 MARKS = {"wait": ("Wait, (its stop replaced)", WAIT, "diamond"), "end": ("ended its thought", "#333", "line-ns"),
-         "forced": ("end of thinking forced", FORCED, "x")}
+         "forced": ("end of thinking forced", FORCED, "x"),
+         "probe": ("answer probed, not verified: thinks on", "#7f7f7f", "circle-open"),
+         "verified": ("answer verified: the thought stopped here", CORRECT, "star"),
+         "trimmed": ("answer settled and accepted: the rest of the thought cut here", CORRECT, "triangle-left")}
 
 
 def thoughts_figure(state: ViewState, height: int | None = None) -> go.Figure:
     """One row per sample: its thought grows as a bar along the token axis (one segment per step of the
     method, hover: that step's last line); a diamond where "Wait," replaced a stop, a cross where the end was
-    forced, a bar where the model ended it; the budget as a dashed line; the answer and its verdict after the
-    bar. Sixteen samples stay readable: one thin row each."""
+    forced, a bar where the model ended it, an open circle where an answer was probed and thinking went on, a
+    star where a verified answer stopped the thought (Solve-Detect-Verify) and a triangle where the rest of it was
+    cut (TrimR); the budget as a dashed line; the answer and its verdict after the bar. Sixteen samples stay
+    readable: one thin row each."""
     samples = state.thoughts
     if not samples:
-        return empty_figure("The trace view shows thinking-budget runs (budget forcing): each sample's thought, "
-                            "the budget, every Wait, and forced end.", height or 300)
+        return empty_figure("The trace view shows thinking-budget runs (budget forcing, solve-detect-verify, thought "
+                            "truncation): each sample's thought, the budget, every Wait, forced end and probe, and "
+                            "where verification stopped it.", height or 300)
     rows = sorted(samples)
     fig = go.Figure(layout={"template": TEMPLATE, "height": height or max(260, 90 + 26 * len(rows)),
                             "margin": dict(l=70, r=110, t=40, b=45), "showlegend": False,
