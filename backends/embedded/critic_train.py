@@ -205,7 +205,7 @@ def bon_table(models_dir: str, n_problems: int, seeds: tuple[int, ...], n: int =
     first k of 16 critiques per candidate, voted by share), by tiny-prm ("last" aggregation) and by the oracle
     (pass@n); then the selection rules over the same candidates and critiques (equal compute): best score,
     summed score per answer, Heimdall's pessimistic bound, and majority vote (no verifier). Everything through
-    the app's own code: ``GenerativeCritic``, ``LikelihoodPRM``, ``strategies.common`` and ``strategies.pessimistic``."""
+    the app's own code: ``GenerativeCritic``, ``LikelihoodPRM``, ``strategies.common``, ``strategies.pessimistic``."""
     from transformers import AutoTokenizer
 
     from backends.text.critic import GenerativeCritic, vote
