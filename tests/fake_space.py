@@ -182,3 +182,14 @@ class FakeSpace:
 
     def extract(self, node: Node) -> str | None:
         return node.answer
+
+
+def scripted_critic(*verdict_lists):
+    """A ``FakeSpace.critic`` that gives the n-th node it is asked about the n-th verdict list (the last one after
+    that)."""
+    order: dict[str, int] = {}
+
+    def critic(node):
+        order.setdefault(node.id, len(order))
+        return verdict_lists[min(order[node.id], len(verdict_lists) - 1)]
+    return critic

@@ -11,7 +11,8 @@ import json
 
 import pytest
 
-from tests.test_browser import ARTIFACTS, CHROMIUM, new_page, pick, points, run_id_of, wait_status
+from tests.test_browser import (ARTIFACTS, CHROMIUM, browser, new_page, pick, points, run_id_of,  # noqa: F401 - the fixture
+                                wait_status)
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is missing (apt-get install chromium); "
                                 "browser tests need a real browser")
@@ -21,19 +22,6 @@ LIVE = """() => {
     const el = [root, ...root.querySelectorAll('*')].find(e => e.ttsLive);
     return {log: el.ttsLive.log, figure: el.ttsLive.figure()};
 }"""
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    from tests.test_browser import CHROMIUM_ARGS
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 def test_beam_search_streams_diffs_that_draw_every_node(served, browser):

@@ -7,18 +7,8 @@ import pytest
 from engine.run import RunConfig, run_events
 from strategies import evoscale, refine
 from strategies.params import build
-from tests.fake_space import FakeSpace
+from tests.fake_space import FakeSpace, scripted_critic
 from ui.fold import fold
-
-
-def scripted(*verdict_lists):
-    """A critic that gives the n-th node it is asked about the n-th verdict list (the last one after that)."""
-    order: dict[str, int] = {}
-
-    def critic(node):
-        order.setdefault(node.id, len(order))
-        return verdict_lists[min(order[node.id], len(verdict_lists) - 1)]
-    return critic
 
 
 def run(module, space, **values):
@@ -42,7 +32,7 @@ def ancestor(events, nid, depth):
 
 
 def test_refine_revises_from_the_flagged_step_and_stops_when_the_critique_accepts():
-    space = FakeSpace(length=3, critic=scripted([2], [None]))
+    space = FakeSpace(length=3, critic=scripted_critic([2], [None]))
     events = run(refine, space, rounds=4)
     attempts = of(events, "Attempt")
     assert [(a["chain"], a["round"], a["revises"], a["kept"]) for a in attempts] == [
@@ -59,7 +49,7 @@ def test_refine_revises_from_the_flagged_step_and_stops_when_the_critique_accept
 
 
 def test_refine_uses_up_its_rounds_and_keeps_the_latest_of_equal_scores():
-    space = FakeSpace(length=3, critic=scripted([1]))
+    space = FakeSpace(length=3, critic=scripted_critic([1]))
     events = run(refine, space, rounds=3)
     attempts = of(events, "Attempt")
     assert [(a["round"], a["kept"]) for a in attempts] == [(0, 0), (1, 0), (2, 0)]  # step 1 flagged: from the root
@@ -69,7 +59,7 @@ def test_refine_uses_up_its_rounds_and_keeps_the_latest_of_equal_scores():
 
 def test_refine_votes_its_critiques():
     # two of three flag step 3: revise from there; the next attempt two of three accept
-    space = FakeSpace(length=4, critic=scripted([None, 3, 3], [None, None, 2]))
+    space = FakeSpace(length=4, critic=scripted_critic([None, 3, 3], [None, None, 2]))
     events = run(refine, space, rounds=5, critiques=3)
     attempts = of(events, "Attempt")
     assert [(a["round"], a["kept"]) for a in attempts] == [(0, 0), (1, 2)]
@@ -78,7 +68,7 @@ def test_refine_votes_its_critiques():
 
 
 def test_refine_chains_revise_on_their_own_and_vote():
-    space = FakeSpace(length=2, critic=scripted([None], [1], [None]))
+    space = FakeSpace(length=2, critic=scripted_critic([None], [1], [None]))
     events = run(refine, space, rounds=3, chains=2)
     attempts = of(events, "Attempt")
     assert [(a["chain"], a["round"]) for a in attempts] == [(0, 0), (1, 0), (1, 1)]
@@ -96,7 +86,7 @@ def test_refine_without_a_critic_is_refused_before_it_generates():
 
 def test_evoscale_keeps_the_best_and_regenerates_the_rest_from_their_flagged_step():
     # generation 0: every candidate flagged, the first at step 3; their children are flagged too
-    space = FakeSpace(length=4, critic=scripted([3], [2], [1], [3], [1]))
+    space = FakeSpace(length=4, critic=scripted_critic([3], [2], [1], [3], [1]))
     events = run(evoscale, space, n=4, generations=3, keep=1)
     attempts = of(events, "Attempt")
     gen0 = [a["id"] for a in attempts if a["round"] == 0]
@@ -109,7 +99,7 @@ def test_evoscale_keeps_the_best_and_regenerates_the_rest_from_their_flagged_ste
 
 
 def test_evoscale_stops_once_its_best_is_accepted():
-    space = FakeSpace(length=3, critic=scripted([2], [None], [2], [2]))
+    space = FakeSpace(length=3, critic=scripted_critic([2], [None], [2], [2]))
     events = run(evoscale, space, n=4, generations=5, keep=2)
     gen0 = [a["id"] for a in of(events, "Attempt")]
     assert len(gen0) == 4 and events[-1]["node_id"] == gen0[1]
@@ -118,11 +108,11 @@ def test_evoscale_stops_once_its_best_is_accepted():
 
 def test_evoscale_mutates_an_accepted_parent_from_a_seeded_step():
     # 2 of 3 critiques accept every candidate: score 2/3, nothing flagged, so a child restarts at a drawn step
-    space = FakeSpace(length=4, seed=5, critic=scripted([None, None, 2]))
+    space = FakeSpace(length=4, seed=5, critic=scripted_critic([None, None, 2]))
     events = run(evoscale, space, n=3, generations=2, keep=1, critiques=3)
     kept = [a["kept"] for a in of(events, "Attempt") if a["round"] == 1]
     assert len(kept) == 2 and all(0 <= k <= 3 for k in kept)
-    again = run(evoscale, FakeSpace(length=4, seed=5, critic=scripted([None, None, 2])), n=3, generations=2, keep=1, critiques=3)
+    again = run(evoscale, FakeSpace(length=4, seed=5, critic=scripted_critic([None, None, 2])), n=3, generations=2, keep=1, critiques=3)
     assert kept == [a["kept"] for a in of(again, "Attempt") if a["round"] == 1]  # the run's seed decides
 
 
@@ -134,7 +124,7 @@ def test_evoscale_refuses_keeping_the_whole_population():
 def test_the_refinement_view_draws_each_attempt_its_critique_and_escapes_them():
     from ui.figures.attempts import attempt_steps, attempts_figure
 
-    space = FakeSpace(length=3, critic=scripted([2], [None]))
+    space = FakeSpace(length=3, critic=scripted_critic([2], [None]))
     events = run(refine, space, rounds=4)
     evil = '<img src=x onerror="alert(1)">${x}'
     for e in events:

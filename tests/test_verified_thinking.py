@@ -8,18 +8,8 @@ from engine.run import RunConfig, run_events
 from strategies import solve_detect_verify as sdv
 from strategies import thought_truncation as trimr
 from strategies.params import build
-from tests.fake_space import FakeSpace
+from tests.fake_space import FakeSpace, scripted_critic
 from ui.fold import fold
-
-
-def scripted(*verdict_lists):
-    """The n-th probed answer's critiques read the n-th verdict list (the last one after that)."""
-    order: dict[str, int] = {}
-
-    def critic(node):
-        order.setdefault(node.id, len(order))
-        return verdict_lists[min(order[node.id], len(verdict_lists) - 1)]
-    return critic
 
 
 class ScriptedAnswers(FakeSpace):
@@ -43,7 +33,7 @@ def marks(events):
 
 
 def test_sdv_stops_the_thought_at_the_first_verified_answer():
-    space = FakeSpace(length=2, think_chunk=1000, critic=scripted([1], [2], [None]))
+    space = FakeSpace(length=2, think_chunk=1000, critic=scripted_critic([1], [2], [None]))
     events = run(sdv, space, budget=100, chunk=4)
     assert marks(events) == [(4, "probe"), (8, "probe"), (12, "verified"), (12, "answer")]
     assert [c for c in space.calls if c[0] == "think"] == [("think", 1, 4)] * 3
@@ -54,19 +44,19 @@ def test_sdv_stops_the_thought_at_the_first_verified_answer():
 
 def test_sdv_spends_the_slow_critiques_only_when_the_fast_ones_disagree():
     # the first probe's critiques read None, 1, None, 1, None: the fast two disagree, five in all, 3 of 5 accept
-    space = FakeSpace(length=2, think_chunk=1000, critic=scripted([None, 1]))
+    space = FakeSpace(length=2, think_chunk=1000, critic=scripted_critic([None, 1]))
     events = run(sdv, space, budget=100, chunk=4, k_fast=2, k_slow=3)
     assert [c for c in space.calls if c[0] == "critique"] == [("critique", 1, 2), ("critique", 1, 3)]
     crit = [e for e in events if e["type"] == "Critiqued"]
     assert len(crit) == 1 and crit[0]["verdicts"] == [None, 1, None, 1, None] and crit[0]["score"] == 0.6
     assert marks(events)[0] == (4, "verified")
-    agreeing = FakeSpace(length=2, think_chunk=1000, critic=scripted([None]))
+    agreeing = FakeSpace(length=2, think_chunk=1000, critic=scripted_critic([None]))
     run(sdv, agreeing, budget=100, chunk=4, k_fast=2, k_slow=3)
     assert [c for c in agreeing.calls if c[0] == "critique"] == [("critique", 1, 2)]
 
 
 def test_sdv_forces_the_end_at_the_budget_when_nothing_is_verified():
-    space = FakeSpace(length=2, think_chunk=1000, critic=scripted([1]))
+    space = FakeSpace(length=2, think_chunk=1000, critic=scripted_critic([1]))
     events = run(sdv, space, budget=10, chunk=4)
     # 4 and 8 probed and rejected; 10 reaches the budget: forced, answered without a probe
     assert marks(events) == [(4, "probe"), (8, "probe"), (10, "forced"), (10, "answer")]
@@ -75,7 +65,7 @@ def test_sdv_forces_the_end_at_the_budget_when_nothing_is_verified():
 
 
 def test_sdv_does_not_probe_a_thought_the_model_ends_itself():
-    space = FakeSpace(length=2, think_chunk=3, critic=scripted([None]))
+    space = FakeSpace(length=2, think_chunk=3, critic=scripted_critic([None]))
     events = run(sdv, space, budget=100, chunk=8)
     assert marks(events) == [(3, "end"), (3, "answer")]
     assert not [c for c in space.calls if c[0] == "critique"]
@@ -103,7 +93,7 @@ def test_trimr_cuts_the_thought_once_its_answer_repeats():
 
 def test_trimr_asks_the_critic_only_about_settled_answers():
     # answers 3, 5, 5, 5: settled at the third probe, which the critic rejects; accepted at the fourth
-    space = ScriptedAnswers([3, 5, 5, 5, 5], critic=scripted([1], [None]))
+    space = ScriptedAnswers([3, 5, 5, 5, 5], critic=scripted_critic([1], [None]))
     events = run(trimr, space, budget=100, chunk=4, repeats=2)
     assert marks(events) == [(4, "probe"), (8, "probe"), (12, "probe"), (16, "trimmed"), (16, "answer")]
     assert [c for c in space.calls if c[0] == "critique"] == [("critique", 1, 1)] * 2
@@ -120,7 +110,7 @@ def test_trimr_keeps_thinking_while_the_answer_changes():
 def test_the_trace_view_draws_where_verification_stopped_the_thought():
     from ui.figures.thoughts import thoughts_figure
 
-    space = FakeSpace(length=2, think_chunk=1000, critic=scripted([1], [None]))
+    space = FakeSpace(length=2, think_chunk=1000, critic=scripted_critic([1], [None]))
     events = run(sdv, space, budget=100, chunk=4)
     st = fold([{"type": "RunStarted", "run_id": "r", "strategy": "solve_detect_verify", "params": {"budget": 100}}]
               + events)
