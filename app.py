@@ -410,6 +410,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.verbose:
             logging.getLogger().setLevel(logging.INFO)
         command = args.command or "serve"
+        if command in ("run", "sweep"):
+            # a model load's progress bar on stderr would come before a one-line error (the sweep's tqdm stays)
+            from huggingface_hub.utils import disable_progress_bars
+            disable_progress_bars()
         return {"serve": cmd_serve, "models": cmd_models, "run": cmd_run, "sweep": cmd_sweep,
                 "download": cmd_download}[command](args)
     except CliError as exc:
