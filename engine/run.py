@@ -105,7 +105,7 @@ def prepare(config: RunConfig, limits: Limits | None = None) -> Prepared:
         raise ConfigError(f"{config.strategy} needs a thinking model (a policy with thinking delimiters, such as "
                           f"tiny-think); {config.model} answers at once")
     verifier = getattr(domain_run, "verifier", None)
-    if info.needs_critic and not hasattr(verifier, "critique"):
+    if info.critic_needed(built) and not hasattr(verifier, "critique"):
         raise ConfigError(f"{config.strategy} needs a verifier that critiques (tiny-critic, oracle); "
                           f"{getattr(verifier, 'name', None) or config.verifier or 'no verifier'} gives only a score")
     return Prepared(config, info, built, domain_run)

@@ -34,7 +34,12 @@ class StrategyInfo:
     # sets (budget forcing's n)
     samples_param: str | None = None
     needs_thinking: bool = False  # only for a thinking model (a policy with thinking delimiters)
-    needs_critic: bool = False  # only with a verifier that critiques (SearchSpace.critique), checked before the run
+    # only with a verifier that critiques (SearchSpace.critique), checked before the run: True, or a rule on the
+    # built parameters where a parameter decides (thought truncation with confirm=critic)
+    needs_critic: bool | Callable[[object], bool] = False
+
+    def critic_needed(self, params: object) -> bool:
+        return self.needs_critic(params) if callable(self.needs_critic) else self.needs_critic
 
     @property
     def params_cls(self) -> type:
@@ -85,7 +90,8 @@ STRATEGIES: dict[str, StrategyInfo] = {s.name: s for s in [
     StrategyInfo("thought_truncation", "Thought truncation (TrimR)", thought_truncation, "budget",
                  "TrimR: Verifier-based Training-Free Thinking Compression for Efficient Test-Time Scaling",
                  "Probe a thinking model's answer every few tokens; once it repeats (and the critic accepts it), cut "
-                 "the rest of the thought.", ("reasoning",), True, budget_scale=64, needs_thinking=True),
+                 "the rest of the thought.", ("reasoning",), True, budget_scale=64, needs_thinking=True,
+                 needs_critic=lambda p: p.confirm == "critic"),
     StrategyInfo("solve_detect_verify", "Solve-Detect-Verify", solve_detect_verify, "budget",
                  "Solve-Detect-Verify: Inference-Time Scaling with Flexible Generative Verifier",
                  "Probe a thinking model's answer every few tokens; stop thinking at the first one the critic "

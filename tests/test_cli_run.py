@@ -29,14 +29,19 @@ def test_an_empty_problem_is_exit_2_with_one_line(tmp_path):
 
 
 @pytest.mark.skipif(not embedded_models_ready()[0], reason="embedded weights missing")
-def test_a_refusal_after_the_models_loaded_is_still_one_line(tmp_path):
-    """refine needs a critic; the PRM is loaded before the refusal, and its load leaves no progress bar on stderr."""
-    proc = subprocess.run([sys.executable, "app.py", "run", "--strategy", "refine", "--verifier", "tiny-prm",
-                           "--budget", "2", "--db", str(tmp_path / "r.db")],
+@pytest.mark.parametrize("strategy, model", [("refine", "tiny-arith-s"), ("thought_truncation", "tiny-think")])
+def test_a_refusal_after_the_models_loaded_is_still_one_line(tmp_path, strategy, model):
+    """refine (and TrimR with its default confirm=critic) needs a critic; the PRM is loaded before the refusal, its
+    load leaves no progress bar on stderr, and nothing is stored."""
+    proc = subprocess.run([sys.executable, "app.py", "run", "--model", model, "--strategy", strategy, "--verifier",
+                           "tiny-prm", "--budget", "2", "--db", str(tmp_path / "r.db")],
                           cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
-    assert proc.stderr.splitlines() == ["error: refine needs a verifier that critiques (tiny-critic, oracle); "
+    assert proc.stderr.splitlines() == [f"error: {strategy} needs a verifier that critiques (tiny-critic, oracle); "
                                         "tiny-prm gives only a score"]
+    store = RunStore(tmp_path / "r.db")
+    assert store.list_runs() == []
+    store.close()
 
 
 @pytest.mark.skipif(not embedded_models_ready()[0], reason="embedded weights missing")

@@ -9,7 +9,7 @@ from strategies import beam_search, best_of_n, dvts, first_finish, greedy, major
 from strategies.core import CancelToken, Cancelled
 from strategies.params import build
 from strategies.registry import STRATEGIES
-from tests.fake_space import FakeSpace
+from tests.fake_space import FakeSpace, scripted_critic
 
 
 def run(module, space, **values):
@@ -227,12 +227,16 @@ def test_first_finish_races_the_samples_and_keeps_the_first_to_end():
 
 # the image strategies need latents: tests/test_image_strategies.py runs them on a tiny real model
 REASONING = [n for n, s in STRATEGIES.items() if "reasoning" in s.domains]
+# critics for the strategies that need one: every solution right (they finish at once), or its first step wrong
+# (refinement and verified thinking go on, so a Stop has something to stop)
+ALL_RIGHT, ALWAYS_FLAGGED = scripted_critic([None]), scripted_critic([1])
 
 
 @pytest.mark.parametrize("name", REASONING)
 def test_cancel_mid_run_stops_at_next_step(name):
     token = CancelToken()
-    space = FakeSpace(length=5, max_steps=8, cancel=token)
+    # a thought longer than the verifying thinkers' probe chunk, so they probe (a step) before it ends
+    space = FakeSpace(length=5, max_steps=8, cancel=token, critic=ALWAYS_FLAGGED, think_chunk=64)
     info = STRATEGIES[name]
     calls_at_cancel = None
     try:
@@ -252,7 +256,8 @@ def test_cancel_mid_run_stops_at_next_step(name):
 @pytest.mark.parametrize("name", REASONING)
 def test_every_strategy_finishes_with_a_selection(name):
     info = STRATEGIES[name]
-    events = [e.to_dict() for e in info.search(FakeSpace(length=3, seed=1), build(info.params_cls, {}), None)]
+    events = [e.to_dict() for e in info.search(FakeSpace(length=3, seed=1, critic=ALL_RIGHT), build(info.params_cls, {}),
+                                               None)]
     assert events[-1]["type"] == "RunFinished"
     assert events[-1]["answer"] is not None
 

@@ -8,6 +8,7 @@ import math
 import pytest
 
 from engine.run import RunConfig, run_events
+from strategies.params import build
 from strategies.registry import STRATEGIES
 from tests.conftest import embedded_models_ready
 from tests.test_strategies import check_puct_and_backups
@@ -19,8 +20,11 @@ REASONING = [n for n, s in STRATEGIES.items() if "reasoning" in s.domains]
 
 
 def run(strategy: str, budget: int, problem_id: str = "test:17", **params) -> list[dict]:
-    model = "tiny-think" if STRATEGIES[strategy].needs_thinking else "tiny-arith-s"  # budget forcing thinks
-    cfg = RunConfig(model=model, verifier="tiny-prm", strategy=strategy, budget=budget,
+    info = STRATEGIES[strategy]
+    model = "tiny-think" if info.needs_thinking else "tiny-arith-s"  # budget forcing thinks
+    # refine, EvoScale, Solve-Detect-Verify and TrimR check with the critic; the others are guided by the PRM
+    verifier = "tiny-critic" if info.critic_needed(build(info.params_cls, params)) else "tiny-prm"
+    cfg = RunConfig(model=model, verifier=verifier, strategy=strategy, budget=budget,
                     params=params, problem_id=problem_id)
     return list(run_events(cfg))
 
@@ -96,7 +100,10 @@ def test_particle_filtering_resamples_every_step_by_logit_weights():
 
 @pytest.mark.parametrize("name", REASONING)
 def test_the_same_run_twice_in_one_process_is_charged_the_same(name):
-    first, second = run(name, 4), run(name, 4)
+    # a token budget long enough to probe the thought, on a problem whose probes agree early (so TrimR critiques)
+    thinks = STRATEGIES[name].budget_scale > 1
+    budget, problem = (64, "test:6") if thinks else (4, "test:17")
+    first, second = run(name, budget, problem), run(name, budget, problem)
     counters = ("generated_tokens", "prompt_tokens", "model_calls", "verifier_tokens", "verifier_calls")
     assert {k: first[-1]["totals"][k] for k in counters} == {k: second[-1]["totals"][k] for k in counters}
     assert first[-1]["totals"]["generated_tokens"] > 0
