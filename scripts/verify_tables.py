@@ -49,6 +49,8 @@ REFINE_ROWS = [
     ("refine, R=2", "refine", 2, {}, True),
     ("refine, R=4", "refine", 4, {}, True),
     ("refine, R=8", "refine", 8, {}, True),
+    ("evoscale, N=4", "evoscale", 4, {}, True),
+    ("evoscale, N=8", "evoscale", 8, {}, True),
 ]
 MODELS = {"thinking": "tiny-think", "refine": "tiny-arith-s"}
 
