@@ -60,7 +60,7 @@ def _difficulties(result: dict, binning: str = "difficulty") -> list[str]:
     return sorted(levels, key=lambda s: (len(s), s))
 
 
-def _cost_at(budgets: list[float], costs: list[float], n: float) -> float:
+def cost_at(budgets: list[float], costs: list[float], n: float) -> float:
     """A strategy's compute at budget ``n``, read off its measured cells (linear in log-log, extended past them
     by the nearest segment's slope)."""
     lb, lc = np.log(budgets), np.log(costs)
@@ -81,14 +81,14 @@ def _saturation_traces(fig: go.Figure, strat: str, rows: list[dict], fit: Satura
     budgets, costs = [b for b, _ in pts], [v for _, v in pts]
     top = max(budgets[-1], float(fit.budget))
     grid = np.geomspace(budgets[0], top, 24)
-    fig.add_trace(go.Scatter(x=[_cost_at(budgets, costs, n) for n in grid], y=[fit.predict(n) for n in grid],
+    fig.add_trace(go.Scatter(x=[cost_at(budgets, costs, n) for n in grid], y=[fit.predict(n) for n in grid],
                              mode="lines", line={"color": colour, "dash": "dot", "width": 1}, legendgroup=esc(strat),
                              showlegend=False, hoverinfo="skip", name=f"{esc(strat)} TTSPM fit"), row=1, col=1)
     note = " (extrapolated)" if fit.extrapolated else ""
     hover = (f"{esc(strat)} saturates at N* = {fit.budget}{note}<br>beyond it one more unit of N buys less than "
              f"{100 * fit.gain:.2g} accuracy points<br>TTSPM fit F(N) = {fit.f_max:.3f}·(1-(1-{fit.p:.3f})^N), "
              f"rmse {fit.rmse:.3f}")
-    fig.add_trace(go.Scatter(x=[_cost_at(budgets, costs, float(fit.budget))], y=[fit.predict(fit.budget)],
+    fig.add_trace(go.Scatter(x=[cost_at(budgets, costs, float(fit.budget))], y=[fit.predict(fit.budget)],
                              mode="markers", marker={"symbol": "diamond-open", "size": 13, "color": colour,
                                                      "line": {"width": 2}},
                              name=f"{esc(strat)} saturation N*={fit.budget}", legendgroup=esc(strat),

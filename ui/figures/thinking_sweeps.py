@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 from engine.saturation import DEFAULT_GAIN, series, sweep_saturation
 from engine.thinking import equal_token_pairs, spent, thinking_cells
 from ui.figures.style import TEMPLATE, empty_figure, esc, log_ticks
-from ui.figures.sweeps import _cost_at
+from ui.figures.sweeps import cost_at
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
 PAIR = "#555555"
@@ -68,7 +68,7 @@ def thinking_budget_figure(result: dict | None, gain: float = DEFAULT_GAIN, heig
         fit = fits.get(name)
         if fit is None or not fit.ok:
             continue
-        at = _cost_at([float(c["budget"]) for c in rows], xs, float(fit.budget))
+        at = cost_at([float(c["budget"]) for c in rows], xs, float(fit.budget))
         note = " (extrapolated past the largest budget)" if fit.extrapolated else ""
         fig.add_trace(go.Scatter(
             x=[at], y=[fit.predict(fit.budget)], mode="markers", legendgroup=esc(name),
